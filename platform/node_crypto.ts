@@ -12,7 +12,13 @@
  */
 import { createDiffieHellman, type DiffieHellman, generatePrime } from "node:crypto";
 import { Buffer } from "node:buffer";
-import type { ModPowBackend } from "../core/math/modpow.ts";
+import { bigintBackend, type ModPowBackend } from "../core/math/modpow.ts";
+import { bitLength } from "../core/math/bigint.ts";
+
+// OpenSSL 3 DH accepts moduli of 512 to 10000 bits (DH_MIN_MODULUS_BITS,
+// OPENSSL_DH_MAX_MODULUS_BITS); outside that the pure backend answers.
+const MIN_BITS = 512;
+const MAX_BITS = 10000;
 
 function toBuf(x: bigint): Buffer {
   let h = x.toString(16);
@@ -51,11 +57,14 @@ export function createNodeCryptoBackend(name: string, constantTime: boolean): Mo
       if (b === 0n) return 0n;
       if (b === 1n) return 1n;
       if (b === m - 1n) return (e & 1n) === 1n ? m - 1n : 1n;
+      const bits = bitLength(m);
+      if (bits < MIN_BITS || bits > MAX_BITS) return bigintBackend.modPow(b, e, m);
       const dh = cache.get(m);
       const pow = (exp: bigint): bigint => {
         dh.setPrivateKey(toBuf(exp));
         const out = dh.computeSecret(toBuf(b));
-        return out.length === 0 ? 0n : BigInt("0x" + out.toString("hex"));
+        if (out.length === 0) throw new Error("empty DH result");
+        return BigInt("0x" + out.toString("hex"));
       };
       try {
         return pow(e);
