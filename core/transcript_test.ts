@@ -14,13 +14,27 @@ function challenge(build: (t: Transcript) => void, prover = 0, s = sid): bigint 
 test("transcript: tuples that collide under naive concatenation give distinct challenges", () => {
   // TSSHOCK alpha-shuffle: ("ab", "c") and ("a", "bc") concatenate to the same bytes.
   const enc = new TextEncoder();
-  const a = challenge((t) => t.appendBytes("x", enc.encode("ab")).appendBytes("x", enc.encode("c")));
-  const b = challenge((t) => t.appendBytes("x", enc.encode("a")).appendBytes("x", enc.encode("bc")));
+  const a = challenge((t) =>
+    t.appendBytes("x", enc.encode("ab")).appendBytes("x", enc.encode("c"))
+  );
+  const b = challenge((t) =>
+    t.appendBytes("x", enc.encode("a")).appendBytes("x", enc.encode("bc"))
+  );
   assert.notEqual(a, b);
   // Integers: 0x0102 || 0x03 vs 0x01 || 0x0203; and the list [0x01, 0x0203] vs [0x0102, 0x03].
   const c = challenge((t) => t.appendUint("v", 0x0102n).appendUint("v", 0x03n));
   const d = challenge((t) => t.appendUint("v", 0x01n).appendUint("v", 0x0203n));
   assert.notEqual(c, d);
+  // A payload that embeds the header of a following item (type 01, label "x", with or without
+  // the label's length prefix): without the payload length prefix, [x: 61][x: 62] and one item
+  // [x: 61 || header || 62] would absorb the same bytes.
+  const two = challenge((t) =>
+    t.appendBytes("x", new Uint8Array([0x61])).appendBytes("x", new Uint8Array([0x62]))
+  );
+  for (const header of [[0x01, 0x78], [0x01, 0, 0, 0, 1, 0x78]]) {
+    const one = challenge((t) => t.appendBytes("x", new Uint8Array([0x61, ...header, 0x62])));
+    assert.notEqual(two, one);
+  }
   const e = challenge((t) => t.appendInts("l", [0x01n, 0x0203n]));
   const f = challenge((t) => t.appendInts("l", [0x0102n, 0x03n]));
   assert.notEqual(e, f);
@@ -65,7 +79,10 @@ test("transcript: each of the m challenge bits is derived independently (none fi
   const ones = new Uint32Array(128);
   const runs = 64;
   for (let r = 0; r < runs; r++) {
-    const bits = Transcript.create("prm", sid, 0).appendUint("run", BigInt(r)).challengeBits("e", 128);
+    const bits = Transcript.create("prm", sid, 0).appendUint("run", BigInt(r)).challengeBits(
+      "e",
+      128,
+    );
     assert.equal(bits.length, 128);
     bits.forEach((b, i) => (ones[i] += b));
   }
