@@ -10,7 +10,7 @@
  * backends (OpenSSL's constant-time Montgomery ladder in Node). See SECURITY.md.
  * @module
  */
-import { bitLength, mod, modInv } from "./bigint.ts";
+import { bitLength, egcd, mod, modInv } from "./bigint.ts";
 
 /** One implementation of b^e mod m. */
 export interface ModPowBackend {
@@ -125,11 +125,19 @@ export function setModPowCounter(c: ModPowCounter | null): void {
 function run(kind: "public" | "secret", b: bigint, e: bigint, m: bigint): bigint {
   if (m < 1n) throw new RangeError("modPow: expected a positive modulus");
   if (m === 1n) return 0n;
-  if (e < 0n) {
+  b = mod(b, m);
+  if (kind === "secret") {
+    // A secret exponent's sign must not show as an extra inversion: always run Euclid, then pick.
+    const [g, inv] = egcd(b, m);
+    if (e < 0n) {
+      if (g !== 1n) throw new RangeError("modPow: base is not invertible for a negative exponent");
+      b = mod(inv, m);
+      e = -e;
+    }
+  } else if (e < 0n) {
     b = modInv(b, m);
     e = -e;
   }
-  b = mod(b, m);
   if (counter) {
     const key = `${kind}:${Math.ceil(bitLength(m) / 64) * 64}`;
     counter.counts.set(key, (counter.counts.get(key) ?? 0) + 1);

@@ -65,6 +65,9 @@ test("modPow handles negative exponents, even moduli and modulus 1", () => {
   assert.equal(modPow(3n, 5n, 1n), 0n);
   assert.equal(modPow(-2n, 3n, 11n), (11n - 8n) % 11n);
   assert.throws(() => modPow(3n, -1n, 9n), RangeError);
+  assert.equal(modPowSecret(5n, -3n, m), reference(modInv(5n, m), 3n, m));
+  assert.equal(modPowSecret(3n, 2n, 9n), 0n, "non-unit base, positive exponent");
+  assert.throws(() => modPowSecret(3n, -1n, 9n), RangeError);
   assert.throws(() => modPow(3n, 1n, 0n), RangeError);
 });
 

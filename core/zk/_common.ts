@@ -64,12 +64,22 @@ function wrap<T>(proof: string, field: string, f: () => T): T {
 }
 
 /** Decodes a non-negative integer field (canonical lowercase hex, at most `maxBytes`). */
-export function decodeUint(proof: string, o: WireObject, field: string, maxBytes = MAX_INT_BYTES): bigint {
+export function decodeUint(
+  proof: string,
+  o: WireObject,
+  field: string,
+  maxBytes = MAX_INT_BYTES,
+): bigint {
   return wrap(proof, field, () => parseHexInt(o[field] as string, maxBytes, field));
 }
 
 /** Decodes a signed integer field ("-" prefix for negatives). */
-export function decodeInt(proof: string, o: WireObject, field: string, maxBytes = MAX_INT_BYTES): bigint {
+export function decodeInt(
+  proof: string,
+  o: WireObject,
+  field: string,
+  maxBytes = MAX_INT_BYTES,
+): bigint {
   return wrap(proof, field, () => parseHexSigned(o[field] as string, maxBytes, field));
 }
 
@@ -82,9 +92,15 @@ export function decodeArray<T>(
   decode: (v: unknown, i: number) => T,
 ): T[] {
   const v = o[field];
-  if (!Array.isArray(v)) throw new ProofError(proof, "malformed", `field "${field}": expected an array`);
+  if (!Array.isArray(v)) {
+    throw new ProofError(proof, "malformed", `field "${field}": expected an array`);
+  }
   if (v.length !== length) {
-    throw new ProofError(proof, "malformed", `field "${field}": expected ${length} entries, got ${v.length}`);
+    throw new ProofError(
+      proof,
+      "malformed",
+      `field "${field}": expected ${length} entries, got ${v.length}`,
+    );
   }
   return v.map((x, i) => wrap(proof, `${field}[${i}]`, () => decode(x, i)));
 }
@@ -131,7 +147,9 @@ export function assertUnit(proof: string, field: string, x: bigint, m: bigint, N
 
 /** 0 <= x < m. */
 export function assertResidue(proof: string, field: string, x: bigint, m: bigint): void {
-  if (x < 0n || x >= m) throw new ProofError(proof, "out-of-range", `field "${field}" is not reduced`);
+  if (x < 0n || x >= m) {
+    throw new ProofError(proof, "out-of-range", `field "${field}" is not reduced`);
+  }
 }
 
 /**

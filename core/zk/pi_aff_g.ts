@@ -1,0 +1,346 @@
+/**
+ * Pi-aff-g: Paillier affine operation with group commitment, in range (CGGMP21, ePrint
+ * 2021/060, Section 6.2, Figure 15; the Rust reference's `spec/main.tex`, "Pi-aff-g: Paillier
+ * Affine Operation with Group Commitment in Range").
+ *
+ * Statement: D = (x (.) C) (+) Enc_N0(y; rho), Y = Enc_N1(y; rho_y) and X = x * G, with x in
+ * +-2^l and y in +-2^l'. N0 is the verifier's Paillier modulus (C is its ciphertext, K_j in
+ * presigning), N1 the prover's. The proof convinces the verifier that x lies in +-2^(l+eps) and
+ * y in +-2^(l'+eps). It is made under the VERIFIER's ring-Pedersen parameters (N-hat, s, t)
+ * (`aux`). Used in presigning round 2 (MtA of gamma_i k_j and x_i k_j).
+ *
+ * @example
+ * ```ts ignore
+ * const proof = piAffG.prove(ctx, { N0, N1, C, D, Y, X, aux }, { x, y, rho, rhoY, sk });
+ * piAffG.verify(ctx, { N0, N1, C, D, Y, X, aux }, proof);
+ * ```
+ * @module
+ */
+import {
+  mod,
+  modPow,
+  modPowSecret,
+  randomSigned,
+  type RandomSource,
+  randomUnit,
+  webCryptoRandom,
+} from "../math/mod.ts";
+import { PaillierPublicKey, type PaillierSecretKey } from "../paillier.ts";
+import { ELL, ELL_PRIME, EPSILON, Point, Q } from "../params.ts";
+import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
+import {
+  assertBits,
+  assertUnit,
+  decodeInt,
+  decodePoint,
+  decodeUint,
+  encodeInt,
+  encodePoint,
+  encodeUint,
+  expectObject,
+  type ProofContext,
+  transcriptFor,
+} from "./_common.ts";
+import {
+  appendPoint,
+  appendRingPedersen,
+  assertAbsAtMost,
+  assertModulusShape,
+  assertPoint,
+  assertRingPedersen,
+  bitsCapBytes,
+  CHALLENGE_Q,
+  encryptPublic,
+  encryptSecret,
+  equationFailed,
+  MASK_MAX_BYTES,
+  maskBound,
+  maskNonce,
+  sampleSigned,
+  UNIT_N2_BYTES,
+  UNIT_N_BYTES,
+  Z1_BITS,
+} from "./pi_enc.ts";
+
+const PROOF = "pi-aff-g";
+
+/** l' + eps: bound in bits of z2 (Figure 15 step 4, "z2 in +-2^(l'+eps)"). */
+export const Z2_BITS: number = ELL_PRIME + EPSILON;
+
+/** Common input of Pi-aff-g (Figure 15: N0, N1, C, D, Y, X; spec: N_j, N_i, ..., R_j). */
+export interface Statement {
+  /** N0: the verifier's Paillier modulus, of C and D. */
+  readonly N0: bigint;
+  /** N1: the prover's Paillier modulus, of Y. */
+  readonly N1: bigint;
+  /** C in Z*_{N0^2}: the verifier's ciphertext (K_j in presigning). */
+  readonly C: bigint;
+  /** D = (x (.) C) (+) Enc_N0(y; rho), in Z*_{N0^2}. */
+  readonly D: bigint;
+  /** Y = Enc_N1(y; rho_y), in Z*_{N1^2}. */
+  readonly Y: bigint;
+  /** X = x * G. */
+  readonly X: Point;
+  /** The VERIFIER's ring-Pedersen parameters (N-hat, s, t) (spec: auxiliary data R_j). */
+  readonly aux: RingPedersenParams;
+}
+
+/** Secret input of Pi-aff-g (Figure 15: x, y, rho, rho_y). */
+export interface Witness {
+  /** x in +-2^l. */
+  readonly x: bigint;
+  /** y in +-2^l'. */
+  readonly y: bigint;
+  /** rho in Z*_N0, the nonce of Enc_N0(y; rho) inside D. */
+  readonly rho: bigint;
+  /** rho_y in Z*_N1 with Y = Enc_N1(y; rho_y). */
+  readonly rhoY: bigint;
+  /** The prover's Paillier secret key of N1, when held: encryption by CRT (spec: enc^crt). */
+  readonly sk?: PaillierSecretKey;
+}
+
+/**
+ * A Pi-aff-g proof: first message (A, B_x, B_y, E, S, F, T) and response
+ * (z1, z2, z3, z4, w, w_y) (Figure 15, steps 1 and 3).
+ */
+export interface Proof {
+  /** A = (alpha (.) C) (+) Enc_N0(beta; r) (step 1). */
+  readonly A: bigint;
+  /** B_x = alpha * G (step 1). */
+  readonly Bx: Point;
+  /** B_y = Enc_N1(beta; r_y) (step 1). */
+  readonly By: bigint;
+  /** E = s^alpha t^gamma mod N-hat (step 1). */
+  readonly E: bigint;
+  /** S = s^x t^m mod N-hat (step 1). */
+  readonly S: bigint;
+  /** F = s^beta t^delta mod N-hat (step 1). */
+  readonly F: bigint;
+  /** T = s^y t^mu mod N-hat (step 1). */
+  readonly T: bigint;
+  /** z1 = alpha + e x (step 3), in +-2^(l+eps). */
+  readonly z1: bigint;
+  /** z2 = beta + e y (step 3), in +-2^(l'+eps). */
+  readonly z2: bigint;
+  /** z3 = gamma + e m (step 3). */
+  readonly z3: bigint;
+  /** z4 = delta + e mu (step 3). */
+  readonly z4: bigint;
+  /** w = r rho^e mod N0 (step 3). */
+  readonly w: bigint;
+  /** w_y = r_y rho_y^e mod N1 (step 3). */
+  readonly wy: bigint;
+}
+
+/** Wire form: lowercase hex, "-" for negatives, points compressed. */
+export type EncodedProof = { readonly [F in keyof Proof]: string };
+
+const FIELDS = [
+  "A",
+  "Bx",
+  "By",
+  "E",
+  "S",
+  "F",
+  "T",
+  "z1",
+  "z2",
+  "z3",
+  "z4",
+  "w",
+  "wy",
+] as const;
+
+/**
+ * The Fiat-Shamir challenge e in +-Q, bound to the context, the whole statement (with the
+ * generator G) and the first message (spec: e = challenge^L(state, R_j, (N_j, N_i, C, D, Y, X),
+ * (A, B_x, B_y, E, S, F, T))).
+ */
+export function challenge(
+  ctx: ProofContext,
+  statement: Statement,
+  first: Pick<Proof, "A" | "Bx" | "By" | "E" | "S" | "F" | "T">,
+): bigint {
+  const tr = transcriptFor(PROOF, ctx);
+  tr.appendString("curve", "secp256k1");
+  appendPoint(tr, "G", Point.BASE);
+  tr.appendUint("ell", BigInt(ELL)).appendUint("ell'", BigInt(ELL_PRIME));
+  tr.appendUint("epsilon", BigInt(EPSILON)).appendUint("Q", CHALLENGE_Q);
+  tr.appendUint("N0", statement.N0).appendUint("N1", statement.N1);
+  tr.appendUint("C", statement.C).appendUint("D", statement.D).appendUint("Y", statement.Y);
+  appendPoint(tr, "X", statement.X);
+  appendRingPedersen(tr, statement.aux);
+  tr.appendUint("A", first.A);
+  appendPoint(tr, "Bx", first.Bx);
+  tr.appendUint("By", first.By).appendUint("E", first.E).appendUint("S", first.S);
+  tr.appendUint("F", first.F).appendUint("T", first.T);
+  return tr.challengeSigned("e", CHALLENGE_Q);
+}
+
+/**
+ * Proves the affine operation D = x (.) C (+) Enc_N0(y), with Y = Enc_N1(y) and X = x * G, in
+ * range (Figure 15 with the Fiat-Shamir challenge). The witness is not range-checked: an x or
+ * y outside its range yields a proof the verifier rejects.
+ * @param ctx session id and prover index the proof is bound to.
+ * @param statement (N0, N1, C, D, Y, X) and the verifier's ring-Pedersen parameters.
+ * @param witness (x, y, rho, rho_y), optionally the secret key of N1 for CRT.
+ * @param rng random source (default Web Crypto).
+ * @returns the proof.
+ * @throws {RangeError} when `witness.sk` is not the key of N1.
+ */
+export function prove(
+  ctx: ProofContext,
+  statement: Statement,
+  witness: Witness,
+  rng: RandomSource = webCryptoRandom,
+): Proof {
+  const { N0, N1, C, aux } = statement;
+  const { x, y, rho, rhoY, sk } = witness;
+  if (sk && sk.N !== N1) throw new RangeError("pi-aff-g: the secret key is not the key of N1");
+  const N0sq = N0 * N0;
+  // Step 1: alpha <- +-2^(l+eps) (alpha = 0 mod q, probability 2^-256, is redrawn so that B_x
+  // has an encoding), beta <- +-2^(l'+eps), r <- Z*_N0, r_y <- Z*_N1,
+  // gamma, delta <- +-2^(l+eps) N-hat, m, mu <- +-2^l N-hat.
+  let alpha = randomSigned(Z1_BITS, rng);
+  while (mod(alpha, Q) === 0n) alpha = randomSigned(Z1_BITS, rng);
+  const beta = randomSigned(Z2_BITS, rng);
+  const r = randomUnit(N0, rng);
+  const rY = randomUnit(N1, rng);
+  const gamma = sampleSigned(aux.N << BigInt(Z1_BITS), rng);
+  const delta = sampleSigned(aux.N << BigInt(Z1_BITS), rng);
+  const m = sampleSigned(aux.N << BigInt(ELL), rng);
+  const mu = sampleSigned(aux.N << BigInt(ELL), rng);
+  // Step 1: A = (alpha (.) C) (+) Enc_N0(beta; r), B_x = alpha G, B_y = Enc_N1(beta; r_y),
+  // E = s^alpha t^gamma, S = s^x t^m, F = s^beta t^delta, T = s^y t^mu.
+  const A = (modPowSecret(C, alpha, N0sq) * new PaillierPublicKey(N0).encryptWithNonce(beta, r)) %
+    N0sq;
+  const Bx = Point.BASE.multiply(mod(alpha, Q));
+  const By = encryptSecret(N1, beta, rY, sk);
+  const E = commitSecret(aux, alpha, gamma);
+  const S = commitSecret(aux, x, m);
+  const F = commitSecret(aux, beta, delta);
+  const T = commitSecret(aux, y, mu);
+  // Step 2: e from the transcript.
+  const e = challenge(ctx, statement, { A, Bx, By, E, S, F, T });
+  // Step 3: z1 = alpha + e x, z2 = beta + e y, z3 = gamma + e m, z4 = delta + e mu,
+  // w = r rho^e mod N0, w_y = r_y rho_y^e mod N1.
+  return {
+    A,
+    Bx,
+    By,
+    E,
+    S,
+    F,
+    T,
+    z1: alpha + e * x,
+    z2: beta + e * y,
+    z3: gamma + e * m,
+    z4: delta + e * mu,
+    w: maskNonce(r, rho, e, N0, rng),
+    wy: maskNonce(rY, rhoY, e, N1, rng),
+  };
+}
+
+/**
+ * Checks every value of the statement and the proof before any arithmetic: moduli shape,
+ * ring-Pedersen parameters, C, D, A units mod N0^2, Y, B_y units mod N1^2, E, S, F, T units mod
+ * N-hat, X and B_x valid non-identity points, z1 in +-2^(l+eps) and z2 in +-2^(l'+eps)
+ * (Figure 15 step 4), |z3|, |z4| within `maskBound`, w in Z*_N0, w_y in Z*_N1.
+ * @throws {ProofError} "bad-modulus" or "out-of-range".
+ */
+export function validate(statement: Statement, proof: Proof): void {
+  const { N0, N1, C, D, Y, X, aux } = statement;
+  assertModulusShape(PROOF, "N0", N0);
+  assertModulusShape(PROOF, "N1", N1);
+  assertRingPedersen(PROOF, aux);
+  const N0sq = N0 * N0;
+  const N1sq = N1 * N1;
+  assertUnit(PROOF, "C", C, N0sq, N0);
+  assertUnit(PROOF, "D", D, N0sq, N0);
+  assertUnit(PROOF, "Y", Y, N1sq, N1);
+  assertPoint(PROOF, "X", X);
+  assertBits(PROOF, "z1", proof.z1, Z1_BITS);
+  assertBits(PROOF, "z2", proof.z2, Z2_BITS);
+  const bound = maskBound(aux.N);
+  assertAbsAtMost(PROOF, "z3", proof.z3, bound);
+  assertAbsAtMost(PROOF, "z4", proof.z4, bound);
+  assertUnit(PROOF, "A", proof.A, N0sq, N0);
+  assertPoint(PROOF, "Bx", proof.Bx);
+  assertUnit(PROOF, "By", proof.By, N1sq, N1);
+  for (const f of ["E", "S", "F", "T"] as const) assertUnit(PROOF, f, proof[f], aux.N, aux.N);
+  assertUnit(PROOF, "w", proof.w, N0, N0);
+  assertUnit(PROOF, "wy", proof.wy, N1, N1);
+}
+
+/**
+ * Verifies a Pi-aff-g proof (Figure 15, step 4).
+ * @throws {ProofError} on any failure: "bad-modulus", "out-of-range" or "verification-failed".
+ */
+export function verify(ctx: ProofContext, statement: Statement, proof: Proof): void {
+  validate(statement, proof);
+  const { N0, N1, C, D, Y, X, aux } = statement;
+  const { A, Bx, By, E, S, F, T, z1, z2, z3, z4, w, wy } = proof;
+  const N0sq = N0 * N0;
+  const N1sq = N1 * N1;
+  const e = challenge(ctx, statement, proof);
+  // Step 4: (z1 (.) C) (+) Enc_N0(z2; w) = A (+) (e (.) D) mod N0^2.
+  if (
+    (modPow(C, z1, N0sq) * encryptPublic(N0, z2, w)) % N0sq !== (A * modPow(D, e, N0sq)) % N0sq
+  ) {
+    throw equationFailed(PROOF, "1");
+  }
+  // Step 4: z1 * G = B_x + e * X.
+  if (!Point.BASE.multiplyUnsafe(mod(z1, Q)).equals(Bx.add(X.multiplyUnsafe(mod(e, Q))))) {
+    throw equationFailed(PROOF, "2");
+  }
+  // Step 4: Enc_N1(z2; w_y) = B_y (+) (e (.) Y) mod N1^2.
+  if (encryptPublic(N1, z2, wy) !== (By * modPow(Y, e, N1sq)) % N1sq) {
+    throw equationFailed(PROOF, "3");
+  }
+  // Step 4: s^z1 t^z3 = E S^e mod N-hat, s^z2 t^z4 = F T^e mod N-hat.
+  if (commit(aux, z1, z3) !== (E * modPow(S, e, aux.N)) % aux.N) throw equationFailed(PROOF, "4");
+  if (commit(aux, z2, z4) !== (F * modPow(T, e, aux.N)) % aux.N) throw equationFailed(PROOF, "5");
+}
+
+/** Wire form of a proof (JSON-safe). */
+export function encode(proof: Proof): EncodedProof {
+  return {
+    A: encodeUint(proof.A),
+    Bx: encodePoint(proof.Bx),
+    By: encodeUint(proof.By),
+    E: encodeUint(proof.E),
+    S: encodeUint(proof.S),
+    F: encodeUint(proof.F),
+    T: encodeUint(proof.T),
+    z1: encodeInt(proof.z1),
+    z2: encodeInt(proof.z2),
+    z3: encodeInt(proof.z3),
+    z4: encodeInt(proof.z4),
+    w: encodeUint(proof.w),
+    wy: encodeUint(proof.wy),
+  };
+}
+
+/**
+ * Decodes a received proof: exactly the fields of `Proof`, canonical hex, compressed points
+ * (identity and off-curve refused), each integer capped by length before it is parsed.
+ * @throws {ProofError} "malformed".
+ */
+export function decode(json: unknown): Proof {
+  const o = expectObject(PROOF, json, FIELDS);
+  return {
+    A: decodeUint(PROOF, o, "A", UNIT_N2_BYTES),
+    Bx: decodePoint(PROOF, o, "Bx"),
+    By: decodeUint(PROOF, o, "By", UNIT_N2_BYTES),
+    E: decodeUint(PROOF, o, "E", UNIT_N_BYTES),
+    S: decodeUint(PROOF, o, "S", UNIT_N_BYTES),
+    F: decodeUint(PROOF, o, "F", UNIT_N_BYTES),
+    T: decodeUint(PROOF, o, "T", UNIT_N_BYTES),
+    z1: decodeInt(PROOF, o, "z1", bitsCapBytes(Z1_BITS)),
+    z2: decodeInt(PROOF, o, "z2", bitsCapBytes(Z2_BITS)),
+    z3: decodeInt(PROOF, o, "z3", MASK_MAX_BYTES),
+    z4: decodeInt(PROOF, o, "z4", MASK_MAX_BYTES),
+    w: decodeUint(PROOF, o, "w", UNIT_N_BYTES),
+    wy: decodeUint(PROOF, o, "wy", UNIT_N_BYTES),
+  };
+}
