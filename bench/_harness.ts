@@ -52,7 +52,9 @@ export function table(title: string, runtime: string, rows: Row[]): string {
     "| benchmark | runs | median | min | max | note |",
     "|---|---:|---:|---:|---:|---|",
     ...rows.map((r) =>
-      `| ${r.name} | ${r.runs} | ${fmt(r.medianMs)} | ${fmt(r.minMs)} | ${fmt(r.maxMs)} | ${r.note ?? ""} |`
+      `| ${r.name} | ${r.runs} | ${fmt(r.medianMs)} | ${fmt(r.minMs)} | ${fmt(r.maxMs)} | ${
+        r.note ?? ""
+      } |`
     ),
     "",
   ];

@@ -17,7 +17,9 @@ const be = getModPowBackends();
 console.log(`\n## ${rt}: backends public=${be.public.name}, secret=${be.secret.name}\n`);
 
 if (suites.has("modpow")) console.log(table("modular exponentiation", rt, await benchModPow(runs)));
-if (suites.has("prime")) console.log(table("1536-bit safe primes", rt, await benchSafePrime(primeRuns)));
+if (suites.has("prime")) {
+  console.log(table("1536-bit safe primes", rt, await benchSafePrime(primeRuns)));
+}
 if (suites.has("zk")) {
   const { benchProofs } = await import("./zk_bench.ts");
   console.log(table("zero-knowledge proofs at 3072-bit N", rt, await benchProofs(runs)));

@@ -26,7 +26,10 @@ export async function benchModPow(runs: number): Promise<Row[]> {
     [bigintBackend, "variable-time"],
     [bigintUniformBackend, "uniform op sequence, not CT"],
     [
-      createNodeCryptoBackend(rt === "node" ? "openssl (node:crypto DH)" : "deno node:crypto DH", rt === "node"),
+      createNodeCryptoBackend(
+        rt === "node" ? "openssl (node:crypto DH)" : "deno node:crypto DH",
+        rt === "node",
+      ),
       rt === "node" ? "BN_mod_exp_mont_consttime" : "Rust polyfill, variable-time",
     ],
   ];
@@ -38,7 +41,13 @@ export async function benchModPow(runs: number): Promise<Row[]> {
   const ep = randomBits(1536);
   for (const [be, note] of backends) {
     rows.push(
-      await measure(`exp mod p^2 (CRT half), ${be.name}`, () => be.modPow(b % p2, ep, p2), runs, 1, note),
+      await measure(
+        `exp mod p^2 (CRT half), ${be.name}`,
+        () => be.modPow(b % p2, ep, p2),
+        runs,
+        1,
+        note,
+      ),
     );
   }
   return rows;
@@ -48,10 +57,22 @@ export async function benchModPow(runs: number): Promise<Row[]> {
 export async function benchSafePrime(runs: number): Promise<Row[]> {
   const rows: Row[] = [];
   if (detectRuntime() === "node") {
-    rows.push(await measure("safe prime 1536, OpenSSL generatePrime", () => opensslSafePrime(1536), runs, 0));
+    rows.push(
+      await measure(
+        "safe prime 1536, OpenSSL generatePrime",
+        () => opensslSafePrime(1536),
+        runs,
+        0,
+      ),
+    );
   }
   rows.push(
-    await measure("safe prime 1536, core sieve + Fermat/MR", () => generateSafePrimeSync(1536), runs, 0),
+    await measure(
+      "safe prime 1536, core sieve + Fermat/MR",
+      () => generateSafePrimeSync(1536),
+      runs,
+      0,
+    ),
   );
   return rows;
 }

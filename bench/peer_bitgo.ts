@@ -11,19 +11,20 @@ import { FIXTURE_SAFE_PRIMES } from "../tests/fixtures/keys.ts";
 import { measure, type Row } from "./_harness.ts";
 import { randomBelow, randomBits, randomUnit } from "../core/math/mod.ts";
 
-const { EcdsaRangeProof, EcdsaPaillierProof, Secp256k1Curve, generateSafePrime } = mpc as unknown as {
-  EcdsaRangeProof: {
-    prove(...a: unknown[]): Promise<unknown>;
-    verify(...a: unknown[]): boolean;
+const { EcdsaRangeProof, EcdsaPaillierProof, Secp256k1Curve, generateSafePrime } =
+  mpc as unknown as {
+    EcdsaRangeProof: {
+      prove(...a: unknown[]): Promise<unknown>;
+      verify(...a: unknown[]): boolean;
+    };
+    EcdsaPaillierProof: {
+      generateP(n: bigint): Promise<bigint[]>;
+      prove(n: bigint, lambda: bigint, p: bigint[]): bigint[];
+      verify(n: bigint, p: bigint[], sigma: bigint[]): boolean;
+    };
+    Secp256k1Curve: new () => unknown;
+    generateSafePrime(bits: number, bytes: Uint8Array): Promise<bigint>;
   };
-  EcdsaPaillierProof: {
-    generateP(n: bigint): Promise<bigint[]>;
-    prove(n: bigint, lambda: bigint, p: bigint[]): bigint[];
-    verify(n: bigint, p: bigint[], sigma: bigint[]): boolean;
-  };
-  Secp256k1Curve: new () => unknown;
-  generateSafePrime(bits: number, bytes: Uint8Array): Promise<bigint>;
-};
 
 /** Peer range proof and Paillier key proof at 3072-bit N. */
 export async function benchPeerProofs(runs: number): Promise<Row[]> {
@@ -45,7 +46,9 @@ export async function benchPeerProofs(runs: number): Promise<Row[]> {
   );
   rows.push(
     await measure("peer range proof verify (3072-bit N)", () => {
-      if (!EcdsaRangeProof.verify(curve, 3072, pk, ntilde, proof, c)) throw new Error("peer verify failed");
+      if (!EcdsaRangeProof.verify(curve, 3072, pk, ntilde, proof, c)) {
+        throw new Error("peer verify failed");
+      }
     }, runs),
   );
   const lambda = (p - 1n) * (q - 1n);

@@ -17,8 +17,8 @@ import {
   modInv,
   modPow,
   modPowSecret,
-  randomUnit,
   type RandomSource,
+  randomUnit,
   webCryptoRandom,
 } from "./math/mod.ts";
 

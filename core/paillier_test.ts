@@ -54,7 +54,9 @@ test("paillier randomizer pool hands out valid, distinct randomizers", () => {
 
 test("paillier ciphertext validity rejects 0, N, non-units and N^2", () => {
   const N = pk.N;
-  for (const c of [0n, N, 2n * N, N * N, N * N + 1n, -1n]) assert.equal(isValidCiphertext(c, N), false);
+  for (const c of [0n, N, 2n * N, N * N, N * N + 1n, -1n]) {
+    assert.equal(isValidCiphertext(c, N), false);
+  }
   assert.equal(isValidCiphertext(1n, N), true);
   assert.throws(() => new PaillierPublicKey(14n), RangeError);
 });

@@ -11,8 +11,8 @@ import {
   modPow2Secret,
   modPowSecret,
   randomBelow,
-  randomUnit,
   type RandomSource,
+  randomUnit,
   webCryptoRandom,
 } from "./math/mod.ts";
 

@@ -12,14 +12,20 @@ const primes: string[] = [];
 while (primes.length < count) {
   const batch = await Promise.all([platformSafePrime(bits), platformSafePrime(bits)]);
   for (const p of batch) {
-    if (bitLength(p) !== bits || !isSafePrime(p)) throw new Error("generated value is not a safe prime");
+    if (bitLength(p) !== bits || !isSafePrime(p)) {
+      throw new Error("generated value is not a safe prime");
+    }
     if (primes.length < count) primes.push(toHexInt(p));
   }
   console.error(`fixtures: ${primes.length}/${count}`);
 }
 const out = {
-  note: "Test fixtures only: 1536-bit safe primes made by tools/make_fixtures.ts. Never use for keys.",
+  note:
+    "Test fixtures only: 1536-bit safe primes made by tools/make_fixtures.ts. Never use for keys.",
   bits,
   safePrimes: primes,
 };
-writeFileSync(new URL("../tests/fixtures/safe_primes.json", import.meta.url), JSON.stringify(out, null, 2) + "\n");
+writeFileSync(
+  new URL("../tests/fixtures/safe_primes.json", import.meta.url),
+  JSON.stringify(out, null, 2) + "\n",
+);

@@ -41,7 +41,11 @@ export function hasSmallFactor(n: bigint): boolean {
  * Miller-Rabin with `rounds` random bases (error <= 4^-rounds for any odd n).
  * Small n are answered by trial division.
  */
-export function millerRabin(n: bigint, rounds: number, rng: RandomSource = webCryptoRandom): boolean {
+export function millerRabin(
+  n: bigint,
+  rounds: number,
+  rng: RandomSource = webCryptoRandom,
+): boolean {
   if (n < 2n) return false;
   if (n < 4n) return true;
   if ((n & 1n) === 0n) return false;
