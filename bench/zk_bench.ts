@@ -11,12 +11,12 @@ import * as sch from "../core/zk/pi_sch.ts";
 import * as enc from "../core/zk/pi_enc.ts";
 import * as affg from "../core/zk/pi_aff_g.ts";
 import * as logstar from "../core/zk/pi_log_star.ts";
+import * as prm from "../core/zk/pi_prm.ts";
+import * as pimod from "../core/zk/pi_mod.ts";
+import * as fac from "../core/zk/pi_fac.ts";
 import { measure, type Row } from "./_harness.ts";
 
 type Pair = [string, () => unknown, () => unknown];
-
-/** Extra proof benches registered by other modules (Pi-mod, Pi-prm, Pi-fac). */
-export const extraProofBenches: Array<(ctx: ProofContext) => Pair> = [];
 
 function pairs(ctx: ProofContext): Pair[] {
   const prover = fixturePaillier(0);
@@ -90,7 +90,41 @@ function pairs(ctx: ProofContext): Pair[] {
       () => affg.verify(ctx, st, p),
     ]);
   }
-  for (const f of extraProofBenches) out.push(f(ctx));
+  // Pi-prm, Pi-mod (the prover's own modulus) and Pi-fac (under the verifier's parameters).
+  {
+    const rp = fixtureRingPedersen(0);
+    const st = { N: rp.N, s: rp.s, t: rp.t };
+    let p: prm.Proof;
+    out.push([
+      "Pi-prm",
+      () => {
+        p = prm.prove(ctx, st, { lambda: rp.lambda, phi: rp.phi });
+      },
+      () => prm.verify(ctx, st, p),
+    ]);
+  }
+  {
+    const st = { N: N0 };
+    let p: pimod.Proof;
+    out.push([
+      "Pi-mod",
+      () => {
+        p = pimod.prove(ctx, st, { p: prover.p, q: prover.q });
+      },
+      () => pimod.verify(ctx, st, p),
+    ]);
+  }
+  {
+    const st = { N0, aux };
+    let p: fac.Proof;
+    out.push([
+      "Pi-fac",
+      () => {
+        p = fac.prove(ctx, st, { p: prover.p, q: prover.q });
+      },
+      () => fac.verify(ctx, st, p),
+    ]);
+  }
   return out;
 }
 
