@@ -30,3 +30,71 @@ export class InternalError extends Error {
   override readonly name = "InternalError";
   readonly code = "bug" as const;
 }
+
+/** Why a protocol session was aborted. */
+export type AbortCode =
+  | "malformed-message" // a message could not be decoded or has the wrong shape
+  | "unexpected-message" // wrong session, protocol, round, sender or receiver; a reflection
+  | "equivocation" // two different messages from one party for one round
+  | "bad-commitment" // a decommitment does not open the commitment
+  | "inconsistent-broadcast" // the echo round shows parties saw different broadcasts
+  | "proof-failed" // a zero-knowledge proof did not verify
+  | "invalid-value" // a value out of range, a bad modulus, an identity point
+  | "bad-signature-share" // a partial signature does not yield a valid signature
+  | "presignature-used" // a presignature was offered a second time
+  | "key-locked"; // signing refused: an earlier invalid signature locked this key
+
+/**
+ * A protocol session was aborted because of what other parties sent. Names the round and every
+ * culprit found after checking all parties' messages of that round.
+ */
+export class ProtocolAbort extends Error {
+  override readonly name = "ProtocolAbort";
+  readonly code: AbortCode;
+  /** Protocol name ("keygen", "aux-info", "refresh", "presign", "sign"). */
+  readonly protocol: string;
+  /** Round in which the fault was detected (1-based). */
+  readonly round: number;
+  /** Indices of the parties to blame (sorted, distinct; empty when no party can be named). */
+  readonly culprits: readonly number[];
+  constructor(
+    protocol: string,
+    round: number,
+    code: AbortCode,
+    culprits: readonly number[],
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    const blamed = culprits.length ? ` (culprits: ${[...culprits].sort().join(", ")})` : "";
+    super(`${protocol} round ${round}: ${message}${blamed}`, options);
+    this.code = code;
+    this.protocol = protocol;
+    this.round = round;
+    this.culprits = [...new Set(culprits)].sort((a, b) => a - b);
+  }
+}
+
+/** Sending or receiving failed (network, gateway, timeout, cancellation). */
+export class TransportError extends Error {
+  override readonly name = "TransportError";
+  readonly code: "timeout" | "aborted" | "closed" | "io";
+  constructor(code: "timeout" | "aborted" | "closed" | "io", message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** A key share file or object failed validation. */
+export class InvalidKeyShare extends Error {
+  override readonly name = "InvalidKeyShare";
+  readonly code:
+    | "malformed"
+    | "unsupported-version"
+    | "wrong-curve"
+    | "inconsistent"
+    | "weak-aux-info";
+  constructor(code: InvalidKeyShare["code"], message: string) {
+    super(message);
+    this.code = code;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The one async driver: runs a pure protocol machine over any transport, with cancellation and
+ * per-round timeouts through `AbortSignal`, progress events, and a yield to the event loop after
+ * each (heavy) step.
+ * @module
+ */
+import { ProtocolAbort, TransportError } from "../errors.ts";
+import { type RandomSource, webCryptoRandom } from "../math/random.ts";
+import { type Message, type Protocol, type ProtocolState, toHex, type Transition } from "./types.ts";
+
+/** Moves envelopes for one party. */
+export interface Transport {
+  /** Sends one envelope (broadcast when `to` is null). */
+  send(msg: Message): Promise<void>;
+  /** The next envelope addressed to this party (or broadcast). Rejects on abort or close. */
+  receive(signal: AbortSignal): Promise<Message>;
+}
+
+/** Progress of a run, for user interfaces. */
+export type ProgressEvent =
+  | { readonly type: "round-started"; readonly protocol: string; readonly round: number }
+  | { readonly type: "round-finished"; readonly protocol: string; readonly round: number }
+  | { readonly type: "dropped-message"; readonly protocol: string; readonly reason: string };
+
+/** Options of `runProtocol`. */
+export interface RunOptions {
+  /** Cancels the run. */
+  signal?: AbortSignal;
+  /** Time allowed for the messages of one round to arrive (default 120 s). */
+  roundTimeoutMs?: number;
+  /** Randomness for the machine (default Web Crypto). */
+  rng?: RandomSource;
+  onProgress?: (e: ProgressEvent) => void;
+  /** Envelopes of later rounds kept while waiting (default 64); more is a protocol abuse. */
+  maxBuffered?: number;
+}
+
+const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/**
+ * Runs `protocol` for this party until it outputs.
+ * @throws {ProtocolAbort} when the machine aborts; {TransportError} on timeout, cancellation or
+ * a closed transport.
+ */
+export async function runProtocol<I, S extends ProtocolState, O>(
+  protocol: Protocol<I, S, O>,
+  input: I,
+  transport: Transport,
+  options: RunOptions = {},
+): Promise<O> {
+  const rng = options.rng ?? webCryptoRandom;
+  const emit = options.onProgress ?? (() => {});
+  const maxBuffered = options.maxBuffered ?? 64;
+  const name = protocol.name;
+  let t: Transition<S, O> = protocol.start(input, rng);
+  const buffered: Message[] = [];
+  for (;;) {
+    for (const m of t.outgoing) await transport.send(m);
+    if (t.output !== undefined) return t.output;
+    const state = t.state as S;
+    const spec = protocol.rounds.find((r) => r.round === state.round);
+    if (!spec) throw new Error(`${name}: state waits for undeclared round ${state.round}`);
+    emit({ type: "round-started", protocol: name, round: state.round });
+    const sid = toHex(state.sid);
+    const inbox: Message[] = [];
+    const senders = new Set<number>();
+    const accept = (m: Message): boolean => {
+      if (m.sid !== sid || m.protocol !== name) {
+        emit({ type: "dropped-message", protocol: name, reason: "other session or protocol" });
+        return false;
+      }
+      if (m.round < state.round) {
+        emit({ type: "dropped-message", protocol: name, reason: "earlier round" });
+        return false;
+      }
+      if (m.round > state.round) {
+        if (buffered.length >= maxBuffered) {
+          throw new ProtocolAbort(name, state.round, "unexpected-message", [m.from], "too many early messages");
+        }
+        buffered.push(m);
+        return false;
+      }
+      inbox.push(m);
+      if (m.from !== state.i) senders.add(m.from);
+      return true;
+    };
+    for (const m of buffered.splice(0)) accept(m);
+    const deadline = AbortSignal.timeout(options.roundTimeoutMs ?? 120_000);
+    const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+    // A reflected or equivocating message is handed to the machine, which aborts with blame.
+    while (!inbox.some((m) => m.from === state.i) && senders.size < state.n - 1) {
+      let m: Message;
+      try {
+        m = await transport.receive(signal);
+      } catch (e) {
+        if (e instanceof TransportError) throw e;
+        if (options.signal?.aborted) throw new TransportError("aborted", `${name}: cancelled`, { cause: e });
+        if (deadline.aborted) {
+          throw new TransportError("timeout", `${name} round ${state.round}: timed out`, { cause: e });
+        }
+        throw new TransportError("io", `${name}: receive failed`, { cause: e });
+      }
+      accept(m);
+    }
+    t = protocol.step(state, inbox, rng);
+    emit({ type: "round-finished", protocol: name, round: state.round });
+    await tick();
+  }
+}
