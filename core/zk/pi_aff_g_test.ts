@@ -2,15 +2,16 @@ import "../../tests/setup.ts";
 import { SLOW } from "../../tests/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fixturePaillier, fixtureRingPedersen } from "../../tests/fixtures/keys.ts";
+import { fixturePaillier } from "../../tests/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import { ProofError, type ProofErrorCode } from "../errors.ts";
 import { bitLength, mod, randomBelow, randomSigned } from "../math/mod.ts";
 import { PaillierSecretKey } from "../paillier.ts";
 import { ELL, ELL_PRIME, EPSILON, Point, Q } from "../params.ts";
-import { generateRingPedersen, type RingPedersenParams } from "../ring_pedersen.ts";
+import { generateRingPedersen } from "../ring_pedersen.ts";
 import { CHALLENGE_Q, maskBound } from "./pi_enc.ts";
 import * as piAffG from "./pi_aff_g.ts";
+import { HUGE, publicRp, rejects } from "../../tests/zk_helpers.ts";
 
 const utf8 = new TextEncoder();
 const ctx = { sid: utf8.encode("pi-aff-g test session"), prover: 1 };
@@ -21,10 +22,6 @@ const N0 = verifierKey.N;
 const proverKey = fixturePaillier(1);
 const N1 = proverKey.N;
 
-function publicRp(i: number): RingPedersenParams {
-  const { N, s, t } = fixtureRingPedersen(i);
-  return { N, s, t };
-}
 const aux = publicRp(0);
 const Nhat = aux.N;
 /** The verifier's ciphertext C = K_j = Enc_N0(k_j). */
@@ -45,24 +42,10 @@ const statement = honest.statement;
 const proof = piAffG.prove(ctx, statement, honest.witness);
 const INT_FIELDS = ["A", "By", "E", "S", "F", "T", "z1", "z2", "z3", "z4", "w", "wy"] as const;
 const label = (v: bigint) => `${v < 0n ? "-" : ""}${bitLength(v)}-bit`;
-/** A 1 MB integer. */
-const HUGE = 1n << 8_388_608n;
 /** Compressed encodings that are not points: x^3 + 7 a non-square (x = 5), and x >= p. */
 const OFF_CURVE_HEX = ["02" + "05".padStart(64, "0"), "03" + "ff".repeat(32)];
 /** An in-memory point object that is not on the curve. */
 const OFF_CURVE = new Point(1n, 1n, 1n);
-
-function rejects(what: string, f: () => void, code?: ProofErrorCode): void {
-  const t0 = performance.now();
-  assert.throws(f, (e: unknown) => {
-    assert.ok(e instanceof ProofError, `${what}: expected a ProofError, got ${e}`);
-    if (code) assert.equal(e.code, code, `${what}: expected "${code}", got ${e.message}`);
-    return true;
-  });
-  // A guard against unbounded work on hostile values, not a benchmark.
-  const ms = performance.now() - t0;
-  assert.ok(ms < 3000, `${what}: rejection took ${ms.toFixed(0)} ms`);
-}
 
 test("pi-aff-g proves and verifies honest MtA statements, edges of the ranges included", () => {
   piAffG.verify(ctx, statement, proof);

@@ -2,7 +2,7 @@ import "../../tests/setup.ts";
 import { SLOW } from "../../tests/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fixturePaillier, fixtureRingPedersen } from "../../tests/fixtures/keys.ts";
+import { fixturePaillier } from "../../tests/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import { ProofError, type ProofErrorCode } from "../errors.ts";
 import { bitLength, randomSigned } from "../math/mod.ts";
@@ -10,6 +10,7 @@ import { PaillierSecretKey } from "../paillier.ts";
 import { ELL, EPSILON } from "../params.ts";
 import { generateRingPedersen, type RingPedersenParams } from "../ring_pedersen.ts";
 import * as piEnc from "./pi_enc.ts";
+import { HUGE, publicRp, rejects } from "../../tests/zk_helpers.ts";
 
 const utf8 = new TextEncoder();
 const ctx = { sid: utf8.encode("pi-enc test session"), prover: 1 };
@@ -17,10 +18,6 @@ const proverKey = fixturePaillier(1);
 const N0 = proverKey.N;
 const verifierKey = fixturePaillier(0);
 
-function publicRp(i: number): RingPedersenParams {
-  const { N, s, t } = fixtureRingPedersen(i);
-  return { N, s, t };
-}
 const aux = publicRp(0);
 const Nhat = aux.N;
 
@@ -35,20 +32,6 @@ const statement = honest.statement;
 const proof = piEnc.prove(ctx, statement, honest.witness);
 const FIELDS = ["S", "A", "C", "z1", "z2", "z3"] as const;
 const label = (v: bigint) => `${v < 0n ? "-" : ""}${bitLength(v)}-bit`;
-/** A 1 MB integer. */
-const HUGE = 1n << 8_388_608n;
-
-function rejects(what: string, f: () => void, code?: ProofErrorCode): void {
-  const t0 = performance.now();
-  assert.throws(f, (e: unknown) => {
-    assert.ok(e instanceof ProofError, `${what}: expected a ProofError, got ${e}`);
-    if (code) assert.equal(e.code, code, `${what}: expected "${code}", got ${e.message}`);
-    return true;
-  });
-  // A guard against unbounded work on hostile values, not a benchmark.
-  const ms = performance.now() - t0;
-  assert.ok(ms < 3000, `${what}: rejection took ${ms.toFixed(0)} ms`);
-}
 
 test("pi-enc proves and verifies honest statements, with and without the CRT key", () => {
   piEnc.verify(ctx, statement, proof);

@@ -4,19 +4,15 @@ import assert from "node:assert/strict";
 import { SLOW } from "../../tests/setup.ts";
 import { fixturePaillier, fixtureRingPedersen } from "../../tests/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
-import { ProofError, type ProofErrorCode } from "../errors.ts";
 import {
   bitLength,
   gcd,
-  millerRabin,
   mod,
   modPow,
   randomBelow,
   randomBits,
   randomInRange,
   randomUnit,
-  setModPowCounter,
-  SMALL_PRIMES,
 } from "../math/mod.ts";
 import { ELL, EPSILON } from "../params.ts";
 import type { RingPedersenParams, RingPedersenSecret } from "../ring_pedersen.ts";
@@ -31,6 +27,7 @@ import {
   type Statement,
   verify,
 } from "./pi_fac.ts";
+import { expectProofError, randomPrime, rejectsCheaply } from "../../tests/zk_helpers.ts";
 
 const ctx = { sid: new Uint8Array([4, 2, 4, 2]), prover: 1 };
 /** The prover's Paillier key (N0) and its own ring-Pedersen parameters over N0. */
@@ -54,66 +51,6 @@ function honest(): Proof {
 
 const ELEMENTS = ["P", "Q", "A", "B", "T"] as const;
 const INTEGERS = ["sigma", "z1", "z2", "w1", "w2", "v"] as const;
-
-function expectProofError(
-  f: () => unknown,
-  code: ProofErrorCode | null,
-  message?: RegExp,
-): ProofError {
-  let caught: unknown;
-  try {
-    f();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof ProofError, `expected a ProofError, got ${String(caught)}`);
-  if (code) {
-    assert.equal(caught.code, code, `expected ${code}, got ${caught.code}: ${caught.message}`);
-  }
-  if (message) assert.match(caught.message, message);
-  return caught;
-}
-
-/** Expects rejection with at most `maxExps` modular exponentiations and within 2 s. */
-function rejectsCheaply(f: () => unknown, code: ProofErrorCode | null, maxExps: number): void {
-  const counter = { counts: new Map<string, number>() };
-  const t0 = performance.now();
-  setModPowCounter(counter);
-  let caught: unknown;
-  try {
-    f();
-  } catch (e) {
-    caught = e;
-  } finally {
-    setModPowCounter(null);
-  }
-  const ms = performance.now() - t0;
-  assert.ok(caught instanceof ProofError, `expected a ProofError, got ${String(caught)}`);
-  if (code) assert.equal(caught.code, code, caught.message);
-  const exps = [...counter.counts.values()].reduce((a, b) => a + b, 0);
-  assert.ok(
-    exps <= maxExps,
-    `expected <= ${maxExps} exponentiations before rejection, got ${exps}`,
-  );
-  assert.ok(ms < 2000, `rejection took ${ms.toFixed(0)} ms`);
-}
-
-/**
- * A random prime of exactly `bits` bits, top two bits set, = 3 mod 4: a sieve over
- * n0 + 4k by the odd primes below 2^16, then a base-2 Fermat test and Miller-Rabin.
- */
-function randomPrime(bits: number): bigint {
-  for (;;) {
-    const n0 = ((randomBits(bits) | (3n << BigInt(bits - 2))) >> 2n << 2n) | 3n;
-    const rems = SMALL_PRIMES.map((r) => Number(n0 % BigInt(r)));
-    for (let step = 0; step < 1 << 16; step += 4) {
-      if (rems.some((m, j) => (m + step) % SMALL_PRIMES[j] === 0)) continue;
-      const n = n0 + BigInt(step);
-      if (bitLength(n) !== bits) break;
-      if (modPow(2n, n - 1n, n) === 1n && millerRabin(n, 4)) return n;
-    }
-  }
-}
 
 /** BitForge: 16 primes = 3 mod 4 in [2^19, 2^20) (above trial division) times one large prime. */
 function bitforgeModulus(): { N: bigint; small: bigint; large: bigint; phi: bigint } {

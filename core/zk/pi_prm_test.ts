@@ -4,17 +4,7 @@ import assert from "node:assert/strict";
 import { SLOW } from "../../tests/setup.ts";
 import { fixturePaillier, fixtureRingPedersen } from "../../tests/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
-import { ProofError, type ProofErrorCode } from "../errors.ts";
-import {
-  bitLength,
-  millerRabin,
-  modInv,
-  modPow,
-  randomBelow,
-  randomBits,
-  setModPowCounter,
-  SMALL_PRIMES,
-} from "../math/mod.ts";
+import { modInv, modPow, randomBelow, randomBits } from "../math/mod.ts";
 import { M_REPS } from "../params.ts";
 import { generateRingPedersen } from "../ring_pedersen.ts";
 import { CrtPow } from "./_prm_mod_fac_helpers.ts";
@@ -28,6 +18,7 @@ import {
   verify,
   verifyWithChallenge,
 } from "./pi_prm.ts";
+import { expectProofError, randomPrime, rejectsCheaply, replaced } from "../../tests/zk_helpers.ts";
 
 const ctx = { sid: new Uint8Array([7, 7, 7, 1]), prover: 1 };
 const rp = fixtureRingPedersen(1);
@@ -40,64 +31,6 @@ let cached: Proof | undefined;
 function honest(): Proof {
   cached ??= prove(ctx, statement, rp);
   return cached;
-}
-
-function expectProofError(f: () => unknown, code: ProofErrorCode, message?: RegExp): ProofError {
-  let caught: unknown;
-  try {
-    f();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof ProofError, `expected a ProofError, got ${String(caught)}`);
-  assert.equal(caught.code, code, `expected code ${code}, got ${caught.code}: ${caught.message}`);
-  if (message) assert.match(caught.message, message);
-  return caught;
-}
-
-/** Expects rejection with at most `maxExps` modular exponentiations and within 2 s. */
-function rejectsCheaply(f: () => unknown, code: ProofErrorCode | null, maxExps: number): void {
-  const counter = { counts: new Map<string, number>() };
-  const t0 = performance.now();
-  setModPowCounter(counter);
-  let caught: unknown;
-  try {
-    f();
-  } catch (e) {
-    caught = e;
-  } finally {
-    setModPowCounter(null);
-  }
-  const ms = performance.now() - t0;
-  assert.ok(caught instanceof ProofError, `expected a ProofError, got ${String(caught)}`);
-  if (code) assert.equal(caught.code, code, caught.message);
-  const exps = [...counter.counts.values()].reduce((a, b) => a + b, 0);
-  assert.ok(
-    exps <= maxExps,
-    `expected <= ${maxExps} exponentiations before rejection, got ${exps}`,
-  );
-  assert.ok(ms < 2000, `rejection took ${ms.toFixed(0)} ms`);
-}
-
-function replaced<T>(arr: readonly T[], i: number, v: T): T[] {
-  return arr.map((x, k) => (k === i ? v : x));
-}
-
-/**
- * A random prime of exactly `bits` bits, top two bits set, = 3 mod 4: a sieve over
- * n0 + 4k by the odd primes below 2^16, then a base-2 Fermat test and Miller-Rabin.
- */
-function randomPrime(bits: number): bigint {
-  for (;;) {
-    const n0 = ((randomBits(bits) | (3n << BigInt(bits - 2))) >> 2n << 2n) | 3n;
-    const rems = SMALL_PRIMES.map((r) => Number(n0 % BigInt(r)));
-    for (let step = 0; step < 1 << 16; step += 4) {
-      if (rems.some((m, j) => (m + step) % SMALL_PRIMES[j] === 0)) continue;
-      const n = n0 + BigInt(step);
-      if (bitLength(n) !== bits) break;
-      if (modPow(2n, n - 1n, n) === 1n && millerRabin(n, 4)) return n;
-    }
-  }
 }
 
 test("pi-prm proves and verifies real-size ring-Pedersen parameters (3072-bit N)", () => {

@@ -5,6 +5,7 @@ import { ProofError, type ProofErrorCode } from "../errors.ts";
 import { mod, randomBelow } from "../math/mod.ts";
 import { Point, Q } from "../params.ts";
 import * as piSch from "./pi_sch.ts";
+import { HUGE, rejects } from "../../tests/zk_helpers.ts";
 
 const utf8 = new TextEncoder();
 const ctx = { sid: utf8.encode("pi-sch test session"), prover: 0 };
@@ -12,24 +13,10 @@ const x = randomBelow(Q - 1n) + 1n;
 const rid = utf8.encode("rid: 48 bytes of joint randomness, xor of all..");
 const statement: piSch.Statement = { X: Point.BASE.multiply(x), rid };
 const proof = piSch.prove(ctx, statement, piSch.commit(), { x });
-/** A 1 MB integer. */
-const HUGE = 1n << 8_388_608n;
 /** Compressed encodings that are not points: x^3 + 7 a non-square (x = 5), and x >= p. */
 const OFF_CURVE_HEX = ["02" + "05".padStart(64, "0"), "03" + "ff".repeat(32)];
 /** An in-memory point object that is not on the curve. */
 const OFF_CURVE = new Point(1n, 1n, 1n);
-
-function rejects(what: string, f: () => void, code?: ProofErrorCode): void {
-  const t0 = performance.now();
-  assert.throws(f, (e: unknown) => {
-    assert.ok(e instanceof ProofError, `${what}: expected a ProofError, got ${e}`);
-    if (code) assert.equal(e.code, code, `${what}: expected "${code}", got ${e.message}`);
-    return true;
-  });
-  // A guard against unbounded work on hostile values, not a benchmark.
-  const ms = performance.now() - t0;
-  assert.ok(ms < 3000, `${what}: rejection took ${ms.toFixed(0)} ms`);
-}
 
 test("pi-sch proves and verifies with a commitment made in advance", () => {
   piSch.verify(ctx, statement, proof);
