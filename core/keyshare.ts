@@ -1,0 +1,680 @@
+/**
+ * The key share file format, version 1: JSON, one file holding the key shares of many accounts
+ * for ONE party, validated on load.
+ *
+ * ## File (`encodeKeyShareFile` / `decodeKeyShareFile`)
+ *
+ * The seed's shape: a JSON object keyed by account id (`^[A-Za-z0-9._-]{1,128}$`). Each entry
+ * holds exactly two fields, the versioned key share and, for tools that only list accounts, the
+ * account's public key (which must equal `key_share.public_key`):
+ *
+ * ```json
+ * {
+ *   "<account_id>": {
+ *     "key_share": { ...key share, below... },
+ *     "public_key": "<33-byte compressed point, lowercase hex>"
+ *   }
+ * }
+ * ```
+ *
+ * ## Key share, version 1 (`encodeKeyShare` / `decodeKeyShare`)
+ *
+ * ```json
+ * {
+ *   "version": 1,
+ *   "curve": "secp256k1",
+ *   "i": 0,                        // this party's index, 0 <= i < n
+ *   "n": 2,                        // number of parties (n-of-n), 2 <= n <= 64
+ *   "x": "<32 bytes hex>",         // secret share x_i, 0 < x_i < q, fixed width
+ *   "public_key": "<point>",       // X = sum_j X_j
+ *   "public_shares": ["<point>"],  // X_j = x_j G for every party j (n entries)
+ *   "rid": "<48 bytes hex>",       // joint randomness of key generation
+ *   "chain_code": "<32 bytes hex>",// joint BIP-32 chain code
+ *   "aux": {
+ *     "p": "<int>", "q": "<int>",  // this party's Paillier safe primes (secret)
+ *     "parties": [{ "N": "<int>", "s": "<int>", "t": "<int>" }]  // every party (n entries)
+ *   }
+ * }
+ * ```
+ *
+ * Points are compressed SEC1 (`02`/`03` + 32 bytes), lowercase hex. Integers other than `x` are
+ * minimal lowercase even-length hex (`toHexInt`: no leading zero byte), at most 384 bytes.
+ * Fields are exact: a missing or unknown field is an error, and a later format gets a new
+ * `version` (older versions keep loading: `tests/fixtures/keyshare_v1.json` is kept for that).
+ *
+ * ## Validation on load (cggmp21 notes, "Key share validation on load")
+ *
+ * Decoding is two steps (house style): `decodeKeyShareUnchecked` checks the syntax, with a cap on
+ * every field's length before it is parsed, into an `UncheckedKeyShare`; `validateKeyShare`
+ * checks the meaning and returns a `KeyShare`. Checks: curve secp256k1; n >= 2; 0 <= i < n;
+ * n public shares and n aux entries; X_i == x_i G; sum of X_j == X; for every party N_j of
+ * 3071-3072 bits, odd, without a factor below 2^16, composite (base-2 Fermat), pairwise distinct,
+ * and s_j, t_j units mod N_j with s_j != t_j, neither 1; for this party N_i == p q, p != q, both
+ * at least 1536 bits, both 3 mod 4 (Blum), both prime (trial division and 20 Miller-Rabin rounds
+ * with random bases, so that a file of many accounts loads in reasonable time; that the primes
+ * are safe primes is not re-checked here).
+ *
+ * Every failure is an `InvalidKeyShare` with a code: `malformed` (not JSON, wrong shape or type,
+ * unknown field, bad hex, oversized field, bad account id), `unsupported-version`,
+ * `wrong-curve`, `inconsistent` (counts, indices, shares that do not match), `weak-aux-info`
+ * (a modulus or ring-Pedersen parameter that fails its checks). Messages never contain a secret.
+ *
+ * @example
+ * ```ts
+ * import { decodeKeyShareFile, encodeKeyShareFile } from "./keyshare.ts";
+ * const empty = encodeKeyShareFile(new Map());
+ * console.assert(decodeKeyShareFile(empty).size === 0);
+ * ```
+ * @module
+ */
+import { InvalidKeyShare } from "./errors.ts";
+import {
+  bitLength,
+  fromBytesBE,
+  gcd,
+  hasSmallFactor,
+  isDefinitelyComposite,
+  millerRabin,
+  parseHexInt,
+  toBytesBE,
+  toHexInt,
+} from "./math/mod.ts";
+import { KAPPA_BYTES, MODULUS_MAX_BITS, MODULUS_MIN_BITS, Point, PRIME_BITS, Q } from "./params.ts";
+import { fromHex, type KeyShare, type PartyAux, toHex } from "./protocols/types.ts";
+
+/** The format version this module writes. */
+export const KEY_SHARE_VERSION = 1;
+/** Largest number of parties a key share may name. */
+export const MAX_PARTIES = 64;
+/** Largest key share file accepted by `decodeKeyShareFile` unless told otherwise (64 MiB). */
+export const MAX_FILE_BYTES: number = 64 * 1024 * 1024;
+/** Account ids: 1 to 128 characters of `A-Z a-z 0-9 . _ -`. */
+export const ACCOUNT_ID_PATTERN: RegExp = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Largest integer field (bytes): a 3072-bit modulus. */
+const MAX_INT_BYTES = MODULUS_MAX_BITS / 8;
+/** Miller-Rabin rounds for the party's own primes (error <= 4^-20 per prime, random bases). */
+const PRIME_TEST_ROUNDS = 20;
+const CURVE = "secp256k1";
+const CHAIN_CODE_BYTES = 32;
+const SCALAR_BYTES = 32;
+
+/** Wire form of one party's public aux parameters (version 1). */
+export interface PartyAuxJsonV1 {
+  N: string;
+  s: string;
+  t: string;
+}
+
+/** Wire form of a key share (version 1); see the module doc. */
+export interface KeyShareJsonV1 {
+  version: 1;
+  curve: "secp256k1";
+  i: number;
+  n: number;
+  x: string;
+  public_key: string;
+  public_shares: string[];
+  rid: string;
+  chain_code: string;
+  aux: { p: string; q: string; parties: PartyAuxJsonV1[] };
+}
+
+/** Wire form of one account of a key share file. */
+export interface AccountEntryJsonV1 {
+  key_share: KeyShareJsonV1;
+  public_key: string;
+}
+
+/** Wire form of a key share file: account id -> entry. */
+export type KeyShareFileJsonV1 = Record<string, AccountEntryJsonV1>;
+
+/**
+ * A key share whose syntax was checked but not its meaning: counts, indices, the match of
+ * secret and public shares and the aux info are unverified. Its `curve` is any string and its
+ * `aux` lacks `i` and `n`, so it is not assignable to `KeyShare`: pass it to `validateKeyShare`.
+ */
+export interface UncheckedKeyShare {
+  readonly curve: string;
+  readonly i: number;
+  readonly n: number;
+  readonly x: bigint;
+  readonly publicKey: Point;
+  readonly publicShares: readonly Point[];
+  readonly rid: Uint8Array;
+  readonly chainCode: Uint8Array;
+  readonly aux: {
+    readonly p: bigint;
+    readonly q: bigint;
+    readonly parties: readonly PartyAux[];
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Syntax
+
+type Obj = Record<string, unknown>;
+
+function malformed(message: string): InvalidKeyShare {
+  return new InvalidKeyShare("malformed", message);
+}
+
+function expectObject(v: unknown, what: string, fields: readonly string[]): Obj {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw malformed(`${what}: expected an object, got ${v === null ? "null" : typeOf(v)}`);
+  }
+  const o = v as Obj;
+  for (const k of Object.keys(o)) {
+    if (!fields.includes(k)) throw malformed(`${what}: unexpected field ${showKey(k)}`);
+  }
+  for (const f of fields) {
+    if (!Object.hasOwn(o, f)) throw malformed(`${what}: missing field "${f}"`);
+  }
+  return o;
+}
+
+function typeOf(v: unknown): string {
+  return Array.isArray(v) ? "an array" : typeof v;
+}
+
+/** A field name for a message: shown when short and plain, else only its length. */
+function showKey(k: string): string {
+  return /^[A-Za-z0-9._-]{1,64}$/.test(k) ? `"${k}"` : `(a name of ${k.length} characters)`;
+}
+
+function expectString(v: unknown, what: string, maxChars: number): string {
+  if (typeof v !== "string") throw malformed(`${what}: expected a string, got ${typeOf(v)}`);
+  if (v.length > maxChars) {
+    throw malformed(`${what}: expected at most ${maxChars} characters, got ${v.length}`);
+  }
+  return v;
+}
+
+function expectIndex(v: unknown, what: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > MAX_PARTIES) {
+    throw malformed(`${what}: expected an integer in 0..${MAX_PARTIES}`);
+  }
+  return v;
+}
+
+function expectArray(v: unknown, what: string): unknown[] {
+  if (!Array.isArray(v)) throw malformed(`${what}: expected an array, got ${typeOf(v)}`);
+  if (v.length > MAX_PARTIES) {
+    throw malformed(`${what}: expected at most ${MAX_PARTIES} entries, got ${v.length}`);
+  }
+  return v;
+}
+
+function decodeBytes(v: unknown, what: string, length: number): Uint8Array {
+  const s = expectString(v, what, 2 * length);
+  if (s.length !== 2 * length || !/^[0-9a-f]*$/.test(s)) {
+    throw malformed(`${what}: expected ${length} bytes of lowercase hex`);
+  }
+  return fromHex(s);
+}
+
+function decodeInt(v: unknown, what: string): bigint {
+  const s = expectString(v, what, 2 * MAX_INT_BYTES);
+  try {
+    return parseHexInt(s, MAX_INT_BYTES, what);
+  } catch (e) {
+    throw malformed(e instanceof Error ? e.message : `${what}: bad integer`);
+  }
+}
+
+function decodePoint(v: unknown, what: string): Point {
+  const s = expectString(v, what, 66);
+  if (!/^0[23][0-9a-f]{64}$/.test(s)) {
+    throw malformed(`${what}: expected a 33-byte compressed point in lowercase hex`);
+  }
+  try {
+    const P = Point.fromHex(s);
+    P.assertValidity();
+    return P;
+  } catch {
+    throw malformed(`${what}: not a point of secp256k1`);
+  }
+}
+
+function parseJson(text: string | Uint8Array, maxBytes: number, what: string): unknown {
+  // A string's length in UTF-16 units is at most its UTF-8 size: the cap is never loosened.
+  const size = typeof text === "string" ? text.length : text.byteLength;
+  if (size > maxBytes) {
+    throw malformed(`${what}: expected at most ${maxBytes} bytes, got ${size}`);
+  }
+  let s: string;
+  if (typeof text === "string") {
+    s = text;
+  } else {
+    try {
+      s = new TextDecoder("utf-8", { fatal: true }).decode(text);
+    } catch {
+      throw malformed(`${what}: not UTF-8`);
+    }
+  }
+  try {
+    return JSON.parse(s);
+  } catch {
+    // The parser's message may quote the input (a secret): say only that it failed.
+    throw malformed(`${what}: not valid JSON (${s.length} characters, truncated or corrupt?)`);
+  }
+}
+
+const KEY_SHARE_FIELDS = [
+  "version",
+  "curve",
+  "i",
+  "n",
+  "x",
+  "public_key",
+  "public_shares",
+  "rid",
+  "chain_code",
+  "aux",
+] as const;
+
+/**
+ * Checks the version and syntax of a key share (JSON text or an already parsed value) and
+ * returns it unchecked. Every field's length is capped before it is parsed.
+ *
+ * @param json the key share as JSON text, UTF-8 bytes, or a parsed value.
+ * @returns the decoded, not yet validated key share.
+ * @throws {InvalidKeyShare} `malformed`, `unsupported-version` or `wrong-curve`.
+ * @example
+ * ```ts
+ * import { decodeKeyShareUnchecked } from "./keyshare.ts";
+ * try {
+ *   decodeKeyShareUnchecked({ version: 2 });
+ * } catch (e) {
+ *   console.assert((e as { code: string }).code === "unsupported-version");
+ * }
+ * ```
+ */
+export function decodeKeyShareUnchecked(json: unknown): UncheckedKeyShare {
+  return decodeParsed(
+    typeof json === "string" || json instanceof Uint8Array
+      ? parseJson(json, MAX_FILE_BYTES, "key share")
+      : json,
+  );
+}
+
+/** `decodeKeyShareUnchecked` of a parsed JSON value (inside a file: never a nested string). */
+function decodeParsed(v: unknown): UncheckedKeyShare {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw malformed(`key share: expected an object, got ${v === null ? "null" : typeOf(v)}`);
+  }
+  const raw = v as Obj;
+  // The version first: a later version may have another shape.
+  if (!Object.hasOwn(raw, "version")) throw malformed('key share: missing field "version"');
+  const version = raw.version;
+  if (typeof version !== "number" || !Number.isSafeInteger(version)) {
+    throw malformed("key share: expected an integer version");
+  }
+  if (version !== KEY_SHARE_VERSION) {
+    throw new InvalidKeyShare(
+      "unsupported-version",
+      `key share: expected version ${KEY_SHARE_VERSION}, got ${version}`,
+    );
+  }
+  const o = expectObject(raw, "key share", KEY_SHARE_FIELDS);
+  // The curve next: the points of another curve would fail to parse with a vaguer message.
+  const curve = expectString(o.curve, "curve", 32);
+  if (curve !== CURVE) {
+    const shown = /^[A-Za-z0-9_-]+$/.test(curve) ? `"${curve}"` : "another curve";
+    throw new InvalidKeyShare("wrong-curve", `key share: expected curve "${CURVE}", got ${shown}`);
+  }
+  const i = expectIndex(o.i, "i");
+  const n = expectIndex(o.n, "n");
+  const xBytes = decodeBytes(o.x, "x", SCALAR_BYTES);
+  const x = fromBytesBE(xBytes);
+  xBytes.fill(0);
+  if (x === 0n || x >= Q) throw malformed("x: expected a scalar in [1, q)");
+  const publicKey = decodePoint(o.public_key, "public_key");
+  const publicShares = expectArray(o.public_shares, "public_shares").map((p, j) =>
+    decodePoint(p, `public_shares[${j}]`)
+  );
+  const rid = decodeBytes(o.rid, "rid", KAPPA_BYTES);
+  const chainCode = decodeBytes(o.chain_code, "chain_code", CHAIN_CODE_BYTES);
+  const a = expectObject(o.aux, "aux", ["p", "q", "parties"]);
+  const p = decodeInt(a.p, "aux.p");
+  const q = decodeInt(a.q, "aux.q");
+  const parties = expectArray(a.parties, "aux.parties").map((e, j): PartyAux => {
+    const w = `aux.parties[${j}]`;
+    const po = expectObject(e, w, ["N", "s", "t"]);
+    return {
+      N: decodeInt(po.N, `${w}.N`),
+      s: decodeInt(po.s, `${w}.s`),
+      t: decodeInt(po.t, `${w}.t`),
+    };
+  });
+  return { curve, i, n, x, publicKey, publicShares, rid, chainCode, aux: { p, q, parties } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Meaning
+
+function inconsistent(message: string): InvalidKeyShare {
+  return new InvalidKeyShare("inconsistent", message);
+}
+
+function weak(message: string): InvalidKeyShare {
+  return new InvalidKeyShare("weak-aux-info", message);
+}
+
+function assertPoint(P: unknown, what: string): Point {
+  if (!(P instanceof Point)) throw malformed(`${what}: expected a point`);
+  if (P.is0()) throw malformed(`${what}: the point at infinity`);
+  try {
+    P.assertValidity();
+  } catch {
+    throw malformed(`${what}: not a point of secp256k1`);
+  }
+  return P;
+}
+
+function assertBytes(v: unknown, what: string, length: number): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length !== length) {
+    throw malformed(`${what}: expected ${length} bytes`);
+  }
+  return v;
+}
+
+function assertBigint(v: unknown, what: string): bigint {
+  if (typeof v !== "bigint") throw malformed(`${what}: expected a bigint`);
+  return v;
+}
+
+/**
+ * Checks the meaning of a decoded key share (module doc, "Validation on load") and returns the
+ * checked `KeyShare`. Also usable on a share made in memory (a protocol output) before it is
+ * stored. Cost: about 40 exponentiations modulo 1536-bit primes plus one 3072-bit
+ * exponentiation per other party.
+ *
+ * @param u the share from `decodeKeyShareUnchecked` (or any `KeyShare`).
+ * @returns a fresh, validated `KeyShare` (`aux.i` / `aux.n` set from `i` / `n`).
+ * @throws {InvalidKeyShare} with code `malformed`, `wrong-curve`, `inconsistent` or
+ *   `weak-aux-info`; the message names the check and the party, never a secret.
+ * @example
+ * ```ts
+ * import { decodeKeyShareUnchecked, validateKeyShare } from "./keyshare.ts";
+ * const check = (json: string) => validateKeyShare(decodeKeyShareUnchecked(json));
+ * try {
+ *   check("{");
+ * } catch (e) {
+ *   console.assert((e as { code: string }).code === "malformed");
+ * }
+ * ```
+ */
+export function validateKeyShare(u: UncheckedKeyShare): KeyShare {
+  if (u.curve !== CURVE) {
+    throw new InvalidKeyShare("wrong-curve", `key share: expected curve "${CURVE}"`);
+  }
+  const { i, n } = u;
+  if (!Number.isInteger(n) || n < 2 || n > MAX_PARTIES) {
+    throw inconsistent(`expected 2 to ${MAX_PARTIES} parties, got n = ${n}`);
+  }
+  if (!Number.isInteger(i) || i < 0 || i >= n) {
+    throw inconsistent(`expected a party index 0 <= i < ${n}, got i = ${i}`);
+  }
+  if (!Array.isArray(u.publicShares) || u.publicShares.length !== n) {
+    throw inconsistent(`expected ${n} public shares, got ${u.publicShares?.length}`);
+  }
+  const parties = u.aux?.parties;
+  if (!Array.isArray(parties) || parties.length !== n) {
+    throw inconsistent(`expected one aux entry per party (${n}), got ${parties?.length}`);
+  }
+  const x = assertBigint(u.x, "x");
+  if (x <= 0n || x >= Q) throw malformed("x: expected a scalar in [1, q)");
+  const publicKey = assertPoint(u.publicKey, "public_key");
+  const publicShares = u.publicShares.map((P, j) => assertPoint(P, `public_shares[${j}]`));
+  const rid = Uint8Array.from(assertBytes(u.rid, "rid", KAPPA_BYTES));
+  const chainCode = Uint8Array.from(assertBytes(u.chainCode, "chain_code", CHAIN_CODE_BYTES));
+
+  // X_i == x_i G, then sum_j X_j == X (n-of-n).
+  if (!Point.BASE.multiply(x).equals(publicShares[i])) {
+    throw inconsistent(`public share of party ${i} does not match the secret share`);
+  }
+  const sum = publicShares.reduce((acc, P) => acc.add(P));
+  if (!sum.equals(publicKey)) {
+    throw inconsistent("the public shares do not add up to the public key");
+  }
+
+  // Every party's public aux info.
+  const checked: PartyAux[] = parties.map((e, j) => {
+    const N = assertBigint(e?.N, `aux.parties[${j}].N`);
+    const s = assertBigint(e?.s, `aux.parties[${j}].s`);
+    const t = assertBigint(e?.t, `aux.parties[${j}].t`);
+    const bits = bitLength(N);
+    if (bits < MODULUS_MIN_BITS || bits > MODULUS_MAX_BITS) {
+      throw weak(
+        `party ${j}: expected N of ${MODULUS_MIN_BITS}-${MODULUS_MAX_BITS} bits, got ${bits}`,
+      );
+    }
+    if ((N & 1n) === 0n) throw weak(`party ${j}: N is even`);
+    if (hasSmallFactor(N)) throw weak(`party ${j}: N has a prime factor below 2^16`);
+    if (s <= 1n || t <= 1n || s >= N || t >= N || s === t) {
+      throw weak(`party ${j}: ring-Pedersen s, t must be distinct, in (1, N)`);
+    }
+    if (gcd(s, N) !== 1n || gcd(t, N) !== 1n) {
+      throw weak(`party ${j}: ring-Pedersen s, t must be units modulo N`);
+    }
+    return { N, s, t };
+  });
+  for (let j = 0; j < n; j++) {
+    for (let k = j + 1; k < n; k++) {
+      if (checked[j].N === checked[k].N) throw weak(`parties ${j} and ${k} share a modulus N`);
+    }
+  }
+  for (let j = 0; j < n; j++) {
+    // Own N is checked against p q below; the others must at least not be prime.
+    if (j !== i && !isDefinitelyComposite(checked[j].N)) throw weak(`party ${j}: N is prime`);
+  }
+
+  // This party's secret primes.
+  const p = assertBigint(u.aux.p, "aux.p");
+  const q = assertBigint(u.aux.q, "aux.q");
+  if (p * q !== checked[i].N) {
+    throw inconsistent(`aux.p * aux.q does not equal the modulus N of party ${i}`);
+  }
+  if (p === q) throw weak("the secret primes p and q are equal");
+  for (const [name, r] of [["p", p], ["q", q]] as const) {
+    if (bitLength(r) < PRIME_BITS) {
+      throw weak(`secret prime ${name} is shorter than ${PRIME_BITS} bits`);
+    }
+    if ((r & 3n) !== 3n) throw weak(`secret prime ${name} is not 3 mod 4`);
+    if (hasSmallFactor(r) || !millerRabin(r, PRIME_TEST_ROUNDS)) {
+      throw weak(`secret prime ${name} is not prime`);
+    }
+  }
+  return {
+    curve: CURVE,
+    i,
+    n,
+    x,
+    publicKey,
+    publicShares,
+    rid,
+    chainCode,
+    aux: { i, n, p, q, parties: checked },
+  };
+}
+
+/**
+ * Decodes and validates one key share: `validateKeyShare(decodeKeyShareUnchecked(json))`.
+ *
+ * @param json JSON text, UTF-8 bytes, or a parsed value.
+ * @returns the validated key share.
+ * @throws {InvalidKeyShare} see the module doc for the codes.
+ * @example
+ * ```ts
+ * import { decodeKeyShare } from "./keyshare.ts";
+ * try {
+ *   decodeKeyShare({ version: 1, curve: "ed25519" });
+ * } catch (e) {
+ *   console.assert((e as { code: string }).code === "malformed"); // fields are checked first
+ * }
+ * ```
+ */
+export function decodeKeyShare(json: unknown): KeyShare {
+  return validateKeyShare(decodeKeyShareUnchecked(json));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/**
+ * Encodes a key share in the version-1 wire form (module doc). The result holds the secret
+ * share and primes: encrypt it before it leaves memory. Only the shape is checked here; run
+ * `validateKeyShare` first to store nothing that would fail to load.
+ *
+ * @param share the key share.
+ * @returns the JSON-able object (`JSON.stringify` it).
+ * @throws {TypeError} / {RangeError} when a field cannot be encoded (wrong type or size).
+ * @example
+ * ```ts
+ * import { decodeKeyShare, encodeKeyShare } from "./keyshare.ts";
+ * import type { KeyShare } from "./protocols/types.ts";
+ * // What a store does with a share from key generation: validate, encode; later decode.
+ * function roundTrip(share: KeyShare): KeyShare {
+ *   return decodeKeyShare(JSON.stringify(encodeKeyShare(share)));
+ * }
+ * console.assert(typeof roundTrip === "function");
+ * ```
+ */
+export function encodeKeyShare(share: KeyShare): KeyShareJsonV1 {
+  if (share.curve !== CURVE) throw new TypeError(`keyshare: expected curve "${CURVE}"`);
+  if (!(share.rid instanceof Uint8Array) || share.rid.length !== KAPPA_BYTES) {
+    throw new RangeError(`keyshare: expected a ${KAPPA_BYTES}-byte rid`);
+  }
+  if (!(share.chainCode instanceof Uint8Array) || share.chainCode.length !== CHAIN_CODE_BYTES) {
+    throw new RangeError(`keyshare: expected a ${CHAIN_CODE_BYTES}-byte chain code`);
+  }
+  if (typeof share.x !== "bigint" || share.x <= 0n || share.x >= Q) {
+    throw new RangeError("keyshare: expected a secret share in [1, q)");
+  }
+  return {
+    version: KEY_SHARE_VERSION,
+    curve: CURVE,
+    i: share.i,
+    n: share.n,
+    x: toHex(toBytesBE(share.x, SCALAR_BYTES)),
+    public_key: share.publicKey.toHex(true),
+    public_shares: share.publicShares.map((P) => P.toHex(true)),
+    rid: toHex(share.rid),
+    chain_code: toHex(share.chainCode),
+    aux: {
+      p: toHexInt(share.aux.p),
+      q: toHexInt(share.aux.q),
+      parties: share.aux.parties.map(({ N, s, t }) => ({
+        N: toHexInt(N),
+        s: toHexInt(s),
+        t: toHexInt(t),
+      })),
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files of many accounts
+
+/** Options of `decodeKeyShareFile`. */
+export interface DecodeFileOptions {
+  /** Largest file accepted, in bytes (default `MAX_FILE_BYTES`). */
+  readonly maxBytes?: number;
+}
+
+function checkAccountId(id: unknown): string {
+  if (typeof id !== "string" || !ACCOUNT_ID_PATTERN.test(id)) {
+    const len = typeof id === "string" ? `${id.length} characters` : typeof id;
+    throw malformed(`account id (${len}) does not match ${ACCOUNT_ID_PATTERN.source}`);
+  }
+  return id;
+}
+
+function inAccount<T>(id: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof InvalidKeyShare) {
+      throw new InvalidKeyShare(e.code, `account "${id}": ${e.message}`);
+    }
+    throw e;
+  }
+}
+
+/**
+ * Encodes the key shares of many accounts as a key share file (module doc), accounts sorted by
+ * id, two-space indentation, trailing newline: the same accounts always give the same bytes.
+ *
+ * @param accounts account id -> key share (a `Map` or a plain record).
+ * @returns the JSON text (encode it with `TextEncoder`, encrypt it, then write it atomically).
+ * @throws {InvalidKeyShare} `malformed` for a bad account id; as `encodeKeyShare` otherwise.
+ * @example
+ * ```ts
+ * import { encodeKeyShareFile } from "./keyshare.ts";
+ * console.assert(encodeKeyShareFile({}) === "{}\n");
+ * ```
+ */
+export function encodeKeyShareFile(
+  accounts: ReadonlyMap<string, KeyShare> | Readonly<Record<string, KeyShare>>,
+): string {
+  const entries = accounts instanceof Map
+    ? [...(accounts as ReadonlyMap<string, KeyShare>).entries()]
+    : Object.entries(accounts as Readonly<Record<string, KeyShare>>);
+  const out = entries
+    .map(([id, share]): [string, AccountEntryJsonV1] => {
+      checkAccountId(id);
+      const key_share = encodeKeyShare(share);
+      return [id, { key_share, public_key: key_share.public_key }];
+    })
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  // fromEntries defines own properties, so an id such as "__proto__" stays an ordinary key.
+  return JSON.stringify(Object.fromEntries(out), null, 2) + "\n";
+}
+
+/**
+ * Decodes and validates a key share file: every account id, every entry and every key share.
+ * Nothing is returned unless everything is valid.
+ *
+ * @param json the file's contents (text or UTF-8 bytes, after decryption).
+ * @param options `maxBytes` cap, checked before parsing.
+ * @returns account id -> validated key share, in the file's order.
+ * @throws {InvalidKeyShare} see the module doc; the message names the account.
+ * @example
+ * ```ts
+ * import { decodeKeyShareFile } from "./keyshare.ts";
+ * try {
+ *   decodeKeyShareFile('{"bad id!": {}}');
+ * } catch (e) {
+ *   console.assert((e as { code: string }).code === "malformed");
+ * }
+ * ```
+ */
+export function decodeKeyShareFile(
+  json: string | Uint8Array,
+  options: DecodeFileOptions = {},
+): Map<string, KeyShare> {
+  if (typeof json !== "string" && !(json instanceof Uint8Array)) {
+    throw malformed("key share file: expected text or bytes");
+  }
+  const v = parseJson(json, options.maxBytes ?? MAX_FILE_BYTES, "key share file");
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw malformed(`key share file: expected an object of accounts, got ${typeOf(v)}`);
+  }
+  const ids = Object.keys(v);
+  ids.forEach(checkAccountId); // all ids before any costly validation
+  const out = new Map<string, KeyShare>();
+  for (const id of ids) {
+    const share = inAccount(id, () => {
+      const entry = expectObject((v as Obj)[id], "account entry", ["key_share", "public_key"]);
+      const listed = decodePoint(entry.public_key, "public_key");
+      const ks = validateKeyShare(decodeParsed(entry.key_share));
+      if (!listed.equals(ks.publicKey)) {
+        throw inconsistent("the entry's public_key differs from key_share.public_key");
+      }
+      return ks;
+    });
+    out.set(id, share);
+  }
+  return out;
+}
