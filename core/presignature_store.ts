@@ -1,0 +1,413 @@
+/**
+ * The presignature rules (CVE-2025-66017, fixed in cggmp24; Groth and Shoup, Eurocrypt 2022)
+ * and the key lock after an invalid signature, behind one store interface.
+ *
+ * - A presignature is bound when it is made to its key id, its HD path (with the additive
+ *   shift applied then) and the hash function the signer will apply to the message. `take`
+ *   refuses a request for another key, path or hash, without consuming the presignature.
+ * - `take` consumes the presignature atomically and records its id in the USED SET before it
+ *   returns, so before any partial signature can leave. A second `take` of the same id is
+ *   refused with "presignature-used".
+ * - The used set only grows. A persistent store must write the id durably (fsync) before `take`
+ *   returns, and must never roll the used set back: restoring a backup of the presignatures
+ *   restores them into a store whose used set is the union of the backup's and the live one
+ *   (a journal kept apart from the backups), so a restored snapshot of a used pool still
+ *   refuses the used ids. `MemoryPresignatureStore` models this with a shared `usedLog`.
+ * - After an invalid final signature the key is locked for signing (`lockKey`) with the blame
+ *   recorded; signing and `take` refuse "key-locked" until an operator calls `unlockKey`.
+ *
+ * @example
+ * ```ts ignore
+ * const store = new MemoryPresignatureStore();
+ * await store.put(presignature);
+ * const p = await store.take(presignature.id, { keyId, hdPath: [], hash: "sha256" });
+ * await store.take(presignature.id, { keyId, hdPath: [], hash: "sha256" }); // presignature-used
+ * ```
+ * @module
+ */
+import { ProtocolAbort } from "./errors.ts";
+import { mod, modInv } from "./math/mod.ts";
+import { Point, Q } from "./params.ts";
+import type { Presignature } from "./protocols/presign.ts";
+import { assertHashName, type HashName } from "./signature.ts";
+
+/** What a caller expects a presignature to be bound to. */
+export interface PresignatureRequest {
+  readonly keyId: string;
+  readonly hdPath: readonly number[];
+  readonly hash: HashName;
+}
+
+/** The record of a key locked for signing after an invalid signature. */
+export interface KeyLock {
+  readonly keyId: string;
+  /** Protocol and round of the failed signing. */
+  readonly protocol: string;
+  readonly round: number;
+  /** The parties blamed (empty when none could be named). */
+  readonly culprits: readonly number[];
+  /** Session id (hex) of the failed signing. */
+  readonly sid: string;
+  /** The abort message (never contains a secret). */
+  readonly reason: string;
+  /** When it happened (ms since the epoch, from the caller's clock). */
+  readonly at: number;
+}
+
+/** Storage of presignatures, their used set and key locks. */
+export interface PresignatureStore {
+  /**
+   * Stores a fresh presignature under `presignature.id`.
+   * @throws {ProtocolAbort} "presignature-used" when the id is in the used set;
+   *   {RangeError} when the id is already stored.
+   */
+  put(presignature: Presignature): Promise<void>;
+  /**
+   * Consumes a presignature: checks the key lock and the binding, then records the id as used
+   * (durably) and removes the presignature, atomically, before returning it.
+   * @throws {ProtocolAbort} "key-locked", "presignature-used"; {RangeError} for an unknown id or
+   *   a binding other than `expected` (the presignature is then NOT consumed).
+   */
+  take(id: string, expected: PresignatureRequest): Promise<Presignature>;
+  /** Whether `id` was ever taken. */
+  isUsed(id: string): Promise<boolean>;
+  /** Locks `lock.keyId` for signing (keeps the first lock if already locked). */
+  lockKey(lock: KeyLock): Promise<void>;
+  /** The lock of a key, if any. */
+  keyLock(keyId: string): Promise<KeyLock | undefined>;
+  /** Operator action: removes the lock of a key. */
+  unlockKey(keyId: string): Promise<void>;
+}
+
+/** Whether two HD paths are equal. */
+function samePath(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, k) => v === b[k]);
+}
+
+/**
+ * Checks that a presignature was made for `expected` (key id, HD path, hash).
+ * @throws {RangeError} otherwise (the message names the field, never a secret).
+ */
+export function assertBinding(p: Presignature, expected: PresignatureRequest): void {
+  const b = p.binding;
+  if (b.keyId !== expected.keyId) throw new RangeError("presignature: made for another key");
+  if (!samePath(b.hdPath, expected.hdPath)) {
+    throw new RangeError("presignature: made for another HD path");
+  }
+  if (b.hash === null || b.hash !== assertHashName(expected.hash)) {
+    throw new RangeError("presignature: made for another hash function");
+  }
+}
+
+function usedError(): ProtocolAbort {
+  return new ProtocolAbort("sign", 1, "presignature-used", [], "presignature already used");
+}
+
+function lockedError(): ProtocolAbort {
+  return new ProtocolAbort(
+    "sign",
+    1,
+    "key-locked",
+    [],
+    "signing refused: the key is locked after an invalid signature",
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire form of a presignature (for persistent stores; it holds the secrets k_i and chi_i, so a
+// store must encrypt it at rest).
+
+/** JSON form of a presignature (version 1). */
+export interface EncodedPresignature {
+  readonly v: 1;
+  readonly id: string;
+  readonly i: number;
+  readonly n: number;
+  readonly keyId: string;
+  readonly hdPath: readonly number[];
+  readonly shift: string;
+  readonly hash: HashName;
+  readonly publicKey: string;
+  readonly R: string;
+  readonly k: string;
+  readonly chi: string;
+  readonly Gamma: string;
+  readonly delta: string;
+  readonly Delta: readonly string[];
+  readonly S: readonly string[];
+  readonly view: readonly string[];
+}
+
+function pointHex(P: Point): string {
+  return P.is0() ? "00" : P.toHex(true);
+}
+
+function scalarHex(x: bigint): string {
+  return x.toString(16).padStart(64, "0");
+}
+
+/**
+ * Encodes a storable presignature (one made for the fast path, with a hash).
+ * @throws {TypeError} for a presignature of full signing (hash null), which is never stored.
+ */
+export function encodePresignature(p: Presignature): EncodedPresignature {
+  if (p.binding.hash === null) throw new TypeError("a raw-digest presignature is never stored");
+  return {
+    v: 1,
+    id: p.id,
+    i: p.i,
+    n: p.n,
+    keyId: p.binding.keyId,
+    hdPath: [...p.binding.hdPath],
+    shift: scalarHex(p.binding.shift),
+    hash: p.binding.hash,
+    publicKey: pointHex(p.publicKey),
+    R: pointHex(p.R),
+    k: scalarHex(p.k),
+    chi: scalarHex(p.chi),
+    Gamma: pointHex(p.Gamma),
+    delta: scalarHex(p.delta),
+    Delta: p.Delta.map(pointHex),
+    S: p.S.map(pointHex),
+    view: [...p.view],
+  };
+}
+
+const FIELDS = [
+  "v",
+  "id",
+  "i",
+  "n",
+  "keyId",
+  "hdPath",
+  "shift",
+  "hash",
+  "publicKey",
+  "R",
+  "k",
+  "chi",
+  "Gamma",
+  "delta",
+  "Delta",
+  "S",
+  "view",
+];
+
+function scalarOf(v: unknown, field: string): bigint {
+  if (typeof v !== "string" || !/^[0-9a-f]{64}$/.test(v)) {
+    throw new SyntaxError(`presignature: field "${field}" is not a 32-byte scalar`);
+  }
+  const x = BigInt("0x" + v);
+  if (x >= Q) throw new RangeError(`presignature: field "${field}" is not below q`);
+  return x;
+}
+
+function pointOf(v: unknown, field: string): Point {
+  if (v === "00") return Point.ZERO;
+  if (typeof v !== "string" || !/^0[23][0-9a-f]{64}$/.test(v)) {
+    throw new SyntaxError(`presignature: field "${field}" is not a compressed point`);
+  }
+  try {
+    return Point.fromHex(v);
+  } catch {
+    throw new SyntaxError(`presignature: field "${field}" is not a point of secp256k1`);
+  }
+}
+
+function listOf<T>(v: unknown, field: string, n: number, f: (x: unknown, k: number) => T): T[] {
+  if (!Array.isArray(v) || v.length !== n) {
+    throw new TypeError(`presignature: field "${field}" must have ${n} entries`);
+  }
+  return v.map(f);
+}
+
+/**
+ * Decodes and checks a stored presignature: shapes, then its internal consistency
+ * (delta G = sum Delta_j, R = delta^-1 Gamma, Delta_i = k_i Gamma, S_i = chi_i Gamma,
+ * sum S_j = delta X), so a corrupted or edited record is refused before use.
+ * @throws {TypeError} / {SyntaxError} / {RangeError} naming the field or the failed relation.
+ */
+export function decodePresignature(json: unknown): Presignature {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new TypeError("presignature: expected an object");
+  }
+  const o = json as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!FIELDS.includes(k)) throw new TypeError(`presignature: unexpected field "${k}"`);
+  }
+  for (const f of FIELDS) if (!(f in o)) throw new TypeError(`presignature: missing "${f}"`);
+  if (o.v !== 1) throw new RangeError("presignature: unsupported version");
+  const n = o.n;
+  const i = o.i;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 2 || n > 255) {
+    throw new RangeError("presignature: bad n");
+  }
+  if (typeof i !== "number" || !Number.isInteger(i) || i < 0 || i >= n) {
+    throw new RangeError("presignature: bad i");
+  }
+  if (typeof o.id !== "string" || !/^([0-9a-f]{2}){16,1024}$/.test(o.id)) {
+    throw new SyntaxError("presignature: bad id");
+  }
+  if (typeof o.keyId !== "string" || o.keyId.length === 0 || o.keyId.length > 256) {
+    throw new TypeError("presignature: bad key id");
+  }
+  const hdPath = listOf(o.hdPath, "hdPath", Array.isArray(o.hdPath) ? o.hdPath.length : 0, (x) => {
+    if (typeof x !== "number" || !Number.isInteger(x) || x < 0 || x >= 0x80000000) {
+      throw new RangeError("presignature: bad HD index");
+    }
+    return x;
+  });
+  const p: Presignature = {
+    id: o.id,
+    i,
+    n,
+    binding: {
+      keyId: o.keyId,
+      hdPath,
+      shift: scalarOf(o.shift, "shift"),
+      hash: assertHashName(o.hash),
+    },
+    publicKey: pointOf(o.publicKey, "publicKey"),
+    R: pointOf(o.R, "R"),
+    k: scalarOf(o.k, "k"),
+    chi: scalarOf(o.chi, "chi"),
+    Gamma: pointOf(o.Gamma, "Gamma"),
+    delta: scalarOf(o.delta, "delta"),
+    Delta: listOf(o.Delta, "Delta", n, (x, k) => pointOf(x, `Delta[${k}]`)),
+    S: listOf(o.S, "S", n, (x, k) => pointOf(x, `S[${k}]`)),
+    view: listOf(o.view, "view", n, (x) => {
+      if (typeof x !== "string" || !/^[0-9a-f]{64}$/.test(x)) {
+        throw new SyntaxError("presignature: bad view digest");
+      }
+      return x;
+    }),
+  };
+  assertConsistent(p);
+  return p;
+}
+
+/**
+ * The relations every presignature satisfies (Figure 7, Output step 2, and the blame data).
+ * @throws {RangeError} naming the first relation that fails.
+ */
+export function assertConsistent(p: Presignature): void {
+  const sum = (ps: readonly Point[]) => ps.reduce((a, b) => a.add(b), Point.ZERO);
+  const fail = (what: string) => {
+    throw new RangeError(`presignature: inconsistent (${what})`);
+  };
+  if (p.k === 0n || p.delta === 0n || p.Gamma.is0() || p.publicKey.is0()) fail("zero value");
+  if (!Point.BASE.multiplyUnsafe(p.delta).equals(sum(p.Delta))) fail("delta G = sum Delta");
+  if (!p.Gamma.multiplyUnsafe(modInv(p.delta, Q)).equals(p.R)) fail("R = delta^-1 Gamma");
+  if (!p.Gamma.multiply(p.k).equals(p.Delta[p.i])) fail("Delta_i = k_i Gamma");
+  const Si = p.chi === 0n ? Point.ZERO : p.Gamma.multiply(p.chi);
+  if (!Si.equals(p.S[p.i])) fail("S_i = chi_i Gamma");
+  if (!p.publicKey.multiplyUnsafe(mod(p.delta, Q)).equals(sum(p.S))) fail("sum S = delta X");
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory store.
+
+/** A snapshot of a memory store, as a backup would hold it (JSON-able). */
+export interface MemoryStoreSnapshot {
+  readonly presignatures: readonly EncodedPresignature[];
+  readonly used: readonly string[];
+  readonly locks: readonly KeyLock[];
+}
+
+/**
+ * A `PresignatureStore` in memory, for tests, the demo and the browser wallet session. The
+ * used set lives in `usedLog`, which stands for the durable journal of a persistent store:
+ * pass the same set to `restore` to model a restart from a backup (the journal is never
+ * rolled back).
+ */
+export class MemoryPresignatureStore implements PresignatureStore {
+  readonly #records = new Map<string, Presignature>();
+  readonly #used: Set<string>;
+  readonly #locks = new Map<string, KeyLock>();
+
+  /** @param options.usedLog the durable used set (shared across restarts); default a new set. */
+  constructor(options: { usedLog?: Set<string> } = {}) {
+    this.#used = options.usedLog ?? new Set();
+  }
+
+  /** Number of unused presignatures held. */
+  get size(): number {
+    return this.#records.size;
+  }
+
+  put(presignature: Presignature): Promise<void> {
+    try {
+      const id = presignature.id;
+      if (this.#used.has(id)) throw usedError();
+      if (this.#records.has(id)) throw new RangeError("presignature: id already stored");
+      encodePresignature(presignature); // only storable (hash-bound) presignatures
+      this.#records.set(id, presignature);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  take(id: string, expected: PresignatureRequest): Promise<Presignature> {
+    // Synchronous from check to removal: no other call can interleave (atomic take).
+    try {
+      if (this.#locks.has(expected.keyId)) throw lockedError();
+      if (this.#used.has(id)) throw usedError();
+      const p = this.#records.get(id);
+      if (!p) throw new RangeError("presignature: unknown id");
+      assertBinding(p, expected);
+      this.#used.add(id); // the durable mark comes first
+      this.#records.delete(id);
+      return Promise.resolve(p);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  isUsed(id: string): Promise<boolean> {
+    return Promise.resolve(this.#used.has(id));
+  }
+
+  lockKey(lock: KeyLock): Promise<void> {
+    if (!this.#locks.has(lock.keyId)) this.#locks.set(lock.keyId, { ...lock });
+    return Promise.resolve();
+  }
+
+  keyLock(keyId: string): Promise<KeyLock | undefined> {
+    return Promise.resolve(this.#locks.get(keyId));
+  }
+
+  unlockKey(keyId: string): Promise<void> {
+    this.#locks.delete(keyId);
+    return Promise.resolve();
+  }
+
+  /** A backup of the store's content (presignatures, used ids, locks). */
+  snapshot(): MemoryStoreSnapshot {
+    return structuredClone({
+      presignatures: [...this.#records.values()].map(encodePresignature),
+      used: [...this.#used],
+      locks: [...this.#locks.values()],
+    });
+  }
+
+  /**
+   * A store restored from a snapshot. The used set is the union of the snapshot's and
+   * `options.usedLog` (the live journal), so ids used after the snapshot stay refused.
+   * @throws as `decodePresignature` for a corrupted snapshot.
+   */
+  static restore(
+    snapshot: MemoryStoreSnapshot,
+    options: { usedLog?: Set<string> } = {},
+  ): MemoryPresignatureStore {
+    const usedLog = options.usedLog ?? new Set<string>();
+    for (const id of snapshot.used) usedLog.add(id);
+    const store = new MemoryPresignatureStore({ usedLog });
+    for (const enc of snapshot.presignatures) {
+      const p = decodePresignature(enc);
+      if (!usedLog.has(p.id)) store.#records.set(p.id, p);
+    }
+    for (const lock of snapshot.locks) store.#locks.set(lock.keyId, { ...lock });
+    return store;
+  }
+}
