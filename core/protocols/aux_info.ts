@@ -1,0 +1,520 @@
+/**
+ * Auxiliary info: every party's Paillier key and ring-Pedersen parameters, with proofs (CGGMP21,
+ * ePrint 2021/060, Figure 6 "Auxiliary Info. & Key Refresh" without the re-sharing of x; the
+ * Rust reference's `spec/main.tex`, "Provisioning Protocol", and its `key_refresh/aux_only.rs`).
+ *
+ * | round | kind      | party i sends                                                          |
+ * |-------|-----------|------------------------------------------------------------------------|
+ * | 1     | broadcast | V_i = H("aux-info", sid, i, n, N_i, s_i, t_i, psi-hat_i, rho_i, u_i)   |
+ * | 2     | broadcast | the decommitment (N_i, s_i, t_i, psi-hat_i, rho_i, u_i) and the echo   |
+ * | 3     | p2p       | to each P_j: psi_i (Pi-mod) and phi_i^j (Pi-fac under P_j's (N, s, t)) |
+ *
+ * psi-hat_i is the Pi-prm proof that s_i is in <t_i> mod N_i, bound to (sid, i). psi_i and
+ * phi_i^j are bound to (sid, i, rho) with rho = XOR rho_j, so no party can prepare them before
+ * everybody's rho_j is fixed. Checks on a received N_j before any proof: odd, 3071-3072 bits, no
+ * factor below 2^16, not prime, distinct from every other N; s_j, t_j distinct units other than 1.
+ * Pi-fac is verified under this party's own ring-Pedersen parameters, never the prover's.
+ *
+ * The Paillier primes are an input: the caller generates them (`generatePaillierPrimes` with the
+ * platform's safe-prime generator) or takes pregenerated ones, as the reference does.
+ *
+ * The building blocks (`prepareAux`, `checkAuxValues`, `auxProofs`, ...) are exported for the
+ * key refresh (`refresh.ts`), which is this protocol plus a re-sharing of the secret key.
+ * @module
+ */
+import {
+  bitLength,
+  isDefinitelyComposite,
+  randomBytes,
+  type RandomSource,
+  toHexInt,
+} from "../math/mod.ts";
+import { KAPPA_BYTES, MODULUS_MAX_BITS, MODULUS_MIN_BITS, PRIME_BITS } from "../params.ts";
+import {
+  checkRingPedersenShape,
+  generateRingPedersen,
+  type RingPedersenSecret,
+} from "../ring_pedersen.ts";
+import { assertModulus } from "../zk/_common.ts";
+import type { ProofContext } from "../zk/mod.ts";
+import * as piFac from "../zk/pi_fac.ts";
+import * as piMod from "../zk/pi_mod.ts";
+import * as piPrm from "../zk/pi_prm.ts";
+import { collectInbox, envelope } from "./inbox.ts";
+import {
+  commit,
+  type CommitItems,
+  COMMITMENT_BYTES,
+  deriveSid,
+  opens,
+  xorBytes,
+} from "./commitment.ts";
+import {
+  assertSession,
+  checkEcho,
+  decodeBytes,
+  decodeEcho,
+  decodeUint,
+  echoVector,
+  expectFields,
+  RoundFaults,
+  type Wire,
+} from "./echo.ts";
+import {
+  type AuxInfo,
+  type Message,
+  type PartyAux,
+  type Protocol,
+  type ProtocolName,
+  type ProtocolState,
+  type RoundSpec,
+  toHex,
+  type Transition,
+} from "./types.ts";
+
+const NAME = "aux-info";
+
+/** Largest N, s or t accepted on the wire (bytes); the exact size is checked afterwards. */
+const WIRE_INT_BYTES = 512;
+
+/** The two safe primes of a party's Paillier / ring-Pedersen modulus (secret). */
+export interface PaillierPrimes {
+  readonly p: bigint;
+  readonly q: bigint;
+}
+
+/**
+ * Generates the Paillier primes of one party with the given safe-prime generator (for example
+ * `platformSafePrime` of `platform/mod.ts`, the fastest of the runtime).
+ * @param safePrime returns a safe prime of exactly `bits` bits with its top two bits set.
+ * @returns two distinct safe primes of `PRIME_BITS` bits.
+ */
+export async function generatePaillierPrimes(
+  safePrime: (bits: number) => Promise<bigint>,
+): Promise<PaillierPrimes> {
+  const [p, q] = await Promise.all([safePrime(PRIME_BITS), safePrime(PRIME_BITS)]);
+  const primes = { p, q };
+  assertPaillierPrimes(primes);
+  return primes;
+}
+
+/**
+ * Checks this party's own primes (misuse, not blame): bigints of `PRIME_BITS` bits, distinct,
+ * = 3 mod 4, p and (p-1)/2 passing a base-2 Fermat test, N of 3071-3072 bits.
+ * @throws {TypeError} / {RangeError}.
+ */
+export function assertPaillierPrimes(primes: PaillierPrimes): void {
+  if (typeof primes !== "object" || primes === null) throw new TypeError("expected { p, q }");
+  const { p, q } = primes;
+  if (typeof p !== "bigint" || typeof q !== "bigint") throw new TypeError("expected bigint primes");
+  if (bitLength(p) !== PRIME_BITS || bitLength(q) !== PRIME_BITS) {
+    throw new RangeError(`expected primes of ${PRIME_BITS} bits`);
+  }
+  if (p === q) throw new RangeError("expected two distinct primes");
+  for (const r of [p, q]) {
+    if ((r & 3n) !== 3n) throw new RangeError("expected primes = 3 mod 4");
+    if (isDefinitelyComposite(r) || isDefinitelyComposite(r >> 1n)) {
+      throw new RangeError("expected safe primes");
+    }
+  }
+  const bits = bitLength(p * q);
+  if (bits < MODULUS_MIN_BITS || bits > MODULUS_MAX_BITS) {
+    throw new RangeError(`expected N of ${MODULUS_MIN_BITS}-${MODULUS_MAX_BITS} bits`);
+  }
+}
+
+/** Input of the auxiliary-info protocol. */
+export interface AuxInfoInput {
+  /** Session id agreed by all parties (16-1024 bytes, fresh for every run). */
+  readonly sid: Uint8Array;
+  readonly i: number;
+  readonly n: number;
+  /** This party's pregenerated safe primes (secret). */
+  readonly primes: PaillierPrimes;
+}
+
+/** This party's own aux material, made in round 1 (secret parts included). */
+export interface AuxOwn {
+  readonly p: bigint;
+  readonly q: bigint;
+  /** (N_i, s_i, t_i) with lambda_i and phi(N_i). */
+  readonly rp: RingPedersenSecret;
+  /** psi-hat_i: the Pi-prm proof of (N_i, s_i, t_i). */
+  readonly prm: piPrm.Proof;
+  /** rho_i: kappa random bytes. */
+  readonly rho: Uint8Array;
+}
+
+/** What a party reveals of its aux material in round 2 (decoded). */
+export interface AuxPublic {
+  readonly N: bigint;
+  readonly s: bigint;
+  readonly t: bigint;
+  readonly prm: piPrm.Proof;
+  readonly rho: Uint8Array;
+}
+
+/** Wire field names of `AuxPublic`. */
+export const AUX_FIELDS = ["N", "s", "t", "prm", "rho"] as const;
+
+/** The proof context of Pi-prm: (sid, j), separated per protocol (Figure 6, round 1). */
+export function prmContext(protocol: ProtocolName, sid: Uint8Array, j: number): ProofContext {
+  return { sid: deriveSid(sid, `${protocol}/pi-prm`, new Uint8Array(0)), prover: j };
+}
+
+/** The proof context bound to (sid, j, rho) (Figure 6, round 3: Pi-mod, Pi-fac, Pi-sch). */
+export function rhoContext(
+  protocol: ProtocolName,
+  sid: Uint8Array,
+  j: number,
+  rho: Uint8Array,
+): ProofContext {
+  return { sid: deriveSid(sid, `${protocol}/rho`, rho), prover: j };
+}
+
+/**
+ * Figure 6, round 1 (aux part): ring-Pedersen (N_i, s_i, t_i) over the given primes, the Pi-prm
+ * proof psi-hat_i, and rho_i.
+ */
+export function prepareAux(
+  protocol: ProtocolName,
+  sid: Uint8Array,
+  i: number,
+  primes: PaillierPrimes,
+  rng: RandomSource,
+): AuxOwn {
+  assertPaillierPrimes(primes);
+  const { p, q } = primes;
+  const rp = generateRingPedersen(p, q, rng);
+  const prm = piPrm.prove(prmContext(protocol, sid, i), rp, rp, rng);
+  return { p, q, rp, prm, rho: randomBytes(KAPPA_BYTES, rng) };
+}
+
+/** The public part of this party's material. */
+export function auxPublic(own: AuxOwn): AuxPublic {
+  return { N: own.rp.N, s: own.rp.s, t: own.rp.t, prm: own.prm, rho: own.rho };
+}
+
+/** The committed items of the aux part (Figure 6, round 1: N_i, s_i, t_i, psi-hat_i, rho_i). */
+export function auxItems(pub: AuxPublic): CommitItems {
+  return [
+    ["N", pub.N],
+    ["s", pub.s],
+    ["t", pub.t],
+    ["prm.A", pub.prm.A],
+    ["prm.z", pub.prm.z],
+    ["rho", pub.rho],
+  ];
+}
+
+/** Wire form of the aux part. */
+export function encodeAuxPublic(pub: AuxPublic): Record<(typeof AUX_FIELDS)[number], unknown> {
+  return {
+    N: toHexInt(pub.N),
+    s: toHexInt(pub.s),
+    t: toHexInt(pub.t),
+    prm: piPrm.encode(pub.prm),
+    rho: toHex(pub.rho),
+  };
+}
+
+/** Decodes the aux fields of a received object (other fields are the caller's). */
+export function decodeAuxPublic(o: Wire): AuxPublic {
+  return {
+    N: decodeUint(o.N, "N", WIRE_INT_BYTES),
+    s: decodeUint(o.s, "s", WIRE_INT_BYTES),
+    t: decodeUint(o.t, "t", WIRE_INT_BYTES),
+    prm: piPrm.decode(o.prm),
+    rho: decodeBytes(o.rho, "rho", KAPPA_BYTES),
+  };
+}
+
+/**
+ * Figure 6, round 3 (checks before any proof): N_j odd, of 3071-3072 bits, no factor below
+ * 2^16, not prime (`assertModulus`); distinct from every other party's N; s_j, t_j distinct
+ * units other than 1. Faults: "invalid-value".
+ */
+export function checkAuxValues(
+  faults: RoundFaults,
+  me: number,
+  mine: AuxPublic,
+  received: ReadonlyMap<number, AuxPublic>,
+): void {
+  for (const [j, a] of received) {
+    faults.check(j, "invalid-value", () => {
+      assertModulus(NAME, a.N);
+      if (!checkRingPedersenShape(a)) {
+        throw new RangeError("expected s_j, t_j distinct units modulo N_j, neither 1");
+      }
+    });
+  }
+  const owners = new Map<bigint, number[]>([[mine.N, [me]]]);
+  for (const [j, a] of received) owners.set(a.N, [...(owners.get(a.N) ?? []), j]);
+  for (const js of owners.values()) {
+    if (js.length < 2) continue;
+    for (const j of js) {
+      if (j !== me) faults.add(j, "invalid-value", "N_j equals another party's modulus");
+    }
+  }
+}
+
+/** Figure 6, round 3: verifies every received Pi-prm (psi-hat_j). Faults: "proof-failed". */
+export function checkAuxPrm(
+  faults: RoundFaults,
+  protocol: ProtocolName,
+  sid: Uint8Array,
+  received: ReadonlyMap<number, AuxPublic>,
+): void {
+  for (const [j, a] of received) {
+    faults.check(j, "proof-failed", () => piPrm.verify(prmContext(protocol, sid, j), a, a.prm));
+  }
+}
+
+/** XOR of every party's rho_j. */
+export function xorAll(values: readonly Uint8Array[]): Uint8Array {
+  return values.reduce((acc, v) => xorBytes(acc, v), new Uint8Array(values[0].length));
+}
+
+/** The round-3 proofs of party i: one Pi-mod, and one Pi-fac per other party. */
+export interface AuxProofs {
+  readonly mod: piMod.Proof;
+  readonly fac: piFac.Proof;
+}
+
+/**
+ * Figure 6, round 3: psi_i = Pi-mod of N_i and, for each j != i, phi_i^j = Pi-fac of N_i under
+ * P_j's (N_j, s_j, t_j), both bound to (sid, i, rho).
+ * @returns the message parts by receiver.
+ */
+export function auxProofs(
+  protocol: ProtocolName,
+  sid: Uint8Array,
+  i: number,
+  rho: Uint8Array,
+  own: AuxOwn,
+  parties: readonly PartyAux[],
+  rng: RandomSource,
+): Map<number, AuxProofs> {
+  const ctx = rhoContext(protocol, sid, i, rho);
+  const witness = { p: own.p, q: own.q };
+  const mod = piMod.prove(ctx, { N: own.rp.N }, witness, rng);
+  const out = new Map<number, AuxProofs>();
+  for (let j = 0; j < parties.length; j++) {
+    if (j === i) continue;
+    const { N, s, t } = parties[j];
+    out.set(j, { mod, fac: piFac.prove(ctx, { N0: own.rp.N, aux: { N, s, t } }, witness, rng) });
+  }
+  return out;
+}
+
+/** Wire form of the round-3 proofs. */
+export function encodeAuxProofs(pr: AuxProofs): { mod: unknown; fac: unknown } {
+  return { mod: piMod.encode(pr.mod), fac: piFac.encode(pr.fac) };
+}
+
+/** Decodes the round-3 proofs of a received object. */
+export function decodeAuxProofs(o: Wire): AuxProofs {
+  return { mod: piMod.decode(o.mod), fac: piFac.decode(o.fac) };
+}
+
+/**
+ * Figure 6, output: verifies psi_j (Pi-mod of N_j) and phi_j^i (Pi-fac of N_j under this
+ * party's own parameters), bound to (sid, j, rho). Faults: "proof-failed".
+ */
+export function verifyAuxProofs(
+  faults: RoundFaults,
+  protocol: ProtocolName,
+  sid: Uint8Array,
+  me: number,
+  rho: Uint8Array,
+  parties: readonly PartyAux[],
+  received: ReadonlyMap<number, AuxProofs>,
+): void {
+  const { N, s, t } = parties[me];
+  for (const [j, pr] of received) {
+    faults.check(j, "proof-failed", () => {
+      const ctx = rhoContext(protocol, sid, j, rho);
+      // Pi-fac first: it is about twenty times cheaper than Pi-mod to verify.
+      piFac.verify(ctx, { N0: parties[j].N, aux: { N, s, t } }, pr.fac);
+      piMod.verify(ctx, { N: parties[j].N }, pr.mod);
+    });
+  }
+}
+
+// ---------------------------------- the aux-info machine ----------------------------------
+
+interface Own {
+  readonly own: AuxOwn;
+  /** u_i, the opening randomness of V_i. */
+  readonly u: Uint8Array;
+}
+
+/** Waiting for the round-1 commitments. */
+export interface AuxRound1 extends ProtocolState, Own {
+  readonly round: 1;
+  readonly sent: { readonly V: string };
+}
+
+/** Waiting for the round-2 decommitments. */
+export interface AuxRound2 extends ProtocolState, Own {
+  readonly round: 2;
+  readonly V: readonly Uint8Array[];
+  readonly echo: readonly string[];
+}
+
+/** Waiting for the round-3 proofs. */
+export interface AuxRound3 extends ProtocolState {
+  readonly round: 3;
+  readonly p: bigint;
+  readonly q: bigint;
+  readonly parties: readonly PartyAux[];
+  readonly rho: Uint8Array;
+}
+
+/** State of an aux-info run. */
+export type AuxInfoState = AuxRound1 | AuxRound2 | AuxRound3;
+
+/** The tuple party j commits to in round 1 (exported for audits and deviating-party tests). */
+export function auxCommitmentItems(n: number, pub: AuxPublic): CommitItems {
+  return [["n", BigInt(n)], ...auxItems(pub)];
+}
+
+const ROUNDS: readonly RoundSpec[] = [
+  { round: 1, kind: "broadcast" },
+  { round: 2, kind: "broadcast" },
+  { round: 3, kind: "p2p" },
+];
+
+/** Figure 6, round 1: parameters, Pi-prm, rho_i, u_i; broadcast V_i. */
+function start(input: AuxInfoInput, rng: RandomSource): Transition<AuxInfoState, AuxInfo> {
+  assertSession(input.sid, input.i, input.n);
+  const sid = Uint8Array.from(input.sid);
+  const { i, n } = input;
+  const own = prepareAux(NAME, sid, i, input.primes, rng);
+  const { V, u } = commit(NAME, sid, i, auxCommitmentItems(n, auxPublic(own)), rng);
+  const sent = { V: toHex(V) };
+  const state: AuxRound1 = { sid, i, n, round: 1, own, u, sent };
+  return { state, outgoing: [envelope(NAME, state, 1, null, sent)] };
+}
+
+/** Figure 6, round 2: receive every V_j; broadcast the decommitment and the echo. */
+function round1(s: AuxRound1, inbox: readonly Message[]): Transition<AuxInfoState, AuxInfo> {
+  const payloads = collectInbox(NAME, s, "broadcast", inbox);
+  const faults = new RoundFaults(NAME, 1);
+  const V: Uint8Array[] = new Array(s.n);
+  V[s.i] = decodeBytes(s.sent.V, "V", COMMITMENT_BYTES);
+  for (const [j, p] of payloads) {
+    faults.check(j, "malformed-message", () => {
+      V[j] = decodeBytes(expectFields(p, ["V"]).V, "V", COMMITMENT_BYTES);
+    });
+  }
+  faults.throwIfAny();
+  const echo = echoVector(s.sid, NAME, 1, V.map((v) => ({ V: toHex(v) })));
+  const payload = { ...encodeAuxPublic(auxPublic(s.own)), u: toHex(s.u), echo };
+  const state: AuxRound2 = {
+    sid: s.sid,
+    i: s.i,
+    n: s.n,
+    round: 2,
+    own: s.own,
+    u: s.u,
+    V,
+    echo,
+  };
+  return { state, outgoing: [envelope(NAME, state, 2, null, payload)] };
+}
+
+/**
+ * Figure 6, round 3: check the echo, the decommitments, N_j, s_j, t_j and Pi-prm; rho = XOR
+ * rho_j; send psi_i and phi_i^j to each P_j.
+ */
+function round2(
+  s: AuxRound2,
+  inbox: readonly Message[],
+  rng: RandomSource,
+): Transition<AuxInfoState, AuxInfo> {
+  const payloads = collectInbox(NAME, s, "broadcast", inbox);
+  const faults = new RoundFaults(NAME, 2);
+  const got = new Map<number, { pub: AuxPublic; u: Uint8Array; echo: string[] }>();
+  for (const [j, p] of payloads) {
+    faults.check(j, "malformed-message", () => {
+      const o = expectFields(p, [...AUX_FIELDS, "u", "echo"]);
+      got.set(j, {
+        pub: decodeAuxPublic(o),
+        u: decodeBytes(o.u, "u", KAPPA_BYTES),
+        echo: decodeEcho(o.echo, s.n),
+      });
+    });
+  }
+  checkEcho(faults, s.i, s.echo, new Map([...got].map(([j, d]) => [j, d.echo])));
+  for (const [j, d] of got) {
+    if (faults.has(j)) continue;
+    if (!opens(NAME, s.sid, j, auxCommitmentItems(s.n, d.pub), d.u, s.V[j])) {
+      faults.add(j, "bad-commitment", "the decommitment does not open the round-1 commitment");
+    }
+  }
+  const mine = auxPublic(s.own);
+  const pubs = new Map([...got].filter(([j]) => !faults.has(j)).map(([j, d]) => [j, d.pub]));
+  checkAuxValues(faults, s.i, mine, pubs);
+  checkAuxPrm(faults, NAME, s.sid, new Map([...pubs].filter(([j]) => !faults.has(j))));
+  faults.throwIfAny();
+  const all = (j: number) => (j === s.i ? mine : pubs.get(j)!);
+  const parties: PartyAux[] = [];
+  for (let j = 0; j < s.n; j++) {
+    const { N, s: sj, t } = all(j);
+    parties.push({ N, s: sj, t });
+  }
+  const rho = xorAll(parties.map((_, j) => all(j).rho));
+  const proofs = auxProofs(NAME, s.sid, s.i, rho, s.own, parties, rng);
+  const state: AuxRound3 = {
+    sid: s.sid,
+    i: s.i,
+    n: s.n,
+    round: 3,
+    p: s.own.p,
+    q: s.own.q,
+    parties,
+    rho,
+  };
+  const outgoing = [...proofs].map(([j, pr]) => envelope(NAME, state, 3, j, encodeAuxProofs(pr)));
+  return { state, outgoing };
+}
+
+/** Figure 6, output: verify psi_j and phi_j^i of every other party; output the aux info. */
+function round3(s: AuxRound3, inbox: readonly Message[]): Transition<AuxInfoState, AuxInfo> {
+  const payloads = collectInbox(NAME, s, "p2p", inbox);
+  const faults = new RoundFaults(NAME, 3);
+  const got = new Map<number, AuxProofs>();
+  for (const [j, p] of payloads) {
+    faults.check(j, "malformed-message", () => {
+      got.set(j, decodeAuxProofs(expectFields(p, ["mod", "fac"])));
+    });
+  }
+  verifyAuxProofs(faults, NAME, s.sid, s.i, s.rho, s.parties, got);
+  faults.throwIfAny();
+  const output: AuxInfo = { i: s.i, n: s.n, p: s.p, q: s.q, parties: s.parties };
+  return { outgoing: [], output };
+}
+
+/**
+ * Auxiliary info as a pure state machine (`start`, then `step` once per round). `start` proves
+ * Pi-prm and round 2 proves Pi-mod and n-1 Pi-fac: seconds of work at real size.
+ * @throws {TypeError} / {RangeError} from `start` on a bad input; {ProtocolAbort} from `step`.
+ */
+export const auxInfo: Protocol<AuxInfoInput, AuxInfoState, AuxInfo> = {
+  name: NAME,
+  rounds: ROUNDS,
+  start,
+  step(state, inbox, rng) {
+    switch (state.round) {
+      case 1:
+        return round1(state, inbox);
+      case 2:
+        return round2(state, inbox, rng);
+      case 3:
+        return round3(state, inbox);
+      default:
+        throw new TypeError("aux-info: unknown state");
+    }
+  },
+};

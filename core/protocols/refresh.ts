@@ -1,0 +1,478 @@
+/**
+ * Key refresh, n-of-n: new auxiliary info and a zero-sum re-sharing of the secret key, so every
+ * share changes and the public key does not (CGGMP21, ePrint 2021/060, Figure 6 "Auxiliary
+ * Info. & Key Refresh"; the Rust reference's `spec/main.tex`, "(Non-Threshold) Key Refresh",
+ * and its `key_refresh/non_threshold.rs`; the paper's El-Gamal keys Y_i are left out, as the
+ * reference does).
+ *
+ * | round | kind      | party i sends                                                        |
+ * |-------|-----------|----------------------------------------------------------------------|
+ * | 1     | broadcast | V_i = H("refresh", sid, i, n, key, X_i^*, A_i^*, N_i, s_i, t_i,       |
+ * |       |           | psi-hat_i, rho_i, u_i) and the digest of the refreshed key's data    |
+ * | 2     | broadcast | the decommitment and the echo of round 1                             |
+ * | 3     | p2p       | to P_j: psi_i (Pi-mod), phi_i^j (Pi-fac under P_j's parameters),     |
+ * |       |           | C_i^j = Enc_{N_j}(x_i^j), psi_i^k (Pi-sch of x_i^k) for every k      |
+ *
+ * Round 1: x_i^k <- Z_q for k != 0 and x_i^0 = -sum x_i^k, so sum_k x_i^k = 0; X_i^k = x_i^k G;
+ * a Schnorr commitment A_i^k per k. Output: x_i* = x_i + sum_j x_j^i and X_k* = X_k + sum_j
+ * X_j^k. Checks on every other party j: the key data it refreshes equals ours; the echo; the
+ * decommitment; sum_k X_j^k = 0; the aux checks (N_j, s_j, t_j, Pi-prm; Pi-mod and Pi-fac in
+ * round 3); C_j^i a unit mod N_i^2 decrypting to x_j^i in [0, q) with x_j^i G = X_j^i; every
+ * psi_j^k against (sid, j, rho, k, X_j^k, A_j^k).
+ *
+ * Blame: all checks are local. A mismatch between C_j^i and X_j^i is detected and blamed by the
+ * receiver alone; it cannot prove it to others without revealing its decryption key.
+ * @module
+ */
+import { InternalError, ProtocolAbort } from "../errors.ts";
+import { mod, randomBelow, type RandomSource, toHexInt } from "../math/mod.ts";
+import { PaillierPublicKey, PaillierSecretKey } from "../paillier.ts";
+import { KAPPA_BYTES, MODULUS_MAX_BITS, Point, Q } from "../params.ts";
+import { Transcript } from "../transcript.ts";
+import * as sch from "../zk/pi_sch.ts";
+import {
+  AUX_FIELDS,
+  auxItems,
+  type AuxOwn,
+  type AuxProofs,
+  auxProofs,
+  type AuxPublic,
+  auxPublic,
+  checkAuxPrm,
+  checkAuxValues,
+  decodeAuxProofs,
+  decodeAuxPublic,
+  encodeAuxProofs,
+  encodeAuxPublic,
+  type PaillierPrimes,
+  prepareAux,
+  rhoContext,
+  verifyAuxProofs,
+  xorAll,
+} from "./aux_info.ts";
+import { collectInbox, envelope } from "./inbox.ts";
+import { commit, type CommitItems, COMMITMENT_BYTES, opens } from "./commitment.ts";
+import {
+  assertSession,
+  checkEcho,
+  decodeBytes,
+  decodeEcho,
+  decodePoints,
+  decodeUint,
+  echoVector,
+  encodePoint,
+  expectFields,
+  RoundFaults,
+  type Wire,
+} from "./echo.ts";
+import {
+  type KeyShare,
+  type KeyShareCore,
+  type Message,
+  type PartyAux,
+  type Protocol,
+  type ProtocolState,
+  type RoundSpec,
+  toHex,
+  type Transition,
+} from "./types.ts";
+
+const NAME = "refresh";
+/** Largest Paillier ciphertext on the wire (bytes): an element of Z*_{N^2}. */
+const CIPHERTEXT_BYTES = (2 * MODULUS_MAX_BITS) / 8;
+/** Bytes of the digest of the refreshed key's public data. */
+const KEY_DIGEST_BYTES = 32;
+
+/** Input of a key refresh. */
+export interface RefreshInput {
+  /** Session id agreed by all parties (16-1024 bytes, fresh for every run). */
+  readonly sid: Uint8Array;
+  /** The key share to refresh (its aux info, if any, is replaced). */
+  readonly keyShare: KeyShareCore;
+  /** This party's new pregenerated safe primes (secret). */
+  readonly primes: PaillierPrimes;
+}
+
+/**
+ * Checks the key share to refresh (misuse, not blame): indices, x in [1, q) with x G = X_i,
+ * n valid non-identity public shares summing to the public key.
+ * @throws {TypeError} / {RangeError}.
+ */
+function assertKeyShare(k: KeyShareCore): void {
+  if (typeof k !== "object" || k === null) throw new TypeError("expected a key share");
+  if (k.curve !== "secp256k1") throw new RangeError("expected a secp256k1 key share");
+  if (typeof k.x !== "bigint" || k.x <= 0n || k.x >= Q) throw new RangeError("bad secret share");
+  const shares = k.publicShares;
+  if (!Array.isArray(shares) || shares.length !== k.n) {
+    throw new RangeError(`expected ${k.n} public shares`);
+  }
+  for (const P of [...shares, k.publicKey]) {
+    if (!(P instanceof Point) || P.is0()) throw new TypeError("expected non-identity points");
+    P.assertValidity();
+  }
+  if (!Point.BASE.multiply(k.x).equals(shares[k.i])) {
+    throw new RangeError("the secret share does not match its public share");
+  }
+  if (!shares.reduce((a, b) => a.add(b)).equals(k.publicKey)) {
+    throw new RangeError("the public shares do not sum to the public key");
+  }
+  if (!(k.rid instanceof Uint8Array) || !(k.chainCode instanceof Uint8Array)) {
+    throw new TypeError("expected rid and chain code bytes");
+  }
+}
+
+/** Digest of the public data of the key being refreshed (all parties must agree on it). */
+function keyDigest(sid: Uint8Array, k: KeyShareCore): Uint8Array {
+  const t = Transcript.create("refresh/key", sid, 0);
+  t.appendString("curve", k.curve).appendUint("n", BigInt(k.n));
+  t.appendBytes("publicKey", k.publicKey.toBytes(true));
+  k.publicShares.forEach((P, j) => t.appendBytes(`X[${j}]`, P.toBytes(true)));
+  t.appendBytes("rid", k.rid).appendBytes("chainCode", k.chainCode);
+  return t.challengeBytes("digest", KEY_DIGEST_BYTES);
+}
+
+/** Figure 6, round 1: what party i commits to (sid, i and u are added by the commitment). */
+export function refreshCommitmentItems(
+  n: number,
+  key: Uint8Array,
+  X: readonly Point[],
+  A: readonly Point[],
+  pub: AuxPublic,
+): CommitItems {
+  return [["n", BigInt(n)], ["key", key], ["X", X], ["A", A], ...auxItems(pub)];
+}
+
+/** The bytes the Schnorr proof of x_i^k is bound to besides (sid, i): rho and k. */
+function schRid(rho: Uint8Array, k: number): Uint8Array {
+  const out = new Uint8Array(rho.length + 4);
+  out.set(rho);
+  new DataView(out.buffer).setUint32(rho.length, k);
+  return out;
+}
+
+interface Own {
+  readonly key: KeyShareCore;
+  readonly keyDigest: Uint8Array;
+  readonly aux: AuxOwn;
+  /** x_i^k for every k (secret), summing to 0 mod q. */
+  readonly shares: readonly bigint[];
+  /** X_i^k = x_i^k G. */
+  readonly X: readonly Point[];
+  /** The Schnorr nonces behind A_i^k (secret, each used once in round 2). */
+  readonly nonces: readonly sch.Nonce[];
+  readonly u: Uint8Array;
+}
+
+/** Waiting for the round-1 commitments. */
+export interface RefreshRound1 extends ProtocolState, Own {
+  readonly round: 1;
+  readonly sent: { readonly V: string; readonly key: string };
+}
+
+/** Waiting for the round-2 decommitments. */
+export interface RefreshRound2 extends ProtocolState, Own {
+  readonly round: 2;
+  readonly V: readonly Uint8Array[];
+  readonly echo: readonly string[];
+}
+
+/** Waiting for the round-3 shares and proofs. */
+export interface RefreshRound3 extends ProtocolState {
+  readonly round: 3;
+  readonly key: KeyShareCore;
+  readonly p: bigint;
+  readonly q: bigint;
+  readonly parties: readonly PartyAux[];
+  readonly rho: Uint8Array;
+  /** x_i^i, the part of this party's own re-sharing that it keeps. */
+  readonly ownShare: bigint;
+  /** X_j^k for every j, k. */
+  readonly X: readonly (readonly Point[])[];
+  /** A_j^k for every j, k. */
+  readonly A: readonly (readonly Point[])[];
+}
+
+/** State of a refresh run. */
+export type RefreshState = RefreshRound1 | RefreshRound2 | RefreshRound3;
+
+const ROUNDS: readonly RoundSpec[] = [
+  { round: 1, kind: "broadcast" },
+  { round: 2, kind: "broadcast" },
+  { round: 3, kind: "p2p" },
+];
+
+/** Figure 6, round 1: zero-sum shares, Schnorr commitments, aux material; broadcast V_i. */
+function start(input: RefreshInput, rng: RandomSource): Transition<RefreshState, KeyShare> {
+  const key = input.keyShare;
+  assertSession(input.sid, key?.i, key?.n);
+  assertKeyShare(key);
+  const sid = Uint8Array.from(input.sid);
+  const { i, n } = key;
+  const aux = prepareAux(NAME, sid, i, input.primes, rng);
+  let shares: bigint[];
+  do {
+    shares = [0n];
+    for (let k = 1; k < n; k++) shares.push(randomBelow(Q, rng));
+    shares[0] = mod(-shares.reduce((a, b) => a + b, 0n), Q);
+  } while (shares.some((x) => x === 0n));
+  const X = shares.map((x) => Point.BASE.multiply(x));
+  const nonces = shares.map(() => sch.commit(rng));
+  const digest = keyDigest(sid, key);
+  const items = refreshCommitmentItems(n, digest, X, nonces.map((r) => r.A), auxPublic(aux));
+  const { V, u } = commit(NAME, sid, i, items, rng);
+  const sent = { V: toHex(V), key: toHex(digest) };
+  const state: RefreshRound1 = {
+    sid,
+    i,
+    n,
+    round: 1,
+    key,
+    keyDigest: digest,
+    aux,
+    shares,
+    X,
+    nonces,
+    u,
+    sent,
+  };
+  return { state, outgoing: [envelope(NAME, state, 1, null, sent)] };
+}
+
+/** Figure 6, round 2: check every party refreshes the same key; broadcast the decommitment. */
+function round1(s: RefreshRound1, inbox: readonly Message[]): Transition<RefreshState, KeyShare> {
+  const payloads = collectInbox(NAME, s, "broadcast", inbox);
+  const faults = new RoundFaults(NAME, 1);
+  const V: Uint8Array[] = new Array(s.n);
+  const keys = new Map<number, Uint8Array>();
+  V[s.i] = decodeBytes(s.sent.V, "V", COMMITMENT_BYTES);
+  for (const [j, p] of payloads) {
+    faults.check(j, "malformed-message", () => {
+      const o = expectFields(p, ["V", "key"]);
+      V[j] = decodeBytes(o.V, "V", COMMITMENT_BYTES);
+      keys.set(j, decodeBytes(o.key, "key", KEY_DIGEST_BYTES));
+    });
+  }
+  for (const [j, k] of keys) {
+    if (toHex(k) !== s.sent.key) {
+      faults.add(j, "invalid-value", "it refreshes a key with other public data than ours");
+    }
+  }
+  faults.throwIfAny();
+  const echo = echoVector(
+    s.sid,
+    NAME,
+    1,
+    V.map((v, j) => ({ V: toHex(v), key: j === s.i ? s.sent.key : toHex(keys.get(j)!) })),
+  );
+  const payload = {
+    X: s.X.map(encodePoint),
+    A: s.nonces.map((r) => encodePoint(r.A)),
+    ...encodeAuxPublic(auxPublic(s.aux)),
+    u: toHex(s.u),
+    echo,
+  };
+  const { sent: _sent, ...rest } = s;
+  const state: RefreshRound2 = { ...rest, round: 2, V, echo };
+  return { state, outgoing: [envelope(NAME, state, 2, null, payload)] };
+}
+
+interface Opening {
+  readonly X: Point[];
+  readonly A: Point[];
+  readonly pub: AuxPublic;
+  readonly u: Uint8Array;
+  readonly echo: string[];
+}
+
+function decodeOpening(p: unknown, n: number): Opening {
+  const o = expectFields(p, ["X", "A", ...AUX_FIELDS, "u", "echo"]);
+  return {
+    X: decodePoints(o.X, "X", n),
+    A: decodePoints(o.A, "A", n),
+    pub: decodeAuxPublic(o),
+    u: decodeBytes(o.u, "u", KAPPA_BYTES),
+    echo: decodeEcho(o.echo, n),
+  };
+}
+
+/**
+ * Figure 6, round 3: check the echo, the decommitments, sum_k X_j^k = 0, N_j, s_j, t_j and
+ * Pi-prm; rho = XOR rho_j; send Pi-mod, Pi-fac, Enc_{N_j}(x_i^j) and the Pi-sch proofs.
+ */
+function round2(
+  s: RefreshRound2,
+  inbox: readonly Message[],
+  rng: RandomSource,
+): Transition<RefreshState, KeyShare> {
+  const payloads = collectInbox(NAME, s, "broadcast", inbox);
+  const faults = new RoundFaults(NAME, 2);
+  const got = new Map<number, Opening>();
+  for (const [j, p] of payloads) {
+    faults.check(j, "malformed-message", () => void got.set(j, decodeOpening(p, s.n)));
+  }
+  checkEcho(faults, s.i, s.echo, new Map([...got].map(([j, d]) => [j, d.echo])));
+  for (const [j, d] of got) {
+    if (faults.has(j)) continue;
+    const items = refreshCommitmentItems(s.n, s.keyDigest, d.X, d.A, d.pub);
+    if (!opens(NAME, s.sid, j, items, d.u, s.V[j])) {
+      faults.add(j, "bad-commitment", "the decommitment does not open the round-1 commitment");
+    }
+  }
+  for (const [j, d] of got) {
+    faults.check(j, "invalid-value", () => {
+      if ([...d.X, ...d.A].some((P) => P.is0())) throw new RangeError("X_j^k or A_j^k is zero");
+      if (!d.X.reduce((a, b) => a.add(b)).is0()) {
+        throw new RangeError("the re-sharing X_j^k does not sum to zero");
+      }
+    });
+  }
+  const mine = auxPublic(s.aux);
+  const pubs = new Map([...got].filter(([j]) => !faults.has(j)).map(([j, d]) => [j, d.pub]));
+  checkAuxValues(faults, s.i, mine, pubs);
+  checkAuxPrm(faults, NAME, s.sid, new Map([...pubs].filter(([j]) => !faults.has(j))));
+  faults.throwIfAny();
+
+  const all = (j: number) => (j === s.i ? mine : pubs.get(j)!);
+  const parties: PartyAux[] = [];
+  for (let j = 0; j < s.n; j++) {
+    const { N, s: sj, t } = all(j);
+    parties.push({ N, s: sj, t });
+  }
+  const rho = xorAll(parties.map((_, j) => all(j).rho));
+  const proofs = auxProofs(NAME, s.sid, s.i, rho, s.aux, parties, rng);
+  const ctx = rhoContext(NAME, s.sid, s.i, rho);
+  const psi = s.shares.map((x, k) =>
+    sch.encode(sch.prove(ctx, { X: s.X[k], rid: schRid(rho, k) }, s.nonces[k], { x }))
+  );
+  const X = parties.map((_, j) => (j === s.i ? s.X : got.get(j)!.X));
+  const A = parties.map((_, j) => (j === s.i ? s.nonces.map((r) => r.A) : got.get(j)!.A));
+  const state: RefreshRound3 = {
+    sid: s.sid,
+    i: s.i,
+    n: s.n,
+    round: 3,
+    key: s.key,
+    p: s.aux.p,
+    q: s.aux.q,
+    parties,
+    rho,
+    ownShare: s.shares[s.i],
+    X,
+    A,
+  };
+  const outgoing = [...proofs].map(([j, pr]) => {
+    const [C] = new PaillierPublicKey(parties[j].N).encrypt(s.shares[j], rng);
+    return envelope(NAME, state, 3, j, { ...encodeAuxProofs(pr), C: toHexInt(C), psi });
+  });
+  return { state, outgoing };
+}
+
+interface Delivery {
+  readonly proofs: AuxProofs;
+  readonly C: bigint;
+  readonly psi: sch.Proof[];
+}
+
+function decodeDelivery(p: unknown, n: number): Delivery {
+  const o: Wire = expectFields(p, ["mod", "fac", "C", "psi"]);
+  if (!Array.isArray(o.psi) || o.psi.length !== n) {
+    throw new TypeError(`field "psi": expected ${n} proofs`);
+  }
+  return {
+    proofs: decodeAuxProofs(o),
+    C: decodeUint(o.C, "C", CIPHERTEXT_BYTES),
+    psi: o.psi.map((v) => sch.decode(v)),
+  };
+}
+
+/**
+ * Figure 6, output: decrypt and check x_j^i, verify every Pi-sch, Pi-fac and Pi-mod; x_i* =
+ * x_i + sum_j x_j^i, X_k* = X_k + sum_j X_j^k.
+ */
+function round3(s: RefreshRound3, inbox: readonly Message[]): Transition<RefreshState, KeyShare> {
+  const payloads = collectInbox(NAME, s, "p2p", inbox);
+  const faults = new RoundFaults(NAME, 3);
+  const got = new Map<number, Delivery>();
+  for (const [j, p] of payloads) {
+    faults.check(j, "malformed-message", () => void got.set(j, decodeDelivery(p, s.n)));
+  }
+  const sk = new PaillierSecretKey(s.p, s.q);
+  const received = new Map<number, bigint>();
+  for (const [j, d] of got) {
+    faults.check(j, "invalid-value", () => {
+      if (!sk.publicKey.isCiphertext(d.C)) throw new RangeError("C_j^i is not a unit mod N_i^2");
+      const x = sk.decrypt(d.C);
+      if (x < 0n || x >= Q || !Point.BASE.multiplyUnsafe(x).equals(s.X[j][s.i])) {
+        throw new RangeError("the encrypted share does not match X_j^i");
+      }
+      received.set(j, x);
+    });
+  }
+  for (const [j, d] of got) {
+    faults.check(j, "proof-failed", () => {
+      const ctx = rhoContext(NAME, s.sid, j, s.rho);
+      d.psi.forEach((psi, k) => {
+        if (!psi.A.equals(s.A[j][k])) throw new RangeError("pi-sch: A differs from A_j^k");
+        sch.verify(ctx, { X: s.X[j][k], rid: schRid(s.rho, k) }, psi);
+      });
+    });
+  }
+  verifyAuxProofs(
+    faults,
+    NAME,
+    s.sid,
+    s.i,
+    s.rho,
+    s.parties,
+    new Map([...got].filter(([j]) => !faults.has(j)).map(([j, d]) => [j, d.proofs])),
+  );
+  faults.throwIfAny();
+
+  let x = s.key.x + s.ownShare;
+  for (const v of received.values()) x += v;
+  x = mod(x, Q);
+  const publicShares = s.key.publicShares.map((P, k) =>
+    s.X.reduce((acc, row) => acc.add(row[k]), P)
+  );
+  if (x === 0n || publicShares.some((P) => P.is0())) {
+    throw new ProtocolAbort(NAME, 3, "invalid-value", [], "a refreshed share is zero");
+  }
+  if (!Point.BASE.multiply(x).equals(publicShares[s.i])) {
+    throw new InternalError("refresh: the new share does not match its public share");
+  }
+  const output: KeyShare = {
+    curve: "secp256k1",
+    i: s.i,
+    n: s.n,
+    x,
+    publicKey: s.key.publicKey,
+    publicShares,
+    rid: s.key.rid,
+    chainCode: s.key.chainCode,
+    aux: { i: s.i, n: s.n, p: s.p, q: s.q, parties: s.parties },
+  };
+  return { outgoing: [], output };
+}
+
+/**
+ * Key refresh as a pure state machine (`start`, then `step` once per round). Costs as aux info
+ * plus n Paillier encryptions and Schnorr proofs per party.
+ * @throws {TypeError} / {RangeError} from `start` on a bad input; {ProtocolAbort} from `step`.
+ */
+export const refresh: Protocol<RefreshInput, RefreshState, KeyShare> = {
+  name: NAME,
+  rounds: ROUNDS,
+  start,
+  step(state, inbox, rng) {
+    switch (state.round) {
+      case 1:
+        return round1(state, inbox);
+      case 2:
+        return round2(state, inbox, rng);
+      case 3:
+        return round3(state, inbox);
+      default:
+        throw new TypeError("refresh: unknown state");
+    }
+  },
+};
