@@ -1,0 +1,406 @@
+/**
+ * Configuration of the sign-gateway: the shape of `config/sign-gateway.yaml`, its safe defaults,
+ * and a validator that turns parsed YAML (snake_case keys) into a typed {@link GatewayConfig}
+ * (camelCase keys). Pure: reading files, environment variables and flags is `main.ts`'s job.
+ *
+ * @module
+ */
+
+import { parse as parseYaml } from "yaml";
+
+/** Log levels, lowest first. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+/** Log line formats: one JSON object per line, or `key=value` text. */
+export type LogFormat = "json" | "text";
+
+/** Limits the gateway enforces; every one has a safe default in {@link DEFAULT_LIMITS}. */
+export interface GatewayLimits {
+  /** Largest accepted POST body in bytes (413 above). */
+  maxBodyBytes: number;
+  /** Regular expression (source text) a room id must match in full (400 otherwise). */
+  roomIdPattern: string;
+  /** Messages kept per room; the oldest are dropped beyond it. */
+  maxHistoryMessages: number;
+  /** Bytes of message bodies kept per room; the oldest are dropped beyond it. */
+  maxHistoryBytes: number;
+  /** Bytes of history kept by one in-memory backend across all rooms (503 `storage_full`). */
+  maxTotalHistoryBytes: number;
+  /** A room with no subscriber and no activity for this long is forgotten. */
+  roomIdleTtlMs: number;
+  /** Rooms that may exist at once (503 `too_many_rooms` when full). */
+  maxRooms: number;
+  /** Subscribers of one room on one instance (429 `too_many_subscribers`). */
+  maxSubscribersPerRoom: number;
+  /** Subscribers on one instance (503 `server_busy`). */
+  maxSubscribers: number;
+  /** Bytes queued for one subscriber that does not read; beyond it the subscriber is dropped. */
+  subscriberQueueBytes: number;
+  /** Bytes of request bodies being received at once on one instance (503 `server_busy`). */
+  maxInflightBodyBytes: number;
+}
+
+/** Server-sent-events options. */
+export interface SseOptions {
+  /** Interval of `: keep-alive` comments on idle streams, in milliseconds (0 disables). */
+  keepaliveMs: number;
+  /** Reconnection delay advertised to clients with `retry:` (0: not sent). */
+  retryMs: number;
+}
+
+/** Optional room-token access control (see docs/gateway.md). */
+export interface AccessConfig {
+  /** When true, subscribe, broadcast and issue_unique_idx need `Authorization: Bearer <token>`. */
+  enabled: boolean;
+  /** Secret (at least 32 bytes) keying the HMAC of room tokens. Prefer the environment. */
+  tokenSecret: string;
+  /** Secret (at least 32 bytes) that authorises `POST /rooms/{id}/tokens`; empty disables it. */
+  issuerSecret: string;
+  /** Lifetime of issued tokens in seconds. */
+  tokenTtlS: number;
+  /** Also accept the token in an `access_token` query parameter of subscribe (for EventSource). */
+  allowQueryToken: boolean;
+}
+
+/** Redis backend settings. */
+export interface RedisConfig {
+  /** `redis://[user:password@]host:port/db` */
+  url: string;
+  /** Prefix of every key and channel the gateway uses. */
+  keyPrefix: string;
+  /** Time allowed for one command before it fails (503 to the client). */
+  commandTimeoutMs: number;
+}
+
+/** Which backend stores history and fans messages out. */
+export interface BackendConfig {
+  /** `memory` (one instance) or `redis` (several instances). */
+  kind: "memory" | "redis";
+  /** Used when `kind` is `redis`. */
+  redis: RedisConfig;
+}
+
+/** The whole configuration file, validated. */
+export interface GatewayConfig {
+  /** Listening socket and CORS. */
+  server: {
+    host: string;
+    port: number;
+    corsOrigins: string[];
+    /** How long a graceful shutdown waits for streams to flush before cutting them. */
+    shutdownGraceMs: number;
+  };
+  /** Log level and format. */
+  logging: { level: LogLevel; format: LogFormat };
+  /** Limits. */
+  limits: GatewayLimits;
+  /** SSE options. */
+  sse: SseOptions;
+  /** Access control. */
+  access: AccessConfig;
+  /** Backend. */
+  backend: BackendConfig;
+}
+
+/** Safe default limits. */
+export const DEFAULT_LIMITS: Readonly<GatewayLimits> = Object.freeze({
+  maxBodyBytes: 1024 * 1024,
+  roomIdPattern: "^[A-Za-z0-9_-]{1,128}$",
+  maxHistoryMessages: 1000,
+  maxHistoryBytes: 4 * 1024 * 1024,
+  maxTotalHistoryBytes: 256 * 1024 * 1024,
+  roomIdleTtlMs: 60 * 60 * 1000,
+  maxRooms: 10_000,
+  maxSubscribersPerRoom: 16,
+  maxSubscribers: 15_000,
+  subscriberQueueBytes: 2 * 1024 * 1024,
+  maxInflightBodyBytes: 64 * 1024 * 1024,
+});
+
+/** Default SSE options. */
+export const DEFAULT_SSE: Readonly<SseOptions> = Object.freeze({
+  keepaliveMs: 15_000,
+  retryMs: 2000,
+});
+
+/**
+ * Returns the default configuration (a fresh object each call).
+ *
+ * @returns the configuration used when the file sets nothing
+ */
+export function defaultConfig(): GatewayConfig {
+  return {
+    server: { host: "127.0.0.1", port: 8080, corsOrigins: [], shutdownGraceMs: 5000 },
+    logging: { level: "info", format: "json" },
+    limits: { ...DEFAULT_LIMITS },
+    sse: { ...DEFAULT_SSE },
+    access: {
+      enabled: false,
+      tokenSecret: "",
+      issuerSecret: "",
+      tokenTtlS: 86_400,
+      allowQueryToken: false,
+    },
+    backend: {
+      kind: "memory",
+      redis: { url: "redis://127.0.0.1:6379/0", keyPrefix: "gw:", commandTimeoutMs: 5000 },
+    },
+  };
+}
+
+type Rule =
+  | { t: "string"; oneOf?: readonly string[] }
+  | { t: "int"; min: number; max: number }
+  | { t: "bool" }
+  | { t: "strings" };
+
+const INT_MAX = Number.MAX_SAFE_INTEGER;
+const pos = (min = 1, max = INT_MAX): Rule => ({ t: "int", min, max });
+
+/** Validation rules, by YAML path (snake_case). */
+const RULES: Record<string, Record<string, Rule>> = {
+  server: {
+    host: { t: "string" },
+    port: pos(0, 65535),
+    cors_origins: { t: "strings" },
+    shutdown_grace_ms: pos(0, 600_000),
+  },
+  logging: {
+    level: { t: "string", oneOf: ["debug", "info", "warn", "error"] },
+    format: { t: "string", oneOf: ["json", "text"] },
+  },
+  limits: {
+    max_body_bytes: pos(1, 256 * 1024 * 1024),
+    room_id_pattern: { t: "string" },
+    max_history_messages: pos(1, 10_000_000),
+    max_history_bytes: pos(),
+    max_total_history_bytes: pos(),
+    room_idle_ttl_ms: pos(1000),
+    max_rooms: pos(),
+    max_subscribers_per_room: pos(),
+    max_subscribers: pos(),
+    subscriber_queue_bytes: pos(1024),
+    max_inflight_body_bytes: pos(),
+  },
+  sse: { keepalive_ms: pos(0, 3_600_000), retry_ms: pos(0, 3_600_000) },
+  access: {
+    enabled: { t: "bool" },
+    token_secret: { t: "string" },
+    issuer_secret: { t: "string" },
+    token_ttl_s: pos(1, 366 * 86_400),
+    allow_query_token: { t: "bool" },
+  },
+  backend: { kind: { t: "string", oneOf: ["memory", "redis"] } },
+  "backend.redis": {
+    url: { t: "string" },
+    key_prefix: { t: "string" },
+    command_timeout_ms: pos(10, 600_000),
+  },
+};
+
+function camel(key: string): string {
+  return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function checkValue(path: string, rule: Rule, v: unknown): unknown {
+  const got = () => (v === null ? "null" : Array.isArray(v) ? "a list" : `${typeof v} ${v}`);
+  switch (rule.t) {
+    case "string":
+      if (typeof v !== "string") throw new TypeError(`${path}: expected a string, got ${got()}`);
+      if (rule.oneOf && !rule.oneOf.includes(v)) {
+        throw new RangeError(`${path}: expected one of ${rule.oneOf.join(", ")}, got ${v}`);
+      }
+      return v;
+    case "int":
+      if (typeof v !== "number" || !Number.isInteger(v)) {
+        throw new TypeError(`${path}: expected an integer, got ${got()}`);
+      }
+      if (v < rule.min || v > rule.max) {
+        throw new RangeError(`${path}: expected ${rule.min}..${rule.max}, got ${v}`);
+      }
+      return v;
+    case "bool":
+      if (typeof v !== "boolean") {
+        throw new TypeError(`${path}: expected true or false, got ${got()}`);
+      }
+      return v;
+    case "strings":
+      if (!Array.isArray(v) || v.some((s) => typeof s !== "string")) {
+        throw new TypeError(`${path}: expected a list of strings, got ${got()}`);
+      }
+      return [...v];
+  }
+}
+
+function applySection(
+  section: string,
+  input: unknown,
+  target: Record<string, unknown>,
+): void {
+  if (input === undefined || input === null) return;
+  if (!isRecord(input)) throw new TypeError(`${section}: expected a mapping, got ${typeof input}`);
+  const rules = RULES[section];
+  for (const [key, value] of Object.entries(input)) {
+    const path = `${section}.${key}`;
+    if (section === "backend" && key === "redis") {
+      applySection("backend.redis", value, target.redis as Record<string, unknown>);
+      continue;
+    }
+    const rule = Object.hasOwn(rules, key) ? rules[key] : undefined;
+    if (!rule) {
+      throw new RangeError(
+        `${path}: unknown key; expected one of ${Object.keys(rules).join(", ")}`,
+      );
+    }
+    target[camel(key)] = checkValue(path, rule, value);
+  }
+}
+
+/**
+ * Validates a parsed configuration document (the YAML's object form, snake_case keys) on top of the
+ * defaults, then checks the cross-field rules.
+ *
+ * @param doc parsed YAML; `null`/`undefined` means "all defaults"
+ * @returns a complete, validated configuration
+ * @throws {TypeError} a value has the wrong type
+ * @throws {RangeError} a value is out of range, a key is unknown, or the limits contradict each
+ * other (e.g. a body larger than the history it must fit in)
+ * @example
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * const c = resolveConfig({ server: { port: 9000 } });
+ * console.assert(c.server.port === 9000 && c.backend.kind === "memory");
+ * ```
+ */
+export function resolveConfig(doc: unknown): GatewayConfig {
+  const config = defaultConfig();
+  if (doc !== undefined && doc !== null) {
+    if (!isRecord(doc)) throw new TypeError(`config: expected a mapping, got ${typeof doc}`);
+    for (const [section, value] of Object.entries(doc)) {
+      if (!Object.hasOwn(RULES, section) || section.includes(".")) {
+        throw new RangeError(
+          `${section}: unknown section; expected one of server, logging, limits, sse, access, backend`,
+        );
+      }
+      applySection(
+        section,
+        value,
+        (config as unknown as Record<string, Record<string, unknown>>)[
+          section
+        ],
+      );
+    }
+  }
+  validateConfig(config);
+  return config;
+}
+
+/**
+ * Checks the rules that tie several settings together.
+ *
+ * @param config a configuration whose individual fields are already valid
+ * @throws {RangeError} when the settings contradict each other
+ */
+export function validateConfig(config: GatewayConfig): void {
+  const l = config.limits;
+  try {
+    new RegExp(l.roomIdPattern);
+  } catch (e) {
+    throw new RangeError(`limits.room_id_pattern: not a valid regular expression`, { cause: e });
+  }
+  if (l.maxBodyBytes > l.maxHistoryBytes) {
+    throw new RangeError(
+      `limits.max_body_bytes (${l.maxBodyBytes}) must not exceed limits.max_history_bytes (${l.maxHistoryBytes})`,
+    );
+  }
+  if (l.maxHistoryBytes > l.maxTotalHistoryBytes) {
+    throw new RangeError(
+      `limits.max_history_bytes (${l.maxHistoryBytes}) must not exceed limits.max_total_history_bytes (${l.maxTotalHistoryBytes})`,
+    );
+  }
+  if (l.maxBodyBytes > l.maxInflightBodyBytes) {
+    throw new RangeError(
+      `limits.max_body_bytes (${l.maxBodyBytes}) must not exceed limits.max_inflight_body_bytes (${l.maxInflightBodyBytes})`,
+    );
+  }
+  for (const origin of config.server.corsOrigins) {
+    if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new RangeError(
+        `server.cors_origins: expected "*" or an origin like https://wallet.example, got ${origin}`,
+      );
+    }
+  }
+  const a = config.access;
+  if (a.enabled && byteLength(a.tokenSecret) < 32) {
+    throw new RangeError(
+      `access.token_secret: expected at least 32 bytes when access.enabled, got ${
+        byteLength(a.tokenSecret)
+      }`,
+    );
+  }
+  if (a.issuerSecret !== "" && byteLength(a.issuerSecret) < 32) {
+    throw new RangeError(
+      `access.issuer_secret: expected empty or at least 32 bytes, got ${
+        byteLength(a.issuerSecret)
+      }`,
+    );
+  }
+}
+
+function byteLength(s: string): number {
+  return new TextEncoder().encode(s).length;
+}
+
+/**
+ * Parses YAML text and validates it with {@link resolveConfig}.
+ *
+ * @param text the contents of a configuration file
+ * @param overrides extra `section.key` values (already parsed) applied after the file
+ * @returns the validated configuration
+ * @throws {SyntaxError} the YAML does not parse
+ * @throws {TypeError|RangeError} see {@link resolveConfig}
+ */
+export function parseConfig(text: string, overrides: Record<string, unknown> = {}): GatewayConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new SyntaxError(`config: not valid YAML: ${(e as Error).message}`, { cause: e });
+  }
+  if (doc !== null && doc !== undefined && !isRecord(doc)) {
+    throw new TypeError(
+      `config: expected a mapping, got ${Array.isArray(doc) ? "a list" : typeof doc}`,
+    );
+  }
+  return resolveConfig(applyOverrides(doc, overrides));
+}
+
+const UNSAFE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+/**
+ * Sets dotted-path values (`server.port`, `backend.redis.url`) in a parsed YAML document.
+ *
+ * @param doc parsed YAML (not modified)
+ * @param overrides map from dotted snake_case path to value
+ * @returns a new document with the overrides applied
+ * @throws {RangeError} a path has fewer than two parts
+ */
+export function applyOverrides(doc: unknown, overrides: Record<string, unknown>): unknown {
+  const root: Record<string, unknown> = isRecord(doc) ? structuredClone(doc) : {};
+  for (const [path, value] of Object.entries(overrides)) {
+    const parts = path.split(".");
+    if (parts.length < 2 || parts.some((p) => p === "" || UNSAFE_KEYS.has(p))) {
+      throw new RangeError(`override: expected section.key, got ${path}`);
+    }
+    let node = root;
+    for (const p of parts.slice(0, -1)) {
+      if (!isRecord(node[p])) node[p] = {};
+      node = node[p] as Record<string, unknown>;
+    }
+    node[parts[parts.length - 1]] = value;
+  }
+  return root;
+}
