@@ -1,6 +1,6 @@
 /**
  * Benchmark entry: `deno task bench` runs it under Deno, then under Node. Prints markdown
- * tables. Flags: --suites=modpow,prime,zk,peer,peer-prime  --runs=N  --prime-runs=N
+ * tables. Flags: --suites=modpow,prime,zk,peer,peer-prime,protocols  --runs=N  --prime-runs=N
  * --peer-prime-runs=N (the peer's safe prime takes about 100 s each; 0 skips it).
  * @module
  */
@@ -9,7 +9,7 @@ import { arg, runtimeLabel, table } from "./_harness.ts";
 import { benchModPow, benchSafePrime } from "./math_bench.ts";
 import { getModPowBackends } from "../core/math/mod.ts";
 
-const suites = new Set(arg("suites", "modpow,prime,zk,peer,peer-prime").split(","));
+const suites = new Set(arg("suites", "modpow,prime,zk,peer,peer-prime,protocols").split(","));
 const runs = Number(arg("runs", "10"));
 const primeRuns = Number(arg("prime-runs", "7"));
 const rt = runtimeLabel();
@@ -32,4 +32,8 @@ const peerPrimeRuns = Number(arg("peer-prime-runs", rt.startsWith("Node") ? "3" 
 if (suites.has("peer-prime") && peerPrimeRuns > 0) {
   const { benchPeerSafePrime } = await import("./peer_bitgo.ts");
   console.log(table("peer: safe prime", rt, await benchPeerSafePrime(peerPrimeRuns)));
+}
+if (suites.has("protocols")) {
+  const { benchProtocols } = await import("./protocol_bench.ts");
+  console.log(table("protocols (all parties in one process)", rt, await benchProtocols(runs)));
 }
