@@ -172,7 +172,7 @@ test("2-of-2 pipeline with an HD path m/0/7", async () => {
   );
 });
 
-test("3-party pipeline: keygen -> aux info -> full signing", { skip: !SLOW }, async () => {
+test("3-party pipeline: keygen -> aux info -> full signing", async () => {
   const shares = await keyShares([fixturePrimes(0), fixturePrimes(1), fixturePrimes(2)]);
   assertReconstructs(shares);
   const digest = hashMessage("sha256", utf8.encode("pipeline: three parties"));
