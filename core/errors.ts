@@ -78,7 +78,11 @@ export class ProtocolAbort extends Error {
 export class TransportError extends Error {
   override readonly name = "TransportError";
   readonly code: "timeout" | "aborted" | "closed" | "io";
-  constructor(code: "timeout" | "aborted" | "closed" | "io", message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: "timeout" | "aborted" | "closed" | "io",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.code = code;
   }

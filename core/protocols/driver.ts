@@ -6,7 +6,13 @@
  */
 import { ProtocolAbort, TransportError } from "../errors.ts";
 import { type RandomSource, webCryptoRandom } from "../math/random.ts";
-import { type Message, type Protocol, type ProtocolState, toHex, type Transition } from "./types.ts";
+import {
+  type Message,
+  type Protocol,
+  type ProtocolState,
+  toHex,
+  type Transition,
+} from "./types.ts";
 
 /** Moves envelopes for one party. */
 export interface Transport {
@@ -75,7 +81,13 @@ export async function runProtocol<I, S extends ProtocolState, O>(
       }
       if (m.round > state.round) {
         if (buffered.length >= maxBuffered) {
-          throw new ProtocolAbort(name, state.round, "unexpected-message", [m.from], "too many early messages");
+          throw new ProtocolAbort(
+            name,
+            state.round,
+            "unexpected-message",
+            [m.from],
+            "too many early messages",
+          );
         }
         buffered.push(m);
         return false;
@@ -94,9 +106,13 @@ export async function runProtocol<I, S extends ProtocolState, O>(
         m = await transport.receive(signal);
       } catch (e) {
         if (e instanceof TransportError) throw e;
-        if (options.signal?.aborted) throw new TransportError("aborted", `${name}: cancelled`, { cause: e });
+        if (options.signal?.aborted) {
+          throw new TransportError("aborted", `${name}: cancelled`, { cause: e });
+        }
         if (deadline.aborted) {
-          throw new TransportError("timeout", `${name} round ${state.round}: timed out`, { cause: e });
+          throw new TransportError("timeout", `${name} round ${state.round}: timed out`, {
+            cause: e,
+          });
         }
         throw new TransportError("io", `${name}: receive failed`, { cause: e });
       }

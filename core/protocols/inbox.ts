@@ -61,7 +61,13 @@ export function collectInbox(
   const missing: number[] = [];
   for (let j = 0; j < state.n; j++) if (j !== state.i && !got.has(j)) missing.push(j);
   if (missing.length) {
-    throw new ProtocolAbort(protocol, state.round, "malformed-message", missing, "messages missing");
+    throw new ProtocolAbort(
+      protocol,
+      state.round,
+      "malformed-message",
+      missing,
+      "messages missing",
+    );
   }
   const out = new Map<number, unknown>();
   for (const [j, m] of got) out.set(j, m.payload);
