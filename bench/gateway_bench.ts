@@ -1,0 +1,367 @@
+/**
+ * sign-gateway load benchmark: for each runtime (Deno, Node) and room shape, runs the runtime's
+ * own limit (a minimal relay handler, `bench/gateway/baseline_server.ts`), the gateway on the
+ * memory backend and the gateway on Redis, each driven by the same load generator
+ * (`bench/gateway/loadgen.ts`, a separate Node process on loopback). Per server it measures:
+ *
+ * - a fixed-rate phase (the offered load): delivered events/s and post-to-receipt p50/p99;
+ * - a saturation phase (posts as fast as the server answers): the most events/s it delivers;
+ * - server CPU (utime+stime of its process) in each phase, and resident memory per subscriber.
+ *
+ * Prints a markdown table (and writes it with `--out file`).
+ *
+ * Usage: node --import tsx bench/gateway_bench.ts [--subs 10000] [--shapes pairs,fan10]
+ *   [--runtimes deno,node] [--servers baseline,memory,redis] [--seconds 5] [--warmup 1]
+ *   [--rate-pairs 10000] [--rate-fan10 5000] [--body 64] [--out docs/x.md] [--quiet-wait 120]
+ * `--quick` runs a small smoke workload. On a shared machine, `--quiet-wait S` waits up to S seconds
+ * before each configuration for other processes to go idle; the `other load` column reports what
+ * other processes used during each saturation phase anyway.
+ *
+ * @module
+ */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import process from "node:process";
+import {
+  DENO,
+  type GatewayProcess,
+  missing,
+  NODE,
+  ROOT,
+  startGateway,
+  startRedis,
+  until,
+} from "../tests/gateway/_helpers.ts";
+import type { LoadOptions, LoadResult } from "./gateway/loadgen.ts";
+
+interface Shape {
+  name: string;
+  subsPerRoom: number;
+  /** Posts/s of the fixed-rate phase. */
+  rate: number;
+}
+
+interface Row {
+  runtime: string;
+  server: string;
+  shape: string;
+  subscribers: number;
+  fixed: LoadResult;
+  fixedCpu: number;
+  sat: LoadResult;
+  satCpu: number;
+  redisCpu: number;
+  loadgenCpu: number[];
+  /** CPU (in cores) used by other processes of the machine during the saturation phase. */
+  otherCpu: number;
+  kibPerSub: number;
+}
+
+function flag(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
+}
+
+const quick = process.argv.includes("--quick");
+const SUBS = Number(flag("subs", quick ? "1000" : "10000"));
+const SECONDS = Number(flag("seconds", quick ? "2" : "5"));
+const WARMUP = Number(flag("warmup", "1"));
+const BODY = Number(flag("body", "64"));
+const RUNTIMES = flag("runtimes", "deno,node").split(",") as ("deno" | "node")[];
+const SERVERS = flag("servers", "baseline,memory,redis").split(",");
+const SHAPES: Shape[] = flag("shapes", "pairs,fan10").split(",").map((name) => {
+  const m = /^(pairs|fan(\d+))$/.exec(name);
+  if (!m) throw new RangeError(`--shapes: expected pairs or fanN, got ${name}`);
+  const subsPerRoom = m[1] === "pairs" ? 2 : Number(m[2]);
+  const rate = Number(flag(`rate-${name}`, String(Math.round(50_000 / subsPerRoom))));
+  return { name, subsPerRoom, rate: m[1] === "pairs" ? Number(flag("rate-pairs", "10000")) : rate };
+});
+
+const CLK_TCK = 100;
+/** Seconds to wait, before each configuration, for the machine to be idle (0: do not wait). */
+const QUIET_WAIT = Number(flag("quiet-wait", "0"));
+
+/** Waits (bounded) until the machine's other processes use less than 0.3 core for 2 s. */
+async function waitQuiet(): Promise<void> {
+  const end = performance.now() + QUIET_WAIT * 1000;
+  while (performance.now() < end) {
+    const a = machineBusyTicks();
+    await new Promise((r) => setTimeout(r, 2000));
+    const busy = (machineBusyTicks() - a) / CLK_TCK / 2;
+    if (busy < 0.3) return;
+    console.error(`bench: machine busy (${fmt(100 * busy)}% of a core used by others); waiting`);
+  }
+}
+
+function cpuTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Busy CPU ticks of the whole machine (all cores). */
+function machineBusyTicks(): number {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return total - v[3] - v[4];
+}
+
+function rssKiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+async function startBaseline(runtime: "deno" | "node") {
+  const script = `${ROOT}bench/gateway/baseline_server.ts`;
+  const [cmd, args] = runtime === "deno"
+    ? [DENO, ["run", "-A", "--no-check", script, "0"]]
+    : [NODE, ["--import", "tsx", script, "0"]];
+  const p = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  const port = await until("the baseline server to listen", () => {
+    const m = /"port":(\d+)/.exec(out);
+    return m ? Number(m[1]) : 0;
+  });
+  return { port, pid: p.pid!, stop: () => stopProcess(p) };
+}
+
+async function stopProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const closed = new Promise<void>((r) => p.stdout?.once("close", () => r()));
+  p.kill("SIGTERM");
+  const t = setTimeout(() => p.kill("SIGKILL"), 15_000);
+  await closed;
+  clearTimeout(t);
+}
+
+async function runLoadgen(
+  opts: LoadOptions,
+  serverPid: number,
+  redisPid: number | null,
+): Promise<
+  {
+    results: LoadResult[];
+    cpu: number[];
+    redisCpu: number[];
+    loadgenCpu: number[];
+    otherCpu: number[];
+    kibPerSub: number;
+  }
+> {
+  const rssIdle = rssKiB(serverPid);
+  const p = spawn(NODE, [
+    "--import",
+    "tsx",
+    `${ROOT}bench/gateway/loadgen.ts`,
+    JSON.stringify(opts),
+  ], {
+    cwd: ROOT,
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const results: LoadResult[] = [];
+  const cpu: number[] = [];
+  const redisCpu: number[] = [];
+  const loadgenCpu: number[] = [];
+  const otherCpu: number[] = [];
+  let kibPerSub = NaN;
+  let phaseStart = { t: 0, ticks: 0, redis: 0, loadgen: 0, machine: 0 };
+  let partial = "";
+  await new Promise<void>((resolve, reject) => {
+    p.stdout!.on("data", (b: Buffer) => {
+      partial += b.toString();
+      const lines = partial.split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        const msg = JSON.parse(line);
+        if (msg.phase === "connected") {
+          // Let the server settle, then sample its memory with every subscriber connected.
+          setTimeout(() => {
+            kibPerSub = (rssKiB(serverPid) - rssIdle) / msg.subscribers;
+            p.stdin!.write("go\n");
+          }, 1000);
+        } else if (msg.phase === "phase-start") {
+          phaseStart = {
+            t: performance.now(),
+            ticks: cpuTicks(serverPid),
+            redis: redisPid ? cpuTicks(redisPid) : 0,
+            loadgen: cpuTicks(p.pid!),
+            machine: machineBusyTicks(),
+          };
+        } else if (msg.phase === "phase-result") {
+          const secs = (performance.now() - phaseStart.t) / 1000;
+          cpu.push((cpuTicks(serverPid) - phaseStart.ticks) / CLK_TCK / secs);
+          redisCpu.push(redisPid ? (cpuTicks(redisPid) - phaseStart.redis) / CLK_TCK / secs : 0);
+          loadgenCpu.push((cpuTicks(p.pid!) - phaseStart.loadgen) / CLK_TCK / secs);
+          const machine = (machineBusyTicks() - phaseStart.machine) / CLK_TCK / secs;
+          otherCpu.push(machine - cpu.at(-1)! - redisCpu.at(-1)! - loadgenCpu.at(-1)!);
+          results.push(msg);
+        } else if (msg.phase === "error") {
+          reject(new Error(msg.error));
+        } else if (msg.phase === "done") {
+          resolve();
+        }
+      }
+    });
+    p.once("exit", () => resolve());
+  });
+  return { results, cpu, redisCpu, loadgenCpu, otherCpu, kibPerSub };
+}
+
+function fmt(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return "n/a";
+  return n.toLocaleString("en-US", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  const redisSkip = SERVERS.includes("redis") ? missing("redis-server") : "not requested";
+  if (SERVERS.includes("redis") && redisSkip) console.error(`skipping redis: ${redisSkip}`);
+  const redis = redisSkip ? null : await startRedis();
+  try {
+    for (const runtime of RUNTIMES) {
+      for (const shape of SHAPES) {
+        for (const server of SERVERS) {
+          if (server === "redis" && !redis) continue;
+          if (QUIET_WAIT > 0) await waitQuiet();
+          const rooms = Math.round(SUBS / shape.subsPerRoom);
+          let stop: () => Promise<unknown>;
+          let port: number;
+          let pid: number;
+          if (server === "baseline") {
+            const b = await startBaseline(runtime);
+            ({ port, pid } = b);
+            stop = b.stop;
+          } else {
+            const args = [
+              "--log-level",
+              "info",
+              "--set",
+              `limits.max_subscribers=${SUBS + 1000}`,
+              "--set",
+              `limits.max_subscribers_per_room=${shape.subsPerRoom + 10}`,
+              "--set",
+              `limits.max_rooms=${rooms + 1000}`,
+            ];
+            if (server === "redis") {
+              args.push(
+                "--backend",
+                "redis",
+                "--redis-url",
+                redis!.url,
+                "--set",
+                `backend.redis.key_prefix=b${Date.now()}:`,
+              );
+            }
+            const g: GatewayProcess = await startGateway(runtime, args);
+            ({ port, pid } = g);
+            stop = () => g.stop("SIGTERM");
+          }
+          await new Promise((r) => setTimeout(r, 500));
+          const label = `${runtime} ${server} ${shape.name}`;
+          console.error(`bench: ${label}: ${SUBS} subscribers in ${rooms} rooms`);
+          const redisServerPid = server === "redis" ? redis!.pid : null;
+          const out = await runLoadgen(
+            {
+              port,
+              rooms,
+              subsPerRoom: shape.subsPerRoom,
+              postConns: 8,
+              inflight: 64,
+              bodyBytes: BODY,
+              roomPrefix: `${server}-${shape.name}`,
+              pauseAfterConnect: true,
+              phases: [
+                { rate: shape.rate, durationS: SECONDS, warmupS: WARMUP },
+                { rate: 0, durationS: SECONDS, warmupS: WARMUP },
+              ],
+            },
+            pid,
+            redisServerPid,
+          );
+          await stop();
+          if (out.results.length < 2) throw new Error(`${label}: the load generator failed`);
+          rows.push({
+            runtime,
+            server,
+            shape: `${rooms} x ${shape.subsPerRoom}`,
+            subscribers: out.results[0].subscribers,
+            fixed: out.results[0],
+            fixedCpu: out.cpu[0],
+            sat: out.results[1],
+            satCpu: out.cpu[1],
+            redisCpu: out.redisCpu[1],
+            loadgenCpu: out.loadgenCpu,
+            otherCpu: Math.max(...out.otherCpu),
+            kibPerSub: out.kibPerSub,
+          });
+          console.error(
+            `bench: ${label}: fixed ${fmt(out.results[0].deliveredPerS)} ev/s p99 ${
+              fmt(out.results[0].p99Ms, 1)
+            } ms; saturation ${fmt(out.results[1].deliveredPerS)} ev/s`,
+          );
+        }
+      }
+    }
+  } finally {
+    await redis?.dispose();
+  }
+  const table = render(rows);
+  console.log(table);
+  const outFile = flag("out", "");
+  if (outFile) writeFileSync(outFile, table + "\n");
+}
+
+function render(rows: Row[]): string {
+  const lines = [
+    `Machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${
+      fmt(totalmem() / 2 ** 30, 1)
+    } GiB; Node ${process.version}; ${SUBS} subscribers; body ${BODY} B; ${SECONDS} s per phase.`,
+    "",
+    "| runtime | server | rooms x subs | offered ev/s | delivered ev/s | p50 ms | p99 ms | server CPU | saturation ev/s | sat. CPU | ev per CPU-s | vs baseline (ev/s, per CPU) | KiB/sub | lost | loadgen CPU | other load |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of rows) {
+    const base = rows.find((b) =>
+      b.runtime === r.runtime && b.shape === r.shape && b.server === "baseline"
+    );
+    const perCpu = r.sat.deliveredPerS / (r.satCpu + r.redisCpu);
+    const basePerCpu = base ? base.sat.deliveredPerS / base.satCpu : NaN;
+    const vs = base && r !== base
+      ? `${fmt((100 * r.sat.deliveredPerS) / base.sat.deliveredPerS)}%, ${
+        fmt((100 * perCpu) / basePerCpu)
+      }%`
+      : "-";
+    lines.push(
+      `| ${r.runtime} | ${r.server} | ${r.shape} | ${
+        fmt(r.fixed.postsPerS * Number(r.shape.split(" x ")[1]))
+      } | ${fmt(r.fixed.deliveredPerS)} | ${fmt(r.fixed.p50Ms, 1)} | ${fmt(r.fixed.p99Ms, 1)} | ${
+        fmt(100 * r.fixedCpu)
+      }% | ${fmt(r.sat.deliveredPerS)} | ${fmt(100 * r.satCpu)}%${
+        r.redisCpu > 0 ? ` (+${fmt(100 * r.redisCpu)}% redis)` : ""
+      } | ${fmt(perCpu)} | ${vs} | ${fmt(r.kibPerSub, 1)} | ${r.fixed.lost + r.sat.lost} | ${
+        r.loadgenCpu.map((c) => `${fmt(100 * c)}%`).join(" / ")
+      } | ${fmt(100 * Math.max(0, r.otherCpu))}% |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
