@@ -255,12 +255,19 @@ export async function startGateway(
   p.stdout!.once("close", closed);
   p.stderr!.once("close", closed);
   const exitedAt = () => pipesOpen === 0;
-  const listening = await until(`the ${runtime} gateway to listen`, () => {
-    if (exitedAt()) {
-      throw new GatewayExit(`gateway exited early: ${out.slice(-800)}`);
-    }
-    return logs.find((l) => l.msg === "listening");
-  });
+  let listening: Record<string, unknown> | undefined;
+  try {
+    listening = await until(`the ${runtime} gateway to listen`, () => {
+      if (exitedAt()) {
+        throw new GatewayExit(`gateway exited early: ${out.slice(-800)}`);
+      }
+      return logs.find((l) => l.msg === "listening");
+    });
+  } catch (e) {
+    // Never leave a half-started gateway behind.
+    if (p.exitCode === null) p.kill("SIGKILL");
+    throw e;
+  }
   const port = Number(listening!.port);
   return {
     port,
