@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { ProofError, type ProofErrorCode } from "../core/errors.ts";
 import {
   bitLength,
+  gcd,
   millerRabin,
   modPow,
   randomBits,
@@ -105,5 +106,24 @@ export function randomPrime(bits: number): bigint {
       if (bitLength(n) !== bits) break;
       if (modPow(2n, n - 1n, n) === 1n && millerRabin(n, 4)) return n;
     }
+  }
+}
+
+/** BitForge: 16 primes = 3 mod 4 in [2^19, 2^20) (above trial division) times one large prime. */
+export function bitforgeModulus(): { N: bigint; small: bigint; large: bigint; phi: bigint } {
+  const isSmallPrime = (n: number) => {
+    for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
+    return true;
+  };
+  for (;;) {
+    const primes: bigint[] = [];
+    for (let c = (1 << 19) + (Number(randomBits(17)) & ~3) + 3; primes.length < 16; c += 4) {
+      if (isSmallPrime(c)) primes.push(BigInt(c));
+    }
+    const small = primes.reduce((x, y) => x * y, 1n);
+    const large = randomPrime(3072 - bitLength(small));
+    const N = small * large;
+    const phi = primes.reduce((x, r) => x * (r - 1n), large - 1n);
+    if (bitLength(N) >= 3071 && gcd(N, phi) === 1n) return { N, small, large, phi };
   }
 }

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SLOW } from "../../tests/setup.ts";
 import { fixturePaillier } from "../../tests/fixtures/keys.ts";
-import { randomPrime } from "../../tests/zk_helpers.ts";
+import { bitforgeModulus } from "../../tests/zk_helpers.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import {
   bitLength,
@@ -313,25 +313,6 @@ test("aux info round 3 refuses malformed proofs", async () => {
     });
   }
 });
-
-/** BitForge: 16 primes = 3 mod 4 in [2^19, 2^20) (above trial division) times one large prime. */
-function bitforgeModulus(): { N: bigint; small: bigint; large: bigint; phi: bigint } {
-  const isSmallPrime = (n: number) => {
-    for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
-    return true;
-  };
-  for (;;) {
-    const primes: bigint[] = [];
-    for (let c = (1 << 19) + (Number(randomBits(17)) & ~3) + 3; primes.length < 16; c += 4) {
-      if (isSmallPrime(c)) primes.push(BigInt(c));
-    }
-    const small = primes.reduce((x, y) => x * y, 1n);
-    const large = randomPrime(3072 - bitLength(small));
-    const N = small * large;
-    const phi = primes.reduce((x, r) => x * (r - 1n), large - 1n);
-    if (bitLength(N) >= 3071 && gcd(N, phi) === 1n) return { N, small, large, phi };
-  }
-}
 
 test("aux info rejects a BitForge modulus with valid Pi-prm (made from phi(N)) and blames the sender", async () => {
   const { sid, logs } = await honestRun();

@@ -23,7 +23,7 @@
  */
 import { type AbortCode, ProofError, ProtocolAbort } from "../errors.ts";
 import { parseHexInt } from "../math/mod.ts";
-import { Point } from "../params.ts";
+import { Point, Q } from "../params.ts";
 import { Transcript } from "../transcript.ts";
 import { canonicalJson, fromHex, type ProtocolName, toHex } from "./types.ts";
 
@@ -284,4 +284,19 @@ export function assertSession(sid: unknown, i: unknown, n: unknown): void {
   if (typeof i !== "number" || !Number.isInteger(i) || i < 0 || i >= n) {
     throw new RangeError(`expected 0 <= i < n = ${n}, got ${String(i)}`);
   }
+}
+
+/** Wire form of a scalar mod q: 64 lowercase hex digits. */
+export function scalarHex(x: bigint): string {
+  return x.toString(16).padStart(64, "0");
+}
+
+/** A scalar mod q from exactly 64 lowercase hex digits; values >= q are refused. */
+export function decodeScalar(v: unknown, field: string): bigint {
+  if (typeof v !== "string" || !/^[0-9a-f]{64}$/.test(v)) {
+    throw new SyntaxError(`field "${field}": expected a 32-byte scalar in lowercase hex`);
+  }
+  const x = BigInt("0x" + v);
+  if (x >= Q) throw new RangeError(`field "${field}": expected a scalar below q`);
+  return x;
 }

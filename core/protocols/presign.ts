@@ -61,10 +61,12 @@ import {
   checkEcho,
   decodeEcho,
   decodePoint,
+  decodeScalar,
   decodeUint,
   encodePoint,
   expectFields,
   RoundFaults,
+  scalarHex,
 } from "./echo.ts";
 import { collectInbox, envelope } from "./inbox.ts";
 import {
@@ -241,19 +243,6 @@ export const PRESIGN_ROUNDS: readonly RoundSpec[] = [
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
-
-function scalarHex(x: bigint): string {
-  return x.toString(16).padStart(64, "0");
-}
-
-function decodeScalar(v: unknown, field: string): bigint {
-  if (typeof v !== "string" || !/^[0-9a-f]{64}$/.test(v)) {
-    throw new SyntaxError(`field "${field}": expected a 32-byte scalar in lowercase hex`);
-  }
-  const x = BigInt("0x" + v);
-  if (x >= Q) throw new RangeError(`field "${field}": expected a scalar below q`);
-  return x;
-}
 
 function nonZeroPoint(P: Point, field: string): Point {
   if (P.is0()) throw new RangeError(`field "${field}": the identity is not allowed`);

@@ -42,7 +42,14 @@ import {
 } from "../signature.ts";
 import { Transcript } from "../transcript.ts";
 import { type RunOptions, runProtocol, type Transport } from "./driver.ts";
-import { checkEcho, decodeEcho, expectFields, RoundFaults } from "./echo.ts";
+import {
+  checkEcho,
+  decodeEcho,
+  decodeScalar,
+  expectFields,
+  RoundFaults,
+  scalarHex,
+} from "./echo.ts";
 import { collectInbox, envelope } from "./inbox.ts";
 import {
   PRESIGN_ROUNDS,
@@ -76,19 +83,6 @@ export interface SignRoundState extends ProtocolState {
   /** r = x(R) mod q. */
   readonly r: bigint;
   readonly sigma: bigint;
-}
-
-function scalarHex(x: bigint): string {
-  return x.toString(16).padStart(64, "0");
-}
-
-function decodeScalar(v: unknown, field: string): bigint {
-  if (typeof v !== "string" || !/^[0-9a-f]{64}$/.test(v)) {
-    throw new SyntaxError(`field "${field}": expected a 32-byte scalar in lowercase hex`);
-  }
-  const x = BigInt("0x" + v);
-  if (x >= Q) throw new RangeError(`field "${field}": expected a scalar below q`);
-  return x;
 }
 
 /** Figure 8, Round 1: sigma_i = k_i m + r chi_i; broadcast it with the digest and the view. */

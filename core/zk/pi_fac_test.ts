@@ -4,16 +4,7 @@ import assert from "node:assert/strict";
 import { SLOW } from "../../tests/setup.ts";
 import { fixturePaillier, fixtureRingPedersen } from "../../tests/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
-import {
-  bitLength,
-  gcd,
-  mod,
-  modPow,
-  randomBelow,
-  randomBits,
-  randomInRange,
-  randomUnit,
-} from "../math/mod.ts";
+import { mod, modPow, randomBelow, randomBits, randomInRange, randomUnit } from "../math/mod.ts";
 import { ELL, EPSILON } from "../params.ts";
 import type { RingPedersenParams, RingPedersenSecret } from "../ring_pedersen.ts";
 import { assertModulus } from "./_common.ts";
@@ -27,7 +18,12 @@ import {
   type Statement,
   verify,
 } from "./pi_fac.ts";
-import { expectProofError, randomPrime, rejectsCheaply } from "../../tests/zk_helpers.ts";
+import {
+  bitforgeModulus,
+  expectProofError,
+  randomPrime,
+  rejectsCheaply,
+} from "../../tests/zk_helpers.ts";
 
 const ctx = { sid: new Uint8Array([4, 2, 4, 2]), prover: 1 };
 /** The prover's Paillier key (N0) and its own ring-Pedersen parameters over N0. */
@@ -51,25 +47,6 @@ function honest(): Proof {
 
 const ELEMENTS = ["P", "Q", "A", "B", "T"] as const;
 const INTEGERS = ["sigma", "z1", "z2", "w1", "w2", "v"] as const;
-
-/** BitForge: 16 primes = 3 mod 4 in [2^19, 2^20) (above trial division) times one large prime. */
-function bitforgeModulus(): { N: bigint; small: bigint; large: bigint; phi: bigint } {
-  const isSmallPrime = (n: number) => {
-    for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
-    return true;
-  };
-  for (;;) {
-    const primes: bigint[] = [];
-    for (let c = (1 << 19) + (Number(randomBits(17)) & ~3) + 3; primes.length < 16; c += 4) {
-      if (isSmallPrime(c)) primes.push(BigInt(c));
-    }
-    const small = primes.reduce((x, y) => x * y, 1n);
-    const large = randomPrime(3072 - bitLength(small));
-    const N = small * large;
-    const phi = primes.reduce((x, r) => x * (r - 1n), large - 1n);
-    if (bitLength(N) >= 3071 && gcd(N, phi) === 1n) return { N, small, large, phi };
-  }
-}
 
 let bitforge: ReturnType<typeof bitforgeModulus> | undefined;
 function bitforgeN(): ReturnType<typeof bitforgeModulus> {
