@@ -5,14 +5,17 @@
  * ## File (`encodeKeyShareFile` / `decodeKeyShareFile`)
  *
  * The seed's shape: a JSON object keyed by account id (`^[A-Za-z0-9._-]{1,128}$`). Each entry
- * holds exactly two fields, the versioned key share and, for tools that only list accounts, the
- * account's public key (which must equal `key_share.public_key`):
+ * holds the versioned key share, for tools that only list accounts the account's public key
+ * (which must equal `key_share.public_key`), and, optionally, the identity keys pinned at key
+ * generation that authenticate every later session of the account (`encodeAccountsFile` /
+ * `decodeAccountsFile`; n distinct Ed25519 public keys, this party's matching its secret key):
  *
  * ```json
  * {
  *   "<account_id>": {
  *     "key_share": { ...key share, below... },
- *     "public_key": "<33-byte compressed point, lowercase hex>"
+ *     "public_key": "<33-byte compressed point, lowercase hex>",
+ *     "identity": { "secret_key": "<32 bytes hex>", "public_keys": ["<32 bytes hex>", ...] }
  *   }
  * }
  * ```
@@ -67,6 +70,7 @@
  * ```
  * @module
  */
+import { ed25519 } from "@noble/curves/ed25519.js";
 import { InvalidKeyShare } from "./errors.ts";
 import {
   bitLength,
@@ -120,10 +124,37 @@ export interface KeyShareJsonV1 {
   aux: { p: string; q: string; parties: PartyAuxJsonV1[] };
 }
 
+/** Wire form of an account's pinned session identities (optional field of a file entry). */
+export interface AccountIdentityJsonV1 {
+  /** This party's Ed25519 identity secret key (32-byte seed, hex). */
+  secret_key: string;
+  /** Every party's Ed25519 identity public key (32 bytes hex), by party index. */
+  public_keys: string[];
+}
+
 /** Wire form of one account of a key share file. */
 export interface AccountEntryJsonV1 {
   key_share: KeyShareJsonV1;
   public_key: string;
+  /** Identity keys pinned at key generation; absent in files made before sessions existed. */
+  identity?: AccountIdentityJsonV1;
+}
+
+/**
+ * The identity keys of an account, pinned at key generation: every message of a later session
+ * of this account is authenticated with them (see transport/).
+ */
+export interface AccountIdentity {
+  /** This party's Ed25519 secret key (RFC 8032 32-byte seed). */
+  readonly secretKey: Uint8Array;
+  /** Every party's Ed25519 public key, by party index (n entries). */
+  readonly publicKeys: readonly Uint8Array[];
+}
+
+/** One account of a key share file: the validated key share and its pinned identities. */
+export interface AccountEntry {
+  readonly keyShare: KeyShare;
+  readonly identity?: AccountIdentity;
 }
 
 /** Wire form of a key share file: account id -> entry. */
@@ -602,13 +633,146 @@ function inAccount<T>(id: string, f: () => T): T {
   }
 }
 
+function encodeIdentity(id: AccountIdentity, share: KeyShare): AccountIdentityJsonV1 {
+  checkIdentity(id, share);
+  return { secret_key: toHex(id.secretKey), public_keys: id.publicKeys.map(toHex) };
+}
+
+const IDENTITY_KEY_BYTES = 32;
+
+function decodeKey32(v: unknown, what: string): Uint8Array {
+  if (typeof v !== "string" || v.length !== 2 * IDENTITY_KEY_BYTES) {
+    throw malformed(`${what}: expected ${2 * IDENTITY_KEY_BYTES} hex digits`);
+  }
+  try {
+    return fromHex(v);
+  } catch {
+    throw malformed(`${what}: expected lowercase hex`);
+  }
+}
+
+function decodeIdentity(v: unknown): AccountIdentity {
+  const o = expectObject(v, "identity", ["secret_key", "public_keys"]);
+  const secretKey = decodeKey32(o.secret_key, "identity.secret_key");
+  if (!Array.isArray(o.public_keys) || o.public_keys.length > MAX_PARTIES) {
+    throw malformed(`identity.public_keys: expected an array of at most ${MAX_PARTIES} keys`);
+  }
+  const publicKeys = o.public_keys.map((k, j) => decodeKey32(k, `identity.public_keys[${j}]`));
+  return { secretKey, publicKeys };
+}
+
+/** The identity must list n distinct keys, this party's being the one of its secret key. */
+function checkIdentity(id: AccountIdentity, share: KeyShare): void {
+  if (id.secretKey.length !== IDENTITY_KEY_BYTES) throw malformed("identity: bad secret key size");
+  if (id.publicKeys.length !== share.n) {
+    throw inconsistent(`identity: expected ${share.n} public keys, got ${id.publicKeys.length}`);
+  }
+  const hexes = id.publicKeys.map((k) => {
+    if (k.length !== IDENTITY_KEY_BYTES) throw malformed("identity: bad public key size");
+    return toHex(k);
+  });
+  if (new Set(hexes).size !== hexes.length) throw inconsistent("identity: repeated public key");
+  if (hexes[share.i] !== toHex(ed25519.getPublicKey(id.secretKey))) {
+    throw inconsistent(`identity: public_keys[${share.i}] is not this party's key`);
+  }
+}
+
 /**
- * Encodes the key shares of many accounts as a key share file (module doc), accounts sorted by
- * id, two-space indentation, trailing newline: the same accounts always give the same bytes.
+ * Encodes accounts (key share and pinned identities) as a key share file (module doc), accounts
+ * sorted by id, two-space indentation, trailing newline: equal input always gives equal bytes.
+ *
+ * @param accounts account id -> entry (a `Map` or a plain record).
+ * @returns the JSON text (encode it with `TextEncoder`, encrypt it, then write it atomically).
+ * @throws {InvalidKeyShare} `malformed` for a bad account id; `inconsistent` for identities
+ *   that do not fit the share; as `encodeKeyShare` otherwise.
+ * @example
+ * ```ts
+ * import { encodeAccountsFile } from "./keyshare.ts";
+ * console.assert(encodeAccountsFile({}) === "{}\n");
+ * ```
+ */
+export function encodeAccountsFile(
+  accounts: ReadonlyMap<string, AccountEntry> | Readonly<Record<string, AccountEntry>>,
+): string {
+  const entries = accounts instanceof Map
+    ? [...(accounts as ReadonlyMap<string, AccountEntry>).entries()]
+    : Object.entries(accounts as Readonly<Record<string, AccountEntry>>);
+  const out = entries
+    .map(([id, entry]): [string, AccountEntryJsonV1] => {
+      checkAccountId(id);
+      return inAccount(id, () => {
+        const key_share = encodeKeyShare(entry.keyShare);
+        const json: AccountEntryJsonV1 = { key_share, public_key: key_share.public_key };
+        if (entry.identity) json.identity = encodeIdentity(entry.identity, entry.keyShare);
+        return [id, json];
+      });
+    })
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  // fromEntries defines own properties, so an id such as "__proto__" stays an ordinary key.
+  return JSON.stringify(Object.fromEntries(out), null, 2) + "\n";
+}
+
+/**
+ * Decodes and validates a key share file: every account id, every entry, every key share and
+ * every pinned identity. Nothing is returned unless everything is valid.
+ *
+ * @param json the file's contents (text or UTF-8 bytes, after decryption).
+ * @param options `maxBytes` cap, checked before parsing.
+ * @returns account id -> entry, in the file's order.
+ * @throws {InvalidKeyShare} see the module doc; the message names the account.
+ * @example
+ * ```ts
+ * import { decodeAccountsFile } from "./keyshare.ts";
+ * try {
+ *   decodeAccountsFile('{"bad id!": {}}');
+ * } catch (e) {
+ *   console.assert((e as { code: string }).code === "malformed");
+ * }
+ * ```
+ */
+export function decodeAccountsFile(
+  json: string | Uint8Array,
+  options: DecodeFileOptions = {},
+): Map<string, AccountEntry> {
+  if (typeof json !== "string" && !(json instanceof Uint8Array)) {
+    throw malformed("key share file: expected text or bytes");
+  }
+  const v = parseJson(json, options.maxBytes ?? MAX_FILE_BYTES, "key share file");
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw malformed(`key share file: expected an object of accounts, got ${typeOf(v)}`);
+  }
+  const ids = Object.keys(v);
+  ids.forEach(checkAccountId); // all ids before any costly validation
+  const out = new Map<string, AccountEntry>();
+  for (const id of ids) {
+    const entry = inAccount(id, (): AccountEntry => {
+      const raw = (v as Obj)[id];
+      const hasIdentity = typeof raw === "object" && raw !== null && Object.hasOwn(raw, "identity");
+      const fields = hasIdentity
+        ? ["key_share", "public_key", "identity"]
+        : ["key_share", "public_key"];
+      const o = expectObject(raw, "account entry", fields);
+      const listed = decodePoint(o.public_key, "public_key");
+      const identity = hasIdentity ? decodeIdentity(o.identity) : undefined;
+      const keyShare = validateKeyShare(decodeParsed(o.key_share));
+      if (!listed.equals(keyShare.publicKey)) {
+        throw inconsistent("the entry's public_key differs from key_share.public_key");
+      }
+      if (!identity) return { keyShare };
+      checkIdentity(identity, keyShare);
+      return { keyShare, identity };
+    });
+    out.set(id, entry);
+  }
+  return out;
+}
+
+/**
+ * Encodes key shares without identities as a key share file (see `encodeAccountsFile`).
  *
  * @param accounts account id -> key share (a `Map` or a plain record).
- * @returns the JSON text (encode it with `TextEncoder`, encrypt it, then write it atomically).
- * @throws {InvalidKeyShare} `malformed` for a bad account id; as `encodeKeyShare` otherwise.
+ * @returns the JSON text.
+ * @throws {InvalidKeyShare} as `encodeAccountsFile`.
  * @example
  * ```ts
  * import { encodeKeyShareFile } from "./keyshare.ts";
@@ -621,20 +785,12 @@ export function encodeKeyShareFile(
   const entries = accounts instanceof Map
     ? [...(accounts as ReadonlyMap<string, KeyShare>).entries()]
     : Object.entries(accounts as Readonly<Record<string, KeyShare>>);
-  const out = entries
-    .map(([id, share]): [string, AccountEntryJsonV1] => {
-      checkAccountId(id);
-      const key_share = encodeKeyShare(share);
-      return [id, { key_share, public_key: key_share.public_key }];
-    })
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  // fromEntries defines own properties, so an id such as "__proto__" stays an ordinary key.
-  return JSON.stringify(Object.fromEntries(out), null, 2) + "\n";
+  return encodeAccountsFile(new Map(entries.map(([id, keyShare]) => [id, { keyShare }])));
 }
 
 /**
- * Decodes and validates a key share file: every account id, every entry and every key share.
- * Nothing is returned unless everything is valid.
+ * Decodes and validates a key share file and returns its key shares only (identities are
+ * validated, then dropped; see `decodeAccountsFile`).
  *
  * @param json the file's contents (text or UTF-8 bytes, after decryption).
  * @param options `maxBytes` cap, checked before parsing.
@@ -654,27 +810,7 @@ export function decodeKeyShareFile(
   json: string | Uint8Array,
   options: DecodeFileOptions = {},
 ): Map<string, KeyShare> {
-  if (typeof json !== "string" && !(json instanceof Uint8Array)) {
-    throw malformed("key share file: expected text or bytes");
-  }
-  const v = parseJson(json, options.maxBytes ?? MAX_FILE_BYTES, "key share file");
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw malformed(`key share file: expected an object of accounts, got ${typeOf(v)}`);
-  }
-  const ids = Object.keys(v);
-  ids.forEach(checkAccountId); // all ids before any costly validation
   const out = new Map<string, KeyShare>();
-  for (const id of ids) {
-    const share = inAccount(id, () => {
-      const entry = expectObject((v as Obj)[id], "account entry", ["key_share", "public_key"]);
-      const listed = decodePoint(entry.public_key, "public_key");
-      const ks = validateKeyShare(decodeParsed(entry.key_share));
-      if (!listed.equals(ks.publicKey)) {
-        throw inconsistent("the entry's public_key differs from key_share.public_key");
-      }
-      return ks;
-    });
-    out.set(id, share);
-  }
+  for (const [id, e] of decodeAccountsFile(json, options)) out.set(id, e.keyShare);
   return out;
 }

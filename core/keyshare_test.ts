@@ -3,11 +3,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { InvalidKeyShare } from "./errors.ts";
+import { ed25519 } from "@noble/curves/ed25519.js";
 import {
+  decodeAccountsFile,
   decodeKeyShare,
   decodeKeyShareFile,
   decodeKeyShareUnchecked,
   encodeKeyShare,
+  encodeAccountsFile,
   encodeKeyShareFile,
   validateKeyShare,
 } from "./keyshare.ts";
@@ -482,3 +485,49 @@ test("keyshare encodeKeyShare refuses shares it cannot encode", () => {
   assert.throws(() => encodeKeyShare({ ...good, x: 0n }), RangeError);
   assert.throws(() => encodeKeyShareFile({ "no spaces": good }), InvalidKeyShare);
 });
+
+/** The fixture with pinned identities on account A (party 0 of a 2-party key). */
+function withIdentity(f: (id: Json) => void = () => {}): string {
+  const file = fixtureJson();
+  const own = new Uint8Array(32).fill(7);
+  const other = ed25519.getPublicKey(new Uint8Array(32).fill(9));
+  const i = file[A].key_share.i;
+  const keys = [toHex(other), toHex(other)];
+  keys[i] = toHex(ed25519.getPublicKey(own));
+  const id = { secret_key: toHex(own), public_keys: keys };
+  f(id);
+  file[A].identity = id;
+  return JSON.stringify(file);
+}
+
+test("keyshare file entries carry pinned identities that round-trip byte for byte", () => {
+  const text = withIdentity();
+  const accounts = decodeAccountsFile(text);
+  const a = accounts.get(A)!;
+  assert.ok(a.identity);
+  assert.equal(a.identity.publicKeys.length, 2);
+  assert.equal(accounts.get(B)!.identity, undefined);
+  const again = encodeAccountsFile(accounts);
+  assert.deepEqual(JSON.parse(again), JSON.parse(text));
+  assert.deepEqual(decodeAccountsFile(again), accounts);
+  // the share-only view drops the identity but still validates it
+  assert.equal(decodeKeyShareFile(text).size, 2);
+});
+
+const IDENTITY_HOSTILE: [string, (id: Json) => void, InvalidKeyShare["code"], RegExp][] = [
+  ["short secret key", (id) => (id.secret_key = "00"), "malformed", /secret_key/],
+  ["uppercase hex", (id) => (id.secret_key = id.secret_key.toUpperCase().replace(/^0/, "A")), "malformed", /hex/],
+  ["public keys not an array", (id) => (id.public_keys = "x"), "malformed", /public_keys/],
+  ["one public key", (id) => id.public_keys.pop(), "inconsistent", /expected 2 public keys/],
+  ["three public keys", (id) => id.public_keys.push(id.public_keys[0]), "inconsistent", /expected 2/],
+  ["repeated public key", (id) => (id.public_keys = [id.public_keys[0], id.public_keys[0]]), "inconsistent", /repeated|not this party/],
+  ["own key not the secret's", (id) => (id.secret_key = "08".repeat(32)), "inconsistent", /not this party's key/],
+  ["unknown field", (id) => (id.extra = 1), "malformed", /unexpected field/],
+  ["missing field", (id) => delete id.public_keys, "malformed", /missing field/],
+  ["bad key length", (id) => (id.public_keys[1] = "ab".repeat(33)), "malformed", /64 hex digits/],
+];
+for (const [name, f, code, re] of IDENTITY_HOSTILE) {
+  test(`keyshare file rejects a pinned identity with ${name}`, () => {
+    rejects(() => decodeAccountsFile(withIdentity(f)), code, re);
+  });
+}
