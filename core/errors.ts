@@ -74,12 +74,30 @@ export class ProtocolAbort extends Error {
   }
 }
 
-/** Sending or receiving failed (network, gateway, timeout, cancellation). */
+/** Why sending or receiving failed. */
+export type TransportErrorCode =
+  | "timeout" // a round or the handshake took too long
+  | "aborted" // cancelled by the caller's signal
+  | "closed" // the transport was closed
+  | "io" // network failure, or the gateway unreachable beyond the retry budget
+  | "gone" // the gateway no longer has the room's history (410, room reset)
+  | "rejected" // the gateway refused a request (4xx: bad token, bad room, ...)
+  | "limit" // a size or count bound was exceeded (body, message, queue)
+  | "handshake" // a hello that cannot belong to this session (party count, key confirmation)
+  | "identity-mismatch" // a peer's identity key differs from the pinned one
+  | "context-mismatch" // the peer is in a session for another operation
+  | "malformed" // a frame or envelope that does not parse or has the wrong shape
+  | "tampered" // a signature or AEAD tag that does not verify (altered or forged)
+  | "replayed" // a frame of another session, or a different frame with an old sequence number
+  | "out-of-order" // a sequence number ahead of the next expected one (dropped or reordered)
+  | "injected"; // a frame claiming to come from this party that it never sent
+
+/** Sending or receiving failed (network, gateway, timeout, cancellation, a hostile relay). */
 export class TransportError extends Error {
   override readonly name = "TransportError";
-  readonly code: "timeout" | "aborted" | "closed" | "io";
+  readonly code: TransportErrorCode;
   constructor(
-    code: "timeout" | "aborted" | "closed" | "io",
+    code: TransportErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {

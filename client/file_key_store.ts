@@ -1,0 +1,57 @@
+/**
+ * The client's key shares in a file (Deno and Node): the same age-encrypted, atomically written
+ * key share file as the service's (`service/key_store.ts`), behind the `ClientKeyStore`
+ * interface of `mpc_client.ts`. Browsers get another store later; this file needs `node:fs`.
+ *
+ * @example
+ * ```ts ignore
+ * const keyStore = await openFileKeyStore({ path: "client_key_shares.json", identity });
+ * const client = newMpcClient({ ..., keyStore });
+ * ```
+ * @module
+ */
+import { openKeyStore } from "../service/key_store.ts";
+import type { ClientKeyStore } from "./mpc_client.ts";
+
+/** Options of `openFileKeyStore`. */
+export interface FileKeyStoreOptions {
+  readonly path: string;
+  /** An age X25519 identity (`AGE-SECRET-KEY-1...`) that opens the file (and encrypts writes). */
+  readonly identity?: string;
+  /** Or a passphrase (scrypt). */
+  readonly passphrase?: string;
+  /** Development only: a plaintext file. */
+  readonly plaintext?: boolean;
+  /** Create the file on the first write when it does not exist (key generation). */
+  readonly create?: boolean;
+  /** The client's party index in its shares (default 0). */
+  readonly partyIndex?: number;
+}
+
+/**
+ * Opens (and validates) the client's key share file.
+ * @param o path, how to decrypt it, whether it may be missing.
+ * @returns the store.
+ * @throws {KeyStoreError} as `openKeyStore` (wrong key: "decrypt-failed"; plaintext without
+ *   `plaintext`: "not-encrypted"); {InvalidKeyShare} for invalid contents.
+ */
+export async function openFileKeyStore(o: FileKeyStoreOptions): Promise<ClientKeyStore> {
+  const decryptor = o.identity
+    ? { identity: o.identity }
+    : o.passphrase
+    ? { passphrase: o.passphrase }
+    : { plaintext: true as const };
+  const store = await openKeyStore({
+    path: o.path,
+    decryptor,
+    partyIndex: o.partyIndex ?? 0,
+    parties: 2,
+    allowPlaintext: o.plaintext === true,
+    allowMissing: o.create === true,
+  });
+  return {
+    ids: () => Promise.resolve(store.accounts().sort()),
+    get: (id) => Promise.resolve(store.get(id)),
+    put: (id, entry) => (store.has(id) ? store.replace(id, entry) : store.put(id, entry)),
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * Test helpers of the key store tests: fixture entries, temp directories, and a file system
+ * that fails on purpose at one step of an atomic write. Test data only.
+ * @module
+ */
+import * as fsp from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type AccountEntry, decodeAccountsFile } from "../core/keyshare.ts";
+import { Point, Q } from "../core/params.ts";
+import type { KeyShareFs } from "../platform/keyshare_file.ts";
+
+const FIXTURE = new URL("../tests/fixtures/keyshare_v1.json", import.meta.url);
+
+let cache: { party0: AccountEntry; party1: AccountEntry; party1Other: AccountEntry } | undefined;
+
+/**
+ * Fixture entries: `party1` is party 1's share of one key, `party0` party 0's share of another
+ * key, `party1Other` a share of party 1 with the same aux info but another public key.
+ */
+export async function fixtureEntries(): Promise<NonNullable<typeof cache>> {
+  if (cache) return cache;
+  const all = decodeAccountsFile(new Uint8Array(await fsp.readFile(FIXTURE)));
+  const party0 = all.get("TEST-ONLY-fixture-a") as AccountEntry;
+  const party1 = all.get("TEST-ONLY-fixture-b") as AccountEntry;
+  const ks = party1.keyShare;
+  const x = (ks.x * 2n) % Q;
+  const X1 = Point.BASE.multiply(x);
+  const publicShares = [ks.publicShares[0], X1];
+  const party1Other: AccountEntry = {
+    keyShare: { ...ks, x, publicShares, publicKey: publicShares[0].add(X1) },
+  };
+  cache = { party0, party1, party1Other };
+  return cache;
+}
+
+/** Runs `f` in a fresh temp directory, removed afterwards. */
+export async function withDir(f: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await fsp.mkdtemp(join(tmpdir(), "wallet-mpc-key-store-"));
+  try {
+    await f(dir);
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The directory's entries other than `keep` (stray temp files). */
+export async function strays(dir: string, keep: string): Promise<string[]> {
+  return (await fsp.readdir(dir)).filter((n) => n !== keep);
+}
+
+/** A file system whose `step` of an atomic write fails like a crash (EIO). */
+export function failingFs(step: "write" | "sync" | "rename"): KeyShareFs {
+  const boom = () => Object.assign(new Error(`simulated crash at ${step}`), { code: "EIO" });
+  return {
+    rename: step === "rename" ? () => Promise.reject(boom()) : fsp.rename,
+    unlink: fsp.unlink,
+    open: (async (path: string, flags?: string, mode?: number) => {
+      const fh = await fsp.open(path, flags, mode);
+      if (flags !== "wx") return fh;
+      return new Proxy(fh, {
+        get(target, prop) {
+          if (prop === "writeFile" && step === "write") {
+            return async (data: Uint8Array) => {
+              await target.writeFile(data.subarray(0, data.length >> 1));
+              throw boom();
+            };
+          }
+          if (prop === "sync" && step === "sync") return () => Promise.reject(boom());
+          const v = Reflect.get(target, prop);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+    }) as KeyShareFs["open"],
+  };
+}

@@ -1,0 +1,884 @@
+/**
+ * Configuration of the sign-service: the shape of `config/sign-service.yaml`, its defaults, the
+ * environment and command-line overrides, and a strict validator that turns it into a typed
+ * {@link ServiceConfig} (snake_case YAML keys become camelCase fields).
+ *
+ * Precedence: defaults < file < environment < flags.
+ *
+ * - File: `--config <path>`, else `SIGN_SERVICE_CONFIG`, else `config/sign-service.yaml` (read
+ *   when it exists; an explicitly named file must exist).
+ * - Environment: `SIGN_SERVICE_KEY_SHARE_FILE` (mpc.key_share_file), `SIGN_SERVICE_HOST`,
+ *   `SIGN_SERVICE_PORT`, `SIGN_SERVICE_INDEX`, `SIGN_SERVICE_GATEWAY_URL`,
+ *   `SIGN_SERVICE_GATEWAY_TOKEN`, `SIGN_SERVICE_TOKENS_FILE`, `SIGN_SERVICE_LOG_LEVEL`, and any
+ *   setting as `SIGN_SERVICE__SECTION__KEY` (`SIGN_SERVICE__SERVER__TLS__CERT_FILE=/x.pem`).
+ *   The key store's passphrase is read by the service from the variable that
+ *   `key_store.passphrase_env` names (default `SIGN_SERVICE_KEY_PASSPHRASE`); this module only
+ *   checks whether that variable is set, and never copies its value into the configuration.
+ * - Flags: `--config`, `--host`, `--port`, `--web-port`, `--index`, `--key-share-file`,
+ *   `--gateway-url`, `--tokens-file`, `--log-level`, `--log-format`, and
+ *   `--set section.key=value`; `--flag value` and `--flag=value` both work.
+ *
+ * Override values are strings, converted by the setting's type: integers in decimal, booleans
+ * as `true`/`false`/`1`/`0`, lists as `a,b` or a YAML flow list `[a, b]`, strings verbatim.
+ *
+ * Every refusal is a {@link ConfigError} naming the setting: an unknown key, a value of the
+ * wrong type, a value out of range, or settings that contradict each other (this product is
+ * 2-of-2: `mpc.threshold` = `mpc.total_participants` = 2 and `server.index` is 0 or 1).
+ *
+ * Pure: the caller passes `argv`, `env` and a `readFile` function (only `main.ts` touches the
+ * process).
+ *
+ * @example
+ * ```ts
+ * import { loadServiceConfig } from "./config.ts";
+ * const config = await loadServiceConfig({
+ *   argv: ["--port", "50061", "--set", "rate_limit.burst=5"],
+ *   env: { SIGN_SERVICE_KEY_PASSPHRASE: "correct horse battery staple" },
+ *   readFile: () => "auth: { tokens_file: callers.yaml }\n",
+ * });
+ * console.assert(config.server.port === 50061 && config.rateLimit.burst === 5);
+ * console.assert(config.keyStore.mode === "passphrase");
+ * ```
+ * @module
+ */
+
+import { parse as parseYaml } from "yaml";
+import { ConfigError } from "./errors.ts";
+
+/** Log levels, lowest first. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+/** Log line formats: one JSON object per line, or `key=value` text. */
+export type LogFormat = "json" | "text";
+/**
+ * How the key share file is protected, derived from `key_store`: an X25519 age identity file,
+ * a scrypt passphrase from the environment, or (development only) no encryption.
+ */
+export type KeyStoreMode = "identity" | "passphrase" | "plaintext";
+
+/** The validated configuration of the sign-service (see config/sign-service.yaml). */
+export interface ServiceConfig {
+  /** The sign-gateway that relays protocol messages between the parties. */
+  gateway: {
+    /** Base URL, `http://` or `https://`, without credentials. */
+    url: string;
+    /** Optional static bearer token sent to the gateway; empty sends none. */
+    token: string;
+  };
+  /** Listening sockets. */
+  server: {
+    /** Bind address. */
+    host: string;
+    /** gRPC over HTTP/2 (h2c without TLS); with TLS the one port for every protocol. */
+    port: number;
+    /** gRPC-web and Connect over HTTP/1.1 when TLS is off (unused with TLS). */
+    webPort: number;
+    /** This party's index in its key shares (0 or 1). */
+    index: number;
+    /** TLS certificate and key files (PEM); both empty: no TLS. */
+    tls: { certFile: string; keyFile: string };
+    /** Origins allowed to call gRPC-web / Connect from a browser (`*` for any). */
+    corsOrigins: string[];
+    /** How long a graceful shutdown waits for running sessions. */
+    shutdownGraceMs: number;
+  };
+  /** The threshold scheme and the key shares. */
+  mpc: {
+    /** Parties needed to sign: 2. */
+    threshold: number;
+    /** Parties holding shares: 2. */
+    totalParticipants: number;
+    /** Path of the (encrypted) key share file, relative to the working directory. */
+    keyShareFile: string;
+    /** Longest wait for one protocol round's messages. */
+    roundTimeoutMs: number;
+  };
+  /** Encryption of the key share file at rest. */
+  keyStore: {
+    /** File holding one age identity (`AGE-SECRET-KEY-1...`); empty: not used. */
+    ageIdentityFile: string;
+    /** Name of the environment variable holding a scrypt passphrase; empty: not used. */
+    passphraseEnv: string;
+    /** Development only: accept a plaintext file (and write one when no key is configured). */
+    allowPlaintext: boolean;
+    /** More age recipients (`age1...`) every write is also encrypted to (identity mode only). */
+    recipients: string[];
+    /** Derived: which protection applies (see {@link KeyStoreMode}). */
+    mode: KeyStoreMode;
+  };
+  /** Caller authentication. */
+  auth: {
+    /** YAML/JSON file of callers (service/auth.ts); required. */
+    tokensFile: string;
+  };
+  /** Per-caller request rate and session concurrency. */
+  rateLimit: {
+    /** Sustained requests per caller per minute (token bucket refill). */
+    perCallerPerMinute: number;
+    /** Requests a caller may make at once after being idle (bucket size). */
+    burst: number;
+    /** Protocol sessions running at once over all callers. */
+    maxConcurrentSessions: number;
+    /** Protocol sessions one caller may run at once. */
+    maxSessionsPerCaller: number;
+  };
+  /** Audit log (JSON lines). */
+  audit: {
+    /** `-` for standard output, else a file appended to. */
+    file: string;
+    /** fsync the file after every line. */
+    fsync: boolean;
+  };
+  /** Operational log. */
+  logging: { level: LogLevel; format: LogFormat };
+  /** The configuration file that was read, or `null` when none was. */
+  configFile: string | null;
+}
+
+/** Default path of the configuration file, relative to the working directory. */
+export const DEFAULT_CONFIG_PATH = "config/sign-service.yaml";
+
+/**
+ * The defaults, before the key store mode is derived (a fresh object each call). They do not
+ * validate alone: `auth.tokens_file` and a key store key (or `allow_plaintext`) must be set.
+ *
+ * @returns the configuration every key of which the file may override.
+ * @example
+ * ```ts
+ * import { defaultServiceConfig } from "./config.ts";
+ * console.assert(defaultServiceConfig().server.port === 50051);
+ * ```
+ */
+export function defaultServiceConfig(): ServiceConfig {
+  return {
+    gateway: { url: "http://127.0.0.1:8080", token: "" },
+    server: {
+      host: "127.0.0.1",
+      port: 50051,
+      webPort: 50052,
+      index: 1,
+      tls: { certFile: "", keyFile: "" },
+      corsOrigins: [],
+      shutdownGraceMs: 10_000,
+    },
+    mpc: {
+      threshold: 2,
+      totalParticipants: 2,
+      keyShareFile: "service_key_shares.json",
+      roundTimeoutMs: 60_000,
+    },
+    keyStore: {
+      ageIdentityFile: "",
+      passphraseEnv: "SIGN_SERVICE_KEY_PASSPHRASE",
+      allowPlaintext: false,
+      recipients: [],
+      mode: "plaintext",
+    },
+    auth: { tokensFile: "" },
+    rateLimit: {
+      perCallerPerMinute: 60,
+      burst: 10,
+      maxConcurrentSessions: 8,
+      maxSessionsPerCaller: 2,
+    },
+    audit: { file: "-", fsync: false },
+    logging: { level: "info", format: "json" },
+    configFile: null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+
+type Rule =
+  | { t: "string"; oneOf?: readonly string[] }
+  | { t: "int"; min: number; max: number }
+  | { t: "bool" }
+  | { t: "strings" }
+  | { t: "section" };
+
+const int = (min: number, max: number): Rule => ({ t: "int", min, max });
+const str: Rule = { t: "string" };
+const bool: Rule = { t: "bool" };
+
+/** Validation rules by section path (snake_case); `section` rules name a nested section. */
+const SCHEMA: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
+  "": {
+    gateway: { t: "section" },
+    server: { t: "section" },
+    mpc: { t: "section" },
+    key_store: { t: "section" },
+    auth: { t: "section" },
+    rate_limit: { t: "section" },
+    audit: { t: "section" },
+    logging: { t: "section" },
+  },
+  gateway: { url: str, token: str },
+  server: {
+    host: str,
+    port: int(0, 65535),
+    web_port: int(0, 65535),
+    index: int(0, 63),
+    tls: { t: "section" },
+    cors_origins: { t: "strings" },
+    shutdown_grace_ms: int(0, 600_000),
+  },
+  "server.tls": { cert_file: str, key_file: str },
+  mpc: {
+    threshold: int(1, 64),
+    total_participants: int(1, 64),
+    key_share_file: str,
+    round_timeout_ms: int(1000, 3_600_000),
+  },
+  key_store: {
+    age_identity_file: str,
+    passphrase_env: str,
+    allow_plaintext: bool,
+    recipients: { t: "strings" },
+  },
+  auth: { tokens_file: str },
+  rate_limit: {
+    per_caller_per_minute: int(1, 1_000_000),
+    burst: int(1, 100_000),
+    max_concurrent_sessions: int(1, 100_000),
+    max_sessions_per_caller: int(1, 100_000),
+  },
+  audit: { file: str, fsync: bool },
+  logging: {
+    level: { t: "string", oneOf: ["debug", "info", "warn", "error"] },
+    format: { t: "string", oneOf: ["json", "text"] },
+  },
+};
+
+/** The rule of a dotted setting path, or undefined when no such setting exists. */
+function ruleOf(path: string): Rule | undefined {
+  const parts = path.split(".");
+  const key = parts.pop() as string;
+  const rules = Object.hasOwn(SCHEMA, parts.join(".")) ? SCHEMA[parts.join(".")] : undefined;
+  return rules && Object.hasOwn(rules, key) ? rules[key] : undefined;
+}
+
+function camel(key: string): string {
+  return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  return typeof v;
+}
+
+/** Settings whose values are never repeated in an error message. */
+const SECRET_SETTINGS = new Set(["gateway.token"]);
+
+function checkValue(path: string, rule: Rule, v: unknown): unknown {
+  switch (rule.t) {
+    case "string":
+      if (typeof v !== "string") {
+        throw new ConfigError("wrong-type", path, `expected a string, got ${describe(v)}`);
+      }
+      if (rule.oneOf && !rule.oneOf.includes(v)) {
+        const got = SECRET_SETTINGS.has(path) ? "another value" : JSON.stringify(v.slice(0, 64));
+        throw new ConfigError("out-of-range", path, `expected one of ${rule.oneOf}, got ${got}`);
+      }
+      return v;
+    case "int":
+      if (typeof v !== "number" || !Number.isInteger(v)) {
+        const got = typeof v === "number" ? String(v) : describe(v);
+        throw new ConfigError("wrong-type", path, `expected an integer, got ${got}`);
+      }
+      if (v < rule.min || v > rule.max) {
+        throw new ConfigError("out-of-range", path, `expected ${rule.min}..${rule.max}, got ${v}`);
+      }
+      return v;
+    case "bool":
+      if (typeof v !== "boolean") {
+        throw new ConfigError("wrong-type", path, `expected true or false, got ${describe(v)}`);
+      }
+      return v;
+    case "strings":
+      if (!Array.isArray(v) || v.some((s) => typeof s !== "string")) {
+        throw new ConfigError("wrong-type", path, `expected a list of strings, got ${describe(v)}`);
+      }
+      return [...v];
+    case "section":
+      throw new ConfigError("wrong-type", path, `expected a mapping, got ${describe(v)}`);
+  }
+}
+
+/** Copies the keys of `input` (the YAML mapping at `section`) onto `target`, checked. */
+function applySection(section: string, input: unknown, target: Record<string, unknown>): void {
+  if (input === undefined || input === null) return;
+  const where = section === "" ? "config" : section;
+  if (!isRecord(input)) {
+    throw new ConfigError("wrong-type", where, `expected a mapping, got ${describe(input)}`);
+  }
+  const rules = SCHEMA[section];
+  for (const [key, value] of Object.entries(input)) {
+    const path = section === "" ? key : `${section}.${key}`;
+    const rule = Object.hasOwn(rules, key) ? rules[key] : undefined;
+    if (!rule) {
+      const shown = /^[A-Za-z0-9_-]{1,64}$/.test(key) ? path : `${where}.(a strange key)`;
+      throw new ConfigError(
+        "unknown-key",
+        shown,
+        `unknown ${section === "" ? "section" : "key"}; expected one of ${Object.keys(rules)}`,
+      );
+    }
+    if (rule.t === "section") {
+      applySection(path, value, target[camel(key)] as Record<string, unknown>);
+    } else {
+      target[camel(key)] = checkValue(path, rule, value);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution and cross-field rules
+
+/** Options of {@link resolveServiceConfig}. */
+export interface ResolveOptions {
+  /** The environment, to see whether `key_store.passphrase_env` is set (default: empty). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** The configuration file that was read, recorded as `configFile`. */
+  readonly configFile?: string | null;
+}
+
+/**
+ * Validates a parsed configuration document (snake_case keys) on top of the defaults, derives
+ * the key store mode and checks the rules that tie settings together.
+ *
+ * @param doc parsed YAML (with overrides applied); `null`/`undefined` means "all defaults".
+ * @param options the environment and the file name to record.
+ * @returns the complete, validated configuration.
+ * @throws {ConfigError} naming the first setting at fault.
+ * @example
+ * ```ts
+ * import { resolveServiceConfig } from "./config.ts";
+ * const c = resolveServiceConfig({
+ *   auth: { tokens_file: "callers.yaml" },
+ *   key_store: { age_identity_file: "service.agekey" },
+ * });
+ * console.assert(c.keyStore.mode === "identity" && c.mpc.keyShareFile === "service_key_shares.json");
+ * ```
+ */
+export function resolveServiceConfig(doc: unknown, options: ResolveOptions = {}): ServiceConfig {
+  const config = defaultServiceConfig();
+  applySection("", doc, config as unknown as Record<string, unknown>);
+  config.configFile = options.configFile ?? null;
+  config.keyStore.mode = deriveKeyStoreMode(config, options.env ?? {});
+  validateServiceConfig(config);
+  return config;
+}
+
+function deriveKeyStoreMode(
+  config: ServiceConfig,
+  env: Readonly<Record<string, string | undefined>>,
+): KeyStoreMode {
+  const k = config.keyStore;
+  if (k.passphraseEnv !== "" && !/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(k.passphraseEnv)) {
+    throw new ConfigError(
+      "out-of-range",
+      "key_store.passphrase_env",
+      "expected the name of an environment variable (letters, digits, _) or empty",
+    );
+  }
+  const passphraseSet = k.passphraseEnv !== "" && (env[k.passphraseEnv] ?? "") !== "";
+  if (k.ageIdentityFile !== "" && passphraseSet) {
+    throw new ConfigError(
+      "contradictory",
+      "key_store.age_identity_file",
+      `set, and so is the passphrase variable ${k.passphraseEnv} (key_store.passphrase_env): ` +
+        "expected exactly one way to decrypt the key share file",
+    );
+  }
+  if (k.ageIdentityFile !== "") return "identity";
+  if (passphraseSet) return "passphrase";
+  if (k.allowPlaintext) return "plaintext";
+  throw new ConfigError(
+    "contradictory",
+    "key_store.age_identity_file",
+    "expected a way to decrypt the key share file: an age identity file, or the passphrase " +
+      `variable ${k.passphraseEnv || "named by key_store.passphrase_env"} set, or ` +
+      "(development only) key_store.allow_plaintext: true",
+  );
+}
+
+/**
+ * Checks the rules that tie several settings together, on a configuration whose individual
+ * values are already valid (module doc).
+ *
+ * @param config the configuration (for example `resolveServiceConfig`'s, changed in code).
+ * @throws {ConfigError} `out-of-range` or `contradictory`, naming the setting.
+ * @example
+ * ```ts
+ * import { resolveServiceConfig, validateServiceConfig } from "./config.ts";
+ * const c = resolveServiceConfig({ auth: { tokens_file: "c.yaml" }, key_store: { allow_plaintext: true } });
+ * c.server.index = 2;
+ * try {
+ *   validateServiceConfig(c);
+ * } catch (e) {
+ *   console.assert((e as { setting: string }).setting === "server.index");
+ * }
+ * ```
+ */
+export function validateServiceConfig(config: ServiceConfig): void {
+  const { gateway, server, mpc, keyStore, auth, rateLimit, audit } = config;
+
+  let url: URL | undefined;
+  try {
+    url = new URL(gateway.url);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw new ConfigError("out-of-range", "gateway.url", "expected an http:// or https:// URL");
+  }
+  if (url.username !== "" || url.password !== "") {
+    throw new ConfigError(
+      "out-of-range",
+      "gateway.url",
+      "expected no credentials in the URL; put the token in gateway.token",
+    );
+  }
+  if (url.search !== "" || url.hash !== "") {
+    throw new ConfigError("out-of-range", "gateway.url", "expected no query or fragment");
+  }
+  if (gateway.token !== "" && !/^[\x21-\x7e]{1,4096}$/.test(gateway.token)) {
+    throw new ConfigError(
+      "out-of-range",
+      "gateway.token",
+      "expected 1 to 4096 visible ASCII characters (it is sent in an HTTP header)",
+    );
+  }
+
+  if (server.host === "") throw new ConfigError("out-of-range", "server.host", "expected a host");
+  const tls = server.tls.certFile !== "" || server.tls.keyFile !== "";
+  if (tls && (server.tls.certFile === "" || server.tls.keyFile === "")) {
+    const missing = server.tls.certFile === "" ? "server.tls.cert_file" : "server.tls.key_file";
+    throw new ConfigError(
+      "contradictory",
+      missing,
+      "expected both server.tls.cert_file and server.tls.key_file, or neither",
+    );
+  }
+  if (!tls && server.port !== 0 && server.port === server.webPort) {
+    throw new ConfigError(
+      "contradictory",
+      "server.web_port",
+      `equals server.port (${server.port}); without TLS gRPC (h2c) and gRPC-web/Connect ` +
+        "(HTTP/1.1) need two ports",
+    );
+  }
+  for (const origin of server.corsOrigins) {
+    if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(
+        "out-of-range",
+        "server.cors_origins",
+        `expected "*" or an origin like https://wallet.example, got ${
+          JSON.stringify(origin.slice(0, 100))
+        }`,
+      );
+    }
+  }
+
+  if (mpc.totalParticipants !== 2) {
+    throw new ConfigError(
+      "out-of-range",
+      "mpc.total_participants",
+      `expected 2 (this product is 2-of-2), got ${mpc.totalParticipants}`,
+    );
+  }
+  if (mpc.threshold !== mpc.totalParticipants) {
+    throw new ConfigError(
+      "out-of-range",
+      "mpc.threshold",
+      `expected ${mpc.totalParticipants} (n-of-n: equal to mpc.total_participants), got ${mpc.threshold}`,
+    );
+  }
+  if (server.index < 0 || server.index >= mpc.totalParticipants) {
+    throw new ConfigError(
+      "out-of-range",
+      "server.index",
+      `expected 0..${mpc.totalParticipants - 1} (mpc.total_participants = ${mpc.totalParticipants}), got ${server.index}`,
+    );
+  }
+  if (mpc.keyShareFile === "") {
+    throw new ConfigError("contradictory", "mpc.key_share_file", "expected a path, got nothing");
+  }
+
+  for (const r of keyStore.recipients) {
+    if (!/^age1[02-9ac-hj-np-z]{20,2000}$/.test(r)) {
+      throw new ConfigError(
+        "out-of-range",
+        "key_store.recipients",
+        "expected age recipients (age1... in lowercase bech32)",
+      );
+    }
+  }
+  if (keyStore.recipients.length > 0 && keyStore.mode !== "identity") {
+    throw new ConfigError(
+      "contradictory",
+      "key_store.recipients",
+      `expected only with key_store.age_identity_file (age cannot mix recipients with a ` +
+        `passphrase, and a plaintext file has none), got mode ${keyStore.mode}`,
+    );
+  }
+
+  if (auth.tokensFile === "") {
+    throw new ConfigError(
+      "contradictory",
+      "auth.tokens_file",
+      "expected the file of callers; without one every request would be refused",
+    );
+  }
+
+  if (rateLimit.maxSessionsPerCaller > rateLimit.maxConcurrentSessions) {
+    throw new ConfigError(
+      "contradictory",
+      "rate_limit.max_sessions_per_caller",
+      `expected at most rate_limit.max_concurrent_sessions (${rateLimit.maxConcurrentSessions}), got ${rateLimit.maxSessionsPerCaller}`,
+    );
+  }
+  if (audit.file === "") {
+    throw new ConfigError(
+      "contradictory",
+      "audit.file",
+      'expected a path, or "-" for standard output; the audit log cannot be disabled',
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text, overrides, environment and flags
+
+/**
+ * Parses YAML text, applies dotted-path overrides and validates the result.
+ *
+ * @param text the contents of a configuration file ("" for none).
+ * @param overrides `section.key` -> value (typed already: numbers, booleans, lists).
+ * @param options the environment and the file name to record.
+ * @returns the validated configuration.
+ * @throws {ConfigError} `unparsable` when the YAML does not parse; see resolveServiceConfig.
+ * @example
+ * ```ts
+ * import { parseServiceConfig } from "./config.ts";
+ * const c = parseServiceConfig("server: { port: 1 }", {
+ *   "server.port": 2,
+ *   "auth.tokens_file": "c.yaml",
+ *   "key_store.allow_plaintext": true,
+ * });
+ * console.assert(c.server.port === 2 && c.keyStore.mode === "plaintext");
+ * ```
+ */
+export function parseServiceConfig(
+  text: string,
+  overrides: Readonly<Record<string, unknown>> = {},
+  options: ResolveOptions = {},
+): ServiceConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    // The parser's message quotes the offending line (maybe a token): keep its first line only.
+    const first = (e instanceof Error ? e.message : "").split("\n")[0].slice(0, 200);
+    throw new ConfigError("unparsable", "config", `not valid YAML (${first})`, { cause: e });
+  }
+  if (doc !== null && doc !== undefined && !isRecord(doc)) {
+    throw new ConfigError("wrong-type", "config", `expected a mapping, got ${describe(doc)}`);
+  }
+  return resolveServiceConfig(applyOverrides(doc, overrides), options);
+}
+
+/**
+ * Sets dotted-path values (`server.port`, `server.tls.cert_file`) in a parsed YAML document.
+ *
+ * @param doc parsed YAML (not modified).
+ * @param overrides dotted snake_case path -> value.
+ * @returns a new document with the overrides applied.
+ * @throws {ConfigError} `unknown-key` for a path that names no setting.
+ * @example
+ * ```ts
+ * import { applyOverrides } from "./config.ts";
+ * const d = applyOverrides({}, { "server.tls.cert_file": "c.pem" }) as any;
+ * console.assert(d.server.tls.cert_file === "c.pem");
+ * ```
+ */
+export function applyOverrides(
+  doc: unknown,
+  overrides: Readonly<Record<string, unknown>>,
+): unknown {
+  const root: Record<string, unknown> = isRecord(doc) ? structuredClone(doc) : {};
+  for (const [path, value] of Object.entries(overrides)) {
+    const rule = ruleOf(path);
+    if (!rule || rule.t === "section") {
+      throw new ConfigError("unknown-key", showPath(path), "no such setting");
+    }
+    const parts = path.split(".");
+    let node = root;
+    for (const p of parts.slice(0, -1)) {
+      if (!isRecord(node[p])) node[p] = {};
+      node = node[p] as Record<string, unknown>;
+    }
+    node[parts[parts.length - 1]] = value;
+  }
+  return root;
+}
+
+function showPath(path: string): string {
+  return /^[A-Za-z0-9_.-]{1,100}$/.test(path) ? path : "(a strange setting name)";
+}
+
+/**
+ * Converts an override's text (environment or flag) to the type of its setting.
+ *
+ * @param path the dotted setting.
+ * @param raw the text.
+ * @param source where it came from, for messages (`--port`, `SIGN_SERVICE_PORT`).
+ * @returns the typed value.
+ * @throws {ConfigError} `unknown-key` or `wrong-type`.
+ */
+function overrideValue(path: string, raw: string, source: string): unknown {
+  const rule = ruleOf(path);
+  if (!rule || rule.t === "section") {
+    throw new ConfigError("unknown-key", showPath(path), `no such setting (from ${source})`);
+  }
+  switch (rule.t) {
+    case "string":
+      return raw;
+    case "int":
+      if (!/^-?[0-9]{1,16}$/.test(raw.trim())) {
+        throw new ConfigError(
+          "wrong-type",
+          path,
+          `expected an integer from ${source}, got ${JSON.stringify(raw.slice(0, 32))}`,
+        );
+      }
+      return Number(raw.trim());
+    case "bool": {
+      const v = raw.trim().toLowerCase();
+      if (v === "true" || v === "1") return true;
+      if (v === "false" || v === "0") return false;
+      throw new ConfigError("wrong-type", path, `expected true or false from ${source}`);
+    }
+    case "strings": {
+      const t = raw.trim();
+      if (t.startsWith("[")) {
+        let v: unknown;
+        try {
+          v = parseYaml(t);
+        } catch {
+          throw new ConfigError("unparsable", path, `expected a list [a, b] from ${source}`);
+        }
+        return v;
+      }
+      return t === "" ? [] : t.split(",").map((s) => s.trim()).filter((s) => s !== "");
+    }
+  }
+}
+
+/** Environment variables naming one setting each (besides `SIGN_SERVICE__SECTION__KEY`). */
+export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
+  SIGN_SERVICE_KEY_SHARE_FILE: "mpc.key_share_file",
+  SIGN_SERVICE_HOST: "server.host",
+  SIGN_SERVICE_PORT: "server.port",
+  SIGN_SERVICE_INDEX: "server.index",
+  SIGN_SERVICE_GATEWAY_URL: "gateway.url",
+  SIGN_SERVICE_GATEWAY_TOKEN: "gateway.token",
+  SIGN_SERVICE_TOKENS_FILE: "auth.tokens_file",
+  SIGN_SERVICE_LOG_LEVEL: "logging.level",
+};
+
+/** Flags naming one setting each (besides `--set` and `--config`). */
+export const FLAG_OVERRIDES: Readonly<Record<string, string>> = {
+  "--host": "server.host",
+  "--port": "server.port",
+  "--web-port": "server.web_port",
+  "--index": "server.index",
+  "--key-share-file": "mpc.key_share_file",
+  "--gateway-url": "gateway.url",
+  "--tokens-file": "auth.tokens_file",
+  "--log-level": "logging.level",
+  "--log-format": "logging.format",
+};
+
+/** Usage text of the sign-service's command line (for `main.ts`'s `--help`). */
+export const SERVICE_USAGE = `sign-service: the service party of wallet-mpc (2-of-2 CGGMP21)
+
+Usage: main.ts [options]
+  --config <path>          YAML configuration (default ${DEFAULT_CONFIG_PATH}; env SIGN_SERVICE_CONFIG)
+  --host <addr>            server.host
+  --port <n>               server.port (gRPC; with TLS every protocol)
+  --web-port <n>           server.web_port (gRPC-web / Connect without TLS)
+  --index <i>              server.index (this party's index in its key shares)
+  --key-share-file <path>  mpc.key_share_file (env SIGN_SERVICE_KEY_SHARE_FILE)
+  --gateway-url <url>      gateway.url
+  --tokens-file <path>     auth.tokens_file
+  --log-level <level>      logging.level: debug | info | warn | error
+  --log-format <fmt>       logging.format: json | text
+  --set <path>=<value>     any setting, e.g. --set rate_limit.burst=5
+  --help                   this text
+Environment: SIGN_SERVICE__SECTION__KEY=value sets any setting; the key store passphrase is read
+from the variable named by key_store.passphrase_env (default SIGN_SERVICE_KEY_PASSPHRASE).
+`;
+
+/**
+ * Whether the command line asks for the usage text (`--help` or `-h`): `main.ts` prints
+ * {@link SERVICE_USAGE} and exits before loading the configuration.
+ *
+ * @param argv the arguments after the script name.
+ * @returns true when `--help` or `-h` is present (before a `--` separator).
+ * @example
+ * ```ts
+ * import { wantsHelp } from "./config.ts";
+ * console.assert(wantsHelp(["--port", "1", "-h"]) && !wantsHelp([]));
+ * ```
+ */
+export function wantsHelp(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--");
+  const args = end < 0 ? argv : argv.slice(0, end);
+  return args.includes("--help") || args.includes("-h");
+}
+
+/** The configuration file to read and the overrides, from the environment and the flags. */
+export interface ServiceCommandLine {
+  /** Path of the configuration file. */
+  configPath: string;
+  /** Whether the path was named (flag or environment), so that it must exist. */
+  configExplicit: boolean;
+  /** Dotted setting -> typed value, environment first, flags last (later wins). */
+  overrides: Record<string, unknown>;
+}
+
+/**
+ * Reads the environment and the flags into overrides (module doc).
+ *
+ * @param argv the arguments after the script name.
+ * @param env the environment.
+ * @returns the configuration path and the typed overrides.
+ * @throws {ConfigError} `unknown-key` (unknown flag or setting), `unparsable` (a flag without
+ *   its value, `--set` without `=`), `wrong-type`.
+ * @example
+ * ```ts
+ * import { parseServiceArgs } from "./config.ts";
+ * const cli = parseServiceArgs(["--port=7"], { SIGN_SERVICE_PORT: "6" });
+ * console.assert(cli.overrides["server.port"] === 7);
+ * ```
+ */
+export function parseServiceArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): ServiceCommandLine {
+  const overrides: Record<string, unknown> = {};
+  let configPath = env.SIGN_SERVICE_CONFIG ?? DEFAULT_CONFIG_PATH;
+  let configExplicit = env.SIGN_SERVICE_CONFIG !== undefined;
+  for (const [name, path] of Object.entries(ENV_OVERRIDES)) {
+    const v = env[name];
+    if (v !== undefined) overrides[path] = overrideValue(path, v, name);
+  }
+  for (const [name, v] of Object.entries(env)) {
+    if (!name.startsWith("SIGN_SERVICE__") || v === undefined) continue;
+    const path = name.slice("SIGN_SERVICE__".length).toLowerCase().split("__").join(".");
+    overrides[path] = overrideValue(path, v, name);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") break;
+    if (arg === "--help" || arg === "-h") continue;
+    const eq = arg.indexOf("=");
+    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
+    const next = (): string => {
+      if (eq > 0) return arg.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new ConfigError("unparsable", flag, "expected a value");
+      return v;
+    };
+    if (flag === "--config") {
+      configPath = next();
+      configExplicit = true;
+    } else if (flag === "--set") {
+      const kv = next();
+      const k = kv.indexOf("=");
+      if (k <= 0) throw new ConfigError("unparsable", "--set", "expected section.key=value");
+      const path = kv.slice(0, k);
+      overrides[path] = overrideValue(path, kv.slice(k + 1), "--set");
+    } else if (Object.hasOwn(FLAG_OVERRIDES, flag)) {
+      overrides[FLAG_OVERRIDES[flag]] = overrideValue(FLAG_OVERRIDES[flag], next(), flag);
+    } else {
+      const shown = /^[A-Za-z0-9_-]{1,40}$/.test(flag) ? flag : "(an argument)";
+      throw new ConfigError("unknown-key", shown, "unknown option; see --help");
+    }
+  }
+  if (configPath === "") throw new ConfigError("unparsable", "--config", "expected a path");
+  return { configPath, configExplicit, overrides };
+}
+
+/** Options of {@link loadServiceConfig}. */
+export interface LoadOptions {
+  /** Command-line arguments after the script name. */
+  readonly argv: readonly string[];
+  /** The environment (e.g. `process.env` or `Deno.env.toObject()`). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /**
+   * Reads the configuration file as text (or UTF-8 bytes). A missing file must throw an error
+   * whose `code` is `ENOENT` (node:fs) or whose `name` is `NotFound` (Deno).
+   */
+  readonly readFile: (path: string) => string | Uint8Array | Promise<string | Uint8Array>;
+}
+
+function isNotFound(e: unknown): boolean {
+  const o = e as { code?: unknown; name?: unknown } | null;
+  return typeof o === "object" && o !== null && (o.code === "ENOENT" || o.name === "NotFound");
+}
+
+/**
+ * Loads the configuration: the file (module doc), then the environment, then the flags, then
+ * validation.
+ *
+ * @param options `argv`, `env` and `readFile`.
+ * @returns the validated configuration; `configFile` names the file read, if any.
+ * @throws {ConfigError} `unreadable` when a named file is missing or unreadable; the codes of
+ *   {@link parseServiceArgs} and {@link resolveServiceConfig}.
+ * @example
+ * ```ts
+ * import { loadServiceConfig } from "./config.ts";
+ * const c = await loadServiceConfig({
+ *   argv: [],
+ *   env: { SIGN_SERVICE__AUTH__TOKENS_FILE: "c.yaml", SIGN_SERVICE__KEY_STORE__ALLOW_PLAINTEXT: "true" },
+ *   readFile: () => { throw Object.assign(new Error("missing"), { code: "ENOENT" }); },
+ * });
+ * console.assert(c.configFile === null && c.keyStore.mode === "plaintext");
+ * ```
+ */
+export async function loadServiceConfig(options: LoadOptions): Promise<ServiceConfig> {
+  const cli = parseServiceArgs(options.argv, options.env);
+  let text = "";
+  let configFile: string | null = cli.configPath;
+  try {
+    const got = await options.readFile(cli.configPath);
+    if (typeof got === "string") {
+      text = got;
+    } else {
+      try {
+        text = new TextDecoder("utf-8", { fatal: true }).decode(got);
+      } catch (e) {
+        throw new ConfigError("unparsable", "config", `${cli.configPath} is not UTF-8 text`, {
+          cause: e,
+        });
+      }
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    if (isNotFound(e) && !cli.configExplicit) {
+      configFile = null;
+    } else {
+      const why = isNotFound(e) ? "not found" : "cannot be read";
+      throw new ConfigError("unreadable", "config", `${cli.configPath}: ${why}`, { cause: e });
+    }
+  }
+  return parseServiceConfig(text, cli.overrides, { env: options.env, configFile });
+}

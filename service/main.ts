@@ -1,0 +1,255 @@
+/**
+ * Entry point of the sign-service: loads `config/sign-service.yaml` (environment and flag
+ * overrides: service/config.ts), opens the age-encrypted key store, and serves the sign API:
+ *
+ * - without TLS, two ports: `server.port` speaks real gRPC over HTTP/2 cleartext (h2c, with
+ *   trailers; the same port also answers gRPC-web and Connect to HTTP/2 clients), and
+ *   `server.web_port` serves gRPC-web and Connect over HTTP/1.1 to browsers from the
+ *   Web-standard fetch handler (`Deno.serve` under Deno, a `node:http` adapter under Node);
+ * - with TLS (`server.tls.cert_file` and `key_file`), one port: ALPN picks HTTP/2 for gRPC
+ *   clients and HTTP/1.1 for browsers; the fetch handler's CORS rules apply to both.
+ *
+ * `SIGTERM` / `SIGINT`: new sessions are refused (UNAVAILABLE, health "not_serving"), running
+ * ones get `server.shutdown_grace_ms` to finish, then the process exits. Key share writes are
+ * atomic (temp file, fsync, rename), so an exit at any point leaves the old or the new file.
+ *
+ * ```sh
+ * deno task service --config config/sign-service.yaml
+ * SIGN_SERVICE_KEY_SHARE_FILE=service_key_shares.json deno task service:node
+ * ```
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import process from "node:process";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { MemoryPresignatureStore } from "../core/presignature_store.ts";
+import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
+import { installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
+import { createLogger } from "../gateway/logger.ts";
+import { createGatewayClient } from "../transport/mod.ts";
+import { loadServiceConfig, SERVICE_USAGE, wantsHelp } from "./config.ts";
+import { openKeyStore, resolveDecryptor } from "./key_store.ts";
+import { createAuthenticator, parseCallersFile } from "./auth.ts";
+import { createRateLimiter, createSessionLimiter } from "./rate_limit.ts";
+import { createAuditLog } from "./audit.ts";
+import { openAuditFile } from "./audit_file.ts";
+import { createSignServiceImpl } from "./sign_service.ts";
+import { createSignServiceFetchHandler, signServiceRoutes } from "./routes.ts";
+
+const VERSION = "0.1.0";
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (wantsHelp(argv)) {
+    console.log(SERVICE_USAGE);
+    return;
+  }
+  const env = process.env as Record<string, string | undefined>;
+  const config = await loadServiceConfig({ argv, env, readFile: (p) => readFile(p, "utf8") });
+  const logger = createLogger({
+    level: config.logging.level,
+    format: config.logging.format,
+    base: { service: "sign-service", pid: process.pid },
+  });
+  const runtime = installPlatformBackends();
+  logger.log("info", "starting", { version: VERSION, runtime: String(runtime) });
+
+  const decryptor = await resolveDecryptor(config.keyStore, {
+    env,
+    readFile: (p) => readFile(p, "utf8"),
+  });
+  const store = await openKeyStore({
+    path: config.mpc.keyShareFile,
+    decryptor,
+    partyIndex: config.server.index,
+    parties: config.mpc.totalParticipants,
+    allowPlaintext: config.keyStore.allowPlaintext,
+    allowMissing: true,
+    recipients: config.keyStore.recipients,
+  });
+  logger.log("info", "key store loaded", {
+    accounts: store.accounts().length,
+    format: store.format(),
+    file: config.mpc.keyShareFile,
+  });
+  if (store.format() === "plaintext") {
+    logger.log("warn", "the key share file is NOT encrypted (development only)", {});
+  }
+  const auth = createAuthenticator(parseCallersFile(readFileSync(config.auth.tokensFile, "utf8")));
+  const rate = createRateLimiter({
+    perMinute: config.rateLimit.perCallerPerMinute,
+    burst: config.rateLimit.burst,
+  });
+  const sessions = createSessionLimiter({
+    maxConcurrent: config.rateLimit.maxConcurrentSessions,
+    maxPerCaller: config.rateLimit.maxSessionsPerCaller,
+  });
+  const auditFile = config.audit.file === "-" ? null : await openAuditFile(config.audit.file, {
+    fsync: config.audit.fsync,
+  });
+  const audit = createAuditLog({
+    write: (line) => {
+      if (auditFile) return auditFile.write(line);
+      console.log(JSON.stringify({ type: "audit", ...JSON.parse(line) }));
+      return undefined;
+    },
+  });
+  const gateway = createGatewayClient({
+    url: config.gateway.url,
+    token: config.gateway.token === "" ? undefined : config.gateway.token,
+  });
+  let draining = false;
+  const impl = createSignServiceImpl({
+    partyIndex: config.server.index,
+    parties: config.mpc.totalParticipants,
+    version: VERSION,
+    accounts: {
+      ids: () => store.accounts(),
+      get: (id) => store.get(id),
+      put: (id, entry) => (store.has(id) ? store.replace(id, entry) : store.put(id, entry)),
+    },
+    authenticate: (h) => auth.authenticate(h),
+    authorize: (caller, id, action) => auth.authorize(caller as never, id, action),
+    rateLimit: (caller) => rate.take(caller.id),
+    acquireSession: (caller) => sessions.acquire(caller.id),
+    audit: (r) => audit.record(r),
+    gateway,
+    generatePrimes: () => generatePaillierPrimes((bits) => platformSafePrime(bits)),
+    presignatures: new MemoryPresignatureStore(),
+    roundTimeoutMs: config.mpc.roundTimeoutMs,
+    handshakeTimeoutMs: config.mpc.roundTimeoutMs,
+    draining: () => draining,
+    logError: (what, e) =>
+      logger.log("error", "unexpected error", { call: what, error: (e as Error)?.name ?? "error" }),
+  });
+
+  const routes = signServiceRoutes(impl);
+  const fetchHandler = createSignServiceFetchHandler(impl, {
+    corsOrigins: config.server.corsOrigins,
+  });
+  const nodeHandler = connectNodeAdapter({ routes });
+  const { host } = config.server;
+  const closers: (() => Promise<void>)[] = [];
+  const listening: Record<string, number> = {};
+
+  const tls = config.server.tls;
+  if (tls.certFile !== "") {
+    const server = http2.createSecureServer({
+      cert: readFileSync(tls.certFile),
+      key: readFileSync(tls.keyFile),
+      allowHTTP1: true,
+    });
+    server.on("request", (req, res) => {
+      // HTTP/1.1 (browsers) goes through the fetch handler for CORS; HTTP/2 to the adapter.
+      if (req.httpVersionMajor === 1) void nodeToFetch(fetchHandler, req, res, `https://${host}`);
+      else nodeHandler(req, res);
+    });
+    await new Promise<void>((r) => server.listen(config.server.port, host, r));
+    listening.port = (server.address() as { port: number }).port;
+    closers.push(() => new Promise((r) => server.close(() => r())));
+  } else {
+    const grpc = http2.createServer(nodeHandler);
+    await new Promise<void>((r) => grpc.listen(config.server.port, host, r));
+    listening.grpc_port = (grpc.address() as { port: number }).port;
+    closers.push(() => new Promise((r) => grpc.close(() => r())));
+    if (typeof Deno !== "undefined") {
+      const server = Deno.serve(
+        { hostname: host, port: config.server.webPort, onListen: () => {} },
+        fetchHandler,
+      );
+      listening.web_port = server.addr.port;
+      closers.push(() => server.shutdown());
+    } else {
+      const web = http.createServer((req, res) =>
+        void nodeToFetch(fetchHandler, req, res, `http://${host}`)
+      );
+      await new Promise<void>((r) => web.listen(config.server.webPort, host, r));
+      listening.web_port = (web.address() as { port: number }).port;
+      closers.push(() => new Promise((r) => web.close(() => r())));
+    }
+  }
+  logger.log("info", "listening", { host, ...listening, party_index: config.server.index });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      if (signal === "SIGINT") process.exit(1);
+      return;
+    }
+    stopping = true;
+    draining = true;
+    logger.log("info", "signal received, draining", { signal });
+    const grace = new Promise((r) => setTimeout(r, config.server.shutdownGraceMs));
+    const idle = (async () => {
+      while (sessions.active() > 0) await new Promise((r) => setTimeout(r, 50));
+    })();
+    await Promise.race([idle, grace]);
+    await Promise.race([
+      Promise.all(closers.map((c) => c())),
+      new Promise((r) => setTimeout(r, 1000)),
+    ]);
+    await auditFile?.close();
+    logger.log("info", "stopped", {});
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+/** Serves one node:http(2) HTTP/1.1 request with a fetch handler (small bodies only). */
+async function nodeToFetch(
+  handler: (req: Request) => Promise<Response>,
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  origin: string,
+): Promise<void> {
+  try {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for await (const c of req as AsyncIterable<Uint8Array>) {
+      size += c.length;
+      if (size > 1024 * 1024) {
+        (res as http.ServerResponse).writeHead(413, { "content-type": "application/json" });
+        (res as http.ServerResponse).end('{"code":"body_too_large"}');
+        return;
+      }
+      chunks.push(c);
+    }
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (k.startsWith(":") || v === undefined) continue;
+      headers.set(k, Array.isArray(v) ? v.join(", ") : v);
+    }
+    const method = req.method ?? "GET";
+    const body = method === "GET" || method === "HEAD" ? undefined : Buffer.concat(chunks);
+    const out = await handler(
+      new Request(new URL(req.url ?? "/", origin), { method, headers, body }),
+    );
+    const h: Record<string, string> = {};
+    out.headers.forEach((v, k) => (h[k] = v));
+    const payload = new Uint8Array(await out.arrayBuffer());
+    (res as http.ServerResponse).writeHead(out.status, h);
+    (res as http.ServerResponse).end(payload);
+  } catch {
+    const r = res as http.ServerResponse;
+    if (!r.headersSent) r.writeHead(500, { "content-type": "application/json" });
+    r.end('{"code":"internal"}');
+  }
+}
+
+main().catch((e) => {
+  const err = e as Error & { code?: unknown };
+  console.error(
+    JSON.stringify({
+      level: "error",
+      msg: "sign-service failed to start",
+      error: err?.name ?? "Error",
+      code: err?.code !== undefined ? String(err.code) : undefined,
+      message: err?.message,
+    }),
+  );
+  process.exit(1);
+});

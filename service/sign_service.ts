@@ -1,0 +1,426 @@
+/**
+ * The sign API's implementation: every RPC of `wallet_mpc.v1.SignService`, independent of how it
+ * is served (real gRPC, gRPC-web or Connect: see `routes.ts`). Each call is authenticated,
+ * authorized per account, rate limited, validated, run, audited (one JSON line, no secrets), and
+ * answered with a Connect code on failure:
+ *
+ * | failure | code |
+ * |---|---|
+ * | no or wrong credential | `UNAUTHENTICATED` |
+ * | account of another caller, keygen not allowed | `PERMISSION_DENIED` |
+ * | bad hex, wrong length, hardened path, bad room id | `INVALID_ARGUMENT` |
+ * | unknown account / account exists already (keygen) | `NOT_FOUND` / `ALREADY_EXISTS` |
+ * | request flood, too many sessions | `RESOURCE_EXHAUSTED` |
+ * | the peer or the gateway broke the session (blame in the message) | `ABORTED` |
+ * | the peer did not answer in time | `DEADLINE_EXCEEDED` |
+ * | gateway unreachable, shutting down | `UNAVAILABLE` |
+ * | anything else | `INTERNAL` (details only in the operator log) |
+ *
+ * Shares are written only after a whole session succeeded, atomically, by the key store.
+ * @module
+ */
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { deriveShift } from "../core/hd.ts";
+import type { AccountEntry } from "../core/keyshare.ts";
+import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
+import { toHex } from "../core/protocols/types.ts";
+import { InvalidKeyShare, ProtocolAbort, TransportError } from "../core/errors.ts";
+import type { PresignatureStore } from "../core/presignature_store.ts";
+import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
+import {
+  ethereumAddress,
+  formatPath,
+  parseAccountId,
+  parseDerivationPath,
+  parseDigest,
+  parseIdentityKey,
+  parseRoomId,
+} from "../session/inputs.ts";
+import { keygenAsParty, refreshAsParty, signAsParty } from "../session/party.ts";
+import type { GatewayClient } from "../transport/mod.ts";
+
+/** The caller an authenticator recognised. */
+export interface Caller {
+  readonly id: string;
+}
+
+/** Actions authorized per account. */
+export type Action = "sign" | "read" | "keygen" | "refresh";
+
+/** What the service needs from its surroundings (all injected; see main.ts). */
+export interface SignServiceDeps {
+  /** This party's index in its key shares. */
+  readonly partyIndex: number;
+  /** Number of parties (2). */
+  readonly parties: number;
+  readonly version: string;
+  readonly accounts: {
+    ids(): string[];
+    get(id: string): AccountEntry | undefined;
+    /** Stores a new or refreshed account atomically; the old state stays on failure. */
+    put(id: string, entry: AccountEntry): Promise<void>;
+  };
+  /** Recognises the caller from the `authorization` header, or throws. */
+  authenticate(authorization: string | null): Caller;
+  /** Throws when `caller` may not do `action` on `accountId`. */
+  authorize(caller: Caller, accountId: string, action: Action): void;
+  /** Throws when `caller` exceeds its request rate. */
+  rateLimit(caller: Caller): void;
+  /** Reserves a protocol session slot or throws; returns its release. */
+  acquireSession(caller: Caller): () => void;
+  /** Appends one audit record. */
+  audit(record: AuditRecord): void | Promise<void>;
+  readonly gateway: GatewayClient;
+  /** Generates this party's Paillier safe primes (keygen, refresh). */
+  generatePrimes(): Promise<PaillierPrimes>;
+  /** Holds the key locks of signing (an invalid partial signature locks the key). */
+  readonly presignatures: PresignatureStore;
+  readonly roundTimeoutMs?: number;
+  readonly handshakeTimeoutMs?: number;
+  /** Whether the service is draining (answers UNAVAILABLE to new sessions). */
+  readonly draining?: () => boolean;
+  /** Operator log for unexpected errors (never given secrets). */
+  readonly logError?: (what: string, e: unknown) => void;
+  readonly clock?: () => number;
+}
+
+/** One audit line. Only these fields are ever written. */
+export interface AuditRecord {
+  readonly caller: string | null;
+  readonly action: "sign" | "get_public_key" | "list_accounts" | "keygen" | "refresh";
+  readonly account: string | null;
+  readonly digest?: string;
+  readonly path?: string;
+  readonly sessionId?: string;
+  readonly outcome: "ok" | "denied" | "rate-limited" | "invalid" | "aborted" | "error";
+  readonly errorCode?: string;
+  readonly blame?: readonly number[];
+  readonly durationMs: number;
+}
+
+/** A request value that failed decoding: INVALID_ARGUMENT with the decoder's message. */
+function arg<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof TypeError || e instanceof SyntaxError || e instanceof RangeError) {
+      throw new ConnectError(e.message, Code.InvalidArgument);
+    }
+    throw e;
+  }
+}
+
+/** Whether an error carries a `code` and a `name` of the service's typed errors. */
+function named(e: unknown, name: string): e is Error & { code: string } {
+  return e instanceof Error && e.name === name &&
+    typeof (e as { code?: unknown }).code === "string";
+}
+
+/**
+ * Maps any error of a call to a ConnectError and an audit outcome.
+ * @returns the ConnectError to throw, the outcome, an error code and the blamed parties.
+ */
+export function classify(e: unknown): {
+  error: ConnectError;
+  outcome: AuditRecord["outcome"];
+  code: string;
+  blame?: number[];
+} {
+  if (e instanceof ConnectError) {
+    const outcome = e.code === Code.InvalidArgument || e.code === Code.NotFound ||
+        e.code === Code.AlreadyExists
+      ? "invalid"
+      : e.code === Code.ResourceExhausted
+      ? "rate-limited"
+      : e.code === Code.Unauthenticated || e.code === Code.PermissionDenied
+      ? "denied"
+      : "error";
+    return { error: e, outcome, code: Code[e.code] };
+  }
+  if (named(e, "AuthError")) {
+    const code = e.code === "permission-denied" ? Code.PermissionDenied : Code.Unauthenticated;
+    return { error: new ConnectError(e.message, code), outcome: "denied", code: e.code };
+  }
+  if (named(e, "RateLimited")) {
+    return {
+      error: new ConnectError(e.message, Code.ResourceExhausted),
+      outcome: "rate-limited",
+      code: e.code,
+    };
+  }
+  if (e instanceof ProtocolAbort) {
+    const msg =
+      `${e.protocol} round ${e.round} aborted (${e.code}), blamed parties [${e.culprits}]: ${e.message}`;
+    return {
+      error: new ConnectError(msg, Code.Aborted),
+      outcome: "aborted",
+      code: e.code,
+      blame: [...e.culprits],
+    };
+  }
+  if (e instanceof TransportError) {
+    const code = e.code === "timeout"
+      ? Code.DeadlineExceeded
+      : e.code === "aborted"
+      ? Code.Canceled
+      : e.code === "io" || e.code === "closed" || e.code === "gone"
+      ? Code.Unavailable
+      : Code.Aborted;
+    return {
+      error: new ConnectError(`session failed (${e.code}): ${e.message}`, code),
+      outcome: "aborted",
+      code: e.code,
+    };
+  }
+  if (e instanceof InvalidKeyShare) {
+    return {
+      error: new ConnectError(`key share unusable (${e.code})`, Code.FailedPrecondition),
+      outcome: "error",
+      code: e.code,
+    };
+  }
+  return {
+    error: new ConnectError("internal error", Code.Internal),
+    outcome: "error",
+    code: "internal",
+  };
+}
+
+/**
+ * Creates the implementation of every RPC of the sign API.
+ *
+ * @param deps the service's key store, auth, limits, audit log, gateway and prime generator.
+ * @returns a Connect service implementation (`router.service(SignService, impl)`).
+ * @example
+ * ```ts ignore
+ * const impl = createSignServiceImpl(deps);
+ * const routes = (router: ConnectRouter) => router.service(SignService, impl);
+ * ```
+ */
+export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof SignService> {
+  const clock = deps.clock ?? Date.now;
+  const busy = new Set<string>(); // accounts with a keygen / refresh running
+
+  /** Runs one audited call: authenticate, then `body`; maps and audits every failure. */
+  async function call<T>(
+    ctx: HandlerContext,
+    action: AuditRecord["action"],
+    body: (caller: Caller, note: (f: Partial<AuditRecord>) => void) => Promise<T>,
+  ): Promise<T> {
+    const t0 = clock();
+    let caller: Caller | null = null;
+    let extra: Partial<AuditRecord> = { account: null };
+    const note = (f: Partial<AuditRecord>) => (extra = { ...extra, ...f });
+    try {
+      caller = deps.authenticate(ctx.requestHeader.get("authorization"));
+      const out = await body(caller, note);
+      await deps.audit({
+        caller: caller.id,
+        action,
+        account: extra.account ?? null,
+        ...extra,
+        outcome: "ok",
+        durationMs: clock() - t0,
+      });
+      return out;
+    } catch (e) {
+      const c = classify(e);
+      if (c.code === "internal") deps.logError?.(action, e);
+      await deps.audit({
+        caller: caller?.id ?? null,
+        action,
+        account: extra.account ?? null,
+        ...extra,
+        outcome: c.outcome,
+        errorCode: c.code,
+        ...(c.blame ? { blame: c.blame } : {}),
+        durationMs: clock() - t0,
+      });
+      throw c.error;
+    }
+  }
+
+  function account(id: string): AccountEntry {
+    const entry = deps.accounts.get(id);
+    if (!entry) throw new ConnectError(`account "${id}" not found`, Code.NotFound);
+    return entry;
+  }
+
+  function notDraining(): void {
+    if (deps.draining?.()) {
+      throw new ConnectError("the service is shutting down", Code.Unavailable);
+    }
+  }
+
+  function sessionOptions(ctx: HandlerContext, room: string) {
+    return {
+      gateway: deps.gateway,
+      room,
+      signal: ctx.signal,
+      roundTimeoutMs: deps.roundTimeoutMs,
+      handshakeTimeoutMs: deps.handshakeTimeoutMs,
+    };
+  }
+
+  return {
+    health() {
+      const serving = !deps.draining?.();
+      return {
+        status: serving ? "serving" : "not_serving",
+        partyIndex: deps.partyIndex,
+        accounts: deps.accounts.ids().length,
+        version: deps.version,
+      };
+    },
+
+    listAccounts(_req, ctx) {
+      return call(ctx, "list_accounts", (caller) => {
+        const accounts = deps.accounts.ids().sort().flatMap((id) => {
+          try {
+            deps.authorize(caller, id, "read");
+          } catch {
+            return [];
+          }
+          const X = account(id).keyShare.publicKey;
+          return [{
+            accountId: id,
+            publicKey: toHex(X.toBytes(true)),
+            address: ethereumAddress(X),
+          }];
+        });
+        return Promise.resolve({ accounts });
+      });
+    },
+
+    getPublicKey(req, ctx) {
+      return call(ctx, "get_public_key", (caller, note) => {
+        const id = arg(() => parseAccountId(req.accountId));
+        note({ account: id });
+        deps.authorize(caller, id, "read");
+        const path = arg(() => parseDerivationPath(req.derivationPath));
+        note({ path: formatPath(path) });
+        const share = account(id).keyShare;
+        const X = deriveShift(share.publicKey, share.chainCode, path).childPublicKey;
+        return Promise.resolve({
+          publicKey: toHex(X.toBytes(true)),
+          address: ethereumAddress(X),
+          derivationPath: formatPath(path),
+        });
+      });
+    },
+
+    sign(req, ctx) {
+      return call(ctx, "sign", async (caller, note) => {
+        const id = arg(() => parseAccountId(req.accountId));
+        note({ account: id });
+        deps.authorize(caller, id, "sign");
+        deps.rateLimit(caller);
+        const digest = arg(() => parseDigest(req.digest));
+        const path = arg(() => parseDerivationPath(req.derivationPath));
+        const room = arg(() => parseRoomId(req.roomId));
+        note({ digest: toHex(digest), path: formatPath(path) });
+        const entry = account(id);
+        notDraining();
+        const release = deps.acquireSession(caller);
+        try {
+          const r = await signAsParty(
+            entry,
+            { accountId: id, digest, path },
+            sessionOptions(ctx, room),
+            deps.presignatures,
+          );
+          note({ sessionId: r.sessionId });
+          const sig = r.signature;
+          return {
+            signature: {
+              r: sig.compact.slice(0, 64),
+              s: sig.compact.slice(64),
+              recoveryId: sig.recoveryId,
+              der: sig.der,
+              compact: sig.compact,
+            },
+            publicKey: toHex(r.publicKey.toBytes(true)),
+            sessionId: r.sessionId,
+          };
+        } finally {
+          release();
+        }
+      });
+    },
+
+    keygen(req, ctx) {
+      return call(ctx, "keygen", async (caller, note) => {
+        const id = arg(() => parseAccountId(req.accountId));
+        note({ account: id });
+        deps.authorize(caller, id, "keygen");
+        deps.rateLimit(caller);
+        const room = arg(() => parseRoomId(req.roomId));
+        const clientKey = arg(() => parseIdentityKey(req.clientIdentityKey, "client_identity_key"));
+        if (deps.accounts.get(id) || busy.has(id)) {
+          throw new ConnectError(`account "${id}" exists already`, Code.AlreadyExists);
+        }
+        notDraining();
+        const release = deps.acquireSession(caller);
+        busy.add(id);
+        try {
+          const primes = await deps.generatePrimes();
+          const identitySecret = globalThis.crypto.getRandomValues(new Uint8Array(32));
+          const peers: (Uint8Array | null)[] = new Array(deps.parties).fill(null);
+          const clientIndex = deps.partyIndex === 0 ? 1 : 0;
+          peers[clientIndex] = clientKey;
+          const r = await keygenAsParty(
+            { accountId: id, i: deps.partyIndex, n: deps.parties, identitySecret, peers, primes },
+            sessionOptions(ctx, room),
+          );
+          note({ sessionId: r.sessionId });
+          await deps.accounts.put(id, r.entry);
+          const own = r.entry.identity!.publicKeys[deps.partyIndex];
+          return {
+            accountId: id,
+            publicKey: toHex(r.entry.keyShare.publicKey.toBytes(true)),
+            serviceIdentityKey: toHex(own),
+            sessionId: r.sessionId,
+          };
+        } finally {
+          busy.delete(id);
+          release();
+        }
+      });
+    },
+
+    refresh(req, ctx) {
+      return call(ctx, "refresh", async (caller, note) => {
+        const id = arg(() => parseAccountId(req.accountId));
+        note({ account: id });
+        deps.authorize(caller, id, "refresh");
+        deps.rateLimit(caller);
+        const room = arg(() => parseRoomId(req.roomId));
+        const entry = account(id);
+        if (busy.has(id)) {
+          throw new ConnectError(`account "${id}" is being refreshed`, Code.Aborted);
+        }
+        notDraining();
+        const release = deps.acquireSession(caller);
+        busy.add(id);
+        try {
+          const primes = await deps.generatePrimes();
+          const r = await refreshAsParty(
+            entry,
+            { accountId: id, primes },
+            sessionOptions(ctx, room),
+          );
+          note({ sessionId: r.sessionId });
+          await deps.accounts.put(id, r.entry);
+          return {
+            accountId: id,
+            publicKey: toHex(r.entry.keyShare.publicKey.toBytes(true)),
+            sessionId: r.sessionId,
+          };
+        } finally {
+          busy.delete(id);
+          release();
+        }
+      });
+    },
+  };
+}

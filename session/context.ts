@@ -1,0 +1,79 @@
+/**
+ * The session context: the bytes both parties must agree on before a session starts, bound into
+ * the signed handshake of `transport/` (a party whose peer means another operation, account,
+ * digest or path aborts the handshake with "context mismatch" before any protocol message).
+ *
+ * Encoding: SHA-256 of a domain label and length-prefixed fields (an injective encoding), so two
+ * different requests never share a context.
+ *
+ * @example
+ * ```ts
+ * import { sessionContext } from "./context.ts";
+ * const a = sessionContext({ op: "keygen", accountId: "alice", n: 2 });
+ * const b = sessionContext({ op: "keygen", accountId: "alice2", n: 2 });
+ * console.assert(a.length === 32 && a.some((x, k) => x !== b[k]));
+ * ```
+ * @module
+ */
+import { sha256 } from "@noble/hashes/sha2.js";
+
+/** What a session is for. */
+export type SessionPurpose =
+  | {
+    readonly op: "sign";
+    readonly accountId: string;
+    /** The account's root public key (compressed SEC1). */
+    readonly publicKey: Uint8Array;
+    /** The 32-byte digest. */
+    readonly digest: Uint8Array;
+    /** Derivation path indices (non-hardened). */
+    readonly path: readonly number[];
+  }
+  | { readonly op: "keygen"; readonly accountId: string; readonly n: number }
+  | { readonly op: "refresh"; readonly accountId: string; readonly publicKey: Uint8Array };
+
+const DOMAIN = "wallet-mpc/session-context/v1";
+const enc = new TextEncoder();
+
+function lp(parts: Uint8Array[], bytes: Uint8Array): void {
+  if (bytes.length > 0xffff) throw new RangeError("context field longer than 65535 bytes");
+  parts.push(new Uint8Array([bytes.length >> 8, bytes.length & 0xff]), bytes);
+}
+
+function u32(x: number): Uint8Array {
+  if (!Number.isInteger(x) || x < 0 || x > 0xffffffff) throw new RangeError("expected a u32");
+  return new Uint8Array([x >>> 24, (x >>> 16) & 0xff, (x >>> 8) & 0xff, x & 0xff]);
+}
+
+/**
+ * The 32-byte context of a session.
+ *
+ * @param p the operation and its parameters.
+ * @returns SHA-256 over the domain label and the length-prefixed fields.
+ * @throws {RangeError} for a field that does not fit the encoding.
+ */
+export function sessionContext(p: SessionPurpose): Uint8Array {
+  const parts: Uint8Array[] = [];
+  lp(parts, enc.encode(DOMAIN));
+  lp(parts, enc.encode(p.op));
+  lp(parts, enc.encode(p.accountId));
+  if (p.op === "sign") {
+    lp(parts, p.publicKey);
+    lp(parts, p.digest);
+    lp(parts, u32(p.path.length));
+    for (const i of p.path) lp(parts, u32(i));
+  } else if (p.op === "keygen") {
+    lp(parts, u32(p.n));
+  } else {
+    lp(parts, p.publicKey);
+  }
+  let len = 0;
+  for (const x of parts) len += x.length;
+  const buf = new Uint8Array(len);
+  let o = 0;
+  for (const x of parts) {
+    buf.set(x, o);
+    o += x.length;
+  }
+  return sha256(buf);
+}

@@ -1,0 +1,114 @@
+/**
+ * Decoders of the values a caller hands to the client or the service (hex digests, room ids,
+ * derivation paths, identity keys, account ids): each returns the checked value or throws a
+ * built-in error saying what was expected and what was got (house style: `SyntaxError` for an
+ * unparsable value, `RangeError` for a value out of range, `TypeError` for a wrong type). The
+ * service maps them to `INVALID_ARGUMENT`.
+ *
+ * @example
+ * ```ts
+ * import { parseDerivationPath, parseDigest } from "./inputs.ts";
+ * console.assert(parseDigest("0x" + "ab".repeat(32)).length === 32);
+ * console.assert(parseDerivationPath("0/7").join() === "0,7");
+ * ```
+ * @module
+ */
+import { keccak_256 } from "@noble/hashes/sha3.js";
+import { ACCOUNT_ID_PATTERN } from "../core/keyshare.ts";
+import { parsePath } from "../core/hd.ts";
+import { Point } from "../core/params.ts";
+import { fromHex, toHex } from "../core/protocols/types.ts";
+
+function expectString(v: unknown, what: string): string {
+  if (typeof v !== "string") throw new TypeError(`${what}: expected a string, got ${typeof v}`);
+  return v;
+}
+
+/**
+ * Decodes hex of exactly `bytes` bytes: upper or lower case, optional `0x`.
+ * @throws {TypeError} / {SyntaxError} / {RangeError}.
+ */
+export function parseHexBytes(v: unknown, bytes: number, what: string): Uint8Array {
+  let s = expectString(v, what);
+  if (s.length > 2 * bytes + 2) {
+    throw new RangeError(`${what}: expected ${bytes} bytes (${2 * bytes} hex digits), got more`);
+  }
+  if (s.startsWith("0x") || s.startsWith("0X")) s = s.slice(2);
+  if (!/^[0-9a-fA-F]*$/.test(s)) throw new SyntaxError(`${what}: expected hex digits`);
+  if (s.length !== 2 * bytes) {
+    throw new RangeError(`${what}: expected ${2 * bytes} hex digits, got ${s.length}`);
+  }
+  return fromHex(s.toLowerCase());
+}
+
+/** A 32-byte digest (e.g. a transaction hash) in hex. */
+export function parseDigest(v: unknown): Uint8Array {
+  return parseHexBytes(v, 32, "digest");
+}
+
+/** Length of a room id in hex digits (16 random bytes). */
+export const ROOM_ID_HEX = 32;
+
+/**
+ * A gateway room id: exactly 32 lowercase hex digits (16 bytes chosen at random by the client).
+ * @throws {TypeError} / {SyntaxError}.
+ */
+export function parseRoomId(v: unknown): string {
+  const s = expectString(v, "room_id");
+  if (s.length !== ROOM_ID_HEX || !/^[0-9a-f]+$/.test(s)) {
+    throw new SyntaxError(`room_id: expected ${ROOM_ID_HEX} lowercase hex digits`);
+  }
+  return s;
+}
+
+/** A fresh random room id (Web Crypto). */
+export function newRoomId(): string {
+  return toHex(globalThis.crypto.getRandomValues(new Uint8Array(ROOM_ID_HEX / 2)));
+}
+
+/**
+ * A non-hardened derivation path: `""` or `"m"` (the root), `"m/0/1"` or `"0/1"`.
+ * @returns the indices.
+ * @throws {TypeError} / {SyntaxError} / {RangeError} (hardened index, depth above 255).
+ */
+export function parseDerivationPath(v: unknown): number[] {
+  const s = expectString(v, "derivation_path");
+  if (s === "" || s === "m") return [];
+  return parsePath(s.startsWith("m/") ? s : `m/${s}`);
+}
+
+/** The normalised text of a path (`m` for the root). */
+export function formatPath(path: readonly number[]): string {
+  return ["m", ...path.map(String)].join("/");
+}
+
+/** An account id, `^[A-Za-z0-9._-]{1,128}$`. */
+export function parseAccountId(v: unknown): string {
+  const s = expectString(v, "account_id");
+  if (!ACCOUNT_ID_PATTERN.test(s)) {
+    throw new SyntaxError(
+      `account_id: expected ${ACCOUNT_ID_PATTERN.source}, got ${s.length} characters`,
+    );
+  }
+  return s;
+}
+
+/** An Ed25519 identity public key, 32 bytes hex. */
+export function parseIdentityKey(v: unknown, what = "identity key"): Uint8Array {
+  return parseHexBytes(v, 32, what);
+}
+
+/**
+ * The EIP-55 checksummed Ethereum address of a secp256k1 public key.
+ * @param publicKey the point.
+ * @returns `0x` and 40 hex digits with the checksum case.
+ */
+export function ethereumAddress(publicKey: Point): string {
+  const raw = toHex(keccak_256(publicKey.toBytes(false).subarray(1)).subarray(12));
+  const h = toHex(keccak_256(new TextEncoder().encode(raw)));
+  let out = "0x";
+  for (let k = 0; k < raw.length; k++) {
+    out += parseInt(h[k], 16) >= 8 ? raw[k].toUpperCase() : raw[k];
+  }
+  return out;
+}

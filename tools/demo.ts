@@ -1,0 +1,105 @@
+/**
+ * `deno task demo`: the whole product on one machine with embedded defaults and no external
+ * services. Generates a development 2-of-2 key offline (age-encrypted share files), starts the
+ * sign-gateway and the sign-service as child processes, signs a random digest from the client
+ * library through them, verifies the signature with @noble/curves (and with the `openssl` CLI
+ * when it is installed), and prints on its LAST line one JSON object:
+ * `{"publicKey": <compressed hex>, "digest": <hex>, "signature": <DER hex>, "recoveryId": n}`.
+ * Progress goes to stderr.
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { installPlatformBackends } from "../platform/mod.ts";
+import { newMpcClient } from "../client/mpc_client.ts";
+import { toHex } from "../core/protocols/types.ts";
+import { startLocalStack } from "./local_stack.ts";
+
+function derToPem(publicKeyHex: string): string {
+  // SubjectPublicKeyInfo for secp256k1 (id-ecPublicKey, secp256k1) with the uncompressed point.
+  const point = secp256k1.Point.fromHex(publicKeyHex).toBytes(false);
+  const prefix = "3056301006072a8648ce3d020106052b8104000a034200";
+  const der = Buffer.concat([Buffer.from(prefix, "hex"), Buffer.from(point)]);
+  const b64 = der.toString("base64").match(/.{1,64}/g)!.join("\n");
+  return `-----BEGIN PUBLIC KEY-----\n${b64}\n-----END PUBLIC KEY-----\n`;
+}
+
+/** Verifies with the openssl CLI over the raw digest; undefined when openssl is missing. */
+function opensslVerify(
+  dir: string,
+  publicKey: string,
+  digest: string,
+  der: string,
+): boolean | undefined {
+  const v = spawnSync("openssl", ["version"], { stdio: "ignore" });
+  if (v.error || v.status !== 0) return undefined;
+  writeFileSync(join(dir, "pub.pem"), derToPem(publicKey));
+  writeFileSync(join(dir, "digest.bin"), Buffer.from(digest, "hex"));
+  writeFileSync(join(dir, "sig.der"), Buffer.from(der, "hex"));
+  const r = spawnSync("openssl", [
+    "pkeyutl",
+    "-verify",
+    "-pubin",
+    "-inkey",
+    join(dir, "pub.pem"),
+    "-in",
+    join(dir, "digest.bin"),
+    "-sigfile",
+    join(dir, "sig.der"),
+  ], { encoding: "utf8" });
+  return r.status === 0;
+}
+
+async function main(): Promise<number> {
+  installPlatformBackends();
+  const runtime = typeof Deno !== "undefined" ? "deno" : "node";
+  const t0 = Date.now();
+  const say = (m: string) =>
+    console.error(`[demo ${((Date.now() - t0) / 1000).toFixed(1)} s] ${m}`);
+  say("generating a DEVELOPMENT 2-of-2 key offline (not for production)");
+  const stack = await startLocalStack({ runtime, accounts: ["demo"], onProgress: say });
+  try {
+    say(
+      `gateway ${stack.gatewayUrl}, service ${stack.serviceWebUrl} (gRPC ${stack.serviceGrpcUrl})`,
+    );
+    const client = newMpcClient({
+      ...stack.clientConfig(await stack.clientKeyStore()),
+      onProgress: (e) => {
+        if (e.type === "round-finished") say(`${e.protocol} round ${e.round} done`);
+      },
+    });
+    const digest = toHex(globalThis.crypto.getRandomValues(new Uint8Array(32)));
+    say(`signing digest ${digest}`);
+    const sig = await client.signTx(digest, "demo");
+    const ok = secp256k1.verify(
+      Buffer.from(sig.compact, "hex"),
+      Buffer.from(digest, "hex"),
+      Buffer.from(sig.publicKey, "hex"),
+      { prehash: false },
+    );
+    if (!ok) throw new Error("the signature does not verify");
+    say("verified with @noble/curves");
+    const o = opensslVerify(stack.dir, sig.publicKey, digest, sig.der);
+    if (o === false) throw new Error("openssl refused the signature");
+    say(o ? "verified with openssl" : "openssl not installed: skipped its check");
+    console.log(
+      JSON.stringify({
+        publicKey: sig.publicKey,
+        digest,
+        signature: sig.der,
+        recoveryId: sig.recoveryId,
+      }),
+    );
+    return 0;
+  } finally {
+    await stack.stop();
+  }
+}
+
+main().then((code) => process.exit(code), (e) => {
+  console.error(`demo failed: ${(e as Error)?.name}: ${(e as Error)?.message}`);
+  process.exit(1);
+});

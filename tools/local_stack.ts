@@ -1,0 +1,219 @@
+/**
+ * A complete local 2-of-2 deployment for the demo, the end-to-end tests and the benchmark:
+ * development key shares made offline (age-encrypted, one account or more), a caller token, a
+ * sign-gateway and a sign-service as child processes under Deno or Node, on free loopback
+ * ports, in a temporary directory. Nothing external is needed.
+ *
+ * @example
+ * ```ts ignore
+ * const stack = await startLocalStack({ runtime: "deno", accounts: ["demo"] });
+ * const client = newMpcClient(stack.clientConfig(await stack.clientKeyStore()));
+ * await stack.stop();
+ * ```
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { encodeAccountsFile } from "../core/keyshare.ts";
+import type { AccountEntry } from "../core/keyshare.ts";
+import { generatePaillierPrimes, type PaillierPrimes } from "../core/protocols/aux_info.ts";
+import { platformSafePrime } from "../platform/mod.ts";
+import { writeKeyShareFileAtomic } from "../platform/keyshare_file.ts";
+import { encryptKeyShareFileBytes, generateAgeIdentity } from "../service/key_store.ts";
+import { generateToken, hashToken } from "../service/auth.ts";
+import { generateOfflineAccounts } from "../keygen/offline.ts";
+import { openFileKeyStore } from "../client/file_key_store.ts";
+import type { ClientKeyStore, MpcClientConfig } from "../client/mpc_client.ts";
+import {
+  DENO,
+  freePort,
+  type GatewayProcess,
+  NODE,
+  ROOT,
+  startGateway,
+  until,
+} from "../tests/gateway/_helpers.ts";
+
+/** Options of `startLocalStack`. */
+export interface LocalStackOptions {
+  /** Runtime of the gateway and service processes. */
+  readonly runtime: "deno" | "node";
+  /** Accounts to generate offline (default ["demo"]); none when `accounts` is empty. */
+  readonly accounts?: readonly string[];
+  /** Pregenerated accounts per party (tests reuse them instead of generating). */
+  readonly preset?: readonly [Map<string, AccountEntry>, Map<string, AccountEntry>];
+  /** Prime generator for offline key generation (default: the runtime's fastest). */
+  readonly generatePrimes?: () => Promise<PaillierPrimes>;
+  /** Extra service settings (`SIGN_SERVICE__SECTION__KEY` environment form). */
+  readonly serviceEnv?: Record<string, string>;
+  readonly onProgress?: (message: string) => void;
+}
+
+/** A running stack. */
+export interface LocalStack {
+  readonly dir: string;
+  readonly gatewayUrl: string;
+  /** gRPC-web / Connect (HTTP/1.1). */
+  readonly serviceWebUrl: string;
+  /** Real gRPC (h2c). */
+  readonly serviceGrpcUrl: string;
+  readonly token: string;
+  readonly clientKeyFile: string;
+  readonly serviceKeyFile: string;
+  readonly clientAgeIdentity: string;
+  readonly auditFile: string;
+  readonly gateway: GatewayProcess;
+  /** The service process's combined output so far. */
+  serviceOutput(): string;
+  /** The client's key store on the stack's file. */
+  clientKeyStore(): Promise<ClientKeyStore>;
+  /** A client configuration for this stack (Connect over HTTP/1.1). */
+  clientConfig(keyStore: ClientKeyStore): MpcClientConfig;
+  /** Sends a signal to the service and waits for its exit. */
+  stopService(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Starts the service again (after stopService). */
+  startService(): Promise<void>;
+  readonly servicePid: number;
+  stop(): Promise<void>;
+}
+
+function waitExit(p: ChildProcess, ms: number): Promise<number | null> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`process ${p.pid} did not exit in ${ms} ms`)), ms);
+    p.once("exit", (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+  });
+}
+
+/**
+ * Generates keys, writes the files and starts the gateway and the service.
+ * @param o runtime, accounts, extra service settings.
+ * @returns the running stack; call `stop()`.
+ */
+export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack> {
+  const say = o.onProgress ?? (() => {});
+  const dir = mkdtempSync(join(tmpdir(), "wallet-mpc-stack-"));
+  const clientAge = await generateAgeIdentity();
+  const serviceAge = await generateAgeIdentity();
+  const serviceIdFile = join(dir, "service.age");
+  writeFileSync(serviceIdFile, serviceAge.identity + "\n", { mode: 0o600 });
+  const accounts = o.accounts ?? ["demo"];
+  let parties = o.preset;
+  if (!parties) {
+    const gen = o.generatePrimes ?? (() => generatePaillierPrimes((b) => platformSafePrime(b)));
+    parties =
+      (await generateOfflineAccounts(accounts, { generatePrimes: gen, onProgress: say })) as [
+        Map<string, AccountEntry>,
+        Map<string, AccountEntry>,
+      ];
+  }
+  const clientKeyFile = join(dir, "client_key_shares.json");
+  const serviceKeyFile = join(dir, "service_key_shares.json");
+  for (
+    const [path, m, r] of [
+      [clientKeyFile, parties[0], clientAge.recipient],
+      [serviceKeyFile, parties[1], serviceAge.recipient],
+    ] as const
+  ) {
+    const text = new TextEncoder().encode(encodeAccountsFile(m));
+    await writeKeyShareFileAtomic(path, await encryptKeyShareFileBytes(text, { recipients: [r] }));
+  }
+  const token = generateToken();
+  const tokensFile = join(dir, "callers.yaml");
+  writeFileSync(
+    tokensFile,
+    `callers:\n  - id: local-client\n    token_sha256: ${
+      hashToken(token)
+    }\n    accounts: ["*"]\n    may_keygen: true\n`,
+    { mode: 0o600 },
+  );
+  const auditFile = join(dir, "audit.jsonl");
+
+  say("starting the sign-gateway");
+  const gateway = await startGateway(o.runtime);
+  const gatewayUrl = gateway.url;
+  const grpcPort = await freePort();
+  const webPort = await freePort();
+  const env: Record<string, string> = {
+    ...process.env as Record<string, string>,
+    NO_COLOR: "1",
+    SIGN_SERVICE_CONFIG: join(ROOT, "config/sign-service.yaml"),
+    SIGN_SERVICE_KEY_SHARE_FILE: serviceKeyFile,
+    SIGN_SERVICE__GATEWAY__URL: gatewayUrl,
+    SIGN_SERVICE__SERVER__PORT: String(grpcPort),
+    SIGN_SERVICE__SERVER__WEB_PORT: String(webPort),
+    SIGN_SERVICE__SERVER__CORS_ORIGINS: "*",
+    SIGN_SERVICE__KEY_STORE__AGE_IDENTITY_FILE: serviceIdFile,
+    SIGN_SERVICE__AUTH__TOKENS_FILE: tokensFile,
+    SIGN_SERVICE__AUDIT__FILE: auditFile,
+    ...o.serviceEnv,
+  };
+  const main = join(ROOT, "service/main.ts");
+  let proc: ChildProcess | null = null;
+  let out = "";
+  const startService = async () => {
+    const [cmd, args] = o.runtime === "deno"
+      ? [DENO, ["run", "-A", "--no-check", main]]
+      : [NODE, ["--import", "tsx", main]];
+    out = "";
+    const p = spawn(cmd, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    proc = p;
+    p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    p.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+    say(`starting the sign-service (${o.runtime})`);
+    await until(`the ${o.runtime} sign-service to listen`, () => {
+      if (p.exitCode !== null) throw new Error(`sign-service exited: ${out.slice(-2000)}`);
+      return out.includes('"msg":"listening"');
+    }, 60_000);
+  };
+  const stopService = async (signal: NodeJS.Signals = "SIGTERM") => {
+    const p = proc;
+    if (!p) return null;
+    proc = null;
+    p.kill(signal);
+    return await waitExit(p, 20_000);
+  };
+  try {
+    await startService();
+  } catch (e) {
+    await gateway.stop("SIGKILL").catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    dir,
+    gatewayUrl,
+    serviceWebUrl: `http://127.0.0.1:${webPort}`,
+    serviceGrpcUrl: `http://127.0.0.1:${grpcPort}`,
+    token,
+    clientKeyFile,
+    serviceKeyFile,
+    clientAgeIdentity: clientAge.identity,
+    auditFile,
+    gateway,
+    serviceOutput: () => out,
+    get servicePid() {
+      return (proc as ChildProcess | null)?.pid ?? 0;
+    },
+    clientKeyStore: () => openFileKeyStore({ path: clientKeyFile, identity: clientAge.identity }),
+    clientConfig: (keyStore) => ({
+      serviceUrl: `http://127.0.0.1:${webPort}`,
+      gatewayUrl,
+      token,
+      keyStore,
+    }),
+    stopService,
+    startService,
+    async stop() {
+      await stopService().catch(() => stopService("SIGKILL"));
+      await gateway.stop().catch(() => gateway.stop("SIGKILL"));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
