@@ -28,6 +28,8 @@ import { installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
 import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
 import { newMpcClient } from "./mpc_client.ts";
 import { openFileKeyStore } from "./file_key_store.ts";
+import { parseAgeIdentityFile } from "../service/key_store.ts";
+import type { ClientKeyStore } from "./mpc_client.ts";
 
 const USAGE = `wallet-mpc client
 
@@ -117,13 +119,21 @@ async function main(): Promise<number> {
   installPlatformBackends();
   const identityFile = get("--age-identity-file", "WALLET_MPC_AGE_IDENTITY_FILE");
   const passphrase = env.WALLET_MPC_KEY_PASSPHRASE;
-  const keyStore = await openFileKeyStore({
-    path: get("--key-share-file", "WALLET_MPC_KEY_SHARE_FILE", "client_key_shares.json")!,
-    identity: identityFile ? readFileSync(identityFile, "utf8").trim() : undefined,
-    passphrase,
-    plaintext: flags.has("--plaintext"),
-    create: command === "keygen",
-  });
+  // Opened on first use, inside the error handling below (health needs no key store).
+  let opened: Promise<ClientKeyStore> | undefined;
+  const open = () =>
+    opened ??= openFileKeyStore({
+      path: get("--key-share-file", "WALLET_MPC_KEY_SHARE_FILE", "client_key_shares.json")!,
+      identity: identityFile ? parseAgeIdentityFile(readFileSync(identityFile, "utf8")) : undefined,
+      passphrase,
+      plaintext: flags.has("--plaintext"),
+      create: command === "keygen",
+    });
+  const keyStore: ClientKeyStore = {
+    ids: async () => (await open()).ids(),
+    get: async (id) => (await open()).get(id),
+    put: async (id, e) => (await open()).put(id, e),
+  };
   const say = (m: string) => {
     if (!json) console.error(m);
   };

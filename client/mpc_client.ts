@@ -164,21 +164,15 @@ async function together<A, B>(
 ): Promise<[A, B]> {
   const ac = new AbortController();
   const s = signal ? AbortSignal.any([signal, ac.signal]) : ac.signal;
-  const fail = (e: unknown) => {
+  // The first failure in time is the cause; the other side's failure is its echo (cancelled).
+  let first: { error: unknown } | undefined;
+  const fail = (e: unknown): never => {
+    first ??= { error: e };
     ac.abort(e);
     throw e;
   };
-  const a = local(s).catch(fail);
-  const b = remote(s).catch(fail);
-  const settled = await Promise.allSettled([a, b]);
-  // Report the first failure in time: it is the cause; the other side's is its echo.
-  if (settled[0].status === "rejected" || settled[1].status === "rejected") {
-    const first = await Promise.race([
-      a.then(() => new Promise<never>(() => {}), (e) => e),
-      b.then(() => new Promise<never>(() => {}), (e) => e),
-    ]);
-    throw first;
-  }
+  const settled = await Promise.allSettled([local(s).catch(fail), remote(s).catch(fail)]);
+  if (first) throw first.error;
   return [
     (settled[0] as PromiseFulfilledResult<A>).value,
     (settled[1] as PromiseFulfilledResult<B>).value,

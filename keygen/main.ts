@@ -31,7 +31,14 @@ import { encodeAccountsFile } from "../core/keyshare.ts";
 import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
 import { installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
 import { writeKeyShareFileAtomic } from "../platform/keyshare_file.ts";
-import { encryptKeyShareFileBytes, type EncryptTo } from "../service/key_store.ts";
+import { writeFileSync } from "node:fs";
+import {
+  encryptKeyShareFileBytes,
+  type EncryptTo,
+  generateAgeIdentity,
+  parseAgeIdentityFile,
+} from "../service/key_store.ts";
+import { generateToken, hashToken } from "../service/auth.ts";
 import { generateOfflineAccounts, NOT_FOR_PRODUCTION } from "./offline.ts";
 import { newMpcClient } from "../client/mpc_client.ts";
 import { openFileKeyStore } from "../client/file_key_store.ts";
@@ -42,6 +49,10 @@ const USAGE = `wallet-mpc keygen
       [--client-recipient age1... | --client-passphrase-env VAR]
       [--service-recipient age1... | --service-passphrase-env VAR] [--plaintext]
       DEVELOPMENT ONLY: both parties in one process.
+  keygen.ts age-identity --out PATH
+      writes a new age X25519 identity (mode 0600) and prints its recipient (age1...).
+  keygen.ts caller --id ID --accounts 'a,b,team-*' [--may-keygen] --out callers.yaml
+      writes a callers file for the service (token hash only) and prints the token once.
   keygen.ts distributed --account ID --service-url URL --gateway-url URL --token TOKEN
       --key-share-file PATH [--age-identity-file PATH | passphrase in WALLET_MPC_KEY_PASSPHRASE]
       [--plaintext]
@@ -53,7 +64,7 @@ function flagsOf(argv: string[]): Map<string, string> {
     const a = argv[i];
     if (a === "--") continue;
     if (!a.startsWith("--")) throw new RangeError(`unexpected argument ${a}`);
-    if (a === "--plaintext" || a === "--help") {
+    if (a === "--plaintext" || a === "--help" || a === "--may-keygen") {
       m.set(a, "1");
       continue;
     }
@@ -117,7 +128,7 @@ async function distributed(flags: Map<string, string>): Promise<void> {
   const idFile = flags.get("--age-identity-file");
   const keyStore = await openFileKeyStore({
     path: need("--key-share-file"),
-    identity: idFile ? readFileSync(idFile, "utf8").trim() : undefined,
+    identity: idFile ? parseAgeIdentityFile(readFileSync(idFile, "utf8")) : undefined,
     passphrase: process.env.WALLET_MPC_KEY_PASSPHRASE,
     plaintext: flags.has("--plaintext"),
     create: true,
@@ -138,6 +149,36 @@ async function distributed(flags: Map<string, string>): Promise<void> {
   console.log(JSON.stringify({ account, publicKey: r.publicKey }));
 }
 
+function ageIdentity(flags: Map<string, string>): Promise<void> {
+  const out = flags.get("--out");
+  if (!out) throw new RangeError("--out is required");
+  return generateAgeIdentity().then(({ identity, recipient }) => {
+    writeFileSync(out, `# public key: ${recipient}\n${identity}\n`, { mode: 0o600, flag: "wx" });
+    console.log(recipient);
+  });
+}
+
+function caller(flags: Map<string, string>): void {
+  const id = flags.get("--id");
+  const accounts = (flags.get("--accounts") ?? "").split(",").map((a) => a.trim()).filter((a) => a);
+  const out = flags.get("--out");
+  if (!id || accounts.length === 0 || !out) {
+    throw new RangeError("--id, --accounts and --out are required");
+  }
+  const token = generateToken();
+  const yaml = [
+    "callers:",
+    `  - id: ${JSON.stringify(id)}`,
+    `    token_sha256: ${hashToken(token)}`,
+    `    accounts: ${JSON.stringify(accounts)}`,
+    `    may_keygen: ${flags.has("--may-keygen")}`,
+    "",
+  ].join("\n");
+  writeFileSync(out, yaml, { mode: 0o600, flag: "wx" });
+  console.error(`.. wrote ${out}; the token below is shown once (the file keeps its hash only)`);
+  console.log(token);
+}
+
 async function main(): Promise<number> {
   const [mode, ...rest] = process.argv.slice(2).filter((a) => a !== "--");
   if (!mode || mode === "--help" || mode === "-h") {
@@ -155,6 +196,8 @@ async function main(): Promise<number> {
   try {
     if (mode === "offline") await offline(flags);
     else if (mode === "distributed") await distributed(flags);
+    else if (mode === "age-identity") await ageIdentity(flags);
+    else if (mode === "caller") caller(flags);
     else {
       console.error(`unknown mode ${mode}\n\n${USAGE}`);
       return 2;

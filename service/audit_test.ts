@@ -39,7 +39,13 @@ test("a record is one line with the fields in the fixed order", async () => {
 
 test("absent optional fields are left out; null caller and account are kept", async () => {
   const { lines, audit } = memoryLog(() => 0);
-  await audit.record({ caller: null, action: "list", account: null, outcome: "denied", durationMs: 0 });
+  await audit.record({
+    caller: null,
+    action: "list",
+    account: null,
+    outcome: "denied",
+    durationMs: 0,
+  });
   assert.deepEqual(Object.keys(JSON.parse(lines[0])), [
     "ts",
     "type",
@@ -86,40 +92,53 @@ test("only whitelisted fields are written: secrets in the record never reach the
   ]);
 });
 
-const HOSTILE: [string, Partial<Record<string, unknown>>, (o: Record<string, unknown>) => void][] = [
-  ["a newline in the account", { account: "a\nb" }, (o) => assert.equal(o.account, "a\nb")],
+const HOSTILE: [string, Partial<Record<string, unknown>>, (o: Record<string, unknown>) => void][] =
   [
-    "a megabyte account id",
-    { account: "x".repeat(1 << 20) },
-    (o) => assert.equal((o.account as string).length, 128 + 3),
-  ],
-  ["U+2028 in the path", { path: "m/\u2028" }, (o) => assert.equal(o.path, "m/\u2028")],
-  ["an object as account", { account: { toString: () => "x" } }, (o) => assert.equal(o.account, null)],
-  ["a number as action", { action: 7 }, (o) => assert.equal(o.action, null)],
-  ["an unknown outcome", { outcome: "pwned" }, (o) => assert.equal(o.outcome, "error")],
-  ["NaN duration", { durationMs: NaN }, (o) => assert.equal(o.duration_ms, null)],
-  ["negative duration", { durationMs: -5 }, (o) => assert.equal(o.duration_ms, 0)],
-  ["a string duration", { durationMs: "5" }, (o) => assert.equal(o.duration_ms, null)],
-  [
-    "bad blame entries",
-    { blame: [3, -1, 1.5, "2", 1, 3, 1e9] },
-    (o) => assert.deepEqual(o.blame, [1, 3]),
-  ],
-  ["blame not a list", { blame: "0" }, (o) => assert.equal("blame" in o, false)],
-  [
-    "digest as bytes",
-    { digest: new Uint8Array([0, 255, 16]) },
-    (o) => assert.equal(o.digest, "00ff10"),
-  ],
-  [
-    "a huge digest",
-    { digest: new Uint8Array(10_000) },
-    (o) => assert.equal(o.digest, `${"00".repeat(64)}...`),
-  ],
-  ["a caller object without id", { caller: { name: "x" } }, (o) => assert.equal(o.caller, null)],
-  ["a caller with a long id", { caller: "c".repeat(100) }, (o) => assert.equal(o.caller, `${"c".repeat(64)}...`)],
-  ["an error code object", { errorCode: { secret: 1 } }, (o) => assert.equal("error_code" in o, false)],
-];
+    ["a newline in the account", { account: "a\nb" }, (o) => assert.equal(o.account, "a\nb")],
+    [
+      "a megabyte account id",
+      { account: "x".repeat(1 << 20) },
+      (o) => assert.equal((o.account as string).length, 128 + 3),
+    ],
+    ["U+2028 in the path", { path: "m/\u2028" }, (o) => assert.equal(o.path, "m/\u2028")],
+    [
+      "an object as account",
+      { account: { toString: () => "x" } },
+      (o) => assert.equal(o.account, null),
+    ],
+    ["a number as action", { action: 7 }, (o) => assert.equal(o.action, null)],
+    ["an unknown outcome", { outcome: "pwned" }, (o) => assert.equal(o.outcome, "error")],
+    ["NaN duration", { durationMs: NaN }, (o) => assert.equal(o.duration_ms, null)],
+    ["negative duration", { durationMs: -5 }, (o) => assert.equal(o.duration_ms, 0)],
+    ["a string duration", { durationMs: "5" }, (o) => assert.equal(o.duration_ms, null)],
+    [
+      "bad blame entries",
+      { blame: [3, -1, 1.5, "2", 1, 3, 1e9] },
+      (o) => assert.deepEqual(o.blame, [1, 3]),
+    ],
+    ["blame not a list", { blame: "0" }, (o) => assert.equal("blame" in o, false)],
+    [
+      "digest as bytes",
+      { digest: new Uint8Array([0, 255, 16]) },
+      (o) => assert.equal(o.digest, "00ff10"),
+    ],
+    [
+      "a huge digest",
+      { digest: new Uint8Array(10_000) },
+      (o) => assert.equal(o.digest, `${"00".repeat(64)}...`),
+    ],
+    ["a caller object without id", { caller: { name: "x" } }, (o) => assert.equal(o.caller, null)],
+    [
+      "a caller with a long id",
+      { caller: "c".repeat(100) },
+      (o) => assert.equal(o.caller, `${"c".repeat(64)}...`),
+    ],
+    [
+      "an error code object",
+      { errorCode: { secret: 1 } },
+      (o) => assert.equal("error_code" in o, false),
+    ],
+  ];
 
 for (const [name, patch, check] of HOSTILE) {
   test(`audit writes one safe line for ${name}`, async () => {
@@ -162,8 +181,10 @@ test("the audit file appends lines in call order, creates the file 0600, keeps o
     const file = await openAuditFile(path, { fsync: true });
     const audit = createAuditLog({ write: file.write, clock: () => 0 });
     await Promise.all(
-      Array.from({ length: 200 }, (_, i) =>
-        audit.record({ ...FULL, sessionId: `s${i}`, account: "a".repeat(i % 7) || null })),
+      Array.from(
+        { length: 200 },
+        (_, i) => audit.record({ ...FULL, sessionId: `s${i}`, account: "a".repeat(i % 7) || null }),
+      ),
     );
     await file.close();
     const lines = (await fsp.readFile(path, "utf8")).split("\n");
@@ -221,6 +242,8 @@ test("a failed write rejects its own line only; later lines are written", async 
 });
 
 test("openAuditFile fails at once when the file cannot be opened", async () => {
-  await assert.rejects(openAuditFile("/nonexistent-dir-wallet-mpc/audit.jsonl"), (e: unknown) =>
-    (e as { code?: string }).code === "ENOENT");
+  await assert.rejects(
+    openAuditFile("/nonexistent-dir-wallet-mpc/audit.jsonl"),
+    (e: unknown) => (e as { code?: string }).code === "ENOENT",
+  );
 });

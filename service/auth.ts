@@ -342,7 +342,10 @@ export function createAuthenticator(callers: readonly CallerConfig[]): Authentic
     const c = configured(caller);
     if (c === undefined) throw new AuthError("permission-denied", "unknown caller");
     if (!canAccess(c, accountId)) {
-      throw new AuthError("permission-denied", `caller ${c.id} may not use this account (${action})`);
+      throw new AuthError(
+        "permission-denied",
+        `caller ${c.id} may not use this account (${action})`,
+      );
     }
     if (action === "keygen" && !c.mayKeygen) {
       throw new AuthError("permission-denied", `caller ${c.id} may not create accounts`);

@@ -25,8 +25,10 @@ function isAuthError(code: AuthError["code"]) {
 }
 
 test("hashToken is the hex SHA-256 of the token's UTF-8 bytes", () => {
-  const want = Array.from(sha256(new TextEncoder().encode(TOKEN_A)), (b) =>
-    b.toString(16).padStart(2, "0")).join("");
+  const want = Array.from(
+    sha256(new TextEncoder().encode(TOKEN_A)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
   assert.equal(hashToken(TOKEN_A), want);
   assert.throws(() => hashToken("short"), RangeError);
   assert.throws(() => hashToken("x".repeat(31)), RangeError);
@@ -97,7 +99,9 @@ test("authenticate with no callers refuses everyone", () => {
 
 test("authorize allows exact ids, prefixes and *; keygen needs may_keygen", () => {
   const auth = createAuthenticator(CALLERS);
-  const [a, b, c] = CALLERS.map((_, i) => auth.authenticate(`Bearer ${[TOKEN_A, TOKEN_B, TOKEN_C][i]}`));
+  const [a, b, c] = CALLERS.map((_, i) =>
+    auth.authenticate(`Bearer ${[TOKEN_A, TOKEN_B, TOKEN_C][i]}`)
+  );
   for (const action of ["sign", "read", "refresh"] as const) {
     auth.authorize(a, "acct-1", action);
     auth.authorize(a, "team-42", action);
@@ -138,7 +142,10 @@ test("authorize looks the caller up by id: a forged caller object gains nothing"
   assert.throws(() => auth.authorize(forged, "acct-2", "sign"), isAuthError("permission-denied"));
   assert.throws(() => auth.authorize(forged, "acct-1", "keygen"), isAuthError("permission-denied"));
   auth.authorize({ id: "a" }, "acct-1", "sign");
-  assert.throws(() => auth.authorize({ id: "nobody" }, "acct-1", "read"), isAuthError("permission-denied"));
+  assert.throws(
+    () => auth.authorize({ id: "nobody" }, "acct-1", "read"),
+    isAuthError("permission-denied"),
+  );
   assert.throws(
     () => auth.authorize(null as unknown as { id: string }, "acct-1", "read"),
     isAuthError("permission-denied"),
@@ -165,7 +172,12 @@ test("parseCallersFile reads YAML and JSON", () => {
 `;
   const callers = parseCallersFile(yaml);
   assert.deepEqual(callers, [
-    { id: "wallet-backend", tokenSha256: hashToken(TOKEN_A), accounts: ["acct-1", "team-*"], mayKeygen: true },
+    {
+      id: "wallet-backend",
+      tokenSha256: hashToken(TOKEN_A),
+      accounts: ["acct-1", "team-*"],
+      mayKeygen: true,
+    },
     { id: "reader", tokenSha256: hashToken(TOKEN_B), accounts: [], mayKeygen: false },
   ]);
   const json = JSON.stringify({
@@ -193,13 +205,19 @@ const BAD_FILES: [string, string][] = [
   ["a missing hash", "callers: [{ id: a, accounts: [] }]"],
   ["an uppercase hash", `callers: [{ id: a, token_sha256: ${H.toUpperCase()}, accounts: [] }]`],
   ["a short hash", `callers: [{ id: a, token_sha256: ${H.slice(2)}, accounts: [] }]`],
-  ["a plain token instead of a hash", `callers: [{ id: a, token_sha256: ${TOKEN_A}, accounts: [] }]`],
+  [
+    "a plain token instead of a hash",
+    `callers: [{ id: a, token_sha256: ${TOKEN_A}, accounts: [] }]`,
+  ],
   ["missing accounts", `callers: [{ id: a, token_sha256: ${H} }]`],
   ["accounts a string", `callers: [{ id: a, token_sha256: ${H}, accounts: "*" }]`],
   ["a star in the middle", `callers: [{ id: a, token_sha256: ${H}, accounts: ["a*b"] }]`],
   ["a bare prefix star", `callers: [{ id: a, token_sha256: ${H}, accounts: ["**"] }]`],
   ["a number account", `callers: [{ id: a, token_sha256: ${H}, accounts: [1] }]`],
-  ["may_keygen a string", `callers: [{ id: a, token_sha256: ${H}, accounts: [], may_keygen: "yes" }]`],
+  [
+    "may_keygen a string",
+    `callers: [{ id: a, token_sha256: ${H}, accounts: [], may_keygen: "yes" }]`,
+  ],
   [
     "a duplicate id",
     `callers: [{ id: a, token_sha256: ${H}, accounts: [] }, { id: a, token_sha256: ${

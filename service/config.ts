@@ -43,7 +43,19 @@
  */
 
 import { parse as parseYaml } from "yaml";
+import { applySection, describe, isRecord, ruleOf, showPath } from "./_config_schema.ts";
+import { parseServiceArgs } from "./config_args.ts";
 import { ConfigError } from "./errors.ts";
+
+export {
+  DEFAULT_CONFIG_PATH,
+  ENV_OVERRIDES,
+  FLAG_OVERRIDES,
+  parseServiceArgs,
+  SERVICE_USAGE,
+  type ServiceCommandLine,
+  wantsHelp,
+} from "./config_args.ts";
 
 /** Log levels, lowest first. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -134,9 +146,6 @@ export interface ServiceConfig {
   configFile: string | null;
 }
 
-/** Default path of the configuration file, relative to the working directory. */
-export const DEFAULT_CONFIG_PATH = "config/sign-service.yaml";
-
 /**
  * The defaults, before the key store mode is derived (a fresh object each call). They do not
  * validate alone: `auth.tokens_file` and a key store key (or `allow_plaintext`) must be set.
@@ -184,157 +193,6 @@ export function defaultServiceConfig(): ServiceConfig {
     logging: { level: "info", format: "json" },
     configFile: null,
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Schema
-
-type Rule =
-  | { t: "string"; oneOf?: readonly string[] }
-  | { t: "int"; min: number; max: number }
-  | { t: "bool" }
-  | { t: "strings" }
-  | { t: "section" };
-
-const int = (min: number, max: number): Rule => ({ t: "int", min, max });
-const str: Rule = { t: "string" };
-const bool: Rule = { t: "bool" };
-
-/** Validation rules by section path (snake_case); `section` rules name a nested section. */
-const SCHEMA: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
-  "": {
-    gateway: { t: "section" },
-    server: { t: "section" },
-    mpc: { t: "section" },
-    key_store: { t: "section" },
-    auth: { t: "section" },
-    rate_limit: { t: "section" },
-    audit: { t: "section" },
-    logging: { t: "section" },
-  },
-  gateway: { url: str, token: str },
-  server: {
-    host: str,
-    port: int(0, 65535),
-    web_port: int(0, 65535),
-    index: int(0, 63),
-    tls: { t: "section" },
-    cors_origins: { t: "strings" },
-    shutdown_grace_ms: int(0, 600_000),
-  },
-  "server.tls": { cert_file: str, key_file: str },
-  mpc: {
-    threshold: int(1, 64),
-    total_participants: int(1, 64),
-    key_share_file: str,
-    round_timeout_ms: int(1000, 3_600_000),
-  },
-  key_store: {
-    age_identity_file: str,
-    passphrase_env: str,
-    allow_plaintext: bool,
-    recipients: { t: "strings" },
-  },
-  auth: { tokens_file: str },
-  rate_limit: {
-    per_caller_per_minute: int(1, 1_000_000),
-    burst: int(1, 100_000),
-    max_concurrent_sessions: int(1, 100_000),
-    max_sessions_per_caller: int(1, 100_000),
-  },
-  audit: { file: str, fsync: bool },
-  logging: {
-    level: { t: "string", oneOf: ["debug", "info", "warn", "error"] },
-    format: { t: "string", oneOf: ["json", "text"] },
-  },
-};
-
-/** The rule of a dotted setting path, or undefined when no such setting exists. */
-function ruleOf(path: string): Rule | undefined {
-  const parts = path.split(".");
-  const key = parts.pop() as string;
-  const rules = Object.hasOwn(SCHEMA, parts.join(".")) ? SCHEMA[parts.join(".")] : undefined;
-  return rules && Object.hasOwn(rules, key) ? rules[key] : undefined;
-}
-
-function camel(key: string): string {
-  return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "a list";
-  if (typeof v === "object") return "a mapping";
-  return typeof v;
-}
-
-/** Settings whose values are never repeated in an error message. */
-const SECRET_SETTINGS = new Set(["gateway.token"]);
-
-function checkValue(path: string, rule: Rule, v: unknown): unknown {
-  switch (rule.t) {
-    case "string":
-      if (typeof v !== "string") {
-        throw new ConfigError("wrong-type", path, `expected a string, got ${describe(v)}`);
-      }
-      if (rule.oneOf && !rule.oneOf.includes(v)) {
-        const got = SECRET_SETTINGS.has(path) ? "another value" : JSON.stringify(v.slice(0, 64));
-        throw new ConfigError("out-of-range", path, `expected one of ${rule.oneOf}, got ${got}`);
-      }
-      return v;
-    case "int":
-      if (typeof v !== "number" || !Number.isInteger(v)) {
-        const got = typeof v === "number" ? String(v) : describe(v);
-        throw new ConfigError("wrong-type", path, `expected an integer, got ${got}`);
-      }
-      if (v < rule.min || v > rule.max) {
-        throw new ConfigError("out-of-range", path, `expected ${rule.min}..${rule.max}, got ${v}`);
-      }
-      return v;
-    case "bool":
-      if (typeof v !== "boolean") {
-        throw new ConfigError("wrong-type", path, `expected true or false, got ${describe(v)}`);
-      }
-      return v;
-    case "strings":
-      if (!Array.isArray(v) || v.some((s) => typeof s !== "string")) {
-        throw new ConfigError("wrong-type", path, `expected a list of strings, got ${describe(v)}`);
-      }
-      return [...v];
-    case "section":
-      throw new ConfigError("wrong-type", path, `expected a mapping, got ${describe(v)}`);
-  }
-}
-
-/** Copies the keys of `input` (the YAML mapping at `section`) onto `target`, checked. */
-function applySection(section: string, input: unknown, target: Record<string, unknown>): void {
-  if (input === undefined || input === null) return;
-  const where = section === "" ? "config" : section;
-  if (!isRecord(input)) {
-    throw new ConfigError("wrong-type", where, `expected a mapping, got ${describe(input)}`);
-  }
-  const rules = SCHEMA[section];
-  for (const [key, value] of Object.entries(input)) {
-    const path = section === "" ? key : `${section}.${key}`;
-    const rule = Object.hasOwn(rules, key) ? rules[key] : undefined;
-    if (!rule) {
-      const shown = /^[A-Za-z0-9_-]{1,64}$/.test(key) ? path : `${where}.(a strange key)`;
-      throw new ConfigError(
-        "unknown-key",
-        shown,
-        `unknown ${section === "" ? "section" : "key"}; expected one of ${Object.keys(rules)}`,
-      );
-    }
-    if (rule.t === "section") {
-      applySection(path, value, target[camel(key)] as Record<string, unknown>);
-    } else {
-      target[camel(key)] = checkValue(path, rule, value);
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,7 +362,9 @@ export function validateServiceConfig(config: ServiceConfig): void {
     throw new ConfigError(
       "out-of-range",
       "server.index",
-      `expected 0..${mpc.totalParticipants - 1} (mpc.total_participants = ${mpc.totalParticipants}), got ${server.index}`,
+      `expected 0..${
+        mpc.totalParticipants - 1
+      } (mpc.total_participants = ${mpc.totalParticipants}), got ${server.index}`,
     );
   }
   if (mpc.keyShareFile === "") {
@@ -627,194 +487,6 @@ export function applyOverrides(
     node[parts[parts.length - 1]] = value;
   }
   return root;
-}
-
-function showPath(path: string): string {
-  return /^[A-Za-z0-9_.-]{1,100}$/.test(path) ? path : "(a strange setting name)";
-}
-
-/**
- * Converts an override's text (environment or flag) to the type of its setting.
- *
- * @param path the dotted setting.
- * @param raw the text.
- * @param source where it came from, for messages (`--port`, `SIGN_SERVICE_PORT`).
- * @returns the typed value.
- * @throws {ConfigError} `unknown-key` or `wrong-type`.
- */
-function overrideValue(path: string, raw: string, source: string): unknown {
-  const rule = ruleOf(path);
-  if (!rule || rule.t === "section") {
-    throw new ConfigError("unknown-key", showPath(path), `no such setting (from ${source})`);
-  }
-  switch (rule.t) {
-    case "string":
-      return raw;
-    case "int":
-      if (!/^-?[0-9]{1,16}$/.test(raw.trim())) {
-        throw new ConfigError(
-          "wrong-type",
-          path,
-          `expected an integer from ${source}, got ${JSON.stringify(raw.slice(0, 32))}`,
-        );
-      }
-      return Number(raw.trim());
-    case "bool": {
-      const v = raw.trim().toLowerCase();
-      if (v === "true" || v === "1") return true;
-      if (v === "false" || v === "0") return false;
-      throw new ConfigError("wrong-type", path, `expected true or false from ${source}`);
-    }
-    case "strings": {
-      const t = raw.trim();
-      if (t.startsWith("[")) {
-        let v: unknown;
-        try {
-          v = parseYaml(t);
-        } catch {
-          throw new ConfigError("unparsable", path, `expected a list [a, b] from ${source}`);
-        }
-        return v;
-      }
-      return t === "" ? [] : t.split(",").map((s) => s.trim()).filter((s) => s !== "");
-    }
-  }
-}
-
-/** Environment variables naming one setting each (besides `SIGN_SERVICE__SECTION__KEY`). */
-export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
-  SIGN_SERVICE_KEY_SHARE_FILE: "mpc.key_share_file",
-  SIGN_SERVICE_HOST: "server.host",
-  SIGN_SERVICE_PORT: "server.port",
-  SIGN_SERVICE_INDEX: "server.index",
-  SIGN_SERVICE_GATEWAY_URL: "gateway.url",
-  SIGN_SERVICE_GATEWAY_TOKEN: "gateway.token",
-  SIGN_SERVICE_TOKENS_FILE: "auth.tokens_file",
-  SIGN_SERVICE_LOG_LEVEL: "logging.level",
-};
-
-/** Flags naming one setting each (besides `--set` and `--config`). */
-export const FLAG_OVERRIDES: Readonly<Record<string, string>> = {
-  "--host": "server.host",
-  "--port": "server.port",
-  "--web-port": "server.web_port",
-  "--index": "server.index",
-  "--key-share-file": "mpc.key_share_file",
-  "--gateway-url": "gateway.url",
-  "--tokens-file": "auth.tokens_file",
-  "--log-level": "logging.level",
-  "--log-format": "logging.format",
-};
-
-/** Usage text of the sign-service's command line (for `main.ts`'s `--help`). */
-export const SERVICE_USAGE = `sign-service: the service party of wallet-mpc (2-of-2 CGGMP21)
-
-Usage: main.ts [options]
-  --config <path>          YAML configuration (default ${DEFAULT_CONFIG_PATH}; env SIGN_SERVICE_CONFIG)
-  --host <addr>            server.host
-  --port <n>               server.port (gRPC; with TLS every protocol)
-  --web-port <n>           server.web_port (gRPC-web / Connect without TLS)
-  --index <i>              server.index (this party's index in its key shares)
-  --key-share-file <path>  mpc.key_share_file (env SIGN_SERVICE_KEY_SHARE_FILE)
-  --gateway-url <url>      gateway.url
-  --tokens-file <path>     auth.tokens_file
-  --log-level <level>      logging.level: debug | info | warn | error
-  --log-format <fmt>       logging.format: json | text
-  --set <path>=<value>     any setting, e.g. --set rate_limit.burst=5
-  --help                   this text
-Environment: SIGN_SERVICE__SECTION__KEY=value sets any setting; the key store passphrase is read
-from the variable named by key_store.passphrase_env (default SIGN_SERVICE_KEY_PASSPHRASE).
-`;
-
-/**
- * Whether the command line asks for the usage text (`--help` or `-h`): `main.ts` prints
- * {@link SERVICE_USAGE} and exits before loading the configuration.
- *
- * @param argv the arguments after the script name.
- * @returns true when `--help` or `-h` is present (before a `--` separator).
- * @example
- * ```ts
- * import { wantsHelp } from "./config.ts";
- * console.assert(wantsHelp(["--port", "1", "-h"]) && !wantsHelp([]));
- * ```
- */
-export function wantsHelp(argv: readonly string[]): boolean {
-  const end = argv.indexOf("--");
-  const args = end < 0 ? argv : argv.slice(0, end);
-  return args.includes("--help") || args.includes("-h");
-}
-
-/** The configuration file to read and the overrides, from the environment and the flags. */
-export interface ServiceCommandLine {
-  /** Path of the configuration file. */
-  configPath: string;
-  /** Whether the path was named (flag or environment), so that it must exist. */
-  configExplicit: boolean;
-  /** Dotted setting -> typed value, environment first, flags last (later wins). */
-  overrides: Record<string, unknown>;
-}
-
-/**
- * Reads the environment and the flags into overrides (module doc).
- *
- * @param argv the arguments after the script name.
- * @param env the environment.
- * @returns the configuration path and the typed overrides.
- * @throws {ConfigError} `unknown-key` (unknown flag or setting), `unparsable` (a flag without
- *   its value, `--set` without `=`), `wrong-type`.
- * @example
- * ```ts
- * import { parseServiceArgs } from "./config.ts";
- * const cli = parseServiceArgs(["--port=7"], { SIGN_SERVICE_PORT: "6" });
- * console.assert(cli.overrides["server.port"] === 7);
- * ```
- */
-export function parseServiceArgs(
-  argv: readonly string[],
-  env: Readonly<Record<string, string | undefined>>,
-): ServiceCommandLine {
-  const overrides: Record<string, unknown> = {};
-  let configPath = env.SIGN_SERVICE_CONFIG ?? DEFAULT_CONFIG_PATH;
-  let configExplicit = env.SIGN_SERVICE_CONFIG !== undefined;
-  for (const [name, path] of Object.entries(ENV_OVERRIDES)) {
-    const v = env[name];
-    if (v !== undefined) overrides[path] = overrideValue(path, v, name);
-  }
-  for (const [name, v] of Object.entries(env)) {
-    if (!name.startsWith("SIGN_SERVICE__") || v === undefined) continue;
-    const path = name.slice("SIGN_SERVICE__".length).toLowerCase().split("__").join(".");
-    overrides[path] = overrideValue(path, v, name);
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--") break;
-    if (arg === "--help" || arg === "-h") continue;
-    const eq = arg.indexOf("=");
-    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    const next = (): string => {
-      if (eq > 0) return arg.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new ConfigError("unparsable", flag, "expected a value");
-      return v;
-    };
-    if (flag === "--config") {
-      configPath = next();
-      configExplicit = true;
-    } else if (flag === "--set") {
-      const kv = next();
-      const k = kv.indexOf("=");
-      if (k <= 0) throw new ConfigError("unparsable", "--set", "expected section.key=value");
-      const path = kv.slice(0, k);
-      overrides[path] = overrideValue(path, kv.slice(k + 1), "--set");
-    } else if (Object.hasOwn(FLAG_OVERRIDES, flag)) {
-      overrides[FLAG_OVERRIDES[flag]] = overrideValue(FLAG_OVERRIDES[flag], next(), flag);
-    } else {
-      const shown = /^[A-Za-z0-9_-]{1,40}$/.test(flag) ? flag : "(an argument)";
-      throw new ConfigError("unknown-key", shown, "unknown option; see --help");
-    }
-  }
-  if (configPath === "") throw new ConfigError("unparsable", "--config", "expected a path");
-  return { configPath, configExplicit, overrides };
 }
 
 /** Options of {@link loadServiceConfig}. */

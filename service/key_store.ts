@@ -186,7 +186,13 @@ export async function encryptKeyShareFileBytes(
       if (typeof r !== "string" || !RECIPIENT.test(r)) {
         throw new KeyStoreError("bad-key", "key share file: expected age recipients (age1...)");
       }
-      e.addRecipient(r);
+      try {
+        e.addRecipient(r);
+      } catch (cause) {
+        throw new KeyStoreError("bad-key", "key share file: an age recipient is invalid", {
+          cause,
+        });
+      }
     }
   }
   let file: Uint8Array;
@@ -420,7 +426,9 @@ export async function resolveDecryptor(
         const code = (cause as { code?: unknown })?.code;
         throw new KeyStoreError(
           "bad-key",
-          `age identity file ${settings.ageIdentityFile} cannot be read (${String(code ?? "error")})`,
+          `age identity file ${settings.ageIdentityFile} cannot be read (${
+            String(code ?? "error")
+          })`,
           { cause },
         );
       }
@@ -429,7 +437,10 @@ export async function resolveDecryptor(
     case "passphrase": {
       const passphrase = io.env[settings.passphraseEnv] ?? "";
       if (passphrase === "") {
-        throw new KeyStoreError("bad-key", `passphrase variable ${settings.passphraseEnv} is unset`);
+        throw new KeyStoreError(
+          "bad-key",
+          `passphrase variable ${settings.passphraseEnv} is unset`,
+        );
       }
       return { passphrase };
     }

@@ -48,7 +48,9 @@ function storeError(code: KeyStoreErrorCode, ...forbidden: string[]) {
   return (e: unknown) => {
     assert.ok(e instanceof KeyStoreError, String(e));
     assert.equal(e.code, code, e.message);
-    for (const s of forbidden) assert.ok(!e.message.includes(s), "a secret in the message");
+    for (const s of forbidden.filter((f) => f !== "")) {
+      assert.ok(!e.message.includes(s), "a secret in the message");
+    }
     return true;
   };
 }
@@ -163,7 +165,7 @@ test("key store: a wrong identity or passphrase is a clear decrypt-failed, witho
     const cases: [string, Decryptor, string][] = [
       [byId, { identity: OTHER_ID }, OTHER_ID],
       [byId, BY_PASS, PASSPHRASE],
-      [byPass, { passphrase: "wrong passphrase" }, "wrong passphrase"],
+      [byPass, { passphrase: "xyzzy-not-the-passphrase" }, "xyzzy"],
       [byPass, BY_ID, ID],
     ];
     for (const [path, decryptor, secret] of cases) {
@@ -181,9 +183,13 @@ test("key store refuses a plaintext file unless plaintext is allowed", async () 
     await writeFile(path, { "acct-1": party1 }, null);
     await assert.rejects(
       openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 }),
-      (e: unknown) => storeError("not-encrypted")(e) && /is not encrypted/.test((e as Error).message),
+      (e: unknown) =>
+        storeError("not-encrypted")(e) && /is not encrypted/.test((e as Error).message),
     );
-    await assert.rejects(openKeyStore({ path, decryptor: BY_PASS, partyIndex: 1 }), storeError("not-encrypted"));
+    await assert.rejects(
+      openKeyStore({ path, decryptor: BY_PASS, partyIndex: 1 }),
+      storeError("not-encrypted"),
+    );
 
     // Development: plaintext in, plaintext out.
     const dev = await openKeyStore({ path, decryptor: { plaintext: true }, partyIndex: 1 });
@@ -192,7 +198,12 @@ test("key store refuses a plaintext file unless plaintext is allowed", async () 
     assert.match(await fsp.readFile(path, "utf8"), /"acct-2"/);
 
     // Migration: a key plus allowPlaintext reads the plaintext and writes it encrypted.
-    const migrate = await openKeyStore({ path, decryptor: BY_ID, partyIndex: 1, allowPlaintext: true });
+    const migrate = await openKeyStore({
+      path,
+      decryptor: BY_ID,
+      partyIndex: 1,
+      allowPlaintext: true,
+    });
     assert.equal(migrate.format(), "plaintext");
     await migrate.put("acct-3", party1);
     assert.equal(migrate.format(), "age");
@@ -215,20 +226,40 @@ test("key store in plaintext mode refuses an encrypted file as needs-key", async
 /** Hostile files: [name, bytes from a valid identity-encrypted file, expected error]. */
 type Mangle = (valid: Uint8Array, armored: string) => Uint8Array;
 const HOSTILE_FILES: [string, Mangle, KeyStoreErrorCode | "invalid-key-share"][] = [
-  ["an empty file", () => new Uint8Array(0), "not-encrypted"],
+  ["an empty file", () => new Uint8Array(0), "malformed"],
   ["only the version line", () => enc.encode("age-encryption.org/v1\n"), "malformed"],
-  ["another age version", (v) => enc.encode(dec.decode(v).replace("org/v1", "org/v9")), "malformed"],
+  [
+    "another age version",
+    (v) => enc.encode(dec.decode(v).replace("org/v1", "org/v9")),
+    "malformed",
+  ],
   ["the header cut in half", (v) => v.subarray(0, 60), "malformed"],
-  ["the header without its MAC line", (v) => v.subarray(0, dec.decode(v).indexOf("\n---")), "malformed"],
+  [
+    "the header without its MAC line",
+    (v) => v.subarray(0, dec.decode(v).indexOf("\n---")),
+    "malformed",
+  ],
   ["the payload cut off", (v) => v.subarray(0, v.length - 100), "corrupt"],
-  ["the payload cut to the nonce", (v) => v.subarray(0, dec.decode(v).indexOf("\n", dec.decode(v).indexOf("\n---") + 1) + 1 + 16), "corrupt"],
+  [
+    "the payload cut to the nonce",
+    (v) => v.subarray(0, dec.decode(v).indexOf("\n", dec.decode(v).indexOf("\n---") + 1) + 1 + 16),
+    "corrupt",
+  ],
   ["one payload byte flipped", (v) => flip(v, v.length - 50), "corrupt"],
   ["the last byte flipped (tag)", (v) => flip(v, v.length - 1), "corrupt"],
   ["the header MAC altered", (v) => flip(v, dec.decode(v).indexOf("\n---") + 6), "corrupt"],
   ["a trailing byte appended", (v) => Uint8Array.of(...v, 0), "corrupt"],
   ["random bytes", () => crypto.getRandomValues(new Uint8Array(4096)), "not-encrypted"],
-  ["armor with bad base64", (_, a) => enc.encode(a.replace(/\n[A-Za-z0-9+/]{10}/, "\n!!!!!!!!!!")), "malformed"],
-  ["armor without its end line", (_, a) => enc.encode(a.replace(/-----END[^\n]*\n?$/, "")), "malformed"],
+  [
+    "armor with bad base64",
+    (_, a) => enc.encode(a.replace(/\n[A-Za-z0-9+/]{10}/, "\n!!!!!!!!!!")),
+    "malformed",
+  ],
+  [
+    "armor without its end line",
+    (_, a) => enc.encode(a.replace(/-----END[^\n]*\n?$/, "")),
+    "malformed",
+  ],
   ["armor cut in the middle", (_, a) => enc.encode(a.slice(0, a.length >> 1)), "malformed"],
   ["armor that is not UTF-8", (_, a) => Uint8Array.of(...enc.encode(a), 0xff, 0xfe), "malformed"],
 ];
@@ -243,7 +274,9 @@ let validCache: Promise<{ binary: Uint8Array; armored: string }> | undefined;
 function validFile() {
   validCache ??= (async () => {
     const binary = await encryptKeyShareFileBytes(fileText({ "acct-1": party1 }), TO_ID);
-    const armored = dec.decode(await encryptKeyShareFileBytes(fileText({ "acct-1": party1 }), TO_ID, { armor: true }));
+    const armored = dec.decode(
+      await encryptKeyShareFileBytes(fileText({ "acct-1": party1 }), TO_ID, { armor: true }),
+    );
     return { binary, armored };
   })();
   return validCache;
@@ -256,17 +289,20 @@ for (const [name, mangle, expected] of HOSTILE_FILES) {
       const { binary, armored } = await validFile();
       const bytes = mangle(binary, armored);
       await fsp.writeFile(path, bytes);
-      await assert.rejects(openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 }), (e: unknown) => {
-        if (expected === "invalid-key-share") return e instanceof InvalidKeyShare;
-        return storeError(expected, ID)(e);
-      });
+      await assert.rejects(
+        openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 }),
+        (e: unknown) => {
+          if (expected === "invalid-key-share") return e instanceof InvalidKeyShare;
+          return storeError(expected, ID)(e);
+        },
+      );
       assert.deepEqual(new Uint8Array(await fsp.readFile(path)), bytes);
     });
   });
 }
 
 const HOSTILE_CONTENTS: [string, string][] = [
-  ["not JSON", "{\"acct-1\": "],
+  ["not JSON", '{"acct-1": '],
   ["a JSON list", "[]"],
   ["an account with a bad id", '{"bad id!": {}}'],
   ["an entry missing its key share", '{"acct-1": {"public_key": "02"}}'],
@@ -277,7 +313,10 @@ for (const [name, text] of HOSTILE_CONTENTS) {
     await withDir(async (dir) => {
       const path = join(dir, "keys.age");
       await fsp.writeFile(path, await encryptKeyShareFileBytes(enc.encode(text), TO_ID));
-      await assert.rejects(openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 }), InvalidKeyShare);
+      await assert.rejects(
+        openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 }),
+        InvalidKeyShare,
+      );
     });
   });
 }
@@ -286,8 +325,14 @@ test("key store refuses shares of another party index or party count", async () 
   await withDir(async (dir) => {
     const path = join(dir, "keys.age");
     await writeFile(path, { "acct-0": party0, "acct-1": party1 }, TO_ID);
-    await assert.rejects(openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 }), storeError("wrong-party"));
-    await assert.rejects(openKeyStore({ path, decryptor: BY_ID, partyIndex: 0 }), storeError("wrong-party"));
+    await assert.rejects(
+      openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 }),
+      storeError("wrong-party"),
+    );
+    await assert.rejects(
+      openKeyStore({ path, decryptor: BY_ID, partyIndex: 0 }),
+      storeError("wrong-party"),
+    );
     await writeFile(path, { "acct-1": party1 }, TO_ID);
     await assert.rejects(
       openKeyStore({ path, decryptor: BY_ID, partyIndex: 1, parties: 3 }),
@@ -337,7 +382,12 @@ for (const step of ["write", "sync", "rename"] as const) {
     await withDir(async (dir) => {
       const path = join(dir, "keys.age");
       const before = await writeFile(path, { "acct-1": party1 }, TO_ID);
-      const store = await openKeyStore({ path, decryptor: BY_ID, partyIndex: 1, fs: failingFs(step) });
+      const store = await openKeyStore({
+        path,
+        decryptor: BY_ID,
+        partyIndex: 1,
+        fs: failingFs(step),
+      });
       await assert.rejects(store.put("acct-2", party1), (e: unknown) => {
         assert.ok(storeError("io")(e));
         assert.match((e as Error).message, /EIO/);
@@ -364,7 +414,12 @@ test("concurrent writes are serialized: every put lands, a duplicate put fails",
       store.put("acct-2", party1),
       store.replace("acct-1", party1),
     ]);
-    assert.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    assert.deepEqual(results.map((r) => r.status), [
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
     assert.ok(storeError("account-exists")((results[2] as PromiseRejectedResult).reason));
     const again = await openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 });
     assert.deepEqual(again.accounts(), ["acct-1", "acct-2", "acct-3"]);
@@ -374,7 +429,10 @@ test("concurrent writes are serialized: every put lands, a duplicate put fails",
 test("a missing file is not-found, or an empty store created at the first write", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "keys.age");
-    await assert.rejects(openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 }), storeError("not-found"));
+    await assert.rejects(
+      openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 }),
+      storeError("not-found"),
+    );
     const store = await openKeyStore({ path, decryptor: BY_ID, partyIndex: 1, allowMissing: true });
     assert.deepEqual(store.accounts(), []);
     assert.equal(store.format(), null);
@@ -394,13 +452,22 @@ test("key store refuses a file above the size cap, read or written", async () =>
       storeError("too-large"),
     );
     const size = (await fsp.stat(path)).size;
-    const store = await openKeyStore({ path, decryptor: BY_ID, partyIndex: 1, maxBytes: size + 100 });
+    const store = await openKeyStore({
+      path,
+      decryptor: BY_ID,
+      partyIndex: 1,
+      maxBytes: size + 100,
+    });
     await assert.rejects(store.put("acct-2", party1), storeError("too-large"));
     assert.deepEqual(store.accounts(), ["acct-1"]);
   });
 });
 
-const BAD_OPTIONS: [string, Record<string, unknown>, KeyStoreErrorCode | "TypeError" | "RangeError"][] = [
+const BAD_OPTIONS: [
+  string,
+  Record<string, unknown>,
+  KeyStoreErrorCode | "TypeError" | "RangeError",
+][] = [
   ["an identity that is not one", { decryptor: { identity: "AGE-SECRET-KEY-1nope" } }, "bad-key"],
   ["an identity of another kind", { decryptor: { identity: "ssh-ed25519 AAAA" } }, "bad-key"],
   ["a recipient as identity", { decryptor: { identity: "age1qqqq" } }, "bad-key"],
@@ -434,7 +501,10 @@ for (const [name, patch, expected] of BAD_OPTIONS) {
 test("encryptKeyShareFileBytes refuses unusable targets", async () => {
   const plain = enc.encode("{}\n");
   await assert.rejects(encryptKeyShareFileBytes(plain, { recipients: [] }), storeError("bad-key"));
-  await assert.rejects(encryptKeyShareFileBytes(plain, { recipients: ["age1x"] }), storeError("bad-key"));
+  await assert.rejects(
+    encryptKeyShareFileBytes(plain, { recipients: ["age1x"] }),
+    storeError("bad-key"),
+  );
   await assert.rejects(encryptKeyShareFileBytes(plain, { passphrase: "" }), storeError("bad-key"));
   await assert.rejects(
     encryptKeyShareFileBytes("{}" as unknown as Uint8Array, TO_ID),
@@ -442,14 +512,24 @@ test("encryptKeyShareFileBytes refuses unusable targets", async () => {
   );
   // A well-formed but invalid bech32 recipient fails when the file key is wrapped.
   const bad = RCPT.slice(0, -1) + (RCPT.endsWith("q") ? "p" : "q");
-  await assert.rejects(encryptKeyShareFileBytes(plain, { recipients: [bad] }), storeError("bad-key"));
+  await assert.rejects(
+    encryptKeyShareFileBytes(plain, { recipients: [bad] }),
+    storeError("bad-key"),
+  );
 });
 
 test("parseAgeIdentityFile reads age-keygen output and refuses anything else without echoing it", () => {
   const file = `# created: 2025-01-01T00:00:00Z\n# public key: ${RCPT}\n${ID}\n`;
   assert.equal(parseAgeIdentityFile(file), ID);
   assert.equal(parseAgeIdentityFile(`\r\n${ID}\r\n\r\n`), ID);
-  const bad = ["", "# only a comment\n", `${ID}\n${OTHER_ID}\n`, `${ID} trailing\n`, "hunter2\n", RCPT];
+  const bad = [
+    "",
+    "# only a comment\n",
+    `${ID}\n${OTHER_ID}\n`,
+    `${ID} trailing\n`,
+    "hunter2\n",
+    RCPT,
+  ];
   for (const text of bad) {
     assert.throws(() => parseAgeIdentityFile(text), storeError("bad-key", ID, "hunter2"));
   }
@@ -467,7 +547,10 @@ test("resolveDecryptor reads the identity file or the passphrase variable", asyn
     readFile: () => "",
   });
   assert.deepEqual(pass, { passphrase: PASSPHRASE });
-  const plain = await resolveDecryptor({ ...settings, mode: "plaintext" }, { env: {}, readFile: () => "" });
+  const plain = await resolveDecryptor({ ...settings, mode: "plaintext" }, {
+    env: {},
+    readFile: () => "",
+  });
   assert.deepEqual(plain, { plaintext: true });
   await assert.rejects(
     resolveDecryptor({ ...settings, mode: "passphrase" }, { env: {}, readFile: () => "" }),

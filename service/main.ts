@@ -27,7 +27,7 @@ import process from "node:process";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { MemoryPresignatureStore } from "../core/presignature_store.ts";
 import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
-import { installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
+import { detectRuntime, installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
 import { createLogger } from "../gateway/logger.ts";
 import { createGatewayClient } from "../transport/mod.ts";
 import { loadServiceConfig, SERVICE_USAGE, wantsHelp } from "./config.ts";
@@ -54,8 +54,8 @@ async function main(): Promise<void> {
     format: config.logging.format,
     base: { service: "sign-service", pid: process.pid },
   });
-  const runtime = installPlatformBackends();
-  logger.log("info", "starting", { version: VERSION, runtime: String(runtime) });
+  installPlatformBackends();
+  logger.log("info", "starting", { version: VERSION, runtime: detectRuntime() });
 
   const decryptor = await resolveDecryptor(config.keyStore, {
     env,

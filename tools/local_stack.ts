@@ -159,7 +159,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   let out = "";
   const startService = async () => {
     const [cmd, args] = o.runtime === "deno"
-      ? [DENO, ["run", "-A", "--no-check", main]]
+      ? [DENO, ["run", "-A", "--no-check", "--unstable-no-legacy-abort", main]]
       : [NODE, ["--import", "tsx", main]];
     out = "";
     const p = spawn(cmd, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });

@@ -189,7 +189,9 @@ export function decodeFrame(line: string, maxChars: number): Frame {
   const keys = Object.keys(o).sort().join(",");
   let f: Frame;
   if (o.type === "hello") {
-    if (keys !== HELLO_KEYS.join(",")) throw new SyntaxError(`hello fields: expected ${HELLO_KEYS}`);
+    if (keys !== HELLO_KEYS.join(",")) {
+      throw new SyntaxError(`hello fields: expected ${HELLO_KEYS}`);
+    }
     if (typeof o.room !== "string" || !/^[0-9a-f]{32}$/.test(o.room)) {
       throw new SyntaxError("field room: expected 32 lowercase hex digits");
     }

@@ -2,8 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { base64 } from "@scure/base";
 import {
-  type DataFrame,
   dataAad,
+  type DataFrame,
   decodeEnvelope,
   decodeFrame,
   encodeEnvelope,
@@ -85,12 +85,18 @@ test("decodeFrame rejects a table of hostile lines with SyntaxError", () => {
     ["last as 1", edit(data, (o) => (o.last = 1))],
     ["ct not base64", edit(data, (o) => (o.ct = "!!!!"))],
     ["ct unpadded", edit(data, (o) => (o.ct = (o.ct as string).replace(/=+$/, "")))],
-    ["ct base64url", edit(data, (o) => (o.ct = base64.encode(bytes(40, 0xfb)).replace(/\+/g, "-")))],
+    [
+      "ct base64url",
+      edit(data, (o) => (o.ct = base64.encode(bytes(40, 0xfb)).replace(/\+/g, "-"))),
+    ],
     ["ct shorter than a tag", edit(data, (o) => (o.ct = base64.encode(bytes(15, 1))))],
     ["ct as array", edit(data, (o) => (o.ct = [1, 2]))],
     ["tag too short", edit(data, (o) => (o.tag = "0505"))],
     ["tag uppercase", edit(data, (o) => (o.tag = "0A0A0A0A0A0A0A0A"))],
-    ["keys reordered", JSON.stringify(Object.fromEntries(Object.entries(JSON.parse(good)).reverse()))],
+    [
+      "keys reordered",
+      JSON.stringify(Object.fromEntries(Object.entries(JSON.parse(good)).reverse())),
+    ],
     ["whitespace", good.replace(":", ": ")],
     ["duplicate key", good.replace('"seq":7', '"seq":7,"seq":7')],
     ["number as 7.0", good.replace('"seq":7', '"seq":7.0')],
@@ -113,7 +119,10 @@ test("decodeFrame rejects a table of hostile lines with SyntaxError", () => {
 
 test("decodeFrame rejects an oversized line before parsing it", () => {
   const big = encodeFrame({ ...data, ct: new Uint8Array(3000) });
-  assert.throws(() => decodeFrame(big, 1000), (e) => e instanceof SyntaxError && /at most 1000/.test(e.message));
+  assert.throws(
+    () => decodeFrame(big, 1000),
+    (e) => e instanceof SyntaxError && /at most 1000/.test(e.message),
+  );
   assert.ok(decodeFrame(big, big.length));
 });
 
@@ -126,9 +135,11 @@ test("encodeParts is injective: moving a byte between parts changes the encoding
 
 test("the signed hello bytes and the AAD change with every field", () => {
   const base = helloSignedBytes(hello);
-  for (const patch of [{ room: "f".repeat(32) }, { from: 0 }, { n: 3 }, { nonce: bytes(32, 9) }, {
-    eph: bytes(32, 9),
-  }, { identity: bytes(32, 9) }]) {
+  for (
+    const patch of [{ room: "f".repeat(32) }, { from: 0 }, { n: 3 }, { nonce: bytes(32, 9) }, {
+      eph: bytes(32, 9),
+    }, { identity: bytes(32, 9) }]
+  ) {
     assert.notDeepEqual(helloSignedBytes({ ...hello, ...patch }), base);
   }
   const T = bytes(32, 1);
@@ -148,7 +159,14 @@ test("seqNonce is 4 zero bytes then the 64-bit big-endian counter", () => {
 test("a fragment of fragmentBytes plaintext bytes makes a line within the body limit", () => {
   for (const limit of [4096, 65536, 1 << 20]) {
     const size = fragmentBytes(limit);
-    const line = encodeFrame({ ...data, from: 254, to: 253, seq: 0xffffffff, last: false, ct: new Uint8Array(size + 16) });
+    const line = encodeFrame({
+      ...data,
+      from: 254,
+      to: 253,
+      seq: 0xffffffff,
+      last: false,
+      ct: new Uint8Array(size + 16),
+    });
     assert.ok(line.length <= limit, `${line.length} > ${limit}`);
     assert.ok(line.length > limit - 300, "fragments use most of a body");
   }
@@ -163,7 +181,14 @@ test("packBodies keeps order and stays within the limit", () => {
 });
 
 test("envelopes round-trip and hostile envelopes are rejected", () => {
-  const m = { sid: "ab", protocol: "keygen" as const, round: 1, from: 1, to: null, payload: { x: [1] } };
+  const m = {
+    sid: "ab",
+    protocol: "keygen" as const,
+    round: 1,
+    from: 1,
+    to: null,
+    payload: { x: [1] },
+  };
   assert.deepEqual(decodeEnvelope(encodeEnvelope(m), 2), m);
   const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
   const cases: [string, Uint8Array][] = [

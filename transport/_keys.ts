@@ -19,7 +19,14 @@
 import { x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { encodeParts, type HelloFrame, helloSignedBytes, LABEL, TAG_BYTES, uint } from "./_frames.ts";
+import {
+  encodeParts,
+  type HelloFrame,
+  helloSignedBytes,
+  LABEL,
+  TAG_BYTES,
+  uint,
+} from "./_frames.ts";
 
 /** Transcript hash T over every party's hello, in party order. */
 export function transcriptHash(hellos: readonly HelloFrame[]): Uint8Array {
@@ -40,7 +47,13 @@ export function directionKey(
   a: number,
   b: number,
 ): Uint8Array {
-  return hkdf(sha256, shared, transcript, encodeParts([`${LABEL}/key`, uint(a, 2), uint(b, 2)]), 32);
+  return hkdf(
+    sha256,
+    shared,
+    transcript,
+    encodeParts([`${LABEL}/key`, uint(a, 2), uint(b, 2)]),
+    32,
+  );
 }
 
 /** X25519 shared secret (RFC 7748); throws for a low-order peer key. */

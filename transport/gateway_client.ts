@@ -339,7 +339,10 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
     const queue: EventSourceMessage[] = [];
     let overflow = false;
     const parser = createParser({
-      onEvent: (e) => queue.push(e),
+      onEvent: (e) => {
+        if (e.data.length > maxEventChars) overflow = true;
+        else queue.push(e);
+      },
       onError: (e) => {
         if (e.type === "max-buffer-size-exceeded") overflow = true;
       },
@@ -385,7 +388,11 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
       const url = roomUrl(room, "issue_unique_idx");
       const what = `issue_unique_idx in room ${room}`;
       return withRetry(what, signal, async () => {
-        const res = await doFetch(url, { method: "POST", headers: await headers(room, {}), signal });
+        const res = await doFetch(url, {
+          method: "POST",
+          headers: await headers(room, {}),
+          signal,
+        });
         if (res.status !== 200) throw await answerError(res, what);
         let v: unknown;
         try {

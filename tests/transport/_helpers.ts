@@ -23,7 +23,10 @@ import {
 
 /** A fresh room id. */
 export function newRoom(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0"))
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
     .join("");
 }
 
@@ -87,7 +90,9 @@ export class TestGateway {
       const lines = this.onPost ? await this.onPost(body.split("\n"), room) : body.split("\n");
       if (lines.length === 0) return new Response(null, { status: 200 });
       for (const line of lines) this.stored.push({ room, line });
-      return this.handler(new Request(req.url, { method: "POST", headers: req.headers, body: lines.join("\n") }));
+      return this.handler(
+        new Request(req.url, { method: "POST", headers: req.headers, body: lines.join("\n") }),
+      );
     }
     if (path[3] === "subscribe") {
       this.resumes.push(req.headers.get("last-event-id"));
@@ -151,7 +156,9 @@ export class TestGateway {
   }
 
   /** A gateway client on the hooked fetch. */
-  client(retry: Partial<RetryOptions> = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 }): GatewayClient {
+  client(
+    retry: Partial<RetryOptions> = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 },
+  ): GatewayClient {
     return createGatewayClient({ url: "http://gw", fetch: this.fetch, retry });
   }
 

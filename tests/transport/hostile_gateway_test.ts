@@ -30,7 +30,9 @@ import {
 // Frame numbering of a two-party keygen: seq 0 is the key confirmation, seq 1..3 are the
 // broadcasts of rounds 1..3 (one copy per peer, so one frame each way).
 
-function assertBothComplete(r: PromiseSettledResult<{ publicKey: { equals(o: unknown): boolean } }>[]) {
+function assertBothComplete(
+  r: PromiseSettledResult<{ publicKey: { equals(o: unknown): boolean } }>[],
+) {
   for (const x of r) {
     if (x.status === "rejected") throw x.reason;
   }
@@ -75,7 +77,9 @@ test("the sender sees its own altered frame come back and fails with injected", 
 });
 
 test("an altered header (seq / last / to) fails with tampered (the AAD binds it)", async () => {
-  const r = await attackParty1((l) => [isData(l, 1, 1) ? lineOf({ ...frameOf(l), last: false }) : l]);
+  const r = await attackParty1((
+    l,
+  ) => [isData(l, 1, 1) ? lineOf({ ...frameOf(l), last: false }) : l]);
   assertFails(r, 0, "tampered");
 });
 
@@ -112,7 +116,9 @@ test("every post stored twice (retries) still completes", async () => {
 });
 
 test("a different frame under an already used seq fails with replayed", async () => {
-  const r = await attackParty1((l) => (isData(l, 1, 2) ? [l, lineOf({ ...frameOf(l), seq: 1 })] : [l]));
+  const r = await attackParty1((
+    l,
+  ) => (isData(l, 1, 2) ? [l, lineOf({ ...frameOf(l), seq: 1 })] : [l]));
   assertFails(r, 0, "replayed");
   assert.match(errorOf(r[0]).message, /party 1, seq 1/);
 });
@@ -169,7 +175,9 @@ function forgedHello(room: string, from: number, secretKey: Uint8Array, identity
     id: toHex(identity),
   };
   const enc = new TextEncoder();
-  const lp = (b: Uint8Array) => [...new Uint8Array(new Uint32Array([b.length]).buffer).reverse(), ...b];
+  const lp = (
+    b: Uint8Array,
+  ) => [...new Uint8Array(new Uint32Array([b.length]).buffer).reverse(), ...b];
   const u = (x: number, w: number) => [...Array(w)].map((_, k) => (x >> (8 * (w - 1 - k))) & 0xff);
   const fromHex = (h: string) => Uint8Array.from(h.match(/../g)!.map((x) => parseInt(x, 16)));
   const signed = Uint8Array.from([

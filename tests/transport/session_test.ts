@@ -118,7 +118,14 @@ const bigPayload = (bytes: number) => "ab".repeat(bytes / 2);
 test("a 600 KB envelope crosses a gateway with the default 1 MiB body limit", async () => {
   const gw = new TestGateway();
   const [s0, s1] = await openAll(gw, newRoom(), 2);
-  const msg: Message = { sid: "00", protocol: "aux-info", round: 3, from: 0, to: 1, payload: bigPayload(600_000) };
+  const msg: Message = {
+    sid: "00",
+    protocol: "aux-info",
+    round: 3,
+    from: 0,
+    to: 1,
+    payload: bigPayload(600_000),
+  };
   await s0.send(msg);
   assert.deepEqual(await s1.receive(AbortSignal.timeout(5000)), msg);
   await Promise.all([s0.close(), s1.close()]);
@@ -133,9 +140,18 @@ test("a 600 KB broadcast to two peers is split into bodies under the limit", asy
     posted.push(lines.join("\n").length);
     return lines;
   };
-  const msg: Message = { sid: "00", protocol: "aux-info", round: 2, from: 0, to: null, payload: bigPayload(600_000) };
+  const msg: Message = {
+    sid: "00",
+    protocol: "aux-info",
+    round: 2,
+    from: 0,
+    to: null,
+    payload: bigPayload(600_000),
+  };
   await sessions[0].send(msg);
-  for (const s of sessions.slice(1)) assert.deepEqual(await s.receive(AbortSignal.timeout(5000)), msg);
+  for (const s of sessions.slice(1)) {
+    assert.deepEqual(await s.receive(AbortSignal.timeout(5000)), msg);
+  }
   assert.equal(posted.length, 2);
   assert.ok(posted.every((x) => x <= 1024 * 1024));
   await Promise.all(sessions.map((s) => s.close()));
@@ -146,7 +162,14 @@ test("an envelope larger than the gateway's body limit is fragmented and reassem
   const limit = 64 * 1024;
   const gw = new TestGateway({ limits: { maxBodyBytes: limit } });
   const [s0, s1] = await openAll(gw, newRoom(), 2, { maxBodyBytes: limit });
-  const msg: Message = { sid: "00", protocol: "sign", round: 1, from: 1, to: null, payload: bigPayload(600_000) };
+  const msg: Message = {
+    sid: "00",
+    protocol: "sign",
+    round: 1,
+    from: 1,
+    to: null,
+    payload: bigPayload(600_000),
+  };
   await s1.send(msg);
   assert.deepEqual(await s0.receive(AbortSignal.timeout(5000)), msg);
   const data = gw.stored.filter((s) => s.line.includes('"type":"data"'));
@@ -158,7 +181,14 @@ test("an envelope larger than the gateway's body limit is fragmented and reassem
 test("an envelope over maxMessageBytes is refused on send with code limit", async () => {
   const gw = new TestGateway();
   const [s0, s1] = await openAll(gw, newRoom(), 2, { maxMessageBytes: 10_000 });
-  const msg: Message = { sid: "00", protocol: "sign", round: 1, from: 0, to: 1, payload: bigPayload(20_000) };
+  const msg: Message = {
+    sid: "00",
+    protocol: "sign",
+    round: 1,
+    from: 0,
+    to: 1,
+    payload: bigPayload(20_000),
+  };
   await assert.rejects(s0.send(msg), (e) => e instanceof TransportError && e.code === "limit");
   await Promise.all([s0.close(), s1.close()]);
   await gw.close();
@@ -205,7 +235,9 @@ test("a peer that never comes fails the handshake with timeout, naming the missi
   const gw = new TestGateway();
   await assert.rejects(
     openSecureSession(sessionOptions(gw, newRoom(), 0, { handshakeTimeoutMs: 100 })),
-    (e) => e instanceof TransportError && e.code === "timeout" && /no hello from party 1/.test(e.message),
+    (e) =>
+      e instanceof TransportError && e.code === "timeout" &&
+      /no hello from party 1/.test(e.message),
   );
   await gw.close();
 });
@@ -234,7 +266,10 @@ test("close rejects a pending receive and later sends with closed", async () => 
 test("a receive whose signal aborts rejects with the signal's reason (the driver maps it)", async () => {
   const gw = new TestGateway();
   const [s0, s1] = await openAll(gw, newRoom(), 2);
-  await assert.rejects(s0.receive(AbortSignal.timeout(20)), (e) => (e as Error).name === "TimeoutError");
+  await assert.rejects(
+    s0.receive(AbortSignal.timeout(20)),
+    (e) => (e as Error).name === "TimeoutError",
+  );
   // The session is still usable afterwards.
   const msg: Message = { sid: "00", protocol: "sign", round: 1, from: 1, to: 0, payload: 2 };
   await s1.send(msg);
@@ -254,9 +289,11 @@ test("a gateway with access control: room tokens from a function are sent", asyn
       fetch: gw.fetch,
       token: async (r) => bad ? "v1.x.1.AAAA" : (await authority.issue(r, party, 600)).token,
     });
-  const sessions = await Promise.all([0, 1].map((i) =>
-    openSecureSession({ ...sessionOptions(gw, room, i), gateway: client(String(i)) })
-  ));
+  const sessions = await Promise.all(
+    [0, 1].map((i) =>
+      openSecureSession({ ...sessionOptions(gw, room, i), gateway: client(String(i)) })
+    ),
+  );
   await Promise.all(sessions.map((s) => s.close()));
   await assert.rejects(
     openSecureSession({ ...sessionOptions(gw, newRoom(), 0), gateway: client("0", true) }),
@@ -279,7 +316,11 @@ test("openSecureSession rejects bad options before any request", async () => {
     ["own pin null", { peers: [null, PINS[1]] }, RangeError],
     ["the same key pinned twice", { peers: [PINS[0], PINS[0]] }, RangeError],
     ["a pin of 31 bytes", { peers: [PINS[0], new Uint8Array(31)] }, TypeError],
-    ["identity keys that do not match", { identity: { ...IDS[0], publicKey: other.publicKey } }, RangeError],
+    [
+      "identity keys that do not match",
+      { identity: { ...IDS[0], publicKey: other.publicKey } },
+      RangeError,
+    ],
     ["context as a string", { context: "ctx" }, TypeError],
     ["no gateway", { gateway: {} }, TypeError],
     ["tiny body limit", { maxBodyBytes: 100 }, RangeError],
