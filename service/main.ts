@@ -93,7 +93,7 @@ async function main(): Promise<void> {
   const audit = createAuditLog({
     write: (line) => {
       if (auditFile) return auditFile.write(line);
-      console.log(JSON.stringify({ type: "audit", ...JSON.parse(line) }));
+      console.log(line);
       return undefined;
     },
   });

@@ -26,7 +26,7 @@ import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
 import { toHex } from "../core/protocols/types.ts";
 import { InvalidKeyShare, ProtocolAbort, TransportError } from "../core/errors.ts";
 import type { PresignatureStore } from "../core/presignature_store.ts";
-import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
+import type { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
 import {
   ethereumAddress,
   formatPath,

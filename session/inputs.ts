@@ -16,7 +16,7 @@
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { ACCOUNT_ID_PATTERN } from "../core/keyshare.ts";
 import { parsePath } from "../core/hd.ts";
-import { Point } from "../core/params.ts";
+import type { Point } from "../core/params.ts";
 import { fromHex, toHex } from "../core/protocols/types.ts";
 
 function expectString(v: unknown, what: string): string {

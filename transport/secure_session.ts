@@ -601,7 +601,7 @@ class Session implements SecureSession {
 
   #onConfirm(f: DataFrame, pt: Uint8Array): void {
     const c = checkConfirm(pt, this.#ctx);
-    if (false) {
+    if (c === "context") {
       throw fault(
         "context-mismatch",
         `party ${f.from} joined this room for another context (operation, account, digest or path)`,
