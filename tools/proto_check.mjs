@@ -1,7 +1,7 @@
 // Regenerates proto/gen/ into a temporary directory and fails when it differs from the
 // committed files: generated code must never be edited by hand or left stale.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 
