@@ -163,7 +163,8 @@ export function classify(e: unknown): {
       ? Code.DeadlineExceeded
       : e.code === "aborted"
       ? Code.Canceled
-      : e.code === "io" || e.code === "closed" || e.code === "gone"
+      : e.code === "io" || e.code === "closed" || e.code === "gone" || e.code === "rejected" ||
+          e.code === "limit"
       ? Code.Unavailable
       : Code.Aborted;
     return {
