@@ -12,9 +12,12 @@
  * @module
  */
 import {
+  Code,
+  ConnectError,
   type ConnectRouter,
   cors,
   createConnectRouter,
+  type Interceptor,
   type ServiceImpl,
 } from "@connectrpc/connect";
 import { createFetchHandler, type UniversalHandler } from "@connectrpc/connect/protocol";
@@ -31,8 +34,31 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 export function signServiceRoutes(
   impl: ServiceImpl<typeof SignService>,
 ): (router: ConnectRouter) => void {
-  return (router) => router.service(SignService, impl, { readMaxBytes: MAX_REQUEST_BYTES });
+  return (router) =>
+    router.service(SignService, impl, {
+      readMaxBytes: MAX_REQUEST_BYTES,
+      jsonOptions: { ignoreUnknownFields: false },
+      binaryOptions: { readUnknownFields: true },
+      interceptors: [refuseUnknownFields],
+    });
 }
+
+/**
+ * Requests with fields this API does not define are refused (INVALID_ARGUMENT) rather than
+ * silently ignored: a client built for another API version learns it at once. JSON is refused
+ * by the parser; binary unknown fields are kept by the parser and refused here.
+ */
+const refuseUnknownFields: Interceptor =
+  (next) => (req: Parameters<ReturnType<Interceptor>>[0]) => {
+    const unknown = (req as { message?: { $unknown?: unknown[] } }).message?.$unknown;
+    if (!req.stream && Array.isArray(unknown) && unknown.length > 0) {
+      throw new ConnectError(
+        `unknown field(s) in ${req.method.name} request`,
+        Code.InvalidArgument,
+      );
+    }
+    return next(req);
+  };
 
 /** Options of the fetch handler. */
 export interface FetchHandlerOptions {
