@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type KeyShareFs, readKeyShareFile, writeKeyShareFileAtomic } from "./keyshare_file.ts";
 import { decodeKeyShareFile } from "../core/keyshare.ts";
+import { failingFs } from "../tests/failing_fs.ts";
 import { InvalidKeyShare } from "../core/errors.ts";
 
 const FIXTURE = new URL("../tests/fixtures/keyshare_v1.json", import.meta.url);
@@ -23,33 +24,6 @@ async function withDir(f: (dir: string) => Promise<void>): Promise<void> {
 /** The directory's entries other than `keep`: stray temp files. */
 async function strays(dir: string, keep: string): Promise<string[]> {
   return (await fsp.readdir(dir)).filter((n) => n !== keep);
-}
-
-/** A file system whose `step` fails (after writing half the bytes, for "write"). */
-function failingFs(step: "open-tmp" | "write" | "sync" | "rename"): KeyShareFs {
-  const boom = () => Object.assign(new Error(`simulated crash at ${step}`), { code: "EIO" });
-  return {
-    rename: step === "rename" ? () => Promise.reject(boom()) : fsp.rename,
-    unlink: fsp.unlink,
-    open: (async (path: string, flags?: string, mode?: number) => {
-      if (step === "open-tmp" && flags === "wx") throw boom();
-      const fh = await fsp.open(path, flags, mode);
-      if (flags !== "wx") return fh;
-      return new Proxy(fh, {
-        get(target, prop) {
-          if (prop === "writeFile" && step === "write") {
-            return async (data: Uint8Array) => {
-              await target.writeFile(data.subarray(0, data.length >> 1));
-              throw boom();
-            };
-          }
-          if (prop === "sync" && step === "sync") return () => Promise.reject(boom());
-          const v = Reflect.get(target, prop);
-          return typeof v === "function" ? v.bind(target) : v;
-        },
-      });
-    }) as KeyShareFs["open"],
-  };
 }
 
 test("keyshare_file writes atomically, reads back the same bytes, leaves no temp file", async () => {

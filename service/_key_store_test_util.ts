@@ -8,7 +8,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AccountEntry, decodeAccountsFile } from "../core/keyshare.ts";
 import { Point, Q } from "../core/params.ts";
-import type { KeyShareFs } from "../platform/keyshare_file.ts";
 
 const FIXTURE = new URL("../tests/fixtures/keyshare_v1.json", import.meta.url);
 
@@ -49,28 +48,4 @@ export async function strays(dir: string, keep: string): Promise<string[]> {
   return (await fsp.readdir(dir)).filter((n) => n !== keep);
 }
 
-/** A file system whose `step` of an atomic write fails like a crash (EIO). */
-export function failingFs(step: "write" | "sync" | "rename"): KeyShareFs {
-  const boom = () => Object.assign(new Error(`simulated crash at ${step}`), { code: "EIO" });
-  return {
-    rename: step === "rename" ? () => Promise.reject(boom()) : fsp.rename,
-    unlink: fsp.unlink,
-    open: (async (path: string, flags?: string, mode?: number) => {
-      const fh = await fsp.open(path, flags, mode);
-      if (flags !== "wx") return fh;
-      return new Proxy(fh, {
-        get(target, prop) {
-          if (prop === "writeFile" && step === "write") {
-            return async (data: Uint8Array) => {
-              await target.writeFile(data.subarray(0, data.length >> 1));
-              throw boom();
-            };
-          }
-          if (prop === "sync" && step === "sync") return () => Promise.reject(boom());
-          const v = Reflect.get(target, prop);
-          return typeof v === "function" ? v.bind(target) : v;
-        },
-      });
-    }) as KeyShareFs["open"],
-  };
-}
+export { failingFs } from "../tests/failing_fs.ts";
