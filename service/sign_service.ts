@@ -116,6 +116,11 @@ function named(e: unknown, name: string): e is Error & { code: string } {
     typeof (e as { code?: unknown }).code === "string";
 }
 
+/** A Connect code in the audit log's kebab-case style (`InvalidArgument` -> `invalid-argument`). */
+function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase();
+}
+
 /**
  * Maps any error of a call to a ConnectError and an audit outcome.
  * @returns the ConnectError to throw, the outcome, an error code and the blamed parties.
@@ -135,7 +140,7 @@ export function classify(e: unknown): {
       : e.code === Code.Unauthenticated || e.code === Code.PermissionDenied
       ? "denied"
       : "error";
-    return { error: e, outcome, code: Code[e.code] };
+    return { error: e, outcome, code: codeName(e.code) };
   }
   if (named(e, "AuthError")) {
     const code = e.code === "permission-denied" ? Code.PermissionDenied : Code.Unauthenticated;
@@ -214,6 +219,9 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
     const note = (f: Partial<AuditRecord>) => (extra = { ...extra, ...f });
     try {
       caller = deps.authenticate(ctx.requestHeader.get("authorization"));
+      // Every authenticated request takes from the caller's bucket, refused or not, so a flood
+      // of reads or of denied / invalid requests is limited like a flood of signatures.
+      deps.rateLimit(caller);
       const out = await body(caller, note);
       await deps.audit({
         caller: caller.id,
@@ -315,7 +323,6 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
         const id = arg(() => parseAccountId(req.accountId));
         note({ account: id });
         deps.authorize(caller, id, "sign");
-        deps.rateLimit(caller);
         const digest = arg(() => parseDigest(req.digest));
         const path = arg(() => parseDerivationPath(req.derivationPath));
         const room = arg(() => parseRoomId(req.roomId));
@@ -354,7 +361,6 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
         const id = arg(() => parseAccountId(req.accountId));
         note({ account: id });
         deps.authorize(caller, id, "keygen");
-        deps.rateLimit(caller);
         const room = arg(() => parseRoomId(req.roomId));
         const clientKey = arg(() => parseIdentityKey(req.clientIdentityKey, "client_identity_key"));
         if (deps.accounts.get(id) || busy.has(id)) {
@@ -394,7 +400,6 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
         const id = arg(() => parseAccountId(req.accountId));
         note({ account: id });
         deps.authorize(caller, id, "refresh");
-        deps.rateLimit(caller);
         const room = arg(() => parseRoomId(req.roomId));
         const entry = account(id);
         if (busy.has(id)) {

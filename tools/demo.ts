@@ -8,50 +8,13 @@
  * Progress goes to stderr.
  * @module
  */
-import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import process from "node:process";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { installPlatformBackends } from "../platform/mod.ts";
 import { newMpcClient } from "../client/mpc_client.ts";
 import { toHex } from "../core/protocols/types.ts";
 import { startLocalStack } from "./local_stack.ts";
-
-function derToPem(publicKeyHex: string): string {
-  // SubjectPublicKeyInfo for secp256k1 (id-ecPublicKey, secp256k1) with the uncompressed point.
-  const point = secp256k1.Point.fromHex(publicKeyHex).toBytes(false);
-  const prefix = "3056301006072a8648ce3d020106052b8104000a034200";
-  const der = Buffer.concat([Buffer.from(prefix, "hex"), Buffer.from(point)]);
-  const b64 = der.toString("base64").match(/.{1,64}/g)!.join("\n");
-  return `-----BEGIN PUBLIC KEY-----\n${b64}\n-----END PUBLIC KEY-----\n`;
-}
-
-/** Verifies with the openssl CLI over the raw digest; undefined when openssl is missing. */
-function opensslVerify(
-  dir: string,
-  publicKey: string,
-  digest: string,
-  der: string,
-): boolean | undefined {
-  const v = spawnSync("openssl", ["version"], { stdio: "ignore" });
-  if (v.error || v.status !== 0) return undefined;
-  writeFileSync(join(dir, "pub.pem"), derToPem(publicKey));
-  writeFileSync(join(dir, "digest.bin"), Buffer.from(digest, "hex"));
-  writeFileSync(join(dir, "sig.der"), Buffer.from(der, "hex"));
-  const r = spawnSync("openssl", [
-    "pkeyutl",
-    "-verify",
-    "-pubin",
-    "-inkey",
-    join(dir, "pub.pem"),
-    "-in",
-    join(dir, "digest.bin"),
-    "-sigfile",
-    join(dir, "sig.der"),
-  ], { encoding: "utf8" });
-  return r.status === 0;
-}
+import { opensslVerify } from "../tests/e2e/_openssl.ts";
 
 async function main(): Promise<number> {
   installPlatformBackends();
@@ -82,7 +45,7 @@ async function main(): Promise<number> {
     );
     if (!ok) throw new Error("the signature does not verify");
     say("verified with @noble/curves");
-    const o = opensslVerify(stack.dir, sig.publicKey, digest, sig.der);
+    const o = opensslVerify(sig.publicKey, digest, sig.der, stack.dir);
     if (o === false) throw new Error("openssl refused the signature");
     say(o ? "verified with openssl" : "openssl not installed: skipped its check");
     console.log(

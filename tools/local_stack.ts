@@ -49,6 +49,8 @@ export interface LocalStackOptions {
   readonly generatePrimes?: () => Promise<PaillierPrimes>;
   /** Extra service settings (`SIGN_SERVICE__SECTION__KEY` environment form). */
   readonly serviceEnv?: Record<string, string>;
+  /** Extra sign-gateway flags, e.g. `["--cors-origins", "http://127.0.0.1:5173"]` for a page. */
+  readonly gatewayArgs?: readonly string[];
   readonly onProgress?: (message: string) => void;
 }
 
@@ -136,7 +138,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const auditFile = join(dir, "audit.jsonl");
 
   say("starting the sign-gateway");
-  const gateway = await startGateway(o.runtime);
+  const gateway = await startGateway(o.runtime, [...o.gatewayArgs ?? []]);
   const gatewayUrl = gateway.url;
   const grpcPort = await freePort();
   const webPort = await freePort();

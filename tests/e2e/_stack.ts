@@ -1,0 +1,100 @@
+/**
+ * Helpers of the end-to-end tests: the account every file uses (generated once, see
+ * `_accounts.ts`), bounded waits, the service's audit file, and the runtime under test.
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { detectRuntime } from "../../platform/mod.ts";
+import type { LocalStack } from "../../tools/local_stack.ts";
+import { until } from "../gateway/_helpers.ts";
+import { fixtureAccounts, type PartyAccounts } from "./_accounts.ts";
+
+/** The account of every end-to-end test file (one cached key, see `_accounts.ts`). */
+export const ACCOUNT = "alice";
+
+/** The runtime running this test file; the processes it starts run under the same one. */
+export const RUNTIME: "deno" | "node" = detectRuntime() === "deno" ? "deno" : "node";
+
+let cached: Promise<PartyAccounts> | undefined;
+
+/** Both parties' accounts holding {@link ACCOUNT}, generated (or loaded) once per process. */
+export function e2eAccounts(): Promise<PartyAccounts> {
+  cached ??= fixtureAccounts([ACCOUNT]);
+  return cached;
+}
+
+/**
+ * Awaits `p`, failing after `ms` with a message naming what was awaited.
+ * @param ms the bound.
+ * @param what what is awaited, for the failure.
+ * @param p the promise.
+ * @returns its value.
+ */
+export async function bounded<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        t = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+/**
+ * Awaits a promise that must reject, bounded; returns its error.
+ * @param ms the bound.
+ * @param what what is awaited.
+ * @param p the promise.
+ * @returns the rejection reason.
+ */
+export async function rejection(ms: number, what: string, p: Promise<unknown>): Promise<Error> {
+  const r = await bounded(ms, what, p.then(() => undefined, (e: unknown) => ({ e })));
+  if (!r) throw new Error(`${what}: expected a failure, it succeeded`);
+  return r.e as Error;
+}
+
+/** The service's audit lines so far, parsed. */
+export function auditLines(stack: LocalStack): Record<string, unknown>[] {
+  let text = "";
+  try {
+    text = readFileSync(stack.auditFile, "utf8");
+  } catch {
+    return [];
+  }
+  return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+}
+
+/**
+ * Waits (bounded) for an audit line matching `pred`.
+ * @returns the line.
+ */
+export function waitAudit(
+  stack: LocalStack,
+  what: string,
+  pred: (line: Record<string, unknown>) => boolean,
+  ms = 30_000,
+): Promise<Record<string, unknown>> {
+  return until(
+    `an audit line: ${what}`,
+    () => auditLines(stack).find(pred),
+    ms,
+  ) as Promise<Record<string, unknown>>;
+}
+
+/** The service's age identity (the stack writes it to `service.age`). */
+export function serviceAgeIdentity(stack: LocalStack): string {
+  return readFileSync(join(stack.dir, "service.age"), "utf8").trim();
+}
+
+/** A fresh 32-byte digest, hex. */
+export function randomDigest(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(32)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+}
