@@ -9,8 +9,8 @@ import {
   decodeKeyShare,
   decodeKeyShareFile,
   decodeKeyShareUnchecked,
-  encodeKeyShare,
   encodeAccountsFile,
+  encodeKeyShare,
   encodeKeyShareFile,
   validateKeyShare,
 } from "./keyshare.ts";
@@ -516,12 +516,32 @@ test("keyshare file entries carry pinned identities that round-trip byte for byt
 
 const IDENTITY_HOSTILE: [string, (id: Json) => void, InvalidKeyShare["code"], RegExp][] = [
   ["short secret key", (id) => (id.secret_key = "00"), "malformed", /secret_key/],
-  ["uppercase hex", (id) => (id.secret_key = id.secret_key.toUpperCase().replace(/^0/, "A")), "malformed", /hex/],
+  [
+    "uppercase hex",
+    (id) => (id.secret_key = id.secret_key.toUpperCase().replace(/^0/, "A")),
+    "malformed",
+    /hex/,
+  ],
   ["public keys not an array", (id) => (id.public_keys = "x"), "malformed", /public_keys/],
   ["one public key", (id) => id.public_keys.pop(), "inconsistent", /expected 2 public keys/],
-  ["three public keys", (id) => id.public_keys.push(id.public_keys[0]), "inconsistent", /expected 2/],
-  ["repeated public key", (id) => (id.public_keys = [id.public_keys[0], id.public_keys[0]]), "inconsistent", /repeated|not this party/],
-  ["own key not the secret's", (id) => (id.secret_key = "08".repeat(32)), "inconsistent", /not this party's key/],
+  [
+    "three public keys",
+    (id) => id.public_keys.push(id.public_keys[0]),
+    "inconsistent",
+    /expected 2/,
+  ],
+  [
+    "repeated public key",
+    (id) => (id.public_keys = [id.public_keys[0], id.public_keys[0]]),
+    "inconsistent",
+    /repeated|not this party/,
+  ],
+  [
+    "own key not the secret's",
+    (id) => (id.secret_key = "08".repeat(32)),
+    "inconsistent",
+    /not this party's key/,
+  ],
   ["unknown field", (id) => (id.extra = 1), "malformed", /unexpected field/],
   ["missing field", (id) => delete id.public_keys, "malformed", /missing field/],
   ["bad key length", (id) => (id.public_keys[1] = "ab".repeat(33)), "malformed", /64 hex digits/],

@@ -4,7 +4,13 @@ import { sessionContext, type SessionPurpose } from "./context.ts";
 
 const pk = new Uint8Array(33).fill(2);
 const digest = new Uint8Array(32).fill(7);
-const base: SessionPurpose = { op: "sign", accountId: "alice", publicKey: pk, digest, path: [0, 7] };
+const base: SessionPurpose = {
+  op: "sign",
+  accountId: "alice",
+  publicKey: pk,
+  digest,
+  path: [0, 7],
+};
 
 test("session context is 32 bytes and deterministic", () => {
   assert.equal(sessionContext(base).length, 32);
