@@ -323,6 +323,10 @@ class Session implements SecureSession {
     this.#post([this.#helloLine]).catch(() => {});
     try {
       await ready;
+      // Our own key confirmation must be on the wire before the caller starts heavy work (the
+      // first protocol round): the peer opens only when it has it, so both start in parallel.
+      await this.#posts;
+      if (this.#error) throw this.#error;
     } finally {
       clearTimeout(timer);
     }
