@@ -184,6 +184,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   try {
     await startService();
   } catch (e) {
+    await stopService("SIGKILL").catch(() => {});
     await gateway.stop("SIGKILL").catch(() => {});
     rmSync(dir, { recursive: true, force: true });
     throw e;
