@@ -33,7 +33,7 @@ import { getModPowBackends } from "../core/math/mod.ts";
 import { type AccountEntry, encodeAccountsFile } from "../core/keyshare.ts";
 import { generateOfflineAccounts } from "../keygen/offline.ts";
 import { installPlatformBackends } from "../platform/mod.ts";
-import { FIXTURE_KEY_COUNT, fixturePaillier } from "../tests/fixtures/keys.ts";
+import { fixturePrimes } from "../tests/e2e/_accounts.ts";
 import { DENO, NODE, ROOT } from "../tests/gateway/_helpers.ts";
 import { startLocalStack } from "../tools/local_stack.ts";
 import { arg, runtimeLabel } from "./_harness.ts";
@@ -94,12 +94,8 @@ function cores(v: number): string {
 
 /** Both parties' accounts: offline keygen (every proof) with fixture primes. */
 async function fixtureAccounts(): Promise<Parties> {
-  let k = 0;
   const [client, service] = await generateOfflineAccounts([ACCOUNT], {
-    generatePrimes: () => {
-      const key = fixturePaillier(k++ % FIXTURE_KEY_COUNT);
-      return Promise.resolve({ p: key.p, q: key.q });
-    },
+    generatePrimes: fixturePrimes(),
   });
   return [client, service];
 }

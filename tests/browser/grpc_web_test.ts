@@ -18,11 +18,10 @@ import { join } from "node:path";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import type { Browser, Request as PwRequest, Response as PwResponse } from "playwright-core";
-import type { AccountEntry } from "../../core/keyshare.ts";
 import { encodeAccountsFile } from "../../core/keyshare.ts";
-import { generateOfflineAccounts } from "../../keygen/offline.ts";
 import { startLocalStack } from "../../tools/local_stack.ts";
-import { FIXTURE_KEY_COUNT, fixturePaillier } from "../fixtures/keys.ts";
+import { fixtureAccounts } from "../e2e/_accounts.ts";
+import { bounded } from "../e2e/_stack.ts";
 import { missing, ROOT } from "../gateway/_helpers.ts";
 import type { BrowserRunRequest, BrowserRunResult } from "./_entry.ts";
 
@@ -33,33 +32,6 @@ const ACCOUNT = "browser-wallet";
 /** Bound of the page's whole run (pure-BigInt signing in the page, the service's half). */
 const PAGE_RUN_MS = 180_000;
 const STEP_MS = 30_000;
-
-/** Rejects when `p` takes longer than `ms`. */
-async function bounded<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
-  let t: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        t = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(t);
-  }
-}
-
-/** Both parties' accounts from the project's offline keygen fed with fixture safe primes. */
-async function fixtureAccounts(): Promise<[Map<string, AccountEntry>, Map<string, AccountEntry>]> {
-  let k = 0;
-  const [client, service] = await generateOfflineAccounts([ACCOUNT], {
-    generatePrimes: () => {
-      const key = fixturePaillier(k++ % FIXTURE_KEY_COUNT);
-      return Promise.resolve({ p: key.p, q: key.q });
-    },
-  });
-  return [client, service];
-}
 
 /** Bundles the browser entry in memory; throws with esbuild's messages on failure. */
 async function bundleEntry(): Promise<Uint8Array> {
@@ -119,7 +91,7 @@ test(`a browser signs through the ${RUNTIME} stack over gRPC-web and the signatu
   skip: noChromium,
   timeout: 600_000,
 }, async () => {
-  const parties = await fixtureAccounts();
+  const parties = await fixtureAccounts([ACCOUNT]);
   const account = parties[0].get(ACCOUNT)!;
   const publicKey = bytesToHex(account.keyShare.publicKey.toBytes(true));
   const page = await pageServer(await bundleEntry());
@@ -169,6 +141,7 @@ test(`a browser signs through the ${RUNTIME} stack over gRPC-web and the signatu
       timeoutMs: PAGE_RUN_MS,
     };
     const got = await bounded(
+      PAGE_RUN_MS + STEP_MS,
       "the page's run",
       tab.evaluate(
         (r: BrowserRunRequest) =>
@@ -177,7 +150,6 @@ test(`a browser signs through the ${RUNTIME} stack over gRPC-web and the signatu
           }).walletMpcTest.run(r),
         req,
       ),
-      PAGE_RUN_MS + STEP_MS,
     );
 
     // What the page learned over gRPC-web, and what it signed.

@@ -16,15 +16,9 @@ import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { MemoryKeyStore, newMpcClient } from "../../client/mpc_client.ts";
 import type { AccountEntry } from "../../core/keyshare.ts";
-import { fixturePaillier } from "../fixtures/keys.ts";
+import { fixturePrimes } from "./_accounts.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import { toHex } from "../../core/protocols/types.ts";
-
-let next = 0;
-const fixturePrimes = () => {
-  const k = fixturePaillier(next++ % 5);
-  return Promise.resolve({ p: k.p, q: k.q });
-};
 
 const hex = (h: string) => Uint8Array.from(h.match(/../g)!.map((b) => parseInt(b, 16)));
 
@@ -34,6 +28,7 @@ for (const runtime of ["deno", "node"] as const) {
   }, () => {
     let stack: LocalStack;
     const keyStore = new MemoryKeyStore();
+    const primes = fixturePrimes();
     const empty = () => new Map<string, AccountEntry>();
     before(async () => {
       stack = await startLocalStack({ runtime, preset: [empty(), empty()] });
@@ -42,8 +37,7 @@ for (const runtime of ["deno", "node"] as const) {
       await stack?.stop();
     });
 
-    const client = () =>
-      newMpcClient({ ...stack.clientConfig(keyStore), generatePrimes: fixturePrimes });
+    const client = () => newMpcClient({ ...stack.clientConfig(keyStore), generatePrimes: primes });
 
     test("keygen makes an account both parties hold; it signs, survives a restart, refreshes", async () => {
       const { publicKey } = await client().keygen("fresh-1");
