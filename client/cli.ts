@@ -28,7 +28,7 @@ import { installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
 import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
 import { newMpcClient } from "./mpc_client.ts";
 import { openFileKeyStore } from "./file_key_store.ts";
-import { parseAgeIdentityFile } from "../service/key_store.ts";
+import { parseAgeIdentityFile } from "../keystore/key_store.ts";
 import type { ClientKeyStore } from "./mpc_client.ts";
 
 const USAGE = `wallet-mpc client

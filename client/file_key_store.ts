@@ -10,7 +10,7 @@
  * ```
  * @module
  */
-import { openKeyStore } from "../service/key_store.ts";
+import { openKeyStore } from "../keystore/key_store.ts";
 import type { ClientKeyStore } from "./mpc_client.ts";
 
 /** Options of `openFileKeyStore`. */

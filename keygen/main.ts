@@ -37,7 +37,7 @@ import {
   type EncryptTo,
   generateAgeIdentity,
   parseAgeIdentityFile,
-} from "../service/key_store.ts";
+} from "../keystore/key_store.ts";
 import { generateToken, hashToken } from "../service/auth.ts";
 import { generateOfflineAccounts, NOT_FOR_PRODUCTION } from "./offline.ts";
 import { newMpcClient } from "../client/mpc_client.ts";

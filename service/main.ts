@@ -31,7 +31,7 @@ import { detectRuntime, installPlatformBackends, platformSafePrime } from "../pl
 import { createLogger } from "../gateway/logger.ts";
 import { createGatewayClient } from "../transport/mod.ts";
 import { loadServiceConfig, SERVICE_USAGE, wantsHelp } from "./config.ts";
-import { openKeyStore, resolveDecryptor } from "./key_store.ts";
+import { openKeyStore, resolveDecryptor } from "../keystore/key_store.ts";
 import { createAuthenticator, parseCallersFile } from "./auth.ts";
 import { createRateLimiter, createSessionLimiter } from "./rate_limit.ts";
 import { createAuditLog } from "./audit.ts";

@@ -22,7 +22,7 @@ import type { AccountEntry } from "../core/keyshare.ts";
 import { generatePaillierPrimes, type PaillierPrimes } from "../core/protocols/aux_info.ts";
 import { platformSafePrime } from "../platform/mod.ts";
 import { writeKeyShareFileAtomic } from "../platform/keyshare_file.ts";
-import { encryptKeyShareFileBytes, generateAgeIdentity } from "../service/key_store.ts";
+import { encryptKeyShareFileBytes, generateAgeIdentity } from "../keystore/key_store.ts";
 import { generateToken, hashToken } from "../service/auth.ts";
 import { generateOfflineAccounts } from "../keygen/offline.ts";
 import { openFileKeyStore } from "../client/file_key_store.ts";

@@ -31,7 +31,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { newMpcClient } from "../../client/mpc_client.ts";
 import { TransportError } from "../../core/errors.ts";
 import { fromHex } from "../../core/protocols/types.ts";
-import { ageRecipientOf, generateAgeIdentity, openKeyStore } from "../../service/key_store.ts";
+import { ageRecipientOf, generateAgeIdentity, openKeyStore } from "../../keystore/key_store.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import {
   DENO,
