@@ -27,6 +27,7 @@ import { readFileSync } from "node:fs";
 import { installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
 import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
 import { newMpcClient } from "./mpc_client.ts";
+import { crashHookFrom } from "../platform/crash_hook.ts";
 import { openFileKeyStore } from "./file_key_store.ts";
 import { parseAgeIdentityFile } from "../keystore/key_store.ts";
 import type { ClientKeyStore } from "./mpc_client.ts";
@@ -117,6 +118,8 @@ async function main(): Promise<number> {
     return 2;
   }
   installPlatformBackends();
+  // Test mechanism only: the crash points of the key lifecycle (platform/crash_hook.ts).
+  const crashPoint = crashHookFrom(env.WALLET_MPC_CRASH_AT);
   const identityFile = get("--age-identity-file", "WALLET_MPC_AGE_IDENTITY_FILE");
   const passphrase = env.WALLET_MPC_KEY_PASSPHRASE;
   // Opened on first use, inside the error handling below (health needs no key store).
@@ -128,11 +131,13 @@ async function main(): Promise<number> {
       passphrase,
       plaintext: flags.has("--plaintext"),
       create: command === "keygen",
+      crashPoint,
     });
   const keyStore: ClientKeyStore = {
     ids: async () => (await open()).ids(),
     get: async (id) => (await open()).get(id),
-    put: async (id, e) => (await open()).put(id, e),
+    record: async (id) => (await open()).record(id),
+    update: async (id, f) => (await open()).update(id, f),
   };
   const say = (m: string) => {
     if (!json) console.error(m);
@@ -143,6 +148,7 @@ async function main(): Promise<number> {
     gatewayUrl: get("--gateway-url", "WALLET_MPC_GATEWAY_URL", "http://127.0.0.1:8080")!,
     token: get("--token", "WALLET_MPC_TOKEN", "")!,
     keyStore,
+    crashPoint,
     generatePrimes: () => generatePaillierPrimes((bits) => platformSafePrime(bits)),
     onProgress: (e) => {
       if (e.type === "status") say(`.. ${e.message}`);

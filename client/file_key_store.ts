@@ -1,6 +1,7 @@
 /**
  * The client's key shares in a file (Deno and Node): the same age-encrypted, atomically written
- * key share file as the service's (`service/key_store.ts`), behind the `ClientKeyStore`
+ * key share file as the service's (`keystore/key_store.ts`: epoch records, one writer across
+ * processes), behind the `ClientKeyStore`
  * interface of `mpc_client.ts`. Browsers get another store later; this file needs `node:fs`.
  *
  * @example
@@ -10,7 +11,7 @@
  * ```
  * @module
  */
-import { openKeyStore } from "../keystore/key_store.ts";
+import { type KeyStoreOptions, openKeyStore } from "../keystore/key_store.ts";
 import type { ClientKeyStore } from "./mpc_client.ts";
 
 /** Options of `openFileKeyStore`. */
@@ -26,6 +27,8 @@ export interface FileKeyStoreOptions {
   readonly create?: boolean;
   /** The client's party index in its shares (default 0). */
   readonly partyIndex?: number;
+  /** Test hook at the key store's crash points (docs/key-lifecycle.md). */
+  readonly crashPoint?: KeyStoreOptions["crashPoint"];
 }
 
 /**
@@ -48,10 +51,13 @@ export async function openFileKeyStore(o: FileKeyStoreOptions): Promise<ClientKe
     parties: 2,
     allowPlaintext: o.plaintext === true,
     allowMissing: o.create === true,
+    crashPoint: o.crashPoint,
   });
+  // Another process (a second client on the same file) may have written: read again first.
   return {
-    ids: () => Promise.resolve(store.accounts().sort()),
-    get: (id) => Promise.resolve(store.get(id)),
-    put: (id, entry) => (store.has(id) ? store.replace(id, entry) : store.put(id, entry)),
+    ids: () => store.reload().then(() => store.accounts()),
+    get: (id) => store.reload().then(() => store.get(id)),
+    record: (id) => store.reload().then(() => store.record(id)),
+    update: (id, f) => store.update(id, f),
   };
 }

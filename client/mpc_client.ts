@@ -21,9 +21,16 @@
  * ```
  * @module
  */
-import { type Client, createClient, type Transport as RpcTransport } from "@connectrpc/connect";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type Transport as RpcTransport,
+} from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { deriveShift } from "../core/hd.ts";
+import { currentEpoch, discard } from "../core/account_records.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
 import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
 import type { ProgressEvent } from "../core/protocols/driver.ts";
@@ -39,35 +46,28 @@ import {
   parseDerivationPath,
   parseDigest,
 } from "../session/inputs.ts";
-import { keygenAsParty, refreshAsParty, signAsParty } from "../session/party.ts";
+import { type AccountStore, type CrashHook, promoteEpoch } from "../session/lifecycle.ts";
+import {
+  keygenAsParty,
+  type PartyLifecycle,
+  refreshAsParty,
+  resumeAsParty,
+  signAsParty,
+} from "../session/party.ts";
 import { createGatewayClient, type GatewayClient, generateIdentity } from "../transport/mod.ts";
 
-/** Where the client keeps its key shares. */
-export interface ClientKeyStore {
+/**
+ * Where the client keeps its key shares: committed accounts (`ids`, `get`) and the epoch
+ * records of the key lifecycle (`record`, `update`: session/lifecycle.ts).
+ */
+export interface ClientKeyStore extends AccountStore {
+  /** Committed accounts, sorted. */
   ids(): Promise<string[]>;
+  /** A committed account's current entry. */
   get(accountId: string): Promise<AccountEntry | undefined>;
-  /** Stores a new or refreshed account atomically. */
-  put(accountId: string, entry: AccountEntry): Promise<void>;
 }
 
-/** An in-memory key store (tests, short-lived tools). */
-export class MemoryKeyStore implements ClientKeyStore {
-  readonly #m = new Map<string, AccountEntry>();
-  /** @param initial accounts to start with. */
-  constructor(initial?: ReadonlyMap<string, AccountEntry>) {
-    for (const [k, v] of initial ?? []) this.#m.set(k, v);
-  }
-  ids(): Promise<string[]> {
-    return Promise.resolve([...this.#m.keys()].sort());
-  }
-  get(accountId: string): Promise<AccountEntry | undefined> {
-    return Promise.resolve(this.#m.get(accountId));
-  }
-  put(accountId: string, entry: AccountEntry): Promise<void> {
-    this.#m.set(accountId, entry);
-    return Promise.resolve();
-  }
-}
+export { MemoryKeyStore } from "../keystore/memory_key_store.ts";
 
 /** Configuration of `newMpcClient`. */
 export interface MpcClientConfig {
@@ -93,6 +93,8 @@ export interface MpcClientConfig {
   readonly onProgress?: (e: ProgressEvent | { type: "status"; message: string }) => void;
   /** Key locks of signing (default: in memory). */
   readonly presignatures?: PresignatureStore;
+  /** Test hook at the named crash points of the key lifecycle (docs/key-lifecycle.md). */
+  readonly crashPoint?: CrashHook;
 }
 
 /** A signature as `signTx` returns it. */
@@ -145,7 +147,7 @@ export interface MpcClient {
 /** A client-side failure that is not a protocol or transport error. */
 export class MpcClientError extends Error {
   override readonly name = "MpcClientError";
-  readonly code: "unknown-account" | "mismatch" | "config";
+  readonly code: "unknown-account" | "mismatch" | "config" | "uncommitted";
   /** @param code what failed. @param message details (no secrets). */
   constructor(code: MpcClientError["code"], message: string) {
     super(message);
@@ -206,10 +208,25 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
   const store = config.presignatures ?? new MemoryPresignatureStore();
   const progress = config.onProgress;
 
+  const life: PartyLifecycle = { promoteKeygen: false, crashPoint: config.crashPoint };
+  const keyStore = config.keyStore;
+
+  /** A committed account's entry (for public keys). */
   async function account(id: string): Promise<AccountEntry> {
-    const entry = await config.keyStore.get(parseAccountId(id));
+    const entry = await keyStore.get(parseAccountId(id));
     if (!entry) throw new MpcClientError("unknown-account", `no local share for account "${id}"`);
     return entry;
+  }
+
+  /**
+   * Makes sure the account is committed locally: a key generation interrupted after this
+   * client stored its pending share is finished with the service first (resume).
+   */
+  async function committed(id: string, signal?: AbortSignal): Promise<void> {
+    const rec = await keyStore.record(parseAccountId(id));
+    if (!rec) throw new MpcClientError("unknown-account", `no local share for account "${id}"`);
+    if (currentEpoch(rec)) return;
+    await resume(id, signal);
   }
 
   function opts(room: string, signal: AbortSignal) {
@@ -231,6 +248,61 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
     return config.generatePrimes();
   }
 
+  /**
+   * Finishes a key generation this client stored as pending: a reconciliation session with the
+   * service (`Keygen` with `resume`), promoted only when the service confirms the pinned
+   * identity, the session and the public key over the API. When the service holds nothing to
+   * resume, the pending share is discarded and "uncommitted" is thrown (run keygen again).
+   */
+  async function resume(accountId: string, signal?: AbortSignal): Promise<{ publicKey: string }> {
+    const rec = await keyStore.record(accountId);
+    if (!rec?.identity) {
+      throw new MpcClientError("unknown-account", `no local share for account "${accountId}"`);
+    }
+    const ks = rec.epochs[0].keyShare;
+    const serviceIndex = ks.i === 0 ? 1 : 0;
+    const room = newRoomId();
+    progress?.({ type: "status", message: `finishing the key generation of ${accountId}` });
+    let mine, theirs;
+    try {
+      [mine, theirs] = await together(
+        signal,
+        (s) => resumeAsParty(keyStore, accountId, opts(room, s), life),
+        (s) =>
+          service.keygen({
+            accountId,
+            roomId: room,
+            clientIdentityKey: toHex(rec.identity!.publicKeys[ks.i]),
+            resume: true,
+          }, { signal: s, headers }),
+      );
+    } catch (e) {
+      if (e instanceof ConnectError && e.code === Code.NotFound) {
+        await keyStore.update(accountId, (r) => {
+          const pending = r?.epochs.find((x) => x.state === "pending" && x.kind === "keygen");
+          return r && pending && !currentEpoch(r) ? discard(r, pending.digest) : r;
+        });
+        throw new MpcClientError(
+          "uncommitted",
+          `account "${accountId}": the service never committed its key generation; the ` +
+            "pending local share was discarded: run keygen again",
+        );
+      }
+      throw e;
+    }
+    const publicKey = toHex(ks.publicKey.toBytes(true));
+    if (
+      theirs.serviceIdentityKey !== toHex(rec.identity.publicKeys[serviceIndex]) ||
+      theirs.sessionId !== mine.sessionId || theirs.publicKey !== publicKey
+    ) {
+      throw new MpcClientError("mismatch", "the service confirmed another key generation");
+    }
+    if (mine.state === "pending") {
+      await promoteEpoch(accountId, mine.epoch, keyStore, "keygen", config.crashPoint);
+    }
+    return { publicKey };
+  }
+
   return {
     service,
 
@@ -239,12 +311,13 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
         ? parseDigest(toHex(txHash))
         : parseDigest(txHash);
       const path = parseDerivationPath(options.path ?? "");
-      const entry = await account(accountId);
+      await committed(accountId, options.signal);
       const room = newRoomId();
       progress?.({ type: "status", message: `signing in room ${room}` });
       const [mine, theirs] = await together(
         options.signal,
-        (signal) => signAsParty(entry, { accountId, digest, path }, opts(room, signal), store),
+        (signal) =>
+          signAsParty(keyStore, { accountId, digest, path }, opts(room, signal), store, life),
         (signal) =>
           service.sign(
             { accountId, digest: toHex(digest), derivationPath: formatPath(path), roomId: room },
@@ -288,8 +361,15 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
 
     async keygen(accountId, options = {}) {
       parseAccountId(accountId);
-      if (await config.keyStore.get(accountId)) {
+      const rec = await keyStore.record(accountId);
+      if (rec && currentEpoch(rec)) {
         throw new MpcClientError("mismatch", `account "${accountId}" exists locally already`);
+      }
+      if (rec) {
+        // A key generation of this account stopped after our pending write: finish it.
+        const resumed = await resume(accountId, options.signal).catch((e) => e);
+        if (!(resumed instanceof Error)) return resumed;
+        if (!(resumed instanceof MpcClientError && resumed.code === "uncommitted")) throw resumed;
       }
       const info = await service.health({});
       const n = 2;
@@ -302,8 +382,10 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
         options.signal,
         (signal) =>
           keygenAsParty(
+            keyStore,
             { accountId, i, n, identitySecret: own.secretKey, peers, primes: p },
             opts(room, signal),
+            life,
           ),
         (signal) =>
           service.keygen(
@@ -312,35 +394,35 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
           ),
       );
       // The service's identity was learned in the handshake through the untrusted gateway:
-      // keep the share only if the service, over its own channel, confirms the same session.
+      // promote the share only if the service, over its own channel, confirms the same session.
       const learned = toHex(mine.entry.identity!.publicKeys[info.partyIndex]);
       const publicKey = toHex(mine.entry.keyShare.publicKey.toBytes(true));
       if (
         theirs.serviceIdentityKey !== learned || theirs.sessionId !== mine.sessionId ||
         theirs.publicKey !== publicKey
       ) {
+        await keyStore.update(accountId, (r) => (r ? discard(r, mine.epoch) : r));
         throw new MpcClientError(
           "mismatch",
           "the service confirmed another key generation session",
         );
       }
-      await config.keyStore.put(accountId, mine.entry);
+      await promoteEpoch(accountId, mine.epoch, keyStore, "keygen", config.crashPoint);
       return { publicKey };
     },
 
     async refresh(accountId, options = {}) {
-      const entry = await account(accountId);
+      await committed(accountId, options.signal);
       const p = await primes();
       const room = newRoomId();
       const [mine, theirs] = await together(
         options.signal,
-        (signal) => refreshAsParty(entry, { accountId, primes: p }, opts(room, signal)),
+        (signal) => refreshAsParty(keyStore, { accountId, primes: p }, opts(room, signal), life),
         (signal) => service.refresh({ accountId, roomId: room }, { signal, headers }),
       );
       if (theirs.sessionId !== mine.sessionId) {
         throw new MpcClientError("mismatch", "the service confirmed another refresh session");
       }
-      await config.keyStore.put(accountId, mine.entry);
       return { publicKey: toHex(mine.entry.keyShare.publicKey.toBytes(true)) };
     },
   };

@@ -120,3 +120,21 @@ export class InvalidKeyShare extends Error {
     this.code = code;
   }
 }
+
+/** Why a key lifecycle step (docs/key-lifecycle.md) was refused. */
+export type KeyEpochErrorCode =
+  | "conflict" // the step does not fit the account's state (keygen of a committed account, ...)
+  | "unknown-epoch" // an epoch this party does not hold
+  | "no-common-epoch" // the parties hold no epoch in common (the message says what to run)
+  | "commit-mismatch" // the peer confirmed another epoch than this party made
+  | "uncommitted"; // the account's key generation never committed (resume or discard it)
+
+/** A key lifecycle step was refused; the message says what to do and never holds a secret. */
+export class KeyEpochError extends Error {
+  override readonly name = "KeyEpochError";
+  readonly code: KeyEpochErrorCode;
+  constructor(code: KeyEpochErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}

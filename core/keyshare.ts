@@ -184,13 +184,15 @@ export interface UncheckedKeyShare {
 // ---------------------------------------------------------------------------------------------
 // Syntax
 
-type Obj = Record<string, unknown>;
+/** @internal */
+export type Obj = Record<string, unknown>;
 
 function malformed(message: string): InvalidKeyShare {
   return new InvalidKeyShare("malformed", message);
 }
 
-function expectObject(v: unknown, what: string, fields: readonly string[]): Obj {
+/** @internal shared with `account_records.ts`. */
+export function expectObject(v: unknown, what: string, fields: readonly string[]): Obj {
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw malformed(`${what}: expected an object, got ${v === null ? "null" : typeOf(v)}`);
   }
@@ -253,7 +255,8 @@ function decodeInt(v: unknown, what: string): bigint {
   }
 }
 
-function decodePoint(v: unknown, what: string): Point {
+/** @internal shared with `account_records.ts`. */
+export function decodePoint(v: unknown, what: string): Point {
   const s = expectString(v, what, 66);
   if (!/^0[23][0-9a-f]{64}$/.test(s)) {
     throw malformed(`${what}: expected a 33-byte compressed point in lowercase hex`);
@@ -267,7 +270,8 @@ function decodePoint(v: unknown, what: string): Point {
   }
 }
 
-function parseJson(text: string | Uint8Array, maxBytes: number, what: string): unknown {
+/** @internal shared with `account_records.ts`. */
+export function parseJson(text: string | Uint8Array, maxBytes: number, what: string): unknown {
   // A string's length in UTF-16 units is at most its UTF-8 size: the cap is never loosened.
   const size = typeof text === "string" ? text.length : text.byteLength;
   if (size > maxBytes) {
@@ -614,7 +618,8 @@ export interface DecodeFileOptions {
   readonly maxBytes?: number;
 }
 
-function checkAccountId(id: unknown): string {
+/** @internal shared with `account_records.ts`. */
+export function checkAccountId(id: unknown): string {
   if (typeof id !== "string" || !ACCOUNT_ID_PATTERN.test(id)) {
     const len = typeof id === "string" ? `${id.length} characters` : typeof id;
     throw malformed(`account id (${len}) does not match ${ACCOUNT_ID_PATTERN.source}`);
@@ -622,7 +627,8 @@ function checkAccountId(id: unknown): string {
   return id;
 }
 
-function inAccount<T>(id: string, f: () => T): T {
+/** @internal shared with `account_records.ts`. */
+export function inAccount<T>(id: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
@@ -633,7 +639,8 @@ function inAccount<T>(id: string, f: () => T): T {
   }
 }
 
-function encodeIdentity(id: AccountIdentity, share: KeyShare): AccountIdentityJsonV1 {
+/** @internal shared with `account_records.ts`. */
+export function encodeIdentity(id: AccountIdentity, share: KeyShare): AccountIdentityJsonV1 {
   checkIdentity(id, share);
   return { secret_key: toHex(id.secretKey), public_keys: id.publicKeys.map(toHex) };
 }
@@ -651,7 +658,8 @@ function decodeKey32(v: unknown, what: string): Uint8Array {
   }
 }
 
-function decodeIdentity(v: unknown): AccountIdentity {
+/** @internal shared with `account_records.ts`. */
+export function decodeIdentity(v: unknown): AccountIdentity {
   const o = expectObject(v, "identity", ["secret_key", "public_keys"]);
   const secretKey = decodeKey32(o.secret_key, "identity.secret_key");
   if (!Array.isArray(o.public_keys) || o.public_keys.length > MAX_PARTIES) {
@@ -662,7 +670,8 @@ function decodeIdentity(v: unknown): AccountIdentity {
 }
 
 /** The identity must list n distinct keys, this party's being the one of its secret key. */
-function checkIdentity(id: AccountIdentity, share: KeyShare): void {
+/** @internal shared with `account_records.ts`. */
+export function checkIdentity(id: AccountIdentity, share: KeyShare): void {
   if (id.secretKey.length !== IDENTITY_KEY_BYTES) throw malformed("identity: bad secret key size");
   if (id.publicKeys.length !== share.n) {
     throw inconsistent(`identity: expected ${share.n} public keys, got ${id.publicKeys.length}`);

@@ -18,6 +18,7 @@ export type KeyStoreErrorCode =
   | "account-exists" // put() of an account that is already stored
   | "unknown-account" // replace() of an account that is not stored
   | "not-found" // the file does not exist (and a missing file is not allowed)
+  | "locked" // another process held the file's write lock past the timeout
   | "io"; // the file system failed (the errno code is in the message, the error in `cause`)
 
 /**

@@ -1,51 +1,34 @@
 /**
- * The sign-service's key store: one key share file (format v1, core/keyshare.ts) encrypted at
- * rest with age, held in memory after a validated load, and rewritten whole and atomically on
- * every change.
+ * The key store of the client and of the service: one age-encrypted key share file of
+ * epoch-versioned account records (core/account_records.ts; the container is `age_file.ts`),
+ * held in memory after a validated load.
  *
- * ## File formats
+ * ## One writer
  *
- * | format | recognised by | read with |
- * |---|---|---|
- * | `age` | starts with `age-encryption.org/` (the age v1 binary header) | an identity or passphrase |
- * | `age-armor` | starts (after blanks) with `-----BEGIN AGE ENCRYPTED FILE-----` | the same, after de-armoring |
- * | `plaintext` | anything else: the JSON itself | only when plaintext is allowed |
+ * Every write is a read-modify-write under the exclusive lock of the file across processes
+ * (platform/file_lock.ts: lock file with owner pid, stale-lock recovery): take the lock, read the
+ * file again when it changed since this process last saw it, apply the change to what is on
+ * disk, write it whole and atomically (temp, fsync, rename, directory fsync), release. So two
+ * processes on one file (a keygen of one account while another is refreshed) never lose each
+ * other's update. Temp files of a writer that crashed are removed at open, under the lock.
  *
- * Files made by the `age` command line tool load as they are (`age -r age1... -o keys.age`,
- * `age -p`, with or without `-a`), and files this module writes decrypt with `age -d`.
+ * ## Accounts and epochs
  *
- * ## Keys
- *
- * - identity: one X25519 age identity (`AGE-SECRET-KEY-1...`, as `age-keygen` writes;
- *   post-quantum `AGE-SECRET-KEY-PQ-1...` works too). Writes are encrypted to its recipient,
- *   plus the `recipients` option (e.g. an offline backup key): an age file does not name its
- *   recipients, so they must be configured to survive a rewrite.
- * - passphrase: scrypt (`age -p`). Writes use work factor 2^18 unless told otherwise; reads
- *   accept up to 2^20 (the decryption library's cap).
- * - plaintext: development only; reads and writes the JSON unencrypted.
- *
- * `allowPlaintext` with a key accepts a plaintext file on load (a migration): the next write
- * encrypts it.
+ * `accounts()` / `get()` show COMMITTED accounts and their current epoch; `record()` shows every
+ * epoch, pending ones too; `uncommitted()` lists accounts whose key generation never committed.
+ * Lifecycle steps (stage a pending epoch, promote, discard) are `update(id, f)` with the pure
+ * transitions of core/account_records.ts; `put` adds a committed account made offline.
  *
  * ## Errors
  *
- * Container problems are {@link KeyStoreError}s whose messages never hold a secret and, for
- * decryption, only say which kind of failure (age style): `malformed` (not an age file),
- * `decrypt-failed` (no configured key opens it), `corrupt` (the key opens the header but the
- * file is truncated or altered), `not-encrypted`, `needs-key`, `bad-key`, `wrong-party`,
- * `too-large`, `not-found`, `io`. Contents that fail validation are `InvalidKeyShare`
- * (core/errors.ts), naming the account.
- *
- * ## Entries
- *
- * An entry is what `decodeAccountsFile` returns per account ({@link KeyStoreEntry}: the key
- * share and the optional pinned identity keys); every field survives a rewrite. Every share's
- * party index must be this service's (`partyIndex`), and a replacement (key refresh) must keep
- * the account's public key.
+ * Container problems are {@link KeyStoreError}s (`age_file.ts`), plus `locked` when another
+ * process holds the lock past the timeout; contents that fail validation are `InvalidKeyShare`;
+ * lifecycle refusals are `KeyEpochError`. Messages never hold a secret.
  *
  * @example
  * ```ts
- * import { generateAgeIdentity, openKeyStore } from "./key_store.ts";
+ * import { generateAgeIdentity } from "./age_file.ts";
+ * import { openKeyStore } from "./key_store.ts";
  * const { identity } = await generateAgeIdentity();
  * const store = await openKeyStore({
  *   path: "/tmp/wallet-mpc-key-store-example.age",
@@ -57,406 +40,65 @@
  * ```
  * @module
  */
-
+import * as nodeFs from "node:fs/promises";
+import { sha256 } from "@noble/hashes/sha2.js";
 import {
-  armor,
-  Decrypter,
-  Encrypter,
-  generateX25519Identity,
-  type Identity,
-  identityToRecipient,
-} from "age-encryption";
+  type AccountRecord,
+  currentEntry,
+  currentEpoch,
+  decodeAccountRecords,
+  encodeAccountRecords,
+  fromEntry,
+} from "../core/account_records.ts";
 import { InvalidKeyShare } from "../core/errors.ts";
-import {
-  ACCOUNT_ID_PATTERN,
-  type AccountEntry,
-  decodeAccountsFile,
-  encodeAccountsFile,
-  MAX_FILE_BYTES,
-} from "../core/keyshare.ts";
+import { ACCOUNT_ID_PATTERN, type AccountEntry, MAX_FILE_BYTES } from "../core/keyshare.ts";
+import { toHex } from "../core/protocols/types.ts";
+import { acquireFileLock, LockError } from "../platform/file_lock.ts";
 import {
   type KeyShareFs,
   readKeyShareFile,
+  removeStaleTemps,
   writeKeyShareFileAtomic,
 } from "../platform/keyshare_file.ts";
+import {
+  ageRecipientOf,
+  checkWorkFactor,
+  decryptKeyShareFileBytes,
+  type Decryptor,
+  DEFAULT_SCRYPT_WORK_FACTOR,
+  detectKeyShareFileFormat,
+  encryptKeyShareFileBytes,
+  type EncryptTo,
+  type KeyShareFileFormat,
+  RECIPIENT,
+} from "./age_file.ts";
 import { KeyStoreError } from "./errors.ts";
 
-/** One account's entry: its key share and pinned identity keys (core/keyshare.ts). */
+// The container's functions, for callers that import the store's module only.
+export {
+  ageRecipientOf,
+  decryptKeyShareFileBytes,
+  type Decryptor,
+  detectKeyShareFileFormat,
+  encryptKeyShareFileBytes,
+  type EncryptTo,
+  generateAgeIdentity,
+  type KeyShareFileFormat,
+  parseAgeIdentityFile,
+  resolveDecryptor,
+} from "./age_file.ts";
+
+/** One account's committed entry: its key share and pinned identity keys (core/keyshare.ts). */
 export type KeyStoreEntry = AccountEntry;
 
-/** How a key share file is stored (module doc). */
-export type KeyShareFileFormat = "age" | "age-armor" | "plaintext";
-
-/** How to open a file: an age identity, a passphrase, or no encryption (development only). */
-export type Decryptor =
-  | { readonly identity: string }
-  | { readonly passphrase: string }
-  | { readonly plaintext: true };
-
-/** Whom to encrypt to: age recipients (`age1...`), or a passphrase (scrypt). */
-export type EncryptTo =
-  | { readonly recipients: readonly string[] }
-  | { readonly passphrase: string; readonly scryptWorkFactor?: number };
-
-/** The scrypt work factor (log2 N) of passphrase writes, as `age -p` uses. */
-export const DEFAULT_SCRYPT_WORK_FACTOR = 18;
-/** The largest scrypt work factor the decryption library accepts. */
-export const MAX_SCRYPT_WORK_FACTOR = 20;
-
-const BINARY_MAGIC = new TextEncoder().encode("age-encryption.org/");
-const ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----";
-const IDENTITY_LINE = /^AGE-SECRET-KEY-(PQ-)?1[0-9A-Za-z]+$/;
-const RECIPIENT = /^age1[02-9ac-hj-np-z]{20,4000}$/;
-
-// ---------------------------------------------------------------------------------------------
-// Bytes
-
-/**
- * Tells an age file, an armored age file and anything else (plaintext) apart (module doc).
- *
- * @param bytes the file's contents.
- * @returns the format.
- * @example
- * ```ts
- * import { detectKeyShareFileFormat } from "./key_store.ts";
- * console.assert(detectKeyShareFileFormat(new TextEncoder().encode("{}\n")) === "plaintext");
- * ```
- */
-export function detectKeyShareFileFormat(bytes: Uint8Array): KeyShareFileFormat {
-  if (!(bytes instanceof Uint8Array)) throw new TypeError("expected the file's bytes");
-  if (bytes.length >= BINARY_MAGIC.length && BINARY_MAGIC.every((b, i) => bytes[i] === b)) {
-    return "age";
-  }
-  let i = 0;
-  while (i < bytes.length && i < 4096 && [0x20, 0x09, 0x0d, 0x0a].includes(bytes[i])) i++;
-  const head = new TextDecoder().decode(bytes.subarray(i, i + ARMOR_BEGIN.length));
-  return head === ARMOR_BEGIN ? "age-armor" : "plaintext";
-}
-
-function checkWorkFactor(logN: unknown): number {
-  if (typeof logN !== "number" || !Number.isInteger(logN) || logN < 1) {
-    throw new RangeError(`scryptWorkFactor: expected an integer in 1..${MAX_SCRYPT_WORK_FACTOR}`);
-  }
-  if (logN > MAX_SCRYPT_WORK_FACTOR) {
-    throw new RangeError(
-      `scryptWorkFactor: expected at most ${MAX_SCRYPT_WORK_FACTOR} (files above it do not load)`,
-    );
-  }
-  return logN;
-}
-
-/**
- * Encrypts a key share file's JSON bytes with age, to recipients or with a passphrase.
- *
- * @param plaintext the JSON bytes (`encodeAccountsFile`'s text, UTF-8).
- * @param to `{ recipients }` (`age1...`) or `{ passphrase, scryptWorkFactor? }`.
- * @param options `armor: true` for the ASCII armored form (default binary).
- * @returns the encrypted file.
- * @throws {KeyStoreError} `bad-key` for no recipient, an invalid recipient or an empty passphrase.
- * @throws {RangeError} for a work factor outside 1..20.
- * @example
- * ```ts
- * import { decryptKeyShareFileBytes, encryptKeyShareFileBytes, generateAgeIdentity } from "./key_store.ts";
- * const { identity, recipient } = await generateAgeIdentity();
- * const plain = new TextEncoder().encode("{}\n");
- * const file = await encryptKeyShareFileBytes(plain, { recipients: [recipient] });
- * const back = await decryptKeyShareFileBytes(file, { identity });
- * console.assert(new TextDecoder().decode(back) === "{}\n");
- * ```
- */
-export async function encryptKeyShareFileBytes(
-  plaintext: Uint8Array,
-  to: EncryptTo,
-  options: { readonly armor?: boolean } = {},
-): Promise<Uint8Array> {
-  if (!(plaintext instanceof Uint8Array)) throw new TypeError("expected the plaintext as bytes");
-  const e = new Encrypter();
-  if ("passphrase" in to) {
-    if (typeof to.passphrase !== "string" || to.passphrase === "") {
-      throw new KeyStoreError("bad-key", "key share file: expected a non-empty passphrase");
-    }
-    e.setScryptWorkFactor(checkWorkFactor(to.scryptWorkFactor ?? DEFAULT_SCRYPT_WORK_FACTOR));
-    e.setPassphrase(to.passphrase);
-  } else {
-    const recipients = to.recipients;
-    if (!Array.isArray(recipients) || recipients.length === 0) {
-      throw new KeyStoreError("bad-key", "key share file: expected at least one age recipient");
-    }
-    for (const r of recipients) {
-      if (typeof r !== "string" || !RECIPIENT.test(r)) {
-        throw new KeyStoreError("bad-key", "key share file: expected age recipients (age1...)");
-      }
-      try {
-        e.addRecipient(r);
-      } catch (cause) {
-        throw new KeyStoreError("bad-key", "key share file: an age recipient is invalid", {
-          cause,
-        });
-      }
-    }
-  }
-  let file: Uint8Array;
-  try {
-    file = await e.encrypt(plaintext);
-  } catch (cause) {
-    // An invalid recipient is only found when the file key is wrapped.
-    throw new KeyStoreError("bad-key", "key share file: an age recipient is invalid", { cause });
-  }
-  return options.armor ? new TextEncoder().encode(armor.encode(file)) : file;
-}
-
-/** An identity that only records that it was asked (the header parsed). */
-function spy(onCall: () => void): Identity {
-  return {
-    unwrapFileKey: () => {
-      onCall();
-      return null;
-    },
-  };
-}
-
-/**
- * Decrypts a key share file's bytes (any format of the module doc) to its JSON bytes.
- *
- * @param bytes the file's contents.
- * @param decryptor the identity or passphrase, or `{ plaintext: true }`.
- * @param options `allowPlaintext`: accept an unencrypted file with a key configured.
- * @returns the JSON bytes (the caller should zero them after use).
- * @throws {KeyStoreError} `not-encrypted`, `needs-key`, `bad-key`, `malformed`,
- *   `decrypt-failed` or `corrupt` (module doc); never with a secret in the message.
- * @example
- * ```ts
- * import { decryptKeyShareFileBytes } from "./key_store.ts";
- * const plain = new TextEncoder().encode("{}\n");
- * try {
- *   await decryptKeyShareFileBytes(plain, { passphrase: "x" });
- * } catch (e) {
- *   console.assert((e as { code: string }).code === "not-encrypted");
- * }
- * ```
- */
-export async function decryptKeyShareFileBytes(
-  bytes: Uint8Array,
-  decryptor: Decryptor,
-  options: { readonly allowPlaintext?: boolean } = {},
-): Promise<Uint8Array> {
-  const format = detectKeyShareFileFormat(bytes);
-  const plaintextMode = "plaintext" in decryptor && decryptor.plaintext === true;
-  if (format === "plaintext") {
-    if (bytes.length === 0) throw new KeyStoreError("malformed", "key share file is empty");
-    if (plaintextMode || options.allowPlaintext) return Uint8Array.from(bytes);
-    throw new KeyStoreError(
-      "not-encrypted",
-      "key share file is not encrypted (expected an age file; plaintext is allowed only in " +
-        "development, with key_store.allow_plaintext)",
-    );
-  }
-  if (plaintextMode) {
-    throw new KeyStoreError(
-      "needs-key",
-      "key share file is age-encrypted but no age identity or passphrase is configured",
-    );
-  }
-  let file = bytes;
-  if (format === "age-armor") {
-    try {
-      file = armor.decode(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-    } catch {
-      throw new KeyStoreError("malformed", "key share file: invalid age armor");
-    }
-  }
-  let sawHeader = false;
-  let noMatch = false;
-  const d = new Decrypter();
-  d.addIdentity(spy(() => (sawHeader = true)));
-  if ("identity" in decryptor) {
-    checkIdentity(decryptor.identity);
-    try {
-      d.addIdentity(decryptor.identity);
-    } catch {
-      throw new KeyStoreError("bad-key", "key share file: the age identity is invalid");
-    }
-  } else if ("passphrase" in decryptor) {
-    if (typeof decryptor.passphrase !== "string" || decryptor.passphrase === "") {
-      throw new KeyStoreError("bad-key", "key share file: expected a non-empty passphrase");
-    }
-    d.addPassphrase(decryptor.passphrase);
-  } else {
-    throw new TypeError("decryptor: expected { identity }, { passphrase } or { plaintext: true }");
-  }
-  d.addIdentity(spy(() => (noMatch = true)));
-  try {
-    return await d.decrypt(file);
-  } catch {
-    // Coarse on purpose: which kind of failure, never which byte or which stanza.
-    if (!sawHeader) {
-      throw new KeyStoreError("malformed", "key share file: not a valid age file (bad header)");
-    }
-    if (noMatch) {
-      throw new KeyStoreError(
-        "decrypt-failed",
-        "identity" in decryptor
-          ? "key share file: the age identity is not a recipient of this file"
-          : "key share file: wrong passphrase, or the file is not passphrase-encrypted",
-      );
-    }
-    throw new KeyStoreError(
-      "corrupt",
-      "key share file: decryption failed after the header (truncated or altered file, or a " +
-        "header the configured key cannot use)",
-    );
-  }
-}
-
-function checkIdentity(identity: unknown): string {
-  if (typeof identity !== "string" || !IDENTITY_LINE.test(identity)) {
-    throw new KeyStoreError(
-      "bad-key",
-      "key share file: expected an age identity (AGE-SECRET-KEY-1...)",
-    );
-  }
-  return identity;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Identities
-
-/**
- * A new X25519 age identity and its recipient, for key generation tools.
- *
- * @returns `identity` (`AGE-SECRET-KEY-1...`, secret: store it like `age-keygen` output) and
- *   `recipient` (`age1...`, public).
- * @example
- * ```ts
- * import { generateAgeIdentity } from "./key_store.ts";
- * const { identity, recipient } = await generateAgeIdentity();
- * console.assert(identity.startsWith("AGE-SECRET-KEY-1") && recipient.startsWith("age1"));
- * ```
- */
-export async function generateAgeIdentity(): Promise<{ identity: string; recipient: string }> {
-  const identity = await generateX25519Identity();
-  return { identity, recipient: await identityToRecipient(identity) };
-}
-
-/**
- * The recipient (`age1...`) of an age identity.
- *
- * @param identity `AGE-SECRET-KEY-1...` (or `AGE-SECRET-KEY-PQ-1...`).
- * @returns the recipient.
- * @throws {KeyStoreError} `bad-key` when the identity is invalid (its text is not repeated).
- * @example
- * ```ts
- * import { ageRecipientOf, generateAgeIdentity } from "./key_store.ts";
- * const { identity, recipient } = await generateAgeIdentity();
- * console.assert((await ageRecipientOf(identity)) === recipient);
- * ```
- */
-export async function ageRecipientOf(identity: string): Promise<string> {
-  checkIdentity(identity);
-  try {
-    return await identityToRecipient(identity);
-  } catch {
-    throw new KeyStoreError("bad-key", "key share file: the age identity is invalid");
-  }
-}
-
-/**
- * Extracts the one identity of an age identity file (as `age-keygen` writes: `#` comments,
- * blank lines, one `AGE-SECRET-KEY-1...` line).
- *
- * @param text the file's contents.
- * @returns the identity.
- * @throws {KeyStoreError} `bad-key` when there is not exactly one identity line, or another
- *   line; the file's text is never repeated.
- * @example
- * ```ts
- * import { parseAgeIdentityFile } from "./key_store.ts";
- * const id = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
- * console.assert(parseAgeIdentityFile(`# created: now\n# public key: age1...\n${id}\n`) === id);
- * ```
- */
-export function parseAgeIdentityFile(text: string): string {
-  if (typeof text !== "string") throw new TypeError("expected the identity file's text");
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "" && l[0] !== "#");
-  if (lines.length !== 1 || !IDENTITY_LINE.test(lines[0])) {
-    throw new KeyStoreError(
-      "bad-key",
-      `age identity file: expected exactly one AGE-SECRET-KEY-1... line, got ${lines.length} ` +
-        "non-comment lines" + (lines.length === 1 ? " that is not an identity" : ""),
-    );
-  }
-  return lines[0];
-}
-
-/**
- * Turns the key store settings of the configuration into a {@link Decryptor}: reads the
- * identity file, or the passphrase from the environment. For `main.ts`.
- *
- * @param settings `mode`, `ageIdentityFile` and `passphraseEnv` (ServiceConfig.keyStore).
- * @param io `env` and a `readFile` returning the identity file's text.
- * @returns the decryptor.
- * @throws {KeyStoreError} `bad-key` for an unusable identity file or an unset passphrase.
- * @example
- * ```ts
- * import { resolveDecryptor } from "./key_store.ts";
- * const d = await resolveDecryptor(
- *   { mode: "passphrase", ageIdentityFile: "", passphraseEnv: "PASS" },
- *   { env: { PASS: "secret words" }, readFile: () => "" },
- * );
- * console.assert("passphrase" in d);
- * ```
- */
-export async function resolveDecryptor(
-  settings: {
-    readonly mode: "identity" | "passphrase" | "plaintext";
-    readonly ageIdentityFile: string;
-    readonly passphraseEnv: string;
-  },
-  io: {
-    readonly env: Readonly<Record<string, string | undefined>>;
-    readonly readFile: (path: string) => string | Promise<string>;
-  },
-): Promise<Decryptor> {
-  switch (settings.mode) {
-    case "identity": {
-      let text: string;
-      try {
-        text = await io.readFile(settings.ageIdentityFile);
-      } catch (cause) {
-        const code = (cause as { code?: unknown })?.code;
-        throw new KeyStoreError(
-          "bad-key",
-          `age identity file ${settings.ageIdentityFile} cannot be read (${
-            String(code ?? "error")
-          })`,
-          { cause },
-        );
-      }
-      return { identity: parseAgeIdentityFile(text) };
-    }
-    case "passphrase": {
-      const passphrase = io.env[settings.passphraseEnv] ?? "";
-      if (passphrase === "") {
-        throw new KeyStoreError(
-          "bad-key",
-          `passphrase variable ${settings.passphraseEnv} is unset`,
-        );
-      }
-      return { passphrase };
-    }
-    case "plaintext":
-      return { plaintext: true };
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The store
+/** Named points of a write where a test may crash the process (docs/key-lifecycle.md). */
+export type KeyStoreCrashPoint = "keystore:before-rename" | "keystore:after-rename";
 
 /** Options of {@link openKeyStore}. */
 export interface KeyStoreOptions {
   /** The key share file. */
   readonly path: string;
-  /** How to open it (module doc). */
+  /** How to open it (age_file.ts). */
   readonly decryptor: Decryptor;
   /** This party's index: every share must have it (`key_share.i`). */
   readonly partyIndex: number;
@@ -474,8 +116,12 @@ export interface KeyStoreOptions {
   readonly armor?: boolean;
   /** Largest file read or written, in bytes (default `MAX_FILE_BYTES`, 64 MiB). */
   readonly maxBytes?: number;
+  /** How long a write waits for another process's lock (default 30 s). */
+  readonly lockTimeoutMs?: number;
   /** File-system implementation for reads and atomic writes (default `node:fs/promises`). */
   readonly fs?: KeyShareFs;
+  /** Test hook: called at the named points of every write (never set from the network). */
+  readonly crashPoint?: (point: KeyStoreCrashPoint) => void | Promise<void>;
 }
 
 /** An open key store. Reads are synchronous (memory); writes persist before they take effect. */
@@ -484,54 +130,66 @@ export interface KeyStore {
   readonly path: string;
   /** The format the file has on disk now; null while it does not exist (`allowMissing`). */
   format(): KeyShareFileFormat | null;
-  /** Account ids, sorted. */
+  /** Committed account ids (a current epoch), sorted. */
   accounts(): string[];
-  /** Whether an account is stored. */
+  /** Accounts whose key generation never committed (only a pending epoch), sorted. */
+  uncommitted(): string[];
+  /** Whether a committed account is stored. */
   has(accountId: string): boolean;
-  /** An account's entry, or undefined. */
+  /** A committed account's current entry, or undefined. */
   get(accountId: string): KeyStoreEntry | undefined;
+  /** Every epoch of an account (pending ones too), or undefined. */
+  record(accountId: string): AccountRecord | undefined;
+  /** Reads the file again when another process changed it. */
+  reload(): Promise<void>;
   /**
-   * Adds a new account: validates the entry (as on load, plus the party index), rewrites the
-   * whole file atomically, then makes it visible. Writes are serialized.
-   *
-   * @throws {KeyStoreError} `account-exists`, `wrong-party`, `too-large`, `io` (then nothing
-   *   changed, in memory or on disk).
+   * Adds a committed account made offline (one current epoch of kind `import`).
+   * @throws {KeyStoreError} `account-exists`, `wrong-party`, `too-large`, `io`, `locked`.
    * @throws {InvalidKeyShare} when the entry fails validation.
    */
   put(accountId: string, entry: KeyStoreEntry): Promise<void>;
   /**
-   * Replaces an existing account's entry (key refresh), like `put`. The public key must stay.
-   *
-   * @throws {KeyStoreError} `unknown-account` and as `put`.
-   * @throws {InvalidKeyShare} `inconsistent` when the public key would change; as `put`.
+   * Read-modify-write of one account under the file's lock: `f` gets the account's record as it
+   * is on disk now (undefined when absent) and returns the new one (undefined deletes it). The
+   * result is validated like a load before it is written.
+   * @returns the record now stored.
+   * @throws what `f` throws (nothing is written then); as `put`.
    */
-  replace(accountId: string, entry: KeyStoreEntry): Promise<void>;
+  update(
+    accountId: string,
+    f: (rec: AccountRecord | undefined) => AccountRecord | undefined,
+  ): Promise<AccountRecord | undefined>;
 }
 
-/** Checks every (validated) share's party index and count. */
+/** Checks every share's party index and count. */
 function checkParty(
-  accounts: ReadonlyMap<string, KeyStoreEntry>,
+  records: ReadonlyMap<string, AccountRecord>,
   partyIndex: number,
   parties: number | undefined,
 ): void {
-  for (const [id, { keyShare }] of accounts) {
-    if (keyShare.i !== partyIndex) {
-      throw new KeyStoreError(
-        "wrong-party",
-        `account "${id}": expected a share of party ${partyIndex} (server.index), got party ${keyShare.i}`,
-      );
-    }
-    if (parties !== undefined && keyShare.n !== parties) {
-      throw new KeyStoreError(
-        "wrong-party",
-        `account "${id}": expected a share of ${parties} parties, got ${keyShare.n}`,
-      );
+  for (const [id, rec] of records) {
+    for (const { keyShare } of rec.epochs) {
+      if (keyShare.i !== partyIndex) {
+        throw new KeyStoreError(
+          "wrong-party",
+          `account "${id}": expected a share of party ${partyIndex} (server.index), got party ${keyShare.i}`,
+        );
+      }
+      if (parties !== undefined && keyShare.n !== parties) {
+        throw new KeyStoreError(
+          "wrong-party",
+          `account "${id}": expected a share of ${parties} parties, got ${keyShare.n}`,
+        );
+      }
     }
   }
 }
 
 function fsError(path: string, what: string, cause: unknown): KeyStoreError {
   if (cause instanceof KeyStoreError) return cause;
+  if (cause instanceof LockError) {
+    return new KeyStoreError(cause.code === "timeout" ? "locked" : "io", cause.message, { cause });
+  }
   const code = (cause as { code?: unknown })?.code;
   if (code === "ENOENT" || (cause as { name?: unknown })?.name === "NotFound") {
     return new KeyStoreError("not-found", `key share file ${path}: not found`, { cause });
@@ -543,9 +201,36 @@ function fsError(path: string, what: string, cause: unknown): KeyStoreError {
   );
 }
 
+/** The target of writes, checked before anything is read. */
+async function encryptionTarget(options: KeyStoreOptions): Promise<EncryptTo | null> {
+  const { decryptor } = options;
+  if ("identity" in decryptor) {
+    const own = await ageRecipientOf(decryptor.identity);
+    const extra = options.recipients ?? [];
+    for (const r of extra) {
+      if (typeof r !== "string" || !RECIPIENT.test(r)) {
+        throw new KeyStoreError("bad-key", "recipients: expected age recipients (age1...)");
+      }
+    }
+    return { recipients: [own, ...extra.filter((r) => r !== own)] };
+  }
+  if ("passphrase" in decryptor) {
+    if (typeof decryptor.passphrase !== "string" || decryptor.passphrase === "") {
+      throw new KeyStoreError("bad-key", "key share file: expected a non-empty passphrase");
+    }
+    if ((options.recipients ?? []).length > 0) {
+      throw new KeyStoreError("bad-key", "recipients: age cannot mix recipients and a passphrase");
+    }
+    const logN = checkWorkFactor(options.scryptWorkFactor ?? DEFAULT_SCRYPT_WORK_FACTOR);
+    return { passphrase: decryptor.passphrase, scryptWorkFactor: logN };
+  }
+  if ("plaintext" in decryptor && decryptor.plaintext === true) return null;
+  throw new TypeError("decryptor: expected { identity }, { passphrase } or { plaintext: true }");
+}
+
 /**
- * Opens a key store: reads the file, decrypts it, validates every account with
- * `decodeAccountsFile` and checks every share's party index (module doc).
+ * Opens a key store: removes temp files of crashed writers, reads the file, decrypts it,
+ * validates every record and checks every share's party index (module doc).
  *
  * @param options path, decryptor, party index and the options of {@link KeyStoreOptions}.
  * @returns the store.
@@ -572,70 +257,132 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     throw new RangeError(`parties: expected an integer above partyIndex, got ${String(parties)}`);
   }
   const maxBytes = options.maxBytes ?? MAX_FILE_BYTES;
-  const fs = options.fs;
+  const to = await encryptionTarget(options);
 
-  // The target of writes, checked before anything is read.
-  let to: EncryptTo | null;
-  if ("identity" in decryptor) {
-    const own = await ageRecipientOf(decryptor.identity);
-    const extra = options.recipients ?? [];
-    for (const r of extra) {
-      if (typeof r !== "string" || !RECIPIENT.test(r)) {
-        throw new KeyStoreError("bad-key", "recipients: expected age recipients (age1...)");
-      }
-    }
-    to = { recipients: [own, ...extra.filter((r) => r !== own)] };
-  } else if ("passphrase" in decryptor) {
-    if (typeof decryptor.passphrase !== "string" || decryptor.passphrase === "") {
-      throw new KeyStoreError("bad-key", "key share file: expected a non-empty passphrase");
-    }
-    if ((options.recipients ?? []).length > 0) {
-      throw new KeyStoreError("bad-key", "recipients: age cannot mix recipients and a passphrase");
-    }
-    const logN = checkWorkFactor(options.scryptWorkFactor ?? DEFAULT_SCRYPT_WORK_FACTOR);
-    to = { passphrase: decryptor.passphrase, scryptWorkFactor: logN };
-  } else if ("plaintext" in decryptor && decryptor.plaintext === true) {
-    to = null;
-  } else {
-    throw new TypeError("decryptor: expected { identity }, { passphrase } or { plaintext: true }");
-  }
-
-  let accounts = new Map<string, KeyStoreEntry>();
-  /** The format on disk; null while the file does not exist. */
+  /** What this process last saw on disk: the digest of the file's bytes (null: no file). */
+  let seen: string | null | undefined;
+  let records = new Map<string, AccountRecord>();
   let onDisk: KeyShareFileFormat | null = null;
-  let bytes: Uint8Array | null = null;
-  try {
-    bytes = await readKeyShareFile(path, { maxBytes, fs });
-  } catch (e) {
-    if (e instanceof InvalidKeyShare) {
-      throw new KeyStoreError("too-large", `key share file ${path}: larger than ${maxBytes} bytes`);
+
+  const lock = async () => {
+    try {
+      return await acquireFileLock(path, { timeoutMs: options.lockTimeoutMs });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: unknown } }).cause;
+      if (cause?.code === "ENOENT") {
+        throw new KeyStoreError(
+          "not-found",
+          `key share file ${path}: its directory does not exist`,
+        );
+      }
+      throw fsError(path, "lock", e);
     }
-    const err = fsError(path, "read", e);
-    if (!(err.code === "not-found" && options.allowMissing)) throw err;
-  }
-  if (bytes !== null) {
-    onDisk = detectKeyShareFileFormat(bytes);
+  };
+
+  /** Reads the file; decodes it again only when its bytes changed. */
+  async function refresh(missingOk: boolean): Promise<void> {
+    let bytes: Uint8Array | null = null;
+    try {
+      bytes = await readKeyShareFile(path, { maxBytes, fs: options.fs });
+    } catch (e) {
+      if (e instanceof InvalidKeyShare) {
+        throw new KeyStoreError(
+          "too-large",
+          `key share file ${path}: larger than ${maxBytes} bytes`,
+        );
+      }
+      const err = fsError(path, "read", e);
+      if (!(err.code === "not-found" && missingOk)) throw err;
+    }
+    const digest = bytes === null ? null : toHex(sha256(bytes));
+    if (digest === seen) return;
+    if (bytes === null) {
+      records = new Map();
+      onDisk = null;
+      seen = null;
+      return;
+    }
     const plain = await decryptKeyShareFileBytes(bytes, decryptor, {
       allowPlaintext: options.allowPlaintext,
     });
     try {
-      accounts = decodeAccountsFile(plain, { maxBytes });
-      checkParty(accounts, partyIndex, parties);
+      const next = decodeAccountRecords(plain, { maxBytes });
+      checkParty(next, partyIndex, parties);
+      records = next;
     } finally {
       plain.fill(0);
     }
+    onDisk = detectKeyShareFileFormat(bytes);
+    seen = digest;
   }
-  /** The format of writes: plaintext without a key; else armored as asked or as found. */
-  const writeFormat: KeyShareFileFormat = to === null
-    ? "plaintext"
-    : (options.armor ?? onDisk === "age-armor")
-    ? "age-armor"
-    : "age";
+
+  // Temp files of a crashed writer go first, under the lock (a live writer holds it).
+  const l = await lock();
+  try {
+    await removeStaleTemps(path).catch((e) => {
+      throw fsError(path, "cleanup", e);
+    });
+    await refresh(options.allowMissing === true);
+  } finally {
+    await l.release();
+  }
+  const writeFormat = (): KeyShareFileFormat =>
+    to === null ? "plaintext" : (options.armor ?? onDisk === "age-armor") ? "age-armor" : "age";
+
+  const crash = options.crashPoint;
+  const baseFs: KeyShareFs = options.fs ?? nodeFs;
+  const writeFs: KeyShareFs = crash
+    ? {
+      open: baseFs.open,
+      unlink: baseFs.unlink,
+      rename: async (from, to) => {
+        await crash("keystore:before-rename");
+        await baseFs.rename(from, to);
+        await crash("keystore:after-rename");
+      },
+    }
+    : baseFs;
+
+  async function persist(next: Map<string, AccountRecord>): Promise<void> {
+    const format = writeFormat();
+    const plain = new TextEncoder().encode(encodeAccountRecords(next));
+    let out: Uint8Array;
+    try {
+      out = to === null
+        ? plain
+        : await encryptKeyShareFileBytes(plain, to, { armor: format === "age-armor" });
+    } finally {
+      if (to !== null) plain.fill(0);
+    }
+    if (out.length > maxBytes) {
+      throw new KeyStoreError(
+        "too-large",
+        `key share file ${path}: would grow to ${out.length} bytes, above ${maxBytes}`,
+      );
+    }
+    try {
+      await writeKeyShareFileAtomic(path, out, { fs: writeFs });
+    } catch (e) {
+      throw fsError(path, "write", e);
+    }
+    records = next; // only once the file holds it
+    onDisk = format;
+    seen = toHex(sha256(out));
+  }
 
   let tail: Promise<unknown> = Promise.resolve();
-  /** Runs `f` after every earlier write (a mutex). */
-  function serialized<T>(f: () => Promise<T>): Promise<T> {
-    const run = tail.then(f);
+  /** Runs `f` after every earlier write of this process, under the file's lock. */
+  function locked<T>(f: () => Promise<T>): Promise<T> {
+    const run = tail.then(async () => {
+      const held = await lock();
+      try {
+        await refresh(true);
+        const out = await f();
+        return out;
+      } finally {
+        await held.release();
+      }
+    });
     tail = run.catch(() => {});
     return run;
   }
@@ -649,74 +396,56 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     }
   }
 
-  /** Validates one entry as a load would, and returns the decoded (fresh) copy. */
-  function checkEntry(accountId: string, entry: KeyStoreEntry): KeyStoreEntry {
-    const decoded = decodeAccountsFile(encodeAccountsFile(new Map([[accountId, entry]])), {
-      maxBytes,
-    });
+  /** Validates one record as a load would, and returns the decoded (fresh) copy. */
+  function checkRecord(accountId: string, rec: AccountRecord): AccountRecord {
+    // The size cap applies to the whole file, in `persist`.
+    const decoded = decodeAccountRecords(encodeAccountRecords(new Map([[accountId, rec]])));
     checkParty(decoded, partyIndex, parties);
-    return decoded.get(accountId) as KeyStoreEntry;
+    return decoded.get(accountId) as AccountRecord;
   }
 
-  /** A replacement (key refresh) must keep the account's public key. */
-  function samePublicKey(accountId: string, old: KeyStoreEntry, next: KeyStoreEntry): void {
-    if (!old.keyShare.publicKey.equals(next.keyShare.publicKey)) {
-      throw new InvalidKeyShare(
-        "inconsistent",
-        `account "${accountId}": a replacement must keep the account's public key`,
-      );
-    }
-  }
-
-  async function persist(next: Map<string, KeyStoreEntry>): Promise<void> {
-    const plain = new TextEncoder().encode(encodeAccountsFile(next));
-    let out: Uint8Array;
-    try {
-      out = to === null
-        ? plain
-        : await encryptKeyShareFileBytes(plain, to, { armor: writeFormat === "age-armor" });
-    } finally {
-      if (to !== null) plain.fill(0);
-    }
-    if (out.length > maxBytes) {
-      throw new KeyStoreError(
-        "too-large",
-        `key share file ${path}: would grow to ${out.length} bytes, above ${maxBytes}`,
-      );
-    }
-    try {
-      await writeKeyShareFileAtomic(path, out, { fs });
-    } catch (e) {
-      throw fsError(path, "write", e);
-    }
-    onDisk = writeFormat;
-  }
-
-  function write(accountId: string, entry: KeyStoreEntry, mustExist: boolean): Promise<void> {
-    return serialized(async () => {
+  function update(
+    accountId: string,
+    f: (rec: AccountRecord | undefined) => AccountRecord | undefined,
+  ): Promise<AccountRecord | undefined> {
+    return locked(async () => {
       checkId(accountId);
-      if (mustExist && !accounts.has(accountId)) {
-        throw new KeyStoreError("unknown-account", `account "${accountId}" is not stored`);
-      }
-      if (!mustExist && accounts.has(accountId)) {
-        throw new KeyStoreError("account-exists", `account "${accountId}" is already stored`);
-      }
-      const checked = checkEntry(accountId, entry);
-      if (mustExist) samePublicKey(accountId, accounts.get(accountId) as KeyStoreEntry, checked);
-      const next = new Map(accounts);
-      next.set(accountId, checked);
+      const before = records.get(accountId);
+      const after = f(before);
+      if (after === before) return before;
+      const next = new Map(records);
+      if (after === undefined) next.delete(accountId);
+      else next.set(accountId, checkRecord(accountId, after));
       await persist(next);
-      accounts = next; // only once the file holds it
+      return next.get(accountId);
     });
   }
 
+  const committed = (rec: AccountRecord) => currentEpoch(rec) !== undefined;
   return {
     path,
     format: () => onDisk,
-    accounts: () => [...accounts.keys()].sort(),
-    has: (accountId) => accounts.has(accountId),
-    get: (accountId) => accounts.get(accountId),
-    put: (accountId, entry) => write(accountId, entry, false),
-    replace: (accountId, entry) => write(accountId, entry, true),
+    accounts: () => [...records].filter(([, r]) => committed(r)).map(([id]) => id).sort(),
+    uncommitted: () => [...records].filter(([, r]) => !committed(r)).map(([id]) => id).sort(),
+    has: (accountId) => {
+      const r = records.get(accountId);
+      return r !== undefined && committed(r);
+    },
+    get: (accountId) => {
+      const r = records.get(accountId);
+      return r && currentEntry(r);
+    },
+    record: (accountId) => records.get(accountId),
+    reload: () => locked(() => Promise.resolve()),
+    async put(accountId, entry) {
+      checkId(accountId);
+      await update(accountId, (rec) => {
+        if (rec) {
+          throw new KeyStoreError("account-exists", `account "${accountId}" is already stored`);
+        }
+        return fromEntry(entry);
+      });
+    },
+    update,
   };
 }

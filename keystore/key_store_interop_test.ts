@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
-import { decodeAccountsFile, encodeAccountsFile } from "../core/keyshare.ts";
+import { decodeAccountRecords, encodeAccountRecords, fromEntry } from "../core/account_records.ts";
+import { encodeAccountsFile } from "../core/keyshare.ts";
 import { generateAgeIdentity, openKeyStore, parseAgeIdentityFile } from "./key_store.ts";
 import { fixtureEntries, withDir } from "./_key_store_test_util.ts";
 
@@ -74,9 +75,11 @@ test(
       await store.put("acct-2", party1Other);
 
       const out = run("age", ["-d", "-i", idFile, path]);
-      const expected = encodeAccountsFile(new Map([["acct-1", party1], ["acct-2", party1Other]]));
+      const expected = encodeAccountRecords(
+        new Map([["acct-1", fromEntry(party1)], ["acct-2", fromEntry(party1Other)]]),
+      );
       assert.equal(new TextDecoder().decode(out), expected);
-      assert.deepEqual([...decodeAccountsFile(out).keys()], ["acct-1", "acct-2"]);
+      assert.deepEqual([...decodeAccountRecords(out).keys()], ["acct-1", "acct-2"]);
 
       // Armored output decrypts too.
       const armored = await openKeyStore({
@@ -85,7 +88,7 @@ test(
         partyIndex: 1,
         armor: true,
       });
-      await armored.replace("acct-1", party1);
+      await armored.update("acct-1", (r) => r && { ...r }); // a rewrite, same contents
       assert.match(await fsp.readFile(path, "utf8"), /^-----BEGIN AGE ENCRYPTED FILE-----/);
       assert.equal(new TextDecoder().decode(run("age", ["-d", "-i", idFile, path])), expected);
     });

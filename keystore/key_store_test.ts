@@ -3,7 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
-import { InvalidKeyShare } from "../core/errors.ts";
+import { type AccountRecord, stagePending } from "../core/account_records.ts";
+import { InvalidKeyShare, KeyEpochError } from "../core/errors.ts";
 import { type AccountEntry, encodeAccountsFile } from "../core/keyshare.ts";
 import {
   decryptKeyShareFileBytes,
@@ -360,17 +361,23 @@ test("put refuses an existing account, another party's share and an invalid entr
   });
 });
 
-test("replace needs an existing account and the same public key", async () => {
+test("a refresh epoch needs a committed account and the same public key", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "keys.age");
     await writeFile(path, { "acct-1": party1 }, TO_ID);
     const store = await openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 });
-    await assert.rejects(store.replace("acct-9", party1), storeError("unknown-account"));
+    const refresh = (e: AccountEntry) => (r: AccountRecord | undefined) =>
+      stagePending(r, e, { kind: "refresh", sessionId: "" });
     await assert.rejects(
-      store.replace("acct-1", party1Other),
-      (e: unknown) => e instanceof InvalidKeyShare && e.code === "inconsistent",
+      store.update("acct-9", refresh(party1)),
+      (e: unknown) => e instanceof KeyEpochError && e.code === "conflict",
     );
-    await store.replace("acct-1", party1);
+    await assert.rejects(
+      store.update("acct-1", refresh(party1Other)),
+      (e: unknown) => e instanceof KeyEpochError && e.code === "conflict",
+    );
+    await store.update("acct-1", refresh(party1)); // the same epoch: nothing to stage
+    assert.equal(store.record("acct-1")?.epochs.length, 1);
     await store.put("acct-2", party1Other);
     const again = await openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 });
     assert.ok(again.get("acct-2")?.keyShare.publicKey.equals(party1Other.keyShare.publicKey));
@@ -412,7 +419,7 @@ test("concurrent writes are serialized: every put lands, a duplicate put fails",
       store.put("acct-2", party1),
       store.put("acct-3", party1Other),
       store.put("acct-2", party1),
-      store.replace("acct-1", party1),
+      store.update("acct-1", (r) => r && { ...r }),
     ]);
     assert.deepEqual(results.map((r) => r.status), [
       "fulfilled",

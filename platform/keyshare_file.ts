@@ -171,3 +171,27 @@ async function syncDirectory(fs: KeyShareFs, dir: string): Promise<void> {
     await dh.close();
   }
 }
+
+/**
+ * Removes the temp files that `writeKeyShareFileAtomic` leaves when its process dies between
+ * creating the temp file and renaming it (`.<name>.<16 hex>.tmp` beside `path`). Call it only
+ * while no writer of `path` can run (under the file's lock).
+ *
+ * @param path the key share file.
+ * @returns the names removed.
+ */
+export async function removeStaleTemps(path: string): Promise<string[]> {
+  const dir = dirname(path);
+  const name = basename(path).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const pattern = new RegExp(`^\\.${name}\\.[0-9a-f]{16}\\.tmp$`);
+  let names: string[];
+  try {
+    names = await nodeFs.readdir(dir);
+  } catch (e) {
+    if (errorCode(e) === "ENOENT") return [];
+    throw e;
+  }
+  const stale = names.filter((n) => pattern.test(n));
+  for (const n of stale) await nodeFs.unlink(join(dir, n)).catch(() => {});
+  return stale;
+}

@@ -27,6 +27,7 @@ import process from "node:process";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { MemoryPresignatureStore } from "../core/presignature_store.ts";
 import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
+import { crashHookFrom } from "../platform/crash_hook.ts";
 import { detectRuntime, installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
 import { createLogger } from "../gateway/logger.ts";
 import { createGatewayClient } from "../transport/mod.ts";
@@ -61,7 +62,13 @@ async function main(): Promise<void> {
     env,
     readFile: (p) => readFile(p, "utf8"),
   });
+  // Test mechanism only: the crash points of the key lifecycle (platform/crash_hook.ts).
+  const crashPoint = crashHookFrom(env.WALLET_MPC_CRASH_AT);
+  if (crashPoint) {
+    logger.log("warn", "crash point armed (tests only)", { point: env.WALLET_MPC_CRASH_AT });
+  }
   const store = await openKeyStore({
+    crashPoint,
     path: config.mpc.keyShareFile,
     decryptor,
     partyIndex: config.server.index,
@@ -109,8 +116,13 @@ async function main(): Promise<void> {
     accounts: {
       ids: () => store.accounts(),
       get: (id) => store.get(id),
-      put: (id, entry) => (store.has(id) ? store.replace(id, entry) : store.put(id, entry)),
+      record: async (id) => {
+        await store.reload();
+        return store.record(id);
+      },
+      update: (id, f) => store.update(id, f),
     },
+    crashPoint,
     authenticate: (h) => auth.authenticate(h),
     authorize: (caller, id, action) => auth.authorize(caller as never, id, action),
     rateLimit: (caller) => rate.take(caller.id),

@@ -16,7 +16,11 @@
  * | gateway unreachable, shutting down | `UNAVAILABLE` |
  * | anything else | `INTERNAL` (details only in the operator log) |
  *
- * Shares are written only after a whole session succeeded, atomically, by the key store.
+ * | the parties hold no common key epoch, an uncommitted account | `FAILED_PRECONDITION` |
+ *
+ * Key generation and refresh commit in two phases with the client, and every session of an
+ * account starts by reconciling the key epochs (session/lifecycle.ts, docs/key-lifecycle.md);
+ * a key change excludes every other session of its account.
  * @module
  */
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
@@ -24,7 +28,7 @@ import { deriveShift } from "../core/hd.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
 import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
 import { toHex } from "../core/protocols/types.ts";
-import { InvalidKeyShare, ProtocolAbort, TransportError } from "../core/errors.ts";
+import { InvalidKeyShare, KeyEpochError, ProtocolAbort, TransportError } from "../core/errors.ts";
 import type { PresignatureStore } from "../core/presignature_store.ts";
 import type { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
 import {
@@ -36,7 +40,8 @@ import {
   parseIdentityKey,
   parseRoomId,
 } from "../session/inputs.ts";
-import { keygenAsParty, refreshAsParty, signAsParty } from "../session/party.ts";
+import type { AccountStore, CrashHook } from "../session/lifecycle.ts";
+import { keygenAsParty, refreshAsParty, resumeAsParty, signAsParty } from "../session/party.ts";
 import type { GatewayClient } from "../transport/mod.ts";
 
 /** The caller an authenticator recognised. */
@@ -54,12 +59,16 @@ export interface SignServiceDeps {
   /** Number of parties (2). */
   readonly parties: number;
   readonly version: string;
-  readonly accounts: {
+  /**
+   * The key store: committed accounts (`ids`, `get`) and the epoch records the key lifecycle
+   * reads and writes (session/lifecycle.ts).
+   */
+  readonly accounts: AccountStore & {
     ids(): string[];
     get(id: string): AccountEntry | undefined;
-    /** Stores a new or refreshed account atomically; the old state stays on failure. */
-    put(id: string, entry: AccountEntry): Promise<void>;
   };
+  /** Test hook at the named crash points of the key lifecycle (never set from the network). */
+  readonly crashPoint?: CrashHook;
   /** Recognises the caller from the `authorization` header, or throws. */
   authenticate(authorization: string | null): Caller;
   /** Throws when `caller` may not do `action` on `accountId`. */
@@ -178,6 +187,13 @@ export function classify(e: unknown): {
       code: e.code,
     };
   }
+  if (e instanceof KeyEpochError) {
+    return {
+      error: new ConnectError(e.message, Code.FailedPrecondition),
+      outcome: "error",
+      code: e.code,
+    };
+  }
   if (e instanceof InvalidKeyShare) {
     return {
       error: new ConnectError(`key share unusable (${e.code})`, Code.FailedPrecondition),
@@ -206,6 +222,30 @@ export function classify(e: unknown): {
 export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof SignService> {
   const clock = deps.clock ?? Date.now;
   const busy = new Set<string>(); // accounts with a keygen / refresh running
+  const signing = new Map<string, number>(); // accounts with signing sessions running
+  const life = { promoteKeygen: true, crashPoint: deps.crashPoint };
+  /** A key change excludes every other session of the account (docs/key-lifecycle.md). */
+  function exclusive(id: string): () => void {
+    if (busy.has(id) || (signing.get(id) ?? 0) > 0) {
+      throw new ConnectError(`account "${id}" is busy with another session; retry`, Code.Aborted);
+    }
+    busy.add(id);
+    return () => busy.delete(id);
+  }
+  function shared(id: string): () => void {
+    if (busy.has(id)) {
+      throw new ConnectError(
+        `account "${id}" is being changed (keygen or refresh); retry`,
+        Code.Aborted,
+      );
+    }
+    signing.set(id, (signing.get(id) ?? 0) + 1);
+    return () => {
+      const k = (signing.get(id) ?? 1) - 1;
+      if (k === 0) signing.delete(id);
+      else signing.set(id, k);
+    };
+  }
 
   /** Runs one audited call: authenticate, then `body`; maps and audits every failure. */
   async function call<T>(
@@ -327,15 +367,24 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
         const path = arg(() => parseDerivationPath(req.derivationPath));
         const room = arg(() => parseRoomId(req.roomId));
         note({ digest: toHex(digest), path: formatPath(path) });
-        const entry = account(id);
+        account(id);
         notDraining();
         const release = deps.acquireSession(caller);
+        const unshare = (() => {
+          try {
+            return shared(id);
+          } catch (e) {
+            release();
+            throw e;
+          }
+        })();
         try {
           const r = await signAsParty(
-            entry,
+            deps.accounts,
             { accountId: id, digest, path },
             sessionOptions(ctx, room),
             deps.presignatures,
+            life,
           );
           note({ sessionId: r.sessionId });
           const sig = r.signature;
@@ -351,6 +400,7 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
             sessionId: r.sessionId,
           };
         } finally {
+          unshare();
           release();
         }
       });
@@ -363,24 +413,58 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
         deps.authorize(caller, id, "keygen");
         const room = arg(() => parseRoomId(req.roomId));
         const clientKey = arg(() => parseIdentityKey(req.clientIdentityKey, "client_identity_key"));
-        if (deps.accounts.get(id) || busy.has(id)) {
+        const clientIndex = deps.partyIndex === 0 ? 1 : 0;
+        const rec = await deps.accounts.record(id);
+        if (req.resume) {
+          // Only the client that made the interrupted key generation can finish it.
+          const pinnedKey = rec?.identity?.publicKeys[clientIndex];
+          if (!pinnedKey || toHex(pinnedKey) !== toHex(clientKey)) {
+            throw new ConnectError(
+              `account "${id}": no key generation with this client identity to resume; ` +
+                "discard the local pending share and run keygen again",
+              Code.NotFound,
+            );
+          }
+        } else if (deps.accounts.get(id)) {
           throw new ConnectError(`account "${id}" exists already`, Code.AlreadyExists);
         }
         notDraining();
         const release = deps.acquireSession(caller);
-        busy.add(id);
+        let unlock: () => void;
         try {
+          unlock = exclusive(id);
+        } catch (e) {
+          release();
+          throw new ConnectError(
+            `account "${id}" exists already or is being made`,
+            Code.AlreadyExists,
+            undefined,
+            undefined,
+            e,
+          );
+        }
+        try {
+          if (req.resume) {
+            const r = await resumeAsParty(deps.accounts, id, sessionOptions(ctx, room), life);
+            note({ sessionId: r.sessionId });
+            return {
+              accountId: id,
+              publicKey: toHex(r.entry.keyShare.publicKey.toBytes(true)),
+              serviceIdentityKey: toHex(r.entry.identity!.publicKeys[deps.partyIndex]),
+              sessionId: r.sessionId,
+            };
+          }
           const primes = await deps.generatePrimes();
           const identitySecret = globalThis.crypto.getRandomValues(new Uint8Array(32));
           const peers: (Uint8Array | null)[] = new Array(deps.parties).fill(null);
-          const clientIndex = deps.partyIndex === 0 ? 1 : 0;
           peers[clientIndex] = clientKey;
           const r = await keygenAsParty(
+            deps.accounts,
             { accountId: id, i: deps.partyIndex, n: deps.parties, identitySecret, peers, primes },
             sessionOptions(ctx, room),
+            life,
           );
           note({ sessionId: r.sessionId });
-          await deps.accounts.put(id, r.entry);
           const own = r.entry.identity!.publicKeys[deps.partyIndex];
           return {
             accountId: id,
@@ -389,7 +473,7 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
             sessionId: r.sessionId,
           };
         } finally {
-          busy.delete(id);
+          unlock();
           release();
         }
       });
@@ -401,29 +485,32 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
         note({ account: id });
         deps.authorize(caller, id, "refresh");
         const room = arg(() => parseRoomId(req.roomId));
-        const entry = account(id);
-        if (busy.has(id)) {
-          throw new ConnectError(`account "${id}" is being refreshed`, Code.Aborted);
-        }
+        account(id);
         notDraining();
         const release = deps.acquireSession(caller);
-        busy.add(id);
+        let unlock: () => void;
+        try {
+          unlock = exclusive(id);
+        } catch (e) {
+          release();
+          throw e;
+        }
         try {
           const primes = await deps.generatePrimes();
           const r = await refreshAsParty(
-            entry,
+            deps.accounts,
             { accountId: id, primes },
             sessionOptions(ctx, room),
+            life,
           );
           note({ sessionId: r.sessionId });
-          await deps.accounts.put(id, r.entry);
           return {
             accountId: id,
             publicKey: toHex(r.entry.keyShare.publicKey.toBytes(true)),
             sessionId: r.sessionId,
           };
         } finally {
-          busy.delete(id);
+          unlock();
           release();
         }
       });

@@ -10,6 +10,7 @@
  * held) and leaves no token or secret in the audit log.
  * @module
  */
+import { MemoryKeyStore } from "../keystore/memory_key_store.ts";
 import "../tests/setup.ts";
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -48,11 +49,13 @@ before(async () => {
 
 /** One service with fresh limits, audit log and gateway recorder. */
 function fixture(options: { burst?: number; maxPerCaller?: number } = {}) {
-  const stored = new Map<string, AccountEntry>([
-    ["alice", accounts[1].get("alice")!],
-    ["alice-2", accounts[1].get("alice")!],
-    ["bob", accounts[1].get("alice")!], // any party-1 entry: bob's is only ever refused
-  ]);
+  const stored = new MemoryKeyStore(
+    new Map<string, AccountEntry>([
+      ["alice", accounts[1].get("alice")!],
+      ["alice-2", accounts[1].get("alice")!],
+      ["bob", accounts[1].get("alice")!], // any party-1 entry: bob's is only ever refused
+    ]),
+  );
   const auth = createAuthenticator([
     { id: "alice-app", tokenSha256: hashToken(ALICE), accounts: ["alice*"], mayKeygen: true },
     { id: "bob-app", tokenSha256: hashToken(BOB), accounts: ["bob"], mayKeygen: false },
@@ -82,12 +85,10 @@ function fixture(options: { burst?: number; maxPerCaller?: number } = {}) {
     parties: 2,
     version: "test",
     accounts: {
-      ids: () => [...stored.keys()],
-      get: (id) => stored.get(id),
-      put: (id, entry) => {
-        stored.set(id, entry);
-        return Promise.resolve();
-      },
+      ids: () => stored.accounts(),
+      get: (id) => stored.entry(id),
+      record: (id) => stored.record(id),
+      update: (id, f) => stored.update(id, f),
     },
     authenticate: (h) => auth.authenticate(h),
     authorize: (caller, id, action) => auth.authorize(caller, id, action),
@@ -472,10 +473,11 @@ describe("sign service: allowed requests", () => {
       const room = newRoomId();
       const [mine, theirs] = await Promise.all([
         signAsParty(
-          accounts[0].get("alice")!,
+          new MemoryKeyStore(accounts[0]),
           { accountId: "alice", digest, path: [0, 7] },
           { gateway: f.clientGateway, room, roundTimeoutMs: 30_000, handshakeTimeoutMs: 30_000 },
           new MemoryPresignatureStore(),
+          { promoteKeygen: false },
         ),
         f.client.sign(
           signReq({ digest: toHex(digest), derivationPath: "m/0/7", roomId: room }),

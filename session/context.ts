@@ -30,7 +30,9 @@ export type SessionPurpose =
     readonly path: readonly number[];
   }
   | { readonly op: "keygen"; readonly accountId: string; readonly n: number }
-  | { readonly op: "refresh"; readonly accountId: string; readonly publicKey: Uint8Array };
+  | { readonly op: "refresh"; readonly accountId: string; readonly publicKey: Uint8Array }
+  /** Finishing a key generation that did not commit on both sides (docs/key-lifecycle.md). */
+  | { readonly op: "resume"; readonly accountId: string; readonly publicKey: Uint8Array };
 
 const DOMAIN = "wallet-mpc/session-context/v1";
 const enc = new TextEncoder();

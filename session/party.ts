@@ -11,10 +11,16 @@
  *   caller confirms it out of band before keeping the share.
  * - `refreshAsParty`: key refresh with the pinned identities.
  *
- * Nothing is persisted here: the caller writes a share only after the whole session succeeded.
+ * - `resumeAsParty`: finishes a key generation that did not commit on both sides.
+ *
+ * Every session of an existing account starts by reconciling the key epochs, and key
+ * generation and refresh end with the two-phase commit (session/lifecycle.ts,
+ * docs/key-lifecycle.md): the store passed in is written only there.
  * @module
  */
 import { deriveShift } from "../core/hd.ts";
+import type { AccountRecord } from "../core/account_records.ts";
+import { KeyEpochError } from "../core/errors.ts";
 import type { AccountEntry, AccountIdentity } from "../core/keyshare.ts";
 import type { RandomSource } from "../core/math/random.ts";
 import type { Point } from "../core/params.ts";
@@ -31,6 +37,7 @@ import type { EcdsaSignature } from "../core/signature.ts";
 import { type GatewayClient, identityFromSecret, openSecureSession } from "../transport/mod.ts";
 import type { SecureSession } from "../transport/mod.ts";
 import { sessionContext, type SessionPurpose } from "./context.ts";
+import { type AccountStore, commitEpoch, type CrashHook, reconcile } from "./lifecycle.ts";
 
 /** What every networked session needs. */
 export interface SessionOptions {
@@ -84,14 +91,31 @@ function runOptions(opts: SessionOptions) {
   };
 }
 
-function pinned(entry: AccountEntry, accountId: string): AccountIdentity {
-  if (!entry.identity) {
+function pinned(rec: AccountRecord | undefined, accountId: string): AccountIdentity {
+  if (!rec) throw new KeyEpochError("unknown-epoch", `account "${accountId}" is not stored`);
+  if (!rec.identity) {
     throw new RangeError(
       `account "${accountId}" has no pinned identity keys (made by an old tool): refresh it ` +
         `offline or generate a new account`,
     );
   }
-  return entry.identity;
+  return rec.identity;
+}
+
+/** The key lifecycle settings of a party (session/lifecycle.ts). */
+export interface PartyLifecycle {
+  /** Whether a key-generation epoch may be promoted on the peer's word alone (the service). */
+  readonly promoteKeygen: boolean;
+  /** Test hook at the named crash points. */
+  readonly crashPoint?: CrashHook;
+}
+
+function lifecycleOptions(opts: SessionOptions, life: PartyLifecycle) {
+  return {
+    signal: opts.signal,
+    timeoutMs: opts.roundTimeoutMs ?? 60_000,
+    crashPoint: life.crashPoint,
+  };
 }
 
 /** Result of a signing session. */
@@ -104,79 +128,94 @@ export interface SignResult {
 }
 
 /**
- * Signs `digest` with an account's share as this party.
+ * Signs `digest` with an account's share as this party: opens the session, reconciles the
+ * key epochs (session/lifecycle.ts), then runs full signing with the chosen epoch's share.
  *
- * @param entry the account (key share and pinned identities).
+ * @param store this party's key store (the account must be stored).
  * @param req account id (bound into the session context), 32-byte digest, non-hardened path.
  * @param opts gateway, room, cancellation, timeouts.
- * @param store where an invalid partial signature locks the key.
+ * @param presignatures where an invalid partial signature locks the key.
+ * @param life lifecycle settings.
  * @returns the verified, low-S signature and the derived public key.
  * @throws {TransportError} for a gateway or handshake failure (tampering included);
- *   {ProtocolAbort} naming the culprit; {RangeError} for an account without identities.
+ *   {ProtocolAbort} naming the culprit; {KeyEpochError} `no-common-epoch` / `uncommitted`;
+ *   {RangeError} for an account without identities.
  */
 export async function signAsParty(
-  entry: AccountEntry,
+  store: AccountStore,
   req: {
     readonly accountId: string;
     readonly digest: Uint8Array;
     readonly path: readonly number[];
   },
   opts: SessionOptions,
-  store: PresignatureStore,
+  presignatures: PresignatureStore,
+  life: PartyLifecycle,
 ): Promise<SignResult> {
-  const share = entry.keyShare;
-  const identity = pinned(entry, req.accountId);
+  const rec = await store.record(req.accountId);
+  const identity = pinned(rec, req.accountId);
+  const { i, n, publicKey, chainCode } = rec!.epochs[0].keyShare;
   const purpose: SessionPurpose = {
     op: "sign",
     accountId: req.accountId,
-    publicKey: share.publicKey.toBytes(true),
+    publicKey: publicKey.toBytes(true),
     digest: req.digest,
     path: req.path,
   };
-  const derived = deriveShift(share.publicKey, share.chainCode, req.path);
-  return await withSession(
-    opts,
-    share.i,
-    share.n,
-    identity,
-    identity.publicKeys,
-    purpose,
-    async (s) => {
-      const signature = await signDigest(
-        {
-          share,
-          sid: s.protocolSid("sign"),
-          keyId: req.accountId,
-          digest: req.digest,
-          hdPath: req.path,
-          shift: derived.shift,
-        },
-        s,
-        { ...runOptions(opts), store },
+  const derived = deriveShift(publicKey, chainCode, req.path);
+  return await withSession(opts, i, n, identity, identity.publicKeys, purpose, async (s) => {
+    const epoch = await reconcile(s, i, req.accountId, store, {
+      ...lifecycleOptions(opts, life),
+      promoteKeygen: life.promoteKeygen,
+    });
+    if (epoch.state !== "current") {
+      throw new KeyEpochError(
+        "uncommitted",
+        `account "${req.accountId}": its key generation is not confirmed yet: run keygen again`,
       );
-      return { signature, publicKey: derived.childPublicKey, sessionId: toHex(s.sid) };
-    },
-  );
+    }
+    const signature = await signDigest(
+      {
+        share: epoch.keyShare,
+        sid: s.protocolSid("sign"),
+        keyId: req.accountId,
+        digest: req.digest,
+        hdPath: req.path,
+        shift: derived.shift,
+      },
+      s,
+      { ...runOptions(opts), store: presignatures },
+    );
+    return { signature, publicKey: derived.childPublicKey, sessionId: toHex(s.sid) };
+  });
 }
 
-/** Result of a key generation session. */
+/** Result of a key generation or refresh session. */
 export interface KeygenResult {
-  /** The new account (share with aux info, and the identities of every party). */
+  /** The new account entry (share with aux info, and the identities of every party). */
   readonly entry: AccountEntry;
   readonly sessionId: string;
+  /** The new epoch's digest (stored pending, or current when promoted). */
+  readonly epoch: string;
 }
 
 /**
- * Runs distributed key generation then aux info for a new account as party `i` of `n`.
+ * Runs distributed key generation then aux info for a new account as party `i` of `n`, then
+ * the two-phase commit: the new epoch is stored pending, both parties confirm, and it is
+ * promoted when `life.promoteKeygen` (the service); the client promotes it only after the
+ * service confirmed the session over the API (`promoteEpoch`).
  *
+ * @param store this party's key store.
  * @param req account id, party index and count, this party's fresh identity secret key, the
  *   peers' identity public keys (null for one to learn in the handshake; the caller must then
  *   confirm it out of band), and this party's pregenerated safe primes.
  * @param opts gateway, room, cancellation, timeouts.
- * @returns the new account entry (not yet stored) and the session id.
- * @throws {TransportError} / {ProtocolAbort} as `signAsParty`.
+ * @param life lifecycle settings.
+ * @returns the new account entry, the session id and the epoch digest.
+ * @throws {TransportError} / {ProtocolAbort} as `signAsParty`; {KeyEpochError}.
  */
 export async function keygenAsParty(
+  store: AccountStore,
   req: {
     readonly accountId: string;
     readonly i: number;
@@ -186,6 +225,7 @@ export async function keygenAsParty(
     readonly primes: PaillierPrimes;
   },
   opts: SessionOptions,
+  life: PartyLifecycle,
 ): Promise<KeygenResult> {
   const own = identityFromSecret(req.identitySecret);
   const peers = req.peers.map((k, j) => (j === req.i ? own.publicKey : k));
@@ -207,49 +247,103 @@ export async function keygenAsParty(
     );
     const keyShare: KeyShare = { ...core, aux };
     const publicKeys = s.peerIdentities.map((k) => Uint8Array.from(k));
-    return {
-      entry: { keyShare, identity: { secretKey: Uint8Array.from(req.identitySecret), publicKeys } },
-      sessionId: toHex(s.sid),
+    const entry = {
+      keyShare,
+      identity: { secretKey: Uint8Array.from(req.identitySecret), publicKeys },
     };
+    const epoch = await commitEpoch(s, req.i, req.accountId, entry, store, {
+      ...lifecycleOptions(opts, life),
+      kind: "keygen",
+      promote: life.promoteKeygen,
+    });
+    return { entry, sessionId: toHex(s.sid), epoch };
   });
 }
 
 /**
- * Refreshes an account's share as this party (same key, new shares and aux info).
+ * Refreshes an account's share as this party (same key, new shares and aux info): reconciles
+ * the epochs, runs the refresh on the chosen one, then commits the new epoch in two phases.
  *
- * @param entry the account.
+ * @param store this party's key store.
  * @param req account id and this party's new pregenerated safe primes.
  * @param opts gateway, room, cancellation, timeouts.
- * @returns the refreshed entry (identities kept) and the session id.
- * @throws {TransportError} / {ProtocolAbort} as `signAsParty`.
+ * @param life lifecycle settings.
+ * @returns the refreshed entry (identities kept), the session id and the new epoch.
+ * @throws {TransportError} / {ProtocolAbort} as `signAsParty`; {KeyEpochError}.
  */
 export async function refreshAsParty(
-  entry: AccountEntry,
+  store: AccountStore,
   req: { readonly accountId: string; readonly primes: PaillierPrimes },
   opts: SessionOptions,
+  life: PartyLifecycle,
 ): Promise<KeygenResult> {
-  const identity = pinned(entry, req.accountId);
-  const share = entry.keyShare;
+  const rec = await store.record(req.accountId);
+  const identity = pinned(rec, req.accountId);
+  const { i, n, publicKey } = rec!.epochs[0].keyShare;
   const purpose: SessionPurpose = {
     op: "refresh",
     accountId: req.accountId,
-    publicKey: share.publicKey.toBytes(true),
+    publicKey: publicKey.toBytes(true),
   };
-  return await withSession(
-    opts,
-    share.i,
-    share.n,
-    identity,
-    identity.publicKeys,
-    purpose,
-    async (s) => {
-      const keyShare = await runProtocol(
-        refresh,
-        { sid: s.protocolSid("refresh"), keyShare: share, primes: req.primes },
-        s,
-        runOptions(opts),
+  return await withSession(opts, i, n, identity, identity.publicKeys, purpose, async (s) => {
+    const lo = lifecycleOptions(opts, life);
+    const epoch = await reconcile(s, i, req.accountId, store, {
+      ...lo,
+      promoteKeygen: life.promoteKeygen,
+    });
+    if (epoch.state !== "current") {
+      throw new KeyEpochError(
+        "uncommitted",
+        `account "${req.accountId}": its key generation is not confirmed yet: run keygen again`,
       );
-      return { entry: { keyShare, identity }, sessionId: toHex(s.sid) };
-    },
-  );
+    }
+    const keyShare = await runProtocol(
+      refresh,
+      { sid: s.protocolSid("refresh"), keyShare: epoch.keyShare, primes: req.primes },
+      s,
+      runOptions(opts),
+    );
+    const entry = { keyShare, identity };
+    const next = await commitEpoch(s, i, req.accountId, entry, store, {
+      ...lo,
+      kind: "refresh",
+      promote: true,
+    });
+    return { entry, sessionId: toHex(s.sid), epoch: next };
+  });
+}
+
+/**
+ * Finishes a key generation that did not commit on both sides: a session with the identities
+ * pinned by it, in which the parties reconcile (session/lifecycle.ts).
+ *
+ * @param store this party's key store (holding the account, pending or committed).
+ * @param accountId the account.
+ * @param opts gateway, room, cancellation, timeouts.
+ * @param life lifecycle settings (the client keeps the epoch pending: `promoteKeygen: false`).
+ * @returns the chosen epoch's entry, its digest and state, and the session id.
+ * @throws {KeyEpochError} `no-common-epoch`; {TransportError} / {ProtocolAbort}.
+ */
+export async function resumeAsParty(
+  store: AccountStore,
+  accountId: string,
+  opts: SessionOptions,
+  life: PartyLifecycle,
+): Promise<KeygenResult & { readonly state: "current" | "pending" }> {
+  const rec = await store.record(accountId);
+  const identity = pinned(rec, accountId);
+  const { i, n, publicKey } = rec!.epochs[0].keyShare;
+  const purpose: SessionPurpose = { op: "resume", accountId, publicKey: publicKey.toBytes(true) };
+  return await withSession(opts, i, n, identity, identity.publicKeys, purpose, async (s) => {
+    const epoch = await reconcile(s, i, accountId, store, {
+      ...lifecycleOptions(opts, life),
+      promoteKeygen: life.promoteKeygen,
+    });
+    return {
+      entry: { keyShare: epoch.keyShare, identity },
+      sessionId: toHex(s.sid),
+      epoch: epoch.digest,
+      state: epoch.state,
+    };
+  });
 }

@@ -76,8 +76,8 @@ export interface LocalStack {
   clientConfig(keyStore: ClientKeyStore): MpcClientConfig;
   /** Sends a signal to the service and waits for its exit. */
   stopService(signal?: NodeJS.Signals): Promise<number | null>;
-  /** Starts the service again (after stopService). */
-  startService(): Promise<void>;
+  /** Starts the service again (after stopService), with optional environment overrides. */
+  startService(env?: Record<string, string>): Promise<void>;
   readonly servicePid: number;
   stop(): Promise<void>;
 }
@@ -159,12 +159,16 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const main = join(ROOT, "service/main.ts");
   let proc: ChildProcess | null = null;
   let out = "";
-  const startService = async () => {
+  const startService = async (extra: Record<string, string> = {}) => {
     const [cmd, args] = o.runtime === "deno"
       ? [DENO, ["run", "-A", "--no-check", "--unstable-no-legacy-abort", main]]
       : [NODE, ["--import", "tsx", main]];
     out = "";
-    const p = spawn(cmd, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(cmd, args, {
+      cwd: ROOT,
+      env: { ...env, ...extra },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     proc = p;
     p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
     p.stderr!.on("data", (b: Buffer) => (out += b.toString()));

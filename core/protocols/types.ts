@@ -12,7 +12,7 @@ import type { RandomSource } from "../math/random.ts";
 import type { Point } from "../params.ts";
 
 /** Names of the protocols (the `protocol` field of every envelope). */
-export type ProtocolName = "keygen" | "aux-info" | "refresh" | "presign" | "sign";
+export type ProtocolName = "keygen" | "aux-info" | "refresh" | "presign" | "sign" | "lifecycle";
 
 /**
  * Envelope of every protocol message. `to: null` is a broadcast. The payload is JSON-able

@@ -9,8 +9,9 @@
  *   the Redis backend and a gateway back on the same port within the retry budget, the same
  *   session resumes (Last-Event-ID) and completes;
  * - the service killed (SIGKILL) during a key refresh, at the moment its key store starts the
- *   atomic rewrite: the key file is whole (old or new, never a mix), decrypts with the service's
- *   age identity and validates (`openKeyStore`), and the service starts again from it;
+ *   atomic rewrite of its pending epoch: the key file is whole (old or with the new epoch
+ *   pending, never a mix), decrypts and validates (`openKeyStore`), the old share stays current,
+ *   the service starts again from it (removing the stray temp file) and the account signs;
  * - the service started with another age identity: it exits non-zero at start with
  *   `decrypt-failed` and prints no secret;
  * - (slow tier) key share files written by `keygen/main.ts offline` as a process, with real
@@ -285,6 +286,8 @@ describe(`the service killed during a key refresh (${RUNTIME})`, () => {
     await s.stopService("SIGKILL"); // reap it
 
     const old = accounts[1].get(ACCOUNT)!.keyShare;
+    // Before the store is opened: opening removes a stray temp file.
+    const renamed = !readdirSync(s.dir).includes(killedAt);
     const store = await openKeyStore({
       path: s.serviceKeyFile,
       decryptor: { identity: serviceAgeIdentity(s) },
@@ -294,33 +297,28 @@ describe(`the service killed during a key refresh (${RUNTIME})`, () => {
     assert.deepEqual(store.accounts(), [ACCOUNT]);
     const now = store.get(ACCOUNT)!.keyShare;
     assert.ok(now.publicKey.equals(old.publicKey), "the same key");
-    const renamed = !readdirSync(s.dir).includes(killedAt);
     t.diagnostic(
       `killed ${renamed ? "after" : "before"} the rename; refresh failed with ${error.message}`,
     );
-    if (renamed) {
-      // The kill lost the race with rename(2): the file is the whole new one. The client never
-      // got the answer and kept its old share (see the report on refresh commits).
-      assert.notEqual(now.x, old.x);
-    } else {
-      // The temporary file is still there, so the rename never happened: the old contents.
-      assert.equal(now.x, old.x, "the old share");
-      assert.deepEqual(store.get(ACCOUNT)!.identity, accounts[1].get(ACCOUNT)!.identity);
-    }
+    // The first write of a refresh stores the new epoch as PENDING (two-phase commit): whether
+    // the rename happened or not, the current share is the old one, with its identities.
+    assert.equal(now.x, old.x, "the old share is current");
+    assert.deepEqual(store.get(ACCOUNT)!.identity, accounts[1].get(ACCOUNT)!.identity);
+    const epochs = store.record(ACCOUNT)!.epochs;
+    assert.equal(
+      epochs.length,
+      renamed ? 2 : 1,
+      "the new epoch is pending iff the rename happened",
+    );
 
     await s.startService();
     const health = await client.service.health({});
-    assert.equal(health.accounts, 1, "the service starts from the file (a stray .tmp is ignored)");
-    if (!renamed) {
-      // Nothing changed for either party: the account still signs.
-      const digest = randomDigest();
-      const sig = await bounded(
-        SIGN_MS,
-        "signTx after the restart",
-        client.signTx(digest, ACCOUNT),
-      );
-      assert.ok(verifies(sig, digest));
-    }
+    assert.equal(health.accounts, 1, "the service starts from the file (a stray .tmp is removed)");
+    assert.ok(!readdirSync(s.dir).includes(killedAt), "the stray temp file is removed at open");
+    // The next session reconciles the epochs (the newest both hold) and signs.
+    const digest = randomDigest();
+    const sig = await bounded(SIGN_MS, "signTx after the restart", client.signTx(digest, ACCOUNT));
+    assert.ok(verifies(sig, digest));
   });
 });
 

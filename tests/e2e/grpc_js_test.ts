@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { MemoryKeyStore } from "../../keystore/memory_key_store.ts";
 import { MemoryPresignatureStore } from "../../core/presignature_store.ts";
 import { fromHex, toHex } from "../../core/protocols/types.ts";
 import { newRoomId } from "../../session/inputs.ts";
@@ -160,7 +161,7 @@ describe(`grpc-js against the ${RUNTIME} service's gRPC port (h2c)`, () => {
     const room = newRoomId();
     const ac = new AbortController();
     const local = signAsParty(
-      accounts[0].get(ACCOUNT)!,
+      new MemoryKeyStore(accounts[0]),
       { accountId: ACCOUNT, digest: fromHex(digest), path: [0, 7] },
       {
         gateway: createGatewayClient({ url: stack!.gatewayUrl }),
@@ -170,6 +171,7 @@ describe(`grpc-js against the ${RUNTIME} service's gRPC port (h2c)`, () => {
         handshakeTimeoutMs: 30_000,
       },
       new MemoryPresignatureStore(),
+      { promoteKeygen: false },
     );
     const remote = call(client!, "Sign", {
       account_id: ACCOUNT,
