@@ -22,6 +22,10 @@
  *
  * Blame: all checks are local. A mismatch between C_j^i and X_j^i is detected and blamed by the
  * receiver alone; it cannot prove it to others without revealing its decryption key.
+ *
+ * Constant time: every scalar this module multiplies onto G is secret (x_i, x_i^k, the decrypted
+ * x_j^i, x_i*), so every such product goes through `secretTimesG` (noble's constant-time
+ * `multiply`); `multiplyUnsafe` is not used here (SECURITY.md, constant-time policy).
  * @module
  */
 import { InternalError, ProtocolAbort } from "../errors.ts";
@@ -94,6 +98,15 @@ export interface RefreshInput {
 }
 
 /**
+ * x G for a secret scalar x in [1, q), by noble's constant-time `multiply`: the one way this
+ * module multiplies a scalar onto the generator (every such scalar here is secret).
+ * @throws {RangeError} when x is not in [1, q) (callers check the range first).
+ */
+function secretTimesG(x: bigint): Point {
+  return Point.BASE.multiply(x);
+}
+
+/**
  * Checks the key share to refresh (misuse, not blame): indices, x in [1, q) with x G = X_i,
  * n valid non-identity public shares summing to the public key.
  * @throws {TypeError} / {RangeError}.
@@ -110,7 +123,7 @@ function assertKeyShare(k: KeyShareCore): void {
     if (!(P instanceof Point) || P.is0()) throw new TypeError("expected non-identity points");
     P.assertValidity();
   }
-  if (!Point.BASE.multiply(k.x).equals(shares[k.i])) {
+  if (!secretTimesG(k.x).equals(shares[k.i])) {
     throw new RangeError("the secret share does not match its public share");
   }
   if (!shares.reduce((a, b) => a.add(b)).equals(k.publicKey)) {
@@ -215,7 +228,7 @@ function start(input: RefreshInput, rng: RandomSource): Transition<RefreshState,
     for (let k = 1; k < n; k++) shares.push(randomBelow(Q, rng));
     shares[0] = mod(-shares.reduce((a, b) => a + b, 0n), Q);
   } while (shares.some((x) => x === 0n));
-  const X = shares.map((x) => Point.BASE.multiply(x));
+  const X = shares.map(secretTimesG);
   const nonces = shares.map(() => sch.commit(rng));
   const digest = keyDigest(sid, key);
   const items = refreshCommitmentItems(n, digest, X, nonces.map((r) => r.A), auxPublic(aux));
@@ -402,7 +415,8 @@ function round3(s: RefreshRound3, inbox: readonly Message[]): Transition<Refresh
     faults.check(j, "invalid-value", () => {
       if (!sk.publicKey.isCiphertext(d.C)) throw new RangeError("C_j^i is not a unit mod N_i^2");
       const x = sk.decrypt(d.C);
-      if (x < 0n || x >= Q || !Point.BASE.multiplyUnsafe(x).equals(s.X[j][s.i])) {
+      // x_j^i is secret: constant-time multiplication (X_j^i is not the identity, so 0 fails).
+      if (x <= 0n || x >= Q || !secretTimesG(x).equals(s.X[j][s.i])) {
         throw new RangeError("the encrypted share does not match X_j^i");
       }
       received.set(j, x);
@@ -437,7 +451,7 @@ function round3(s: RefreshRound3, inbox: readonly Message[]): Transition<Refresh
   if (x === 0n || publicShares.some((P) => P.is0())) {
     throw new ProtocolAbort(NAME, 3, "invalid-value", [], "a refreshed share is zero");
   }
-  if (!Point.BASE.multiply(x).equals(publicShares[s.i])) {
+  if (!secretTimesG(x).equals(publicShares[s.i])) {
     throw new InternalError("refresh: the new share does not match its public share");
   }
   const output: KeyShare = {

@@ -1,6 +1,7 @@
 import "../../tests/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { fixturePaillier } from "../../tests/fixtures/keys.ts";
 import { mod, randomBytes, toHexInt } from "../math/mod.ts";
 import { PaillierPublicKey } from "../paillier.ts";
@@ -191,7 +192,8 @@ test("refresh round 3 rejects an encrypted share that does not match X_1^0, or i
   const N0 = new PaillierPublicKey(s0.parties[0].N);
   // Party 1 knows x_1^0 only through X_1^0 here; any other plaintext is caught.
   const [C] = N0.encrypt(12345n);
-  const cases = [C, N0.N, 1n, N0.N * 2n].map(toHexInt);
+  const [zero] = N0.encrypt(0n);
+  const cases = [C, zero, N0.N, 1n, N0.N * 2n].map(toHexInt);
   for (const c of cases) {
     expectAbort(step3(s0, m3, { ...o, C: c }), {
       code: "invalid-value",
@@ -254,4 +256,30 @@ test("refresh round 3 rejects shares and proofs replayed into a run with another
     round: 3,
     culprits: [1],
   });
+});
+
+/** refresh.ts without its comments (so that prose naming `multiplyUnsafe` does not count). */
+function refreshSource(): string {
+  const src = readFileSync(new URL("./refresh.ts", import.meta.url), "utf8");
+  return src.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+}
+
+test("refresh multiplies its secret scalars onto G only through the constant-time helper (source check)", () => {
+  // Every scalar refresh multiplies onto a point is secret (x_i, x_i^k, the decrypted x_j^i, the
+  // new x_i*). Timing cannot be asserted in a test, so the structure is: no variable-time
+  // multiplyUnsafe at all, and exactly one scalar multiplication, inside secretTimesG, which is
+  // noble's constant-time `multiply`; the decrypted share and the new share go through it.
+  const src = refreshSource();
+  assert.doesNotMatch(src, /multiplyUnsafe/, "variable-time multiplication in refresh.ts");
+  const muls = [...src.matchAll(/\.multiply\w*\s*\(/g)];
+  assert.equal(muls.length, 1, "scalar multiplications outside secretTimesG");
+  assert.match(
+    src,
+    /function secretTimesG\(x: bigint\): Point \{\s*return Point\.BASE\.multiply\(x\);\s*\}/,
+  );
+  assert.match(
+    src,
+    /const x = sk\.decrypt\(d\.C\);[\s\S]{0,200}secretTimesG\(x\)\.equals\(s\.X\[j\]\[s\.i\]\)/,
+  );
+  assert.match(src, /secretTimesG\(x\)\.equals\(publicShares\[s\.i\]\)/);
 });
