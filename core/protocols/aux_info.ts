@@ -12,8 +12,9 @@
  * psi-hat_i is the Pi-prm proof that s_i is in <t_i> mod N_i, bound to (sid, i). psi_i and
  * phi_i^j are bound to (sid, i, rho) with rho = XOR rho_j, so no party can prepare them before
  * everybody's rho_j is fixed. Checks on a received N_j before any proof: odd, 3071-3072 bits, no
- * factor below 2^16, not prime, distinct from every other N; s_j, t_j distinct units other than 1.
- * Pi-fac is verified under this party's own ring-Pedersen parameters, never the prover's.
+ * factor below 2^16, not prime, not our own N; s_j, t_j distinct units other than 1. Pi-fac is
+ * verified under this party's own ring-Pedersen parameters, never the prover's. After the proofs,
+ * every N_j must be distinct (a copier of an honest party's N is the one blamed, never the owner).
  *
  * The Paillier primes are an input: the caller generates them (`generatePaillierPrimes` with the
  * platform's safe-prime generator) or takes pregenerated ones, as the reference does.
@@ -231,8 +232,14 @@ export function decodeAuxPublic(o: Wire): AuxPublic {
 
 /**
  * Figure 6, round 3 (checks before any proof): N_j odd, of 3071-3072 bits, no factor below
- * 2^16, not prime (`assertModulus`); distinct from every other party's N; s_j, t_j distinct
- * units other than 1. Faults: "invalid-value".
+ * 2^16, not prime (`assertModulus`); different from our own N; s_j, t_j distinct units other
+ * than 1. Faults: "invalid-value".
+ *
+ * Duplicate moduli: a party that presents our own N copied it (we made ours from fresh primes),
+ * so it alone is blamed. Two OTHER parties with one N are not blamed here: one of them may be the
+ * honest owner whose N the other copied, and the values do not tell which. The proofs do: a copier
+ * fails Pi-prm if it copied psi-hat (bound to the prover's index) or, lacking the factors, Pi-mod
+ * and Pi-fac in round 3, after which `checkDistinctModuli` refuses any N still shared.
  */
 export function checkAuxValues(
   faults: RoundFaults,
@@ -248,12 +255,31 @@ export function checkAuxValues(
       }
     });
   }
-  const owners = new Map<bigint, number[]>([[mine.N, [me]]]);
-  for (const [j, a] of received) owners.set(a.N, [...(owners.get(a.N) ?? []), j]);
+  for (const [j, a] of received) {
+    if (j !== me && a.N === mine.N) faults.add(j, "invalid-value", "N_j equals our own modulus");
+  }
+}
+
+/**
+ * Figure 6, output (after `verifyAuxProofs`): every N_j distinct. A modulus still shared by
+ * parties with no fault this round was proved Paillier-Blum (Pi-mod) and free of small factors
+ * (Pi-fac) by each of them under its own index: each knows its factors, which an honest party
+ * never shares, so all of them are blamed. A copier without the factors has failed a proof by
+ * then and the owner, alone left, is not blamed. Faults: "invalid-value".
+ */
+export function checkDistinctModuli(
+  faults: RoundFaults,
+  me: number,
+  parties: readonly PartyAux[],
+): void {
+  const owners = new Map<bigint, number[]>();
+  parties.forEach(({ N }, j) => {
+    if (j !== me && !faults.has(j)) owners.set(N, [...(owners.get(N) ?? []), j]);
+  });
   for (const js of owners.values()) {
     if (js.length < 2) continue;
     for (const j of js) {
-      if (j !== me) faults.add(j, "invalid-value", "N_j equals another party's modulus");
+      faults.add(j, "invalid-value", "N_j is shared with another party that proved it too");
     }
   }
 }
@@ -491,6 +517,7 @@ function round3(s: AuxRound3, inbox: readonly Message[]): Transition<AuxInfoStat
     });
   }
   verifyAuxProofs(faults, NAME, s.sid, s.i, s.rho, s.parties, got);
+  checkDistinctModuli(faults, s.i, s.parties);
   faults.throwIfAny();
   const output: AuxInfo = { i: s.i, n: s.n, p: s.p, q: s.q, parties: s.parties };
   return { outgoing: [], output };

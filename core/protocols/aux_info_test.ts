@@ -2,7 +2,6 @@ import "../../tests/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SLOW } from "../../tests/setup.ts";
-import { fixturePaillier } from "../../tests/fixtures/keys.ts";
 import { bitforgeModulus } from "../../tests/zk_helpers.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import {
@@ -17,7 +16,7 @@ import {
   setModPowCounter,
   toHexInt,
 } from "../math/mod.ts";
-import { ProofError } from "../errors.ts";
+import { ProofError, ProtocolAbort } from "../errors.ts";
 import { KAPPA_BYTES } from "../params.ts";
 import * as piFac from "../zk/pi_fac.ts";
 import * as piMod from "../zk/pi_mod.ts";
@@ -29,13 +28,21 @@ import {
   type AuxInfoInput,
   type AuxInfoState,
   type AuxPublic,
+  auxPublic,
+  type AuxRound1,
   type AuxRound2,
   type AuxRound3,
+  checkAuxValues,
+  checkDistinctModuli,
+  encodeAuxProofs,
   encodeAuxPublic,
   generatePaillierPrimes,
   prmContext,
   rhoContext,
 } from "./aux_info.ts";
+import { RoundFaults } from "./echo.ts";
+import { envelope } from "./inbox.ts";
+import { fixturePaillier, fixtureRingPedersen } from "../../tests/fixtures/keys.ts";
 import type { AuxInfo, Message } from "./types.ts";
 import { toHex } from "./types.ts";
 import {
@@ -190,6 +197,134 @@ test("aux info round 2 rejects degenerate s_j, t_j and a copied modulus", async 
     assert.ok(e.message.length < 300, what);
   }
 });
+
+/** The culprits `f` records into a fresh RoundFaults (empty when it records none). */
+function culpritsOf(f: (faults: RoundFaults) => void): number[] {
+  const faults = new RoundFaults("aux-info", 2);
+  f(faults);
+  try {
+    faults.throwIfAny();
+  } catch (e) {
+    if (e instanceof ProtocolAbort) return [...e.culprits].sort();
+    throw e;
+  }
+  return [];
+}
+
+test("aux info with n = 3: a copy of party 0's N by party 2 never blames party 0 (value checks)", () => {
+  // Public parameters of fixture moduli 0 and 1; party 2 presents party 0's (N, s, t).
+  const pub = (k: number): AuxPublic => {
+    const { N, s, t } = fixtureRingPedersen(k);
+    return { N, s, t, prm: { A: [], z: [] }, rho: randomBytes(KAPPA_BYTES) };
+  };
+  const [p0, p1] = [pub(0), pub(1)];
+  const copy: AuxPublic = { ...p0, rho: randomBytes(KAPPA_BYTES) };
+  // Party 0 knows N_0 is its own: the copier alone is blamed.
+  assert.deepEqual(culpritsOf((f) => checkAuxValues(f, 0, p0, new Map([[1, p1], [2, copy]]))), [2]);
+  // Party 1 cannot tell owner from copier by the values: nobody is blamed here (the proofs decide).
+  assert.deepEqual(culpritsOf((f) => checkAuxValues(f, 1, p1, new Map([[0, p0], [2, copy]]))), []);
+  // After the proofs: the copier failed one (it lacks the factors), the owner alone is left.
+  const parties = [p0, p1, copy].map(({ N, s, t }) => ({ N, s, t }));
+  const afterProofs = (failed: number[]) => (f: RoundFaults) => {
+    for (const j of failed) f.add(j, "proof-failed", "pi-mod");
+    checkDistinctModuli(f, 1, parties);
+  };
+  assert.deepEqual(culpritsOf(afterProofs([2])), [2]);
+  // Both proved knowledge of one N's factors (an honest party never shares its primes): both.
+  assert.deepEqual(culpritsOf(afterProofs([])), [0, 2]);
+  // Distinct moduli pass.
+  const distinct = [p0, p1, pub(2)].map(({ N, s, t }) => ({ N, s, t }));
+  assert.deepEqual(culpritsOf((f) => checkDistinctModuli(f, 1, distinct)), []);
+});
+
+/**
+ * An n = 3 session built on the recorded n = 2 run: parties 0 and 1 reuse their recorded round-1
+ * material (its Pi-prm is bound to (sid, i), not to n) and run honestly; party 2 commits to
+ * `pub2` in round 1 and opens it in round 2 with the echo an honest party would send.
+ * @returns each honest party's round-2 step on the broadcasts of the other two.
+ */
+async function threeParties(pub2: AuxPublic) {
+  const { sid, logs } = await honestRun();
+  const owns = [0, 1].map((i) => stateAt(logs[i], 1).own);
+  const pubs = [auxPublic(owns[0]), auxPublic(owns[1]), pub2];
+  const us = pubs.map(() => randomBytes(KAPPA_BYTES));
+  const V = pubs.map((pub, j) =>
+    commitmentHash("aux-info", sid, j, auxCommitmentItems(3, pub), us[j])
+  );
+  const as = (i: number, round: number) => ({ sid, i, n: 3, round });
+  const round1 = V.map((v, j) => envelope("aux-info", as(j, 1), 1, null, { V: toHex(v) }));
+  const r1 = [0, 1].map((i) => {
+    const s1: AuxRound1 = {
+      ...as(i, 1),
+      round: 1,
+      own: owns[i],
+      u: us[i],
+      sent: { V: toHex(V[i]) },
+    };
+    return auxInfo.step(s1, round1.filter((m) => m.from !== i), rng);
+  });
+  const s2 = r1.map((t) => t.state as AuxRound2);
+  assert.deepEqual(s2[0].echo, s2[1].echo);
+  const open2 = { ...encodeAuxPublic(pub2), u: toHex(us[2]), echo: [...s2[0].echo] };
+  const round2 = [...r1.map((t) => t.outgoing[0]), envelope("aux-info", as(2, 2), 2, null, open2)];
+  return {
+    sid,
+    owns,
+    step: (i: number) => auxInfo.step(s2[i], round2.filter((m) => m.from !== i), rng),
+  };
+}
+
+test("aux info with n = 3 blames only party 2 when it copies party 0's N, s, t and Pi-prm", async () => {
+  const { logs } = await honestRun();
+  const pub0 = auxPublic(stateAt(logs[0], 1).own);
+  const { step } = await threeParties({ ...pub0, rho: randomBytes(KAPPA_BYTES) });
+  // Party 0 sees its own modulus; party 1 sees two equal moduli and lets the proofs decide: the
+  // copied Pi-prm is bound to prover 0, so it fails for prover 2.
+  expectAbort(() => step(0), { code: "invalid-value", round: 2, culprits: [2] });
+  expectAbort(() => step(1), { code: "proof-failed", round: 2, culprits: [2], message: /pi-prm/ });
+});
+
+test(
+  "aux info with n = 3 blames only party 2 when it copies party 0's N with its own s, t and a valid Pi-prm",
+  // Slow tier: party 1 proves and verifies round 3 at real size (about 12 s under Deno).
+  { skip: !SLOW },
+  async () => {
+    const { sid, logs } = await honestRun();
+    const N = auxPublic(stateAt(logs[0], 1).own).N;
+    // Without the factors of N, party 2 can still prove s in <t>: z_i = a_i + e_i lambda unreduced.
+    let t: bigint, s: bigint, lambda: bigint;
+    do {
+      const r = randomUnit(N);
+      t = (r * r) % N;
+      lambda = randomBits(256);
+      s = modPow(t, lambda, N);
+    } while (t === 1n || s === 1n || s === t);
+    const a = Array.from({ length: 128 }, () => randomBits(256));
+    const A = a.map((ai) => modPow(t, ai, N));
+    const e = piPrm.challenge(prmContext("aux-info", sid, 2), { N, s, t }, A);
+    const prm = { A, z: a.map((ai, k) => (e[k] === 1 ? ai + lambda : ai)) };
+    piPrm.verify(prmContext("aux-info", sid, 2), { N, s, t }, prm);
+    const { step, owns } = await threeParties({ N, s, t, prm, rho: randomBytes(KAPPA_BYTES) });
+    expectAbort(() => step(0), { code: "invalid-value", round: 2, culprits: [2] });
+    // Party 1 blames nobody in round 2 and goes on to round 3 ...
+    const t1 = step(1);
+    const s3 = t1.state as AuxRound3;
+    assert.equal(s3.round, 3);
+    // ... where party 0's proofs verify and party 2, lacking the factors, can at best replay them.
+    const ctx0 = rhoContext("aux-info", sid, 0, s3.rho);
+    const payload = encodeAuxProofs({
+      mod: piMod.prove(ctx0, { N }, owns[0]),
+      fac: piFac.prove(ctx0, { N0: N, aux: s3.parties[1] }, owns[0]),
+    });
+    const from0 = envelope("aux-info", { sid, i: 0, n: 3, round: 3 }, 3, 1, payload);
+    const from2 = envelope("aux-info", { sid, i: 2, n: 3, round: 3 }, 3, 1, payload);
+    expectAbort(() => auxInfo.step(s3, [from0, from2], rng), {
+      code: "proof-failed",
+      round: 3,
+      culprits: [2],
+    });
+  },
+);
 
 test("aux info round 2 refuses malformed wire data", async () => {
   const { logs } = await honestRun();

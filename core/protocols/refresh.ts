@@ -17,8 +17,9 @@
  * a Schnorr commitment A_i^k per k. Output: x_i* = x_i + sum_j x_j^i and X_k* = X_k + sum_j
  * X_j^k. Checks on every other party j: the key data it refreshes equals ours; the echo; the
  * decommitment; sum_k X_j^k = 0; the aux checks (N_j, s_j, t_j, Pi-prm; Pi-mod and Pi-fac in
- * round 3); C_j^i a unit mod N_i^2 decrypting to x_j^i in [0, q) with x_j^i G = X_j^i; every
- * psi_j^k against (sid, j, rho, k, X_j^k, A_j^k).
+ * round 3, then every N_j distinct, blaming a copier and never the owner of an N); C_j^i a unit
+ * mod N_i^2 decrypting to x_j^i in [1, q) with x_j^i G = X_j^i; every psi_j^k against (sid, j,
+ * rho, k, X_j^k, A_j^k).
  *
  * Blame: all checks are local. A mismatch between C_j^i and X_j^i is detected and blamed by the
  * receiver alone; it cannot prove it to others without revealing its decryption key.
@@ -44,6 +45,7 @@ import {
   auxPublic,
   checkAuxPrm,
   checkAuxValues,
+  checkDistinctModuli,
   decodeAuxProofs,
   decodeAuxPublic,
   encodeAuxProofs,
@@ -440,6 +442,7 @@ function round3(s: RefreshRound3, inbox: readonly Message[]): Transition<Refresh
     s.parties,
     new Map([...got].filter(([j]) => !faults.has(j)).map(([j, d]) => [j, d.proofs])),
   );
+  checkDistinctModuli(faults, s.i, s.parties);
   faults.throwIfAny();
 
   let x = s.key.x + s.ownShare;
