@@ -8,9 +8,16 @@
  * (browser, Deno, Node, edge) and are NOT constant-time: engine BigInt multiplication and
  * reduction take time that depends on operand sizes. The `platform/` adapters install faster
  * backends (OpenSSL's constant-time Montgomery ladder in Node). See SECURITY.md.
+ *
+ * Negative exponents need an inverse, and the extended Euclid of `bigint.ts` is variable-time.
+ * The secret slot therefore inverts only when the exponent is negative, and then a blinded base
+ * (b r for a fresh random unit r, multiplied back by r), so Euclid never sees a secret base; the
+ * moduli of negative secret exponents are public (N, N^2) in every caller. Inverses of public
+ * bases that recur (ring-Pedersen s, t) are cached per modulus.
  * @module
  */
-import { bitLength, egcd, mod, modInv } from "./bigint.ts";
+import { bitLength, egcd, gcd, mod, modInv } from "./bigint.ts";
+import { randomBelow, type RandomSource, webCryptoRandom } from "./random.ts";
 
 /** One implementation of b^e mod m. */
 export interface ModPowBackend {
@@ -102,6 +109,12 @@ let backends: ModPowBackends = { public: bigintBackend, secret: bigintUniformBac
 export interface ModPowCounter {
   /** Key: `${kind}:${bits of modulus rounded up to 64}`, value: count. */
   counts: Map<string, number>;
+  /**
+   * When present, the modular inverses taken for negative exponents. Key: `${how}:${bits}` with
+   * `how` one of "public" (plain inverse of a public base), "blinded" (inverse of a possibly
+   * secret base, blinded by a fresh random unit) or "cached" (a public base's inverse reused).
+   */
+  inversions?: Map<string, number>;
 }
 let counter: ModPowCounter | null = null;
 
@@ -122,24 +135,21 @@ export function setModPowCounter(c: ModPowCounter | null): void {
   counter = c;
 }
 
-function run(kind: "public" | "secret", b: bigint, e: bigint, m: bigint): bigint {
-  if (m < 1n) throw new RangeError("modPow: expected a positive modulus");
-  if (m === 1n) return 0n;
-  b = mod(b, m);
-  if (kind === "secret") {
-    // A secret exponent's sign must not show as an extra inversion: always run Euclid, then pick.
-    const [g, inv] = egcd(b, m);
-    if (e < 0n) {
-      if (g !== 1n) throw new RangeError("modPow: base is not invertible for a negative exponent");
-      b = mod(inv, m);
-      e = -e;
-    }
-  } else if (e < 0n) {
-    b = modInv(b, m);
-    e = -e;
-  }
+function sizeKey(m: bigint): number {
+  return Math.ceil(bitLength(m) / 64) * 64;
+}
+
+function countInversion(how: "public" | "blinded" | "cached", m: bigint): void {
+  const map = counter?.inversions;
+  if (!map) return;
+  const key = `${how}:${sizeKey(m)}`;
+  map.set(key, (map.get(key) ?? 0) + 1);
+}
+
+/** b^e mod m for m >= 2, 0 <= b < m and e >= 0, by the backend of `kind`. */
+function exp(kind: "public" | "secret", b: bigint, e: bigint, m: bigint): bigint {
   if (counter) {
-    const key = `${kind}:${Math.ceil(bitLength(m) / 64) * 64}`;
+    const key = `${kind}:${sizeKey(m)}`;
     counter.counts.set(key, (counter.counts.get(key) ?? 0) + 1);
   }
   if (e === 0n) return 1n;
@@ -147,28 +157,145 @@ function run(kind: "public" | "secret", b: bigint, e: bigint, m: bigint): bigint
   return backends[kind].modPow(b, e, m);
 }
 
+function assertModulus(m: bigint): void {
+  if (m < 1n) throw new RangeError("modPow: expected a positive modulus");
+}
+
+const NOT_INVERTIBLE = "modPow: base is not invertible for a negative exponent";
+
+/**
+ * b^-1 mod m for a base that may be secret, without running Euclid on it: Euclid runs on b r
+ * for a uniform r in [1, m), which for a unit b is a uniform unit independent of b, and the
+ * result is (b r)^-1 r. The modulus must be public (Euclid's run time depends on it).
+ * @param b the base, 0 <= b < m.
+ * @param m a public modulus >= 2.
+ * @param rng source of the blinding factor.
+ * @returns b^-1 mod m.
+ * @throws {RangeError} when b is not a unit modulo m.
+ * @example
+ * ```ts
+ * import { invertBlinded } from "./modpow.ts";
+ * console.assert((invertBlinded(3n, 1000003n) * 3n) % 1000003n === 1n);
+ * ```
+ */
+export function invertBlinded(
+  b: bigint,
+  m: bigint,
+  rng: RandomSource = webCryptoRandom,
+): bigint {
+  if (m < 2n) throw new RangeError("invertBlinded: expected a modulus >= 2");
+  for (;;) {
+    const r = randomBelow(m - 1n, rng) + 1n;
+    const [g, inv] = egcd((b * r) % m, m);
+    if (g === 1n) return mod(mod(inv, m) * r, m);
+    // b r is not a unit: b is not (refused), or r is not (negligible for the moduli used here,
+    // it would reveal a factor of m; draw again). Only this failure path looks at b itself.
+    if (gcd(b, m) !== 1n) throw new RangeError(NOT_INVERTIBLE);
+  }
+}
+
+/** Bounds of the cache of public-base inverses: moduli, and bases per modulus (LRU). */
+const CACHE_MODULI = 16;
+const CACHE_BASES = 16;
+const publicInverses = new Map<bigint, Map<bigint, bigint>>();
+
+/** b^-1 mod m for a PUBLIC base b (0 <= b < m), cached: ring-Pedersen s, t recur in every proof. */
+function publicInverse(b: bigint, m: bigint): bigint {
+  let bases = publicInverses.get(m);
+  if (bases) {
+    publicInverses.delete(m);
+  } else {
+    bases = new Map();
+    if (publicInverses.size >= CACHE_MODULI) {
+      publicInverses.delete(publicInverses.keys().next().value as bigint);
+    }
+  }
+  publicInverses.set(m, bases);
+  let inv = bases.get(b);
+  if (inv !== undefined) {
+    bases.delete(b);
+    countInversion("cached", m);
+  } else {
+    inv = modInv(b, m);
+    countInversion("public", m);
+    if (bases.size >= CACHE_BASES) bases.delete(bases.keys().next().value as bigint);
+  }
+  bases.set(b, inv);
+  return inv;
+}
+
+/** Empties the cache of public-base inverses (tests and benchmarks). */
+export function clearModPowCache(): void {
+  publicInverses.clear();
+}
+
 /**
  * b^e mod m where b, e and m are public. Negative e means (b^-1)^|e|.
  * @throws {RangeError} when m < 1, or e < 0 and b is not invertible modulo m.
  */
 export function modPow(b: bigint, e: bigint, m: bigint): bigint {
-  return run("public", b, e, m);
+  assertModulus(m);
+  if (m === 1n) return 0n;
+  b = mod(b, m);
+  if (e < 0n) {
+    b = modInv(b, m);
+    countInversion("public", m);
+    e = -e;
+  }
+  return exp("public", b, e, m);
 }
 
 /**
- * b^e mod m where the exponent or the base is secret: served by the `secret` backend.
+ * b^e mod m where the exponent or the base is secret: served by the `secret` backend. For
+ * e >= 0 no inverse is taken; for e < 0 the base is inverted blinded (`invertBlinded`), which
+ * requires a public modulus, and the sign of e is visible in the run time.
+ * @param rng source of the blinding factor (used only when e < 0).
  * @throws {RangeError} as `modPow`.
  */
-export function modPowSecret(b: bigint, e: bigint, m: bigint): bigint {
-  return run("secret", b, e, m);
+export function modPowSecret(
+  b: bigint,
+  e: bigint,
+  m: bigint,
+  rng: RandomSource = webCryptoRandom,
+): bigint {
+  assertModulus(m);
+  if (m === 1n) return 0n;
+  b = mod(b, m);
+  if (e < 0n) {
+    b = invertBlinded(b, m, rng);
+    countInversion("blinded", m);
+    e = -e;
+  }
+  return exp("secret", b, e, m);
 }
 
-/** a^x * b^y mod m with public inputs (ring-Pedersen verification). */
+/** b^e mod m for a public base b whose inverse is cached when e < 0. */
+function powPublicBase(kind: "public" | "secret", b: bigint, e: bigint, m: bigint): bigint {
+  assertModulus(m);
+  if (m === 1n) return 0n;
+  b = mod(b, m);
+  if (e < 0n) {
+    b = publicInverse(b, m);
+    e = -e;
+  }
+  return exp(kind, b, e, m);
+}
+
+/**
+ * a^x * b^y mod m with public inputs (ring-Pedersen verification). Inverses of the bases are
+ * cached for negative exponents.
+ * @throws {RangeError} as `modPow`.
+ */
 export function modPow2(a: bigint, x: bigint, b: bigint, y: bigint, m: bigint): bigint {
-  return (run("public", a, x, m) * run("public", b, y, m)) % m;
+  return (powPublicBase("public", a, x, m) * powPublicBase("public", b, y, m)) % m;
 }
 
-/** a^x * b^y mod m where x or y is secret (ring-Pedersen commitments made by a prover). */
+/**
+ * a^x * b^y mod m where x or y is secret and the bases a, b and the modulus are PUBLIC
+ * (ring-Pedersen commitments made by a prover: s, t, or a published commitment). Inverses of
+ * the public bases are cached for negative exponents; a secret base must use `modPowSecret`.
+ * @throws {RangeError} as `modPow`.
+ */
 export function modPow2Secret(a: bigint, x: bigint, b: bigint, y: bigint, m: bigint): bigint {
-  return (run("secret", a, x, m) * run("secret", b, y, m)) % m;
+  return (powPublicBase("secret", a, x, m) * powPublicBase("secret", b, y, m)) % m;
 }
