@@ -2,9 +2,12 @@
  * The presignature rules (CVE-2025-66017, fixed in cggmp24; Groth and Shoup, Eurocrypt 2022)
  * and the key lock after an invalid signature, behind one store interface.
  *
- * - A presignature is bound when it is made to its key id, its HD path (with the additive
- *   shift applied then) and the hash function the signer will apply to the message. `take`
- *   refuses a request for another key, path or hash, without consuming the presignature.
+ * - A presignature is bound when it is made to its key id, its key EPOCH (the digest naming the
+ *   set of shares, core/account_records.ts), its HD path (with the additive shift applied then)
+ *   and the hash function the signer will apply to the message. `take` refuses a request for
+ *   another key, epoch, path or hash, without consuming the presignature. So a presignature made
+ *   before a refresh is refused after it; `purgeOtherEpochs(keyId, epoch)`, called by whoever
+ *   changes the epoch of a key, also drops those presignatures from the store.
  * - `take` consumes the presignature atomically and records its id in the USED SET before it
  *   returns, so before any partial signature can leave. A second `take` of the same id is
  *   refused with "presignature-used".
@@ -12,7 +15,9 @@
  *   returns, and must never roll the used set back: restoring a backup of the presignatures
  *   restores them into a store whose used set is the union of the backup's and the live one
  *   (a journal kept apart from the backups), so a restored snapshot of a used pool still
- *   refuses the used ids. `MemoryPresignatureStore` models this with a shared `usedLog`.
+ *   refuses the used ids. `MemoryPresignatureStore` models this with a shared `usedLog`, which
+ *   `restore` requires (a snapshot alone is refused); platform/presignature_journal.ts is the
+ *   durable store (an fsync'd append-only journal of used ids and key locks).
  * - After an invalid final signature the key is locked for signing (`lockKey`) with the blame
  *   recorded; signing and `take` refuse "key-locked" until an operator calls `unlockKey`.
  *
@@ -20,20 +25,22 @@
  * ```ts ignore
  * const store = new MemoryPresignatureStore();
  * await store.put(presignature);
- * const p = await store.take(presignature.id, { keyId, hdPath: [], hash: "sha256" });
- * await store.take(presignature.id, { keyId, hdPath: [], hash: "sha256" }); // presignature-used
+ * const p = await store.take(presignature.id, { keyId, epoch, hdPath: [], hash: "sha256" });
+ * await store.take(presignature.id, { keyId, epoch, hdPath: [], hash: "sha256" }); // used
  * ```
  * @module
  */
 import { ProtocolAbort } from "./errors.ts";
 import { mod, modInv } from "./math/mod.ts";
 import { Point, Q } from "./params.ts";
-import type { Presignature } from "./protocols/presign.ts";
+import { assertKeyEpoch, type Presignature } from "./protocols/presign.ts";
 import { assertHashName, type HashName } from "./signature.ts";
 
 /** What a caller expects a presignature to be bound to. */
 export interface PresignatureRequest {
   readonly keyId: string;
+  /** The key's current epoch (64 lowercase hex digits, from the key store). */
+  readonly epoch: string;
   readonly hdPath: readonly number[];
   readonly hash: HashName;
 }
@@ -59,16 +66,27 @@ export interface PresignatureStore {
   /**
    * Stores a fresh presignature under `presignature.id`.
    * @throws {ProtocolAbort} "presignature-used" when the id is in the used set;
-   *   {RangeError} when the id is already stored.
+   *   {RangeError} when the id is already stored, or when the presignature is of another epoch
+   *   than the one its key was last purged to (`purgeOtherEpochs`); {TypeError} for a
+   *   presignature that cannot be stored (no hash or no epoch bound).
    */
   put(presignature: Presignature): Promise<void>;
   /**
    * Consumes a presignature: checks the key lock and the binding, then records the id as used
    * (durably) and removes the presignature, atomically, before returning it.
    * @throws {ProtocolAbort} "key-locked", "presignature-used"; {RangeError} for an unknown id or
-   *   a binding other than `expected` (the presignature is then NOT consumed).
+   *   a binding other than `expected`, another key epoch included (the presignature is then NOT
+   *   consumed).
    */
   take(id: string, expected: PresignatureRequest): Promise<Presignature>;
+  /**
+   * Drops every stored presignature of `keyId` bound to an epoch other than `epoch`, and refuses
+   * to `put` one of another epoch for that key from then on (until the next call). Whoever
+   * changes the epoch of a key (refresh promoted, reconciliation) calls it with the new epoch.
+   * @returns how many presignatures were dropped.
+   * @throws {TypeError} for a malformed epoch.
+   */
+  purgeOtherEpochs(keyId: string, epoch: string): Promise<number>;
   /** Whether `id` was ever taken. */
   isUsed(id: string): Promise<boolean>;
   /** Locks `lock.keyId` for signing (keeps the first lock if already locked). */
@@ -85,12 +103,16 @@ function samePath(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /**
- * Checks that a presignature was made for `expected` (key id, HD path, hash).
- * @throws {RangeError} otherwise (the message names the field, never a secret).
+ * Checks that a presignature was made for `expected` (key id, key epoch, HD path, hash).
+ * @throws {RangeError} otherwise (the message names the field, never a secret); {TypeError}
+ *   for a malformed expected epoch or hash.
  */
 export function assertBinding(p: Presignature, expected: PresignatureRequest): void {
   const b = p.binding;
   if (b.keyId !== expected.keyId) throw new RangeError("presignature: made for another key");
+  if (b.epoch === null || b.epoch !== assertKeyEpoch(expected.epoch, "expected key epoch")) {
+    throw new RangeError("presignature: made for another key epoch (before a refresh?)");
+  }
   if (!samePath(b.hdPath, expected.hdPath)) {
     throw new RangeError("presignature: made for another HD path");
   }
@@ -117,13 +139,18 @@ function lockedError(): ProtocolAbort {
 // Wire form of a presignature (for persistent stores; it holds the secrets k_i and chi_i, so a
 // store must encrypt it at rest).
 
-/** JSON form of a presignature (version 1). */
+/**
+ * JSON form of a presignature (version 2: version 1 had no key epoch and is refused, since a
+ * presignature of an unknown epoch must never be used).
+ */
 export interface EncodedPresignature {
-  readonly v: 1;
+  readonly v: 2;
   readonly id: string;
   readonly i: number;
   readonly n: number;
   readonly keyId: string;
+  /** The key epoch (64 lowercase hex digits). */
+  readonly epoch: string;
   readonly hdPath: readonly number[];
   readonly shift: string;
   readonly hash: HashName;
@@ -147,17 +174,22 @@ function scalarHex(x: bigint): string {
 }
 
 /**
- * Encodes a storable presignature (one made for the fast path, with a hash).
- * @throws {TypeError} for a presignature of full signing (hash null), which is never stored.
+ * Encodes a storable presignature (one made for the fast path, with a hash and a key epoch).
+ * @throws {TypeError} for a presignature of full signing (hash or epoch null), which is never
+ *   stored.
  */
 export function encodePresignature(p: Presignature): EncodedPresignature {
   if (p.binding.hash === null) throw new TypeError("a raw-digest presignature is never stored");
+  if (p.binding.epoch === null) {
+    throw new TypeError("a presignature without an epoch is never stored");
+  }
   return {
-    v: 1,
+    v: 2,
     id: p.id,
     i: p.i,
     n: p.n,
     keyId: p.binding.keyId,
+    epoch: assertKeyEpoch(p.binding.epoch),
     hdPath: [...p.binding.hdPath],
     shift: scalarHex(p.binding.shift),
     hash: p.binding.hash,
@@ -179,6 +211,7 @@ const FIELDS = [
   "i",
   "n",
   "keyId",
+  "epoch",
   "hdPath",
   "shift",
   "hash",
@@ -236,7 +269,7 @@ export function decodePresignature(json: unknown): Presignature {
     if (!FIELDS.includes(k)) throw new TypeError(`presignature: unexpected field "${k}"`);
   }
   for (const f of FIELDS) if (!(f in o)) throw new TypeError(`presignature: missing "${f}"`);
-  if (o.v !== 1) throw new RangeError("presignature: unsupported version");
+  if (o.v !== 2) throw new RangeError("presignature: unsupported version (expected 2)");
   const n = o.n;
   const i = o.i;
   if (typeof n !== "number" || !Number.isInteger(n) || n < 2 || n > 255) {
@@ -251,6 +284,7 @@ export function decodePresignature(json: unknown): Presignature {
   if (typeof o.keyId !== "string" || o.keyId.length === 0 || o.keyId.length > 256) {
     throw new TypeError("presignature: bad key id");
   }
+  const epoch = assertKeyEpoch(o.epoch, 'presignature field "epoch"');
   const hdPath = listOf(o.hdPath, "hdPath", Array.isArray(o.hdPath) ? o.hdPath.length : 0, (x) => {
     if (typeof x !== "number" || !Number.isInteger(x) || x < 0 || x >= 0x80000000) {
       throw new RangeError("presignature: bad HD index");
@@ -263,6 +297,7 @@ export function decodePresignature(json: unknown): Presignature {
     n,
     binding: {
       keyId: o.keyId,
+      epoch,
       hdPath,
       shift: scalarOf(o.shift, "shift"),
       hash: assertHashName(o.hash),
@@ -317,16 +352,24 @@ export interface MemoryStoreSnapshot {
 /**
  * A `PresignatureStore` in memory, for tests, the demo and the browser wallet session. The
  * used set lives in `usedLog`, which stands for the durable journal of a persistent store:
- * pass the same set to `restore` to model a restart from a backup (the journal is never
- * rolled back).
+ * `restore` requires it, so that a restart from a backup never rolls the used set back. The
+ * durable store of the service is platform/presignature_journal.ts.
  */
 export class MemoryPresignatureStore implements PresignatureStore {
   readonly #records = new Map<string, Presignature>();
   readonly #used: Set<string>;
   readonly #locks = new Map<string, KeyLock>();
+  /** The epoch each key was last purged to (`purgeOtherEpochs`): `put` refuses any other. */
+  readonly #epochs = new Map<string, string>();
 
-  /** @param options.usedLog the durable used set (shared across restarts); default a new set. */
+  /**
+   * @param options.usedLog the durable used set (shared across restarts); default a new set,
+   *   which only suits a store that starts empty.
+   */
   constructor(options: { usedLog?: Set<string> } = {}) {
+    if (options.usedLog !== undefined && !(options.usedLog instanceof Set)) {
+      throw new TypeError("expected options.usedLog as a Set of presignature ids");
+    }
     this.#used = options.usedLog ?? new Set();
   }
 
@@ -340,7 +383,12 @@ export class MemoryPresignatureStore implements PresignatureStore {
       const id = presignature.id;
       if (this.#used.has(id)) throw usedError();
       if (this.#records.has(id)) throw new RangeError("presignature: id already stored");
-      encodePresignature(presignature); // only storable (hash-bound) presignatures
+      encodePresignature(presignature); // only storable (hash- and epoch-bound) presignatures
+      const { keyId, epoch } = presignature.binding;
+      const current = this.#epochs.get(keyId);
+      if (current !== undefined && epoch !== current) {
+        throw new RangeError("presignature: made for another key epoch (before a refresh?)");
+      }
       this.#records.set(id, presignature);
       return Promise.resolve();
     } catch (e) {
@@ -359,6 +407,23 @@ export class MemoryPresignatureStore implements PresignatureStore {
       this.#used.add(id); // the durable mark comes first
       this.#records.delete(id);
       return Promise.resolve(p);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  purgeOtherEpochs(keyId: string, epoch: string): Promise<number> {
+    try {
+      assertKeyEpoch(epoch);
+      this.#epochs.set(keyId, epoch);
+      let dropped = 0;
+      for (const [id, p] of this.#records) {
+        if (p.binding.keyId === keyId && p.binding.epoch !== epoch) {
+          this.#records.delete(id);
+          dropped++;
+        }
+      }
+      return Promise.resolve(dropped);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -392,15 +457,26 @@ export class MemoryPresignatureStore implements PresignatureStore {
   }
 
   /**
-   * A store restored from a snapshot. The used set is the union of the snapshot's and
-   * `options.usedLog` (the live journal), so ids used after the snapshot stay refused.
-   * @throws as `decodePresignature` for a corrupted snapshot.
+   * A store restored from a snapshot over the live used journal. The used set is the union of
+   * the snapshot's and `options.usedLog`, so ids used after the snapshot was taken stay refused.
+   * The journal is REQUIRED: a snapshot alone would re-serve the presignatures used since it was
+   * taken, and two signatures with one nonce reveal the key.
+   * @param snapshot a backup made by `snapshot()` (possibly through JSON).
+   * @param options.usedLog the live used journal (the set the store ran with).
+   * @throws {TypeError} when `options.usedLog` is missing or not a Set; as `decodePresignature`
+   *   for a corrupted snapshot.
    */
   static restore(
     snapshot: MemoryStoreSnapshot,
-    options: { usedLog?: Set<string> } = {},
+    options: { readonly usedLog: Set<string> },
   ): MemoryPresignatureStore {
-    const usedLog = options.usedLog ?? new Set<string>();
+    const usedLog = options?.usedLog;
+    if (!(usedLog instanceof Set)) {
+      throw new TypeError(
+        "restore: expected the live used journal (options.usedLog); a snapshot alone would " +
+          "serve used presignatures again",
+      );
+    }
     for (const id of snapshot.used) usedLog.add(id);
     const store = new MemoryPresignatureStore({ usedLog });
     for (const enc of snapshot.presignatures) {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { dealPresignatures } from "../tests/fixtures/protocol_fixtures.ts";
+import { dealPresignatures, DEALT_EPOCH } from "../tests/fixtures/protocol_fixtures.ts";
 import { type AbortCode, ProtocolAbort } from "./errors.ts";
 import { Point, Q } from "./params.ts";
 import {
@@ -13,7 +13,9 @@ import {
 } from "./presignature_store.ts";
 
 const KEY = "account-1";
-const request: PresignatureRequest = { keyId: KEY, hdPath: [], hash: "sha256" };
+const EPOCH = DEALT_EPOCH;
+const NEW_EPOCH = "0f".repeat(32);
+const request: PresignatureRequest = { keyId: KEY, epoch: EPOCH, hdPath: [], hash: "sha256" };
 
 async function rejectsWith(p: Promise<unknown>, code: AbortCode): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
@@ -47,13 +49,19 @@ test("two concurrent takes of one presignature: exactly one succeeds", async () 
   assert.equal((rejected.reason as ProtocolAbort).code, "presignature-used");
 });
 
-test("take refuses another key, HD path or hash without consuming the presignature", async () => {
+test("take refuses another key, epoch, HD path or hash without consuming the presignature", async () => {
   const [p] = dealPresignatures(2, { keyId: KEY, hdPath: [0, 5], hash: "keccak256" });
   const store = new MemoryPresignatureStore();
   await store.put(p);
-  const right: PresignatureRequest = { keyId: KEY, hdPath: [0, 5], hash: "keccak256" };
+  const right: PresignatureRequest = {
+    keyId: KEY,
+    epoch: EPOCH,
+    hdPath: [0, 5],
+    hash: "keccak256",
+  };
   const wrong: PresignatureRequest[] = [
     { ...right, keyId: "account-2" },
+    { ...right, epoch: NEW_EPOCH },
     { ...right, hdPath: [0, 6] },
     { ...right, hdPath: [0] },
     { ...right, hdPath: [] },
@@ -61,6 +69,9 @@ test("take refuses another key, HD path or hash without consuming the presignatu
   ];
   for (const w of wrong) await assert.rejects(store.take(p.id, w), RangeError);
   await assert.rejects(store.take(p.id, { ...right, hash: "md5" as never }), TypeError);
+  for (const epoch of ["", "EE".repeat(32), "ee".repeat(31), null, 1]) {
+    await assert.rejects(store.take(p.id, { ...right, epoch: epoch as never }), TypeError);
+  }
   assert.equal(await store.isUsed(p.id), false);
   assert.equal((await store.take(p.id, right)).id, p.id);
 });
@@ -72,6 +83,8 @@ test("put refuses a duplicate id and a raw-digest presignature; take refuses an 
   await assert.rejects(store.put(p), RangeError);
   const raw = { ...p, id: "ab".repeat(32), binding: { ...p.binding, hash: null } };
   await assert.rejects(store.put(raw), TypeError);
+  const noEpoch = { ...p, id: "ac".repeat(32), binding: { ...p.binding, epoch: null } };
+  await assert.rejects(store.put(noEpoch), TypeError);
   await assert.rejects(store.take("cd".repeat(32), request), RangeError);
 });
 
@@ -84,8 +97,8 @@ test("a restored snapshot of a used store refuses the used presignature", async 
   const before = JSON.parse(JSON.stringify(live.snapshot()));
   await live.take(p.id, request);
   const after = JSON.parse(JSON.stringify(live.snapshot()));
-  // A backup taken after the use carries the used id.
-  const restoredAfter = MemoryPresignatureStore.restore(after);
+  // A backup taken after the use carries the used id (even over an empty journal).
+  const restoredAfter = MemoryPresignatureStore.restore(after, { usedLog: new Set() });
   await rejectsWith(restoredAfter.take(p.id, request), "presignature-used");
   // A backup taken BEFORE the use, restored over the live journal: still refused.
   const restoredBefore = MemoryPresignatureStore.restore(before, { usedLog: journal });
@@ -93,6 +106,42 @@ test("a restored snapshot of a used store refuses the used presignature", async 
   // The other presignature survives the restore and is usable once.
   assert.equal((await restoredBefore.take(q.id, request)).id, q.id);
   await rejectsWith(restoredBefore.take(q.id, request), "presignature-used");
+});
+
+test("restore refuses a snapshot without its used journal", () => {
+  const store = new MemoryPresignatureStore();
+  const snap = store.snapshot();
+  const missing: unknown[] = [undefined, {}, { usedLog: undefined }, { usedLog: ["id"] }, null];
+  for (const options of missing) {
+    assert.throws(
+      () => MemoryPresignatureStore.restore(snap, options as never),
+      (e: unknown) => e instanceof TypeError && /used journal/.test(e.message),
+      JSON.stringify(options),
+    );
+  }
+  assert.throws(() => new MemoryPresignatureStore({ usedLog: [] as never }), TypeError);
+});
+
+test("after a refresh, a presignature of the old epoch is refused by take, then purged", async () => {
+  const [old] = dealPresignatures(2, { keyId: KEY, epoch: EPOCH });
+  const [fresh] = dealPresignatures(2, { keyId: KEY, epoch: NEW_EPOCH });
+  const [otherKey] = dealPresignatures(2, { keyId: "account-2", epoch: EPOCH });
+  const store = new MemoryPresignatureStore();
+  for (const p of [old, fresh, otherKey]) await store.put(p);
+  // The key's epoch is now NEW_EPOCH: the old presignature is refused and not consumed.
+  const now = { ...request, epoch: NEW_EPOCH };
+  await assert.rejects(store.take(old.id, now), /another key epoch/);
+  assert.equal(await store.isUsed(old.id), false);
+  // The purge drops it (only it: other epochs of other keys stay).
+  assert.equal(await store.purgeOtherEpochs(KEY, NEW_EPOCH), 1);
+  assert.equal(store.size, 2);
+  await assert.rejects(store.take(old.id, request), /unknown id/);
+  // A presignature of the old epoch that finishes after the purge is refused by put.
+  const [late] = dealPresignatures(2, { keyId: KEY, epoch: EPOCH });
+  await assert.rejects(store.put(late), /another key epoch/);
+  assert.equal((await store.take(fresh.id, now)).id, fresh.id);
+  assert.equal((await store.take(otherKey.id, { ...request, keyId: "account-2" })).id, otherKey.id);
+  await assert.rejects(store.purgeOtherEpochs(KEY, "not an epoch"), TypeError);
 });
 
 test("a locked key refuses take until an operator unlocks it; the first lock is kept", async () => {
@@ -138,7 +187,12 @@ test("decodePresignature refuses malformed and inconsistent records (hostile tab
     ["array", []],
     ["extra field", { ...good, extra: 1 }],
     ["missing field", { ...good, chi: undefined }],
-    ["version 2", { ...good, v: 2 }],
+    ["version 1 (no epoch)", { ...good, v: 1 }],
+    ["version 3", { ...good, v: 3 }],
+    ["missing epoch", { ...good, epoch: undefined }],
+    ["short epoch", { ...good, epoch: "ee" }],
+    ["uppercase epoch", { ...good, epoch: "EE".repeat(32) }],
+    ["epoch not a string", { ...good, epoch: 7 }],
     ["n = 1", { ...good, n: 1 }],
     ["i = n", { ...good, i: 2 }],
     ["bad id", { ...good, id: "xyz" }],

@@ -7,7 +7,7 @@
  * | aux info (Paillier + ring-Pedersen, Pi-prm / Pi-mod / Pi-fac) | `aux_info.ts` `auxInfo` | `AuxInfo` |
  * | key refresh | `refresh.ts` `refresh` | `KeyShare` |
  * | presigning (3 rounds + echo) | `presign.ts` `presignProtocol` | `Presignature` |
- * | signing | `sign.ts` `fullSignProtocol`, `signWithPresignatureProtocol` | `EcdsaSignature` |
+ * | signing | `sign.ts` `fullSignProtocol`; with a stored presignature only through `signMessageWithPresignature` | `EcdsaSignature` |
  *
  * @example
  * ```ts
@@ -26,9 +26,4 @@ export { keygen } from "./keygen.ts";
 export { auxInfo, generatePaillierPrimes, type PaillierPrimes } from "./aux_info.ts";
 export { refresh } from "./refresh.ts";
 export { generatePresignature, presignProtocol } from "./presign.ts";
-export {
-  fullSignProtocol,
-  signDigest,
-  signMessageWithPresignature,
-  signWithPresignatureProtocol,
-} from "./sign.ts";
+export { fullSignProtocol, signDigest, signMessageWithPresignature } from "./sign.ts";

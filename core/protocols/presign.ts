@@ -20,7 +20,8 @@
  * Additions to the paper, each for blame (see SECURITY.md):
  * - The round-1 values travel point to point, so an echo round (the reference's "reliability
  *   check") makes every party compare what it received; the echo also covers the signing
- *   inputs (key, HD path and shift, hash, everybody's public shares and aux parameters).
+ *   inputs (key and key epoch, HD path and shift, hash, everybody's public shares and aux
+ *   parameters).
  * - Round 4 carries the echo of the Gamma_j received in round 3, so an equivocated Gamma_j is
  *   caught before any Pi-log* proof is blamed on an honest party.
  * - Round 4 carries S_i = chi_i * Gamma, a group element (not in Figure 7; this project's
@@ -88,12 +89,19 @@ const HARDENED = 0x80000000;
 
 /**
  * What a presignature is bound to when it is made (CVE-2025-66017, fixed in cggmp24; Groth and
- * Shoup, Eurocrypt 2022): the key, the HD path with its additive shift, and the hash function
- * the signer will apply to the message. None of these can change afterwards.
+ * Shoup, Eurocrypt 2022): the key and its epoch, the HD path with its additive shift, and the
+ * hash function the signer will apply to the message. None of these can change afterwards.
  */
 export interface PresignatureBinding {
   /** Identifier of the key (the account id of the key share file). */
   readonly keyId: string;
+  /**
+   * The key epoch the presignature was made with: the 64-hex-digit digest naming the set of
+   * shares (the key store computes it; both parties hold the same). A refresh starts a new
+   * epoch, and the store refuses a presignature of another epoch. Null only inside full
+   * signing, whose presignature never leaves the machine.
+   */
+  readonly epoch: string | null;
   /** Non-hardened BIP-32 indices below the key (empty: the key itself). */
   readonly hdPath: readonly number[];
   /** The additive shift of `hdPath` (public scalar in [0, q); 0 for an empty path). */
@@ -110,6 +118,8 @@ export interface PresignInput {
   readonly sid: Uint8Array;
   /** Identifier of the key, bound into the presignature. */
   readonly keyId: string;
+  /** The key epoch of `share` (64 lowercase hex digits, from the key store), bound too. */
+  readonly epoch: string;
   /** HD path (non-hardened indices); default: none. */
   readonly hdPath?: readonly number[];
   /**
@@ -119,6 +129,31 @@ export interface PresignInput {
   readonly shift?: bigint;
   /** Hash the fast path will apply; null only inside full signing. */
   readonly hash: HashName | null;
+}
+
+/** Input of the presigning rounds inside full signing: no epoch and no hash are bound. */
+export type InSessionPresignInput = Omit<PresignInput, "epoch" | "hash"> & {
+  readonly epoch: null;
+  readonly hash: null;
+};
+
+/**
+ * Checks a key epoch: the 32-byte digest naming a set of shares, as 64 lowercase hex digits.
+ * @param epoch the value to check.
+ * @param what what it is, for the message.
+ * @returns `epoch`.
+ * @throws {TypeError} for anything else.
+ * @example
+ * ```ts
+ * import { assertKeyEpoch } from "./presign.ts";
+ * console.assert(assertKeyEpoch("ab".repeat(32)) === "ab".repeat(32));
+ * ```
+ */
+export function assertKeyEpoch(epoch: unknown, what = "key epoch"): string {
+  if (typeof epoch !== "string" || !/^[0-9a-f]{64}$/.test(epoch)) {
+    throw new TypeError(`expected the ${what} as 64 lowercase hex digits`);
+  }
+  return epoch;
 }
 
 /**
@@ -286,7 +321,7 @@ function sumPoints(points: readonly Point[]): Point {
  * @throws {InvalidKeyShare} for an inconsistent share; {TypeError} / {RangeError} for bad
  *   binding arguments.
  */
-function makeSetup(input: PresignInput, protocol: ProtocolName): Setup {
+function makeSetup(input: PresignInput | InSessionPresignInput, protocol: ProtocolName): Setup {
   const { share, sid } = input;
   if (typeof share !== "object" || share === null) throw new TypeError("expected a key share");
   assertSession(sid, share.i, share.n);
@@ -311,6 +346,8 @@ function makeSetup(input: PresignInput, protocol: ProtocolName): Setup {
   }
   if (shift !== derived) throw new RangeError("the HD shift is not the shift of the HD path");
   const hash = input.hash === null ? null : assertHashName(input.hash);
+  // Only full signing (hash null, digest chosen in the same session) goes without an epoch.
+  const epoch = input.epoch === null && hash === null ? null : assertKeyEpoch(input.epoch);
   if (
     !Array.isArray(share.publicShares) || share.publicShares.length !== n ||
     typeof share.x !== "bigint" || share.x <= 0n || share.x >= Q
@@ -338,11 +375,12 @@ function makeSetup(input: PresignInput, protocol: ProtocolName): Setup {
   }
   // Spec "Threshold Presigning" step 2: X_0 += shift G, x_0 += shift (party 0 only).
   const shifted = applyShiftToShare(share, shift);
-  const binding: PresignatureBinding = { keyId, hdPath: [...hdPath], shift, hash };
+  const binding: PresignatureBinding = { keyId, epoch, hdPath: [...hdPath], shift, hash };
   const N = aux.parties.map((P) => P.N);
   const rp = aux.parties.map(({ N, s, t }) => ({ N, s, t }));
   const inputs = digest(`${protocol}/inputs`, sid, 0, (t) => {
-    t.appendString("key", keyId).appendUint("path-length", BigInt(hdPath.length));
+    t.appendString("key", keyId).appendString("epoch", epoch ?? "none");
+    t.appendUint("path-length", BigInt(hdPath.length));
     for (const idx of hdPath) t.appendUint("index", BigInt(idx));
     t.appendUint("shift", shift).appendString("hash", hash ?? "raw-digest");
     for (let j = 0; j < n; j++) {
@@ -381,7 +419,7 @@ function makeSetup(input: PresignInput, protocol: ProtocolName): Setup {
  * @throws {TypeError} / {RangeError} / {InvalidKeyShare} on bad input.
  */
 export function startPresign(
-  input: PresignInput,
+  input: PresignInput | InSessionPresignInput,
   rng: RandomSource,
   protocol: ProtocolName,
 ): { readonly state: PresignState; readonly outgoing: readonly Message[] } {
@@ -778,7 +816,8 @@ export function stepPresign(
  * most once (sign.ts `signMessageWithPresignature`).
  * @example
  * ```ts ignore
- * const pre = await runProtocol(presignProtocol, { share, sid, keyId, hash: "sha256" }, transport);
+ * const input = { share, sid, keyId, epoch, hash: "sha256" } as const;
+ * const pre = await runProtocol(presignProtocol, input, transport);
  * ```
  */
 export const presignProtocol: Protocol<PresignInput, PresignState, Presignature> = {
@@ -791,7 +830,7 @@ export const presignProtocol: Protocol<PresignInput, PresignState, Presignature>
 /**
  * Runs presigning for this party over `transport` and puts the presignature into `store`
  * (refused first when the key is locked for signing).
- * @param input share, session id, key id, hash, optional HD path and shift.
+ * @param input share, session id, key id and key epoch, hash, optional HD path and shift.
  * @param transport this party's transport.
  * @param options driver options and the store.
  * @returns the presignature id (the same for every party), for `signMessageWithPresignature`.
@@ -799,7 +838,8 @@ export const presignProtocol: Protocol<PresignInput, PresignState, Presignature>
  *   {TransportError} on timeout or cancellation.
  * @example
  * ```ts ignore
- * const id = await generatePresignature({ share, sid, keyId, hash: "sha256" }, transport, { store });
+ * const input = { share, sid, keyId, epoch, hash: "sha256" } as const;
+ * const id = await generatePresignature(input, transport, { store });
  * ```
  */
 export async function generatePresignature(

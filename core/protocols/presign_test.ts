@@ -21,10 +21,17 @@ import { signMessageWithPresignature } from "./sign.ts";
 import type { Message } from "./types.ts";
 
 const KEY = "account-presign";
+const EPOCH = "e1".repeat(32);
 const shares = dealKeyShares(2);
 const x = (shares[0].x + shares[1].x) % Q;
 const sid = freshSid();
-const input = (i: number): PresignInput => ({ share: shares[i], sid, keyId: KEY, hash: "sha256" });
+const input = (i: number): PresignInput => ({
+  share: shares[i],
+  sid,
+  keyId: KEY,
+  epoch: EPOCH,
+  hash: "sha256",
+});
 
 /** One honest 2-party presigning over the memory network, recorded for the replays below. */
 const honest = (() => {
@@ -91,7 +98,13 @@ test("presign for 2 parties over the memory network gives one R = k^-1 G and sha
   assert.equal((p0.chi + p1.chi) % Q, (k * x) % Q);
   for (const p of [p0, p1]) {
     assertConsistent(p);
-    assert.deepEqual(p.binding, { keyId: KEY, hdPath: [], shift: 0n, hash: "sha256" });
+    assert.deepEqual(p.binding, {
+      keyId: KEY,
+      epoch: EPOCH,
+      hdPath: [],
+      shift: 0n,
+      hash: "sha256",
+    });
     assert.ok(p.publicKey.equals(shares[0].publicKey));
   }
 });
@@ -101,7 +114,13 @@ test("presignatures of a real run sign a message once through the store and neve
   const stores = [new MemoryPresignatureStore(), new MemoryPresignatureStore()];
   await Promise.all(pres.map((p, i) => stores[i].put(p)));
   const message = new TextEncoder().encode("pay 1 BTC to Alice");
-  const req = { presignatureId: pres[0].id, keyId: KEY, hdPath: [], hash: "sha256" as const };
+  const req = {
+    presignatureId: pres[0].id,
+    keyId: KEY,
+    epoch: EPOCH,
+    hdPath: [],
+    hash: "sha256" as const,
+  };
   const net = createMemoryNetwork(2);
   const sigs = await Promise.all(
     [0, 1].map((i) =>
@@ -118,6 +137,24 @@ test("presignatures of a real run sign a message once through the store and neve
     (e: unknown) => e instanceof ProtocolAbort && e.code === "presignature-used",
   );
   assert.equal(sent.length, 0, "nothing leaves before the presignature is refused");
+});
+
+test("presign aborts in the echo round when party 1 binds another key epoch", async () => {
+  const s2 = freshSid();
+  const net = createMemoryNetwork(2);
+  const epochs = [EPOCH, "e2".repeat(32)];
+  const runs = [0, 1].map((i) =>
+    runProtocol(presignProtocol, { ...input(i), sid: s2, epoch: epochs[i] }, net[i])
+  );
+  const results = await Promise.allSettled(runs);
+  for (const [i, r] of results.entries()) {
+    assert.equal(r.status, "rejected");
+    const e = (r as PromiseRejectedResult).reason;
+    assert.ok(e instanceof ProtocolAbort, String(e));
+    assert.equal(e.code, "invalid-value");
+    assert.equal(e.round, 2);
+    assert.deepEqual(e.culprits, [1 - i]);
+  }
 });
 
 test("presign round 1 rejects a tampered pi-enc proof and blames party 1", async () => {
@@ -312,6 +349,10 @@ test("presign refuses bad local inputs before sending anything", () => {
     ["shift of another path", { hdPath: [1], shift: otherShift }, RangeError],
     ["unknown hash", { hash: "md5" as never }, TypeError],
     ["empty key id", { keyId: "" }, TypeError],
+    ["no epoch", { epoch: undefined }, TypeError],
+    ["null epoch with a hash", { epoch: null as never }, TypeError],
+    ["short epoch", { epoch: "e1" }, TypeError],
+    ["uppercase epoch", { epoch: "E1".repeat(32) }, TypeError],
     ["x of another party", { share: { ...shares[0], x: shares[1].x } }, InvalidKeyShare],
     ["aux of another party", { share: { ...shares[0], aux: shares[1].aux } }, InvalidKeyShare],
   ];

@@ -13,8 +13,11 @@
  *   made in the same session); it never looks at stored presignatures. A presignature combined
  *   with a digest chosen after it was made is what CVE-2025-66017 exploits.
  * - `signMessageWithPresignature` takes the MESSAGE and hashes it with the hash bound to the
- *   presignature; the presignature is bound to its key and HD path (shift applied when it was
- *   made) and is consumed from the store (`take`) before the partial signature leaves.
+ *   presignature; the presignature is bound to its key, key epoch and HD path (shift applied
+ *   when it was made) and is consumed from the store (`take`) before the partial signature
+ *   leaves. It is the ONLY exported way to sign with a presignature: the one-round machine
+ *   stays private to this module, so no caller can run it on a presignature the store did not
+ *   hand out (and mark used, durably) first.
  * - The combined signature is verified (by @noble/curves) before it is returned. If it is
  *   invalid, each sigma_j is checked against the presignature's public data,
  *   sigma_j * Gamma = m * Delta_j + r * S_j, which names every party whose share is wrong; the
@@ -32,7 +35,7 @@
 import { ProtocolAbort } from "../errors.ts";
 import { mod, type RandomSource } from "../math/mod.ts";
 import { Q } from "../params.ts";
-import type { KeyLock, PresignatureStore } from "../presignature_store.ts";
+import { assertBinding, type KeyLock, type PresignatureStore } from "../presignature_store.ts";
 import {
   digestToScalar,
   type EcdsaSignature,
@@ -190,10 +193,10 @@ export function presignatureSignSid(presignatureId: string): Uint8Array {
 /**
  * Signing with a presignature (Figure 8) as a pure machine named "sign" with one broadcast
  * round. It takes the message, never a digest: the signer hashes it with the hash the
- * presignature was made for. Use it through `signMessageWithPresignature`, which consumes the
- * presignature from the store first.
+ * presignature was made for. Module-private on purpose: `signMessageWithPresignature` runs it
+ * only on a presignature just consumed from the store.
  */
-export const signWithPresignatureProtocol: Protocol<
+const signWithPresignatureProtocol: Protocol<
   SignWithPresignatureInput,
   SignRoundState,
   EcdsaSignature
@@ -243,7 +246,7 @@ export const fullSignProtocol: Protocol<FullSignInput, FullSignState, EcdsaSigna
   start(input, rng) {
     const digest = input.digest;
     digestToScalar(digest); // refuses anything but 32 bytes before any work
-    const t = startPresign({ ...input, hash: null }, rng, "sign");
+    const t = startPresign({ ...input, epoch: null, hash: null }, rng, "sign");
     return { state: { ...t.state, digest: Uint8Array.from(digest) }, outgoing: t.outgoing };
   },
   step(state, inbox, rng: RandomSource) {
@@ -335,8 +338,13 @@ export async function signDigest(
 export interface PresignatureSignRequest {
   /** Id of a stored presignature (equal for every party). */
   readonly presignatureId: string;
-  /** The key, HD path and hash the caller expects; the presignature must have been made so. */
+  /**
+   * The key, its current epoch, the HD path and the hash the caller expects; the presignature
+   * must have been made so.
+   */
   readonly keyId: string;
+  /** The key's current epoch (64 lowercase hex digits, from the key store). */
+  readonly epoch: string;
   readonly hdPath: readonly number[];
   readonly hash: HashName;
   /** The message (not a digest): hashed here with `hash`. */
@@ -349,10 +357,10 @@ export interface PresignatureSignRequest {
  * hash, then runs the signing round.
  * @throws {ProtocolAbort} "key-locked", "presignature-used" (before anything is sent),
  *   "bad-signature-share" (the key is then locked); {RangeError} when the presignature is bound
- *   to another key, path or hash.
+ *   to another key, key epoch, path or hash.
  * @example
  * ```ts ignore
- * const request = { presignatureId: id, keyId, hdPath: [], hash: "sha256", message };
+ * const request = { presignatureId: id, keyId, epoch, hdPath: [], hash: "sha256", message };
  * const sig = await signMessageWithPresignature(request, transport, { store });
  * ```
  */
@@ -366,11 +374,19 @@ export async function signMessageWithPresignature(
     throw new TypeError("expected the message as bytes");
   }
   await assertNotLocked(store, request.keyId);
-  const presignature = await store.take(request.presignatureId, {
+  const expected = {
     keyId: request.keyId,
+    epoch: request.epoch,
     hdPath: request.hdPath,
     hash: request.hash,
-  });
+  };
+  const presignature = await store.take(request.presignatureId, expected);
+  // The store checked the binding; checked again here so a faulty store cannot make this sign
+  // with a presignature of another key, epoch, path or hash (it is consumed all the same).
+  if (presignature?.id !== request.presignatureId) {
+    throw new RangeError("presignature: the store returned another presignature");
+  }
+  assertBinding(presignature, expected);
   const sid = presignatureSignSid(presignature.id);
   try {
     return await runProtocol(

@@ -3,16 +3,16 @@ import { SLOW } from "../../tests/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import {
   dealKeyShares,
   dealPresignatures,
+  DEALT_EPOCH,
   freshSid,
   recording,
-  runMachines,
 } from "../../tests/fixtures/protocol_fixtures.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import { type AbortCode, ProtocolAbort } from "../errors.ts";
@@ -28,9 +28,9 @@ import {
   type FullSignInput,
   fullSignProtocol,
   type FullSignState,
+  type PresignatureSignRequest,
   signDigest,
   signMessageWithPresignature,
-  signWithPresignatureProtocol,
 } from "./sign.ts";
 import type { KeyShare, Message } from "./types.ts";
 
@@ -149,6 +149,7 @@ function spyStore(): { store: PresignatureStore; inner: MemoryPresignatureStore;
   const store: PresignatureStore = {
     put: (p) => inner.put(p),
     take: (id, e) => (takes.push(1), inner.take(id, e)),
+    purgeOtherEpochs: (k, e) => inner.purgeOtherEpochs(k, e),
     isUsed: (id) => inner.isUsed(id),
     lockKey: (l) => inner.lockKey(l),
     keyLock: (k) => inner.keyLock(k),
@@ -345,7 +346,14 @@ test("2 parties: a wrong sigma_1 at the last round: no signature, key locked, bl
   await stores[0].put(p0);
   await assert.rejects(
     signMessageWithPresignature(
-      { presignatureId: p0.id, keyId: KEY, hdPath: [], hash: "sha256", message: utf8.encode("m") },
+      {
+        presignatureId: p0.id,
+        keyId: KEY,
+        epoch: DEALT_EPOCH,
+        hdPath: [],
+        hash: "sha256",
+        message: utf8.encode("m"),
+      },
       spy,
       { store: stores[0] },
     ),
@@ -359,30 +367,49 @@ test("2 parties: a wrong sigma_1 at the last round: no signature, key locked, bl
 
 // ---- the signing round on dealt presignatures (no Paillier work) ------------------------------
 
-function signDealt(pres: Presignature[], message: Uint8Array, sigmaEdit?: Map<number, bigint>) {
-  return runMachines(
-    signWithPresignatureProtocol,
-    pres.map((presignature) => ({ presignature, message })),
-    {
-      tamper: (m) => {
-        const delta = sigmaEdit?.get(m.from);
-        if (delta === undefined) return [m];
-        const p = m.payload as Record<string, string>;
-        p.sigma = ((BigInt("0x" + p.sigma) + delta) % Q).toString(16).padStart(64, "0");
-        return [m];
-      },
-    },
-  );
+/** The fast-path request that matches the binding of `p`. */
+function requestFor(p: Presignature, message: Uint8Array): PresignatureSignRequest {
+  const { keyId, epoch, hdPath, hash } = p.binding;
+  assert.ok(epoch !== null && hash !== null);
+  return { presignatureId: p.id, keyId, epoch, hdPath, hash, message };
 }
 
-test("the signing round identifies every wrong sigma_j (n = 2 and 3, dealt presignatures)", () => {
+/**
+ * Signs `message` with dealt presignatures through the only exported path (a store per party,
+ * `signMessageWithPresignature`), adding `sigmaEdit.get(j)` to party j's sigma on the wire.
+ */
+async function signDealt(
+  pres: Presignature[],
+  message: Uint8Array,
+  sigmaEdit?: Map<number, bigint>,
+): Promise<{ outputs: (EcdsaSignature | undefined)[]; errors: unknown[] }> {
+  const stores = pres.map(() => new MemoryPresignatureStore());
+  await Promise.all(pres.map((p, i) => stores[i].put(p)));
+  const results = await overNetwork(
+    pres.length,
+    (i, t) => signMessageWithPresignature(requestFor(pres[i], message), t, { store: stores[i] }),
+    (m) => {
+      const delta = sigmaEdit?.get(m.from);
+      if (delta === undefined) return [m];
+      const p = m.payload as Record<string, string>;
+      p.sigma = ((BigInt("0x" + p.sigma) + delta) % Q).toString(16).padStart(64, "0");
+      return [m];
+    },
+  );
+  return {
+    outputs: results.map((r) => r.status === "fulfilled" ? r.value : undefined),
+    errors: results.map((r) => r.status === "rejected" ? r.reason : undefined),
+  };
+}
+
+test("the signing round identifies every wrong sigma_j (n = 2 and 3, dealt presignatures)", async () => {
   const message = utf8.encode("identify");
   for (const n of [2, 3]) {
     const pres = dealPresignatures(n);
-    const ok = signDealt(pres, message);
+    const ok = await signDealt(pres, message);
     assert.ok(ok.outputs.every((o) => o !== undefined));
     for (let cheat = 0; cheat < n; cheat++) {
-      const run = signDealt(pres, message, new Map([[cheat, 1n]]));
+      const run = await signDealt(pres, message, new Map([[cheat, 1n]]));
       for (let j = 0; j < n; j++) {
         if (j === cheat) continue;
         const e = run.errors[j];
@@ -395,7 +422,7 @@ test("the signing round identifies every wrong sigma_j (n = 2 and 3, dealt presi
   }
 });
 
-test("a high-S combination is normalised: low s, recovery id flipped, recovery gives the key", () => {
+test("a high-S combination is normalised: low s, recovery id flipped, recovery gives the key", async () => {
   const pres = dealPresignatures(2);
   const R = pres[0].R;
   const r = R.toAffine().x % Q;
@@ -408,7 +435,7 @@ test("a high-S combination is normalised: low s, recovery id flipped, recovery g
     const m = digestToScalar(hashMessage("sha256", message));
     raw = pres.reduce((s, p) => (s + p.k * m + r * p.chi) % Q, 0n);
   }
-  const run = signDealt(pres, message);
+  const run = await signDealt(pres, message);
   const sig = run.outputs[0];
   assert.ok(sig);
   assert.equal(sig.s, Q - raw);
@@ -426,6 +453,7 @@ test("the fast path signs the message hashed with the bound hash; a swapped dige
   const request = {
     presignatureId: pres[0].id,
     keyId: KEY,
+    epoch: DEALT_EPOCH,
     hdPath: [],
     hash: "keccak256" as const,
   };
@@ -439,12 +467,19 @@ test("the fast path signs the message hashed with the bound hash; a swapped dige
     secp256k1.verify(compact, d, pres[0].publicKey.toBytes(true), { prehash: false }),
     false,
   );
-  // A presignature of full signing (no hash bound) cannot enter the fast path at all.
+  // A presignature of full signing (no hash bound) cannot enter the fast path at all: the store
+  // refuses it, and so does the signer when a faulty store hands it out anyway.
   const raw = { ...pres[1], binding: { ...pres[1].binding, hash: null } };
-  assert.throws(
-    () => signWithPresignatureProtocol.start({ presignature: raw, message: d }, rng),
-    TypeError,
+  await assert.rejects(new MemoryPresignatureStore().put(raw), TypeError);
+  const sent: Message[] = [];
+  await assert.rejects(
+    signMessageWithPresignature({ ...request, presignatureId: raw.id, message: d }, {
+      send: (m) => (sent.push(m), Promise.resolve()),
+      receive: () => Promise.reject(new Error("nothing to receive")),
+    }, { store: handingOut(raw) }),
+    RangeError,
   );
+  assert.equal(sent.length, 0);
   await assert.rejects(
     signMessageWithPresignature(
       { ...request, hash: "sha256", message: d },
@@ -465,7 +500,13 @@ test("a presignature offered twice: the second use is refused, nothing is sent",
   );
   await Promise.all(pres.map((p, i) => stores[i].put(p)));
   const backup = stores[0].snapshot();
-  const req = { presignatureId: pres[0].id, keyId: KEY, hdPath: [], hash: "sha256" as const };
+  const req = {
+    presignatureId: pres[0].id,
+    keyId: KEY,
+    epoch: DEALT_EPOCH,
+    hdPath: [],
+    hash: "sha256" as const,
+  };
   const first = await overNetwork(
     2,
     (i, t) =>
@@ -496,6 +537,76 @@ test("a presignature offered twice: the second use is refused, nothing is sent",
     (e: unknown) => e instanceof ProtocolAbort && e.code === "presignature-used",
   );
   assert.equal(sent.length, 0);
+});
+
+/** A faulty store whose `take` hands out `p` whatever it is asked for. */
+function handingOut(p: Presignature): PresignatureStore {
+  const inner = new MemoryPresignatureStore();
+  return {
+    put: (x) => inner.put(x),
+    take: () => Promise.resolve(p),
+    purgeOtherEpochs: (k, e) => inner.purgeOtherEpochs(k, e),
+    isUsed: (id) => inner.isUsed(id),
+    lockKey: (l) => inner.lockKey(l),
+    keyLock: (k) => inner.keyLock(k),
+    unlockKey: (k) => inner.unlockKey(k),
+  };
+}
+
+test("after a refresh, a presignature of the old epoch is refused, even by a faulty store", async () => {
+  const pres = dealPresignatures(2, { keyId: KEY, epoch: DEALT_EPOCH });
+  const newEpoch = "1e".repeat(32);
+  const store = new MemoryPresignatureStore();
+  await store.put(pres[0]);
+  const sent: Message[] = [];
+  const spy: Transport = {
+    send: (m) => (sent.push(m), Promise.resolve()),
+    receive: () => Promise.reject(new Error("nothing to receive")),
+  };
+  const request = { ...requestFor(pres[0], utf8.encode("after refresh")), epoch: newEpoch };
+  await assert.rejects(signMessageWithPresignature(request, spy, { store }), /another key epoch/);
+  assert.equal(await store.isUsed(pres[0].id), false, "refused without being consumed");
+  assert.equal(await store.purgeOtherEpochs(KEY, newEpoch), 1);
+  await assert.rejects(signMessageWithPresignature(request, spy, { store }), /unknown id/);
+  // The signer checks the binding itself: a store that hands out the old presignature anyway
+  // (no epoch check) does not get it signed.
+  await assert.rejects(
+    signMessageWithPresignature(request, spy, { store: handingOut(pres[1]) }),
+    /another key epoch/,
+  );
+  await assert.rejects(
+    signMessageWithPresignature({ ...request, presignatureId: "ab".repeat(32) }, spy, {
+      store: handingOut(pres[1]),
+    }),
+    /another presignature/,
+  );
+  assert.equal(sent.length, 0);
+});
+
+test("no exported path signs with a presignature without the store (the one-round machine is private)", async () => {
+  const isOneRoundSigner = (v: unknown) =>
+    typeof v === "object" && v !== null && (v as { name?: unknown }).name === "sign" &&
+    (v as { rounds?: unknown[] }).rounds?.length === 1;
+  const modules: [string, Record<string, unknown>][] = [
+    ["core/protocols/sign.ts", await import("./sign.ts")],
+    ["core/protocols/mod.ts", await import("./mod.ts")],
+    ["mod.ts", await import("../../mod.ts")],
+  ];
+  // Every entry of the package's "exports" map (deno.json) too.
+  const root = new URL("../../", import.meta.url);
+  const exportsMap = JSON.parse(readFileSync(new URL("deno.json", root), "utf8")).exports;
+  for (const [entry, file] of Object.entries(exportsMap as Record<string, string>)) {
+    modules.push([`exports "${entry}"`, await import(new URL(file, root).href)]);
+  }
+  assert.ok(modules.length > 5);
+  for (const [name, m] of modules) {
+    assert.equal("signWithPresignatureProtocol" in m, false, name);
+    for (const [key, v] of Object.entries(m)) {
+      assert.equal(isOneRoundSigner(v), false, `${name} exports a one-round signer as ${key}`);
+    }
+  }
+  // The full-signing machine stays public: it makes its own nonce in the same session.
+  assert.equal((modules[1][1].fullSignProtocol as { rounds: unknown[] }).rounds.length, 5);
 });
 
 test("signDigest refuses a digest that is not 32 bytes before sending anything", async () => {

@@ -11,6 +11,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { platformSafePrime } from "../../platform/mod.ts";
+import { epochDigest } from "../../core/account_records.ts";
 import { deriveShift } from "../../core/hd.ts";
 import { Point, Q } from "../../core/params.ts";
 import { MemoryPresignatureStore } from "../../core/presignature_store.ts";
@@ -119,14 +120,24 @@ test("2-of-2 pipeline: keygen -> aux info -> presign -> sign over the in-memory 
   let net = createMemoryNetwork(2);
   const ids = await Promise.all(
     shares.map((share, i) =>
-      generatePresignature({ share, sid: ps, keyId: KEY, hash: "sha256" }, net[i], {
-        store: stores[i],
-      })
+      generatePresignature(
+        { share, sid: ps, keyId: KEY, epoch: epochDigest(share), hash: "sha256" },
+        net[i],
+        { store: stores[i] },
+      )
     ),
   );
   assert.equal(ids[0], ids[1]);
   const message = utf8.encode("pipeline: presignature fast path");
-  const req = { presignatureId: ids[0], keyId: KEY, hdPath: [], hash: "sha256" as const, message };
+  const epoch = epochDigest(shares[0]);
+  const req = {
+    presignatureId: ids[0],
+    keyId: KEY,
+    epoch,
+    hdPath: [],
+    hash: "sha256" as const,
+    message,
+  };
   net = createMemoryNetwork(2);
   const sigs = await Promise.all(
     [0, 1].map((i) => signMessageWithPresignature(req, net[i], { store: stores[i] })),
@@ -136,9 +147,23 @@ test("2-of-2 pipeline: keygen -> aux info -> presign -> sign over the in-memory 
   assert.equal(stores[0].size, 0, "the presignature was consumed");
 });
 
-test("2-of-2 pipeline: keygen -> refresh -> sign keeps the public key", async () => {
+test("2-of-2 pipeline: keygen -> refresh -> sign keeps the public key; presignatures made before the refresh are refused and purged", async () => {
   const before = await twoParty();
   const x = assertReconstructs(before);
+  // A presignature made before the refresh, bound to the old epoch.
+  const stores = [new MemoryPresignatureStore(), new MemoryPresignatureStore()];
+  const oldEpoch = epochDigest(before[0]);
+  const ps = sid();
+  const presNet = createMemoryNetwork(2);
+  const [preId] = await Promise.all(
+    before.map((share, i) =>
+      generatePresignature(
+        { share, sid: ps, keyId: KEY, epoch: oldEpoch, hash: "sha256" },
+        presNet[i],
+        { store: stores[i] },
+      )
+    ),
+  );
   const s = sid();
   const inputs = before.map((keyShare, i) => ({
     sid: s,
@@ -154,6 +179,32 @@ test("2-of-2 pipeline: keygen -> refresh -> sign keeps the public key", async ()
   }
   const digest = hashMessage("sha256", utf8.encode("pipeline: after refresh"));
   assertNobleAccepts(await fullSign(after, digest), digest, before[0].publicKey);
+  // The key's epoch is now the refreshed one: the old presignature is refused before anything
+  // is sent, then purged.
+  const newEpoch = epochDigest(after[0]);
+  assert.notEqual(newEpoch, oldEpoch);
+  assert.equal(epochDigest(after[1]), newEpoch, "both parties name the epoch alike");
+  const req = {
+    presignatureId: preId,
+    keyId: KEY,
+    epoch: newEpoch,
+    hdPath: [],
+    hash: "sha256" as const,
+    message: utf8.encode("pipeline: old presignature after refresh"),
+  };
+  const net = createMemoryNetwork(2);
+  const results = await Promise.allSettled(
+    [0, 1].map((i) => signMessageWithPresignature(req, net[i], { store: stores[i] })),
+  );
+  for (const r of results) {
+    assert.equal(r.status, "rejected");
+    assert.match(String((r as PromiseRejectedResult).reason), /another key epoch/);
+  }
+  for (const store of stores) {
+    assert.equal(await store.isUsed(preId), false);
+    assert.equal(await store.purgeOtherEpochs(KEY, newEpoch), 1);
+    assert.equal(store.size, 0);
+  }
 });
 
 test("2-of-2 pipeline with an HD path m/0/7", async () => {
