@@ -379,7 +379,9 @@ function makeSetup(input: PresignInput | InSessionPresignInput, protocol: Protoc
   const N = aux.parties.map((P) => P.N);
   const rp = aux.parties.map(({ N, s, t }) => ({ N, s, t }));
   const inputs = digest(`${protocol}/inputs`, sid, 0, (t) => {
-    t.appendString("key", keyId).appendString("epoch", epoch ?? "none");
+    t.appendString("key", keyId);
+    // Labelled items: the epoch item is absent in full signing, whose transcript is unchanged.
+    if (epoch !== null) t.appendString("epoch", epoch);
     t.appendUint("path-length", BigInt(hdPath.length));
     for (const idx of hdPath) t.appendUint("index", BigInt(idx));
     t.appendUint("shift", shift).appendString("hash", hash ?? "raw-digest");
