@@ -9,6 +9,10 @@
  * - with TLS (`server.tls.cert_file` and `key_file`), one port: ALPN picks HTTP/2 for gRPC
  *   clients and HTTP/1.1 for browsers; the fetch handler's CORS rules apply to both.
  *
+ * A port of 0 binds a free port the system picks; the `listening` log line names the ports bound
+ * (`grpc_port` and `web_port`, or `port` with TLS), so a parent process (tools/local_stack.ts)
+ * reads them from there instead of guessing a free port beforehand.
+ *
  * `SIGTERM` / `SIGINT`: new sessions are refused (UNAVAILABLE, health "not_serving"), running
  * ones get `server.shutdown_grace_ms` to finish, then the process exits. Key share writes are
  * atomic (temp file, fsync, rename), so an exit at any point leaves the old or the new file.
@@ -23,6 +27,7 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import * as http from "node:http";
 import * as http2 from "node:http2";
+import type { AddressInfo, Server as NetServer } from "node:net";
 import process from "node:process";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { MemoryPresignatureStore } from "../core/presignature_store.ts";
@@ -159,13 +164,11 @@ async function main(): Promise<void> {
       if (req.httpVersionMajor === 1) void nodeToFetch(fetchHandler, req, res, `https://${host}`);
       else nodeHandler(req, res);
     });
-    await new Promise<void>((r) => server.listen(config.server.port, host, r));
-    listening.port = (server.address() as { port: number }).port;
+    listening.port = await listen(server, config.server.port, host);
     closers.push(() => new Promise((r) => server.close(() => r())));
   } else {
     const grpc = http2.createServer(nodeHandler);
-    await new Promise<void>((r) => grpc.listen(config.server.port, host, r));
-    listening.grpc_port = (grpc.address() as { port: number }).port;
+    listening.grpc_port = await listen(grpc, config.server.port, host);
     closers.push(() => new Promise((r) => grpc.close(() => r())));
     if (typeof Deno !== "undefined") {
       const server = Deno.serve(
@@ -178,8 +181,7 @@ async function main(): Promise<void> {
       const web = http.createServer((req, res) =>
         void nodeToFetch(fetchHandler, req, res, `http://${host}`)
       );
-      await new Promise<void>((r) => web.listen(config.server.webPort, host, r));
-      listening.web_port = (web.address() as { port: number }).port;
+      listening.web_port = await listen(web, config.server.webPort, host);
       closers.push(() => new Promise((r) => web.close(() => r())));
     }
   }
@@ -209,6 +211,21 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+/**
+ * Binds `server` to `port` (0: a free port the system picks) and returns the port it got; a
+ * failed bind (EADDRINUSE) rejects, so startup fails with a logged reason instead of an
+ * unhandled error event.
+ */
+function listen(server: NetServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
 }
 
 /** Serves one node:http(2) HTTP/1.1 request with a fetch handler (small bodies only). */

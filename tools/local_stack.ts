@@ -4,6 +4,11 @@
  * sign-gateway and a sign-service as child processes under Deno or Node, on free loopback
  * ports, in a temporary directory. Nothing external is needed.
  *
+ * Both processes bind port 0 (the system picks a free port) and the stack reads the ports they
+ * got from their JSON `listening` log lines, waiting for that line (no guessing a free port
+ * beforehand, which another process may take first). A restart of the service binds the ports
+ * of its first start again (clients hold the URLs), retried, bounded, while a port is taken.
+ *
  * @example
  * ```ts ignore
  * const stack = await startLocalStack({ runtime: "deno", accounts: ["demo"] });
@@ -29,12 +34,12 @@ import { openFileKeyStore } from "../client/file_key_store.ts";
 import type { ClientKeyStore, MpcClientConfig } from "../client/mpc_client.ts";
 import {
   DENO,
-  freePort,
   type GatewayProcess,
   NODE,
+  retryWhilePortInUse,
   ROOT,
   startGateway,
-  until,
+  waitForOutput,
 } from "../tests/gateway/_helpers.ts";
 
 /** Options of `startLocalStack`. */
@@ -47,7 +52,10 @@ export interface LocalStackOptions {
   readonly preset?: readonly [Map<string, AccountEntry>, Map<string, AccountEntry>];
   /** Prime generator for offline key generation (default: the runtime's fastest). */
   readonly generatePrimes?: () => Promise<PaillierPrimes>;
-  /** Extra service settings (`SIGN_SERVICE__SECTION__KEY` environment form). */
+  /**
+   * Extra service settings (`SIGN_SERVICE__SECTION__KEY` environment form). The stack keeps
+   * `logging.format` json and the ports its own (it reads them from the `listening` line).
+   */
   readonly serviceEnv?: Record<string, string>;
   /** Extra sign-gateway flags, e.g. `["--cors-origins", "http://127.0.0.1:5173"]` for a page. */
   readonly gatewayArgs?: readonly string[];
@@ -140,43 +148,101 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   say("starting the sign-gateway");
   const gateway = await startGateway(o.runtime, [...o.gatewayArgs ?? []]);
   const gatewayUrl = gateway.url;
-  const grpcPort = await freePort();
-  const webPort = await freePort();
   const env: Record<string, string> = {
     ...process.env as Record<string, string>,
     NO_COLOR: "1",
     SIGN_SERVICE_CONFIG: join(ROOT, "config/sign-service.yaml"),
     SIGN_SERVICE_KEY_SHARE_FILE: serviceKeyFile,
     SIGN_SERVICE__GATEWAY__URL: gatewayUrl,
-    SIGN_SERVICE__SERVER__PORT: String(grpcPort),
-    SIGN_SERVICE__SERVER__WEB_PORT: String(webPort),
     SIGN_SERVICE__SERVER__CORS_ORIGINS: "*",
     SIGN_SERVICE__KEY_STORE__AGE_IDENTITY_FILE: serviceIdFile,
     SIGN_SERVICE__AUTH__TOKENS_FILE: tokensFile,
     SIGN_SERVICE__AUDIT__FILE: auditFile,
     ...o.serviceEnv,
+    SIGN_SERVICE__LOGGING__FORMAT: "json",
+    // Port 0: the service binds free ports itself and names them in its `listening` line.
+    SIGN_SERVICE__SERVER__PORT: "0",
+    SIGN_SERVICE__SERVER__WEB_PORT: "0",
   };
   const main = join(ROOT, "service/main.ts");
   let proc: ChildProcess | null = null;
   let out = "";
-  const startService = async (extra: Record<string, string> = {}) => {
+  /** The ports of the first start; a restart binds them again (clients hold the URLs). */
+  let ports: { readonly grpc: number; readonly web: number } | undefined;
+  const startOnce = async (extra: Record<string, string>) => {
     const [cmd, args] = o.runtime === "deno"
       ? [DENO, ["run", "-A", "--no-check", "--unstable-no-legacy-abort", main]]
       : [NODE, ["--import", "tsx", main]];
+    const fixed: Record<string, string> = ports
+      ? {
+        SIGN_SERVICE__SERVER__PORT: String(ports.grpc),
+        SIGN_SERVICE__SERVER__WEB_PORT: String(ports.web),
+      }
+      : {};
     out = "";
     const p = spawn(cmd, args, {
       cwd: ROOT,
-      env: { ...env, ...extra },
+      env: { ...env, ...extra, ...fixed },
       stdio: ["ignore", "pipe", "pipe"],
     });
     proc = p;
-    p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    let partial = "";
+    let listening: Record<string, unknown> | undefined;
+    p.stdout!.on("data", (b: Buffer) => {
+      const text = b.toString();
+      out += text;
+      partial += text;
+      const lines = partial.split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        if (listening || !line.startsWith("{")) continue;
+        try {
+          const l = JSON.parse(line);
+          if (l?.msg === "listening") listening = l;
+        } catch {
+          // not a log line
+        }
+      }
+    });
     p.stderr!.on("data", (b: Buffer) => (out += b.toString()));
     say(`starting the sign-service (${o.runtime})`);
-    await until(`the ${o.runtime} sign-service to listen`, () => {
-      if (p.exitCode !== null) throw new Error(`sign-service exited: ${out.slice(-2000)}`);
-      return out.includes('"msg":"listening"');
-    }, 60_000);
+    let line: Record<string, unknown>;
+    try {
+      line = await waitForOutput(
+        p,
+        `the ${o.runtime} sign-service to listen`,
+        () => listening,
+        () => out,
+        60_000,
+      );
+    } catch (e) {
+      proc = null;
+      if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+      throw e;
+    }
+    // Without TLS two ports (grpc_port, web_port); with TLS one (port) for both.
+    const got = {
+      grpc: Number(line.grpc_port ?? line.port),
+      web: Number(line.web_port ?? line.port),
+    };
+    if (![got.grpc, got.web].every((n) => Number.isSafeInteger(n) && n > 0)) {
+      throw new Error(`the sign-service's listening line names no ports: ${JSON.stringify(line)}`);
+    }
+    if (ports && (got.grpc !== ports.grpc || got.web !== ports.web)) {
+      throw new Error(
+        `the restarted sign-service listens on ${got.grpc}/${got.web}, expected ${ports.grpc}/${ports.web}`,
+      );
+    }
+    ports = got;
+  };
+  const startService = (extra: Record<string, string> = {}): Promise<void> => {
+    const bound = ports;
+    if (!bound) return startOnce(extra);
+    return retryWhilePortInUse(
+      `the ${o.runtime} sign-service to bind ports ${bound.grpc} and ${bound.web} again`,
+      () => startOnce(extra),
+      30_000,
+    );
   };
   const stopService = async (signal: NodeJS.Signals = "SIGTERM") => {
     const p = proc;
@@ -196,8 +262,8 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   return {
     dir,
     gatewayUrl,
-    serviceWebUrl: `http://127.0.0.1:${webPort}`,
-    serviceGrpcUrl: `http://127.0.0.1:${grpcPort}`,
+    serviceWebUrl: `http://127.0.0.1:${ports!.web}`,
+    serviceGrpcUrl: `http://127.0.0.1:${ports!.grpc}`,
     token,
     clientKeyFile,
     serviceKeyFile,
@@ -210,7 +276,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     },
     clientKeyStore: () => openFileKeyStore({ path: clientKeyFile, identity: clientAge.identity }),
     clientConfig: (keyStore) => ({
-      serviceUrl: `http://127.0.0.1:${webPort}`,
+      serviceUrl: `http://127.0.0.1:${ports!.web}`,
       gatewayUrl,
       token,
       keyStore,

@@ -1,7 +1,17 @@
 /**
- * Process helpers for the gateway's cross-process tests (and the benchmark): free ports, a
- * throw-away `redis-server`, a gateway started under Deno or Node, and skip reasons when a system
- * binary is missing. Every wait is bounded and fails with a message saying what it waited for.
+ * Process helpers for the gateway's cross-process tests (and the benchmark): a throw-away
+ * `redis-server`, a gateway started under Deno or Node, and skip reasons when a system binary is
+ * missing. Every wait is bounded and fails with a message saying what it waited for.
+ *
+ * ## Ports
+ *
+ * A port found free by binding port 0 and closing the socket is free only "a moment ago": another
+ * process may take it before the child binds it (about once in a few thousand runs). So a child
+ * that can bind port 0 itself does, and the port is read from its `listening` log line (the
+ * gateway, the sign-service). `redis-server` cannot (`--port 0` disables TCP), so
+ * {@link startRedis} picks a port and picks again, bounded, when the server fails to bind it. A
+ * restart on a fixed port (clients hold the URL) retries the same port, bounded, while the bind
+ * fails ({@link retryWhilePortInUse}).
  *
  * @module
  */
@@ -40,7 +50,8 @@ export function missing(bin: string, args = ["--version"]): string | undefined {
 }
 
 /**
- * Finds a free TCP port on 127.0.0.1.
+ * Finds a TCP port on 127.0.0.1 that was free a moment ago. Not a reservation: a child given
+ * this port may find it taken, so use it only with a retry on {@link PortInUse} (module doc).
  *
  * @returns a port number that was free a moment ago
  */
@@ -57,6 +68,105 @@ export function freePort(): Promise<number> {
 
 /** Thrown by a wait that cannot succeed any more (the process it waits for has exited). */
 export class GatewayExit extends Error {}
+
+/** Thrown by a start whose process exited because its port was taken. */
+export class PortInUse extends GatewayExit {}
+
+/** What Node (`EADDRINUSE`), Deno (`AddrInUse`) and redis-server print for a port in use. */
+export const ADDRESS_IN_USE: RegExp = /EADDRINUSE|AddrInUse|address already in use/i;
+
+/**
+ * Calls `start` again while it fails with {@link PortInUse}, bounded: for a restart on a port
+ * that must stay the same (another process may hold it for a moment, e.g. a bind-to-0 probe or
+ * a connection's ephemeral port). Any other failure is thrown at once.
+ *
+ * @param what description for the failure
+ * @param start one start attempt
+ * @param ms bound over all attempts
+ * @param everyMs pause between attempts (the port's holder must let go; nothing to wait on)
+ * @returns what `start` returned
+ */
+export async function retryWhilePortInUse<T>(
+  what: string,
+  start: () => Promise<T>,
+  ms = PROCESS_WAIT_MS,
+  everyMs = 200,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      if (!(e instanceof PortInUse)) throw e;
+      if (Date.now() + everyMs > end) {
+        throw new Error(`${what}: the port stayed in use (${attempt} attempts in ${ms} ms)`, {
+          cause: e,
+        });
+      }
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * Waits, bounded, until `check` returns a truthy value, calling it on each chunk of the child's
+ * output (the caller's own `data` listeners, added before, have seen the chunk). Fails as soon
+ * as the child's output pipes close (it exited): {@link PortInUse} when its output says its port
+ * was taken, else {@link GatewayExit}.
+ *
+ * @param p the child, spawned with piped stdout and stderr
+ * @param what description for the failure
+ * @param check what to wait for; also called once at the start
+ * @param output the child's output so far, for the failure
+ * @param ms bound
+ * @returns the truthy value
+ */
+export function waitForOutput<T>(
+  p: ChildProcess,
+  what: string,
+  check: () => T | undefined | null | false,
+  output: () => string,
+  ms = PROCESS_WAIT_MS,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const pipes = [p.stdout!, p.stderr!];
+    let open = pipes.filter((s) => !s.closed).length;
+    const done = (f: () => void) => {
+      clearTimeout(timer);
+      for (const s of pipes) {
+        s.off("data", onData);
+        s.off("close", onClose);
+      }
+      f();
+    };
+    const onData = () => {
+      const v = check();
+      if (v) done(() => resolve(v));
+    };
+    const onClose = () => {
+      if (--open > 0) return;
+      const v = check();
+      if (v) return done(() => resolve(v));
+      const text = output();
+      const E = ADDRESS_IN_USE.test(text) ? PortInUse : GatewayExit;
+      done(() => reject(new E(`${what}: the process exited first: ${text.slice(-800)}`)));
+    };
+    const timer = setTimeout(
+      () => done(() => reject(new Error(`gave up waiting for ${what} after ${ms} ms`))),
+      ms,
+    );
+    for (const s of pipes) {
+      s.on("data", onData);
+      s.on("close", onClose);
+    }
+    const first = check();
+    if (first) done(() => resolve(first));
+    else if (open === 0) {
+      open = 1;
+      onClose();
+    }
+  });
+}
 
 /**
  * Waits, bounded, until `check` returns a truthy value.
@@ -120,23 +230,24 @@ export interface RedisProcess {
   readonly pid: number;
   /** Stops it gracefully (SIGTERM; data persisted when started with `persist`). */
   stop(): Promise<void>;
-  /** Starts it again on the same port and directory. */
+  /** Starts it again on the same port and directory (retried, bounded, while the port is taken). */
   start(): Promise<void>;
   /** Stops it and removes its directory. */
   dispose(): Promise<void>;
 }
 
 /**
- * Starts `redis-server` on a free port in a temporary directory.
+ * Starts `redis-server` in a temporary directory on a port that was free a moment ago; when the
+ * server cannot bind it (taken in between), on another one, at most 10 times.
  *
  * @param options `persist`: append-only file with fsync on every write, so a restart keeps data
  * @returns the running server
  */
 export async function startRedis(options: { persist?: boolean } = {}): Promise<RedisProcess> {
   const dir = mkdtempSync(join(tmpdir(), "gw-redis-"));
-  const port = await freePort();
+  let port = 0;
   let proc: ChildProcess | null = null;
-  const start = async () => {
+  const startOnce = async () => {
     const args = [
       "--port",
       String(port),
@@ -158,10 +269,18 @@ export async function startRedis(options: { persist?: boolean } = {}): Promise<R
     let out = "";
     p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
     p.stderr!.on("data", (b: Buffer) => (out += b.toString()));
-    await until(`redis-server on port ${port} to be ready`, () => {
-      if (p.exitCode !== null) throw new Error(`redis-server exited: ${out.slice(-500)}`);
-      return out.includes("Ready to accept connections");
-    });
+    try {
+      await waitForOutput(
+        p,
+        `redis-server on port ${port} to be ready`,
+        () => out.includes("Ready to accept connections"),
+        () => out,
+      );
+    } catch (e) {
+      proc = null;
+      if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+      throw e;
+    }
   };
   const stop = async () => {
     const p = proc;
@@ -170,7 +289,20 @@ export async function startRedis(options: { persist?: boolean } = {}): Promise<R
     p.kill("SIGTERM");
     await waitExit(p, PROCESS_WAIT_MS);
   };
-  await start();
+  try {
+    for (let attempt = 1;; attempt++) {
+      port = await freePort();
+      try {
+        await startOnce();
+        break;
+      } catch (e) {
+        if (!(e instanceof PortInUse) || attempt >= 10) throw e;
+      }
+    }
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     port,
     url: `redis://127.0.0.1:${port}/0`,
@@ -178,7 +310,8 @@ export async function startRedis(options: { persist?: boolean } = {}): Promise<R
       return (proc as ChildProcess | null)?.pid ?? 0;
     },
     stop,
-    start,
+    // A restart keeps the port (the gateways hold the URL): retried while it is taken.
+    start: () => retryWhilePortInUse(`redis-server to bind port ${port} again`, startOnce),
     async dispose() {
       await stop();
       rmSync(dir, { recursive: true, force: true });
@@ -205,17 +338,37 @@ export interface GatewayProcess {
 }
 
 /**
- * Starts `gateway/main.ts` under Deno or Node on a free port and waits for its `listening` line.
+ * Starts `gateway/main.ts` under Deno or Node and waits for its `listening` line, which names the
+ * port it got: port 0 (any free port, chosen by the gateway's own bind) unless `args` name one
+ * with `--port`. A fixed port (a restart where clients hold the URL) is retried, bounded, while
+ * the bind fails because the port is taken ({@link retryWhilePortInUse}).
  *
  * @param runtime `deno` or `node`
  * @param args extra command-line flags
  * @param env extra environment variables
+ * @param portRetryMs bound of the retries on a fixed port
  * @returns the running gateway
  */
-export async function startGateway(
+export function startGateway(
   runtime: "deno" | "node",
   args: string[] = [],
   env: Record<string, string> = {},
+  portRetryMs: number = PROCESS_WAIT_MS,
+): Promise<GatewayProcess> {
+  const at = args.lastIndexOf("--port");
+  const fixed = at >= 0 && args[at + 1] !== "0" ? args[at + 1] : undefined;
+  if (fixed === undefined) return startGatewayOnce(runtime, args, env);
+  return retryWhilePortInUse(
+    `the ${runtime} gateway to bind port ${fixed}`,
+    () => startGatewayOnce(runtime, args, env),
+    portRetryMs,
+  );
+}
+
+async function startGatewayOnce(
+  runtime: "deno" | "node",
+  args: string[],
+  env: Record<string, string>,
 ): Promise<GatewayProcess> {
   const main = join(ROOT, "gateway/main.ts");
   const argv = [
@@ -250,25 +403,24 @@ export async function startGateway(
     }
   });
   p.stderr!.on("data", (b: Buffer) => (out += b.toString()));
-  let pipesOpen = 2;
-  const closed = () => void pipesOpen--;
-  p.stdout!.once("close", closed);
-  p.stderr!.once("close", closed);
-  const exitedAt = () => pipesOpen === 0;
   let listening: Record<string, unknown> | undefined;
   try {
-    listening = await until(`the ${runtime} gateway to listen`, () => {
-      if (exitedAt()) {
-        throw new GatewayExit(`gateway exited early: ${out.slice(-800)}`);
-      }
-      return logs.find((l) => l.msg === "listening");
-    });
+    listening = await waitForOutput(
+      p,
+      `the ${runtime} gateway to listen`,
+      () => logs.find((l) => l.msg === "listening"),
+      () => out,
+    );
   } catch (e) {
     // Never leave a half-started gateway behind.
-    if (p.exitCode === null) p.kill("SIGKILL");
+    if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
     throw e;
   }
-  const port = Number(listening!.port);
+  const port = Number(listening.port);
+  if (!Number.isSafeInteger(port) || port <= 0) {
+    p.kill("SIGKILL");
+    throw new Error(`the gateway's listening line has no port: ${JSON.stringify(listening)}`);
+  }
   return {
     port,
     url: `http://127.0.0.1:${port}`,

@@ -11,7 +11,7 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
-import { freePort, missing, startGateway, startRedis } from "./_helpers.ts";
+import { missing, startGateway, startRedis } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const noChromium = missing(CHROMIUM);
@@ -132,7 +132,6 @@ test("EventSource reconnects by itself to a restarted instance and resumes (Redi
 }, async () => {
   const redis = await startRedis();
   const page = await pageServer();
-  const port = await freePort();
   const args = [
     "--cors-origins",
     page.origin,
@@ -146,7 +145,10 @@ test("EventSource reconnects by itself to a restarted instance and resumes (Redi
     "sse.retry_ms=100",
   ];
   const poster = await startGateway("deno", args);
-  let gw = await startGateway("deno", [...args, "--port", String(port)]);
+  // The gateway binds port 0 itself; its restart must come back on the same port (the browser
+  // reconnects to the URL it has), retried while that port is taken.
+  let gw = await startGateway("deno", args);
+  const port = gw.port;
   const post = (body: string) =>
     fetch(`${poster.url}/rooms/re/broadcast`, { method: "POST", body }).then((r) => r.status);
   try {

@@ -1,12 +1,14 @@
 /**
  * A gateway killed in the middle of a stream and started again: with Redis, clients resume with
  * Last-Event-ID and get exactly what they missed; with the memory backend, a resume is a clean
- * 410 (the history died with the process).
+ * 410 (the history died with the process). A restart on its port while another process holds
+ * that port is retried until the port is free, and fails, bounded, when it stays taken.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { SseReader } from "../../gateway/_test_util.ts";
-import { missing, startGateway, startRedis } from "./_helpers.ts";
+import { type GatewayProcess, missing, PortInUse, startGateway, startRedis } from "./_helpers.ts";
 
 test("redis backend: kill -9 mid-stream, restart, resume with Last-Event-ID without loss", {
   skip: missing("redis-server"),
@@ -74,5 +76,40 @@ test("memory backend: after a restart, a resume is refused cleanly with 410", as
     await fresh.body!.cancel();
   } finally {
     await gw.stop("SIGKILL");
+  }
+});
+
+test("a restart on a port another process holds is retried until the port is free", async () => {
+  const first = await startGateway("node");
+  const port = first.port;
+  await first.stop("SIGKILL");
+  // Someone else binds the port between the stop and the restart (a bind-to-0 probe, say).
+  const squatter = createServer();
+  await new Promise<void>((r) => squatter.listen(port, "127.0.0.1", () => r()));
+  const released = new Promise<void>((r) => setTimeout(() => squatter.close(() => r()), 1_500));
+  let gw: GatewayProcess | undefined;
+  try {
+    gw = await startGateway("deno", ["--port", String(port)]);
+    assert.equal(gw.port, port, "the restart came back on its port");
+    assert.equal((await fetch(`${gw.url}/healthz`)).status, 200);
+  } finally {
+    await released;
+    await gw?.stop("SIGKILL");
+  }
+});
+
+test("a port that stays taken fails the restart with PortInUse, bounded", async () => {
+  const squatter = createServer();
+  await new Promise<void>((r) => squatter.listen(0, "127.0.0.1", () => r()));
+  const port = (squatter.address() as { port: number }).port;
+  try {
+    await assert.rejects(
+      startGateway("node", ["--port", "0", "--port", String(port)], {}, 1_500),
+      (e: unknown) =>
+        e instanceof Error && /stayed in use/.test(e.message) && e.cause instanceof PortInUse &&
+        new RegExp(`port ${port}`).test(e.message),
+    );
+  } finally {
+    await new Promise<void>((r) => squatter.close(() => r()));
   }
 });
