@@ -248,7 +248,8 @@ const HOSTILE_FILES: [string, Mangle, KeyStoreErrorCode | "invalid-key-share"][]
   ],
   ["one payload byte flipped", (v) => flip(v, v.length - 50), "corrupt"],
   ["the last byte flipped (tag)", (v) => flip(v, v.length - 1), "corrupt"],
-  ["the header MAC altered", (v) => flip(v, dec.decode(v).indexOf("\n---") + 6), "corrupt"],
+  // Another base64 letter (XOR of a bit could make "+" or "/" an invalid character: malformed).
+  ["the header MAC altered", (v) => swapBase64(v, dec.decode(v).indexOf("\n---") + 6), "corrupt"],
   ["a trailing byte appended", (v) => Uint8Array.of(...v, 0), "corrupt"],
   ["random bytes", () => crypto.getRandomValues(new Uint8Array(4096)), "not-encrypted"],
   [
@@ -264,6 +265,12 @@ const HOSTILE_FILES: [string, Mangle, KeyStoreErrorCode | "invalid-key-share"][]
   ["armor cut in the middle", (_, a) => enc.encode(a.slice(0, a.length >> 1)), "malformed"],
   ["armor that is not UTF-8", (_, a) => Uint8Array.of(...enc.encode(a), 0xff, 0xfe), "malformed"],
 ];
+
+function swapBase64(v: Uint8Array, i: number): Uint8Array {
+  const out = Uint8Array.from(v);
+  out[i] = out[i] === 0x41 ? 0x42 : 0x41; // "A" <-> anything else
+  return out;
+}
 
 function flip(v: Uint8Array, i: number): Uint8Array {
   const out = Uint8Array.from(v);
