@@ -30,7 +30,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo, Server as NetServer } from "node:net";
 import process from "node:process";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { MemoryPresignatureStore } from "../core/presignature_store.ts";
+import { openPresignatureJournal } from "../platform/presignature_journal.ts";
 import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
 import { crashHookFrom } from "../platform/crash_hook.ts";
 import { detectRuntime, installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
@@ -90,6 +90,11 @@ async function main(): Promise<void> {
   if (store.format() === "plaintext") {
     logger.log("warn", "the key share file is NOT encrypted (development only)", {});
   }
+  // Used presignatures and signing key locks survive restarts (platform/presignature_journal.ts),
+  // beside the key share file.
+  const presignatures = await openPresignatureJournal({
+    path: `${config.mpc.keyShareFile}.presignatures.journal`,
+  });
   const auth = createAuthenticator(parseCallersFile(readFileSync(config.auth.tokensFile, "utf8")));
   const rate = createRateLimiter({
     perMinute: config.rateLimit.perCallerPerMinute,
@@ -135,7 +140,7 @@ async function main(): Promise<void> {
     audit: (r) => audit.record(r),
     gateway,
     generatePrimes: () => generatePaillierPrimes((bits) => platformSafePrime(bits)),
-    presignatures: new MemoryPresignatureStore(),
+    presignatures,
     roundTimeoutMs: config.mpc.roundTimeoutMs,
     handshakeTimeoutMs: config.mpc.roundTimeoutMs,
     draining: () => draining,
@@ -206,6 +211,7 @@ async function main(): Promise<void> {
       new Promise((r) => setTimeout(r, 1000)),
     ]);
     await auditFile?.close();
+    await presignatures.close();
     logger.log("info", "stopped", {});
     process.exit(0);
   };
