@@ -153,8 +153,13 @@ export async function writeKeyShareFileAtomic(
   await syncDirectory(fs, dir);
 }
 
-/** fsync of a directory, so that a rename in it is durable; a no-op where unsupported. */
-async function syncDirectory(fs: KeyShareFs, dir: string): Promise<void> {
+/**
+ * fsync of a directory, so that a rename or creation in it is durable; a no-op where the
+ * platform cannot open or sync a directory (Windows, some file systems).
+ * @param fs the file system (only `open` is used).
+ * @param dir the directory.
+ */
+export async function syncDirectory(fs: Pick<KeyShareFs, "open">, dir: string): Promise<void> {
   let dh: nodeFs.FileHandle;
   try {
     dh = await fs.open(dir, "r");

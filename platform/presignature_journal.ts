@@ -70,6 +70,7 @@ import {
 } from "../core/presignature_store.ts";
 import type { Presignature } from "../core/protocols/presign.ts";
 import { acquireFileLock, type FileLock, LockError } from "./file_lock.ts";
+import { syncDirectory } from "./keyshare_file.ts";
 
 /**
  * The file-system calls this module makes on the journal (a subset of `node:fs/promises`).
@@ -213,27 +214,6 @@ async function appendAll(fh: nodeFs.FileHandle, bytes: Uint8Array): Promise<void
   while (off < bytes.length) {
     const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, null);
     off += bytesWritten;
-  }
-}
-
-/**
- * fsync of a directory, so that creating the journal in it is durable; a no-op where
- * unsupported (as in platform/keyshare_file.ts).
- */
-async function syncDirectory(fs: JournalFs, dir: string): Promise<void> {
-  let dh: nodeFs.FileHandle;
-  try {
-    dh = await fs.open(dir, "r");
-  } catch (e) {
-    if (["EISDIR", "EPERM", "EACCES", "ENOTSUP"].includes(errorCode(e) ?? "")) return;
-    throw e;
-  }
-  try {
-    await dh.sync();
-  } catch (e) {
-    if (!["EINVAL", "ENOTSUP", "EBADF", "EPERM", "EISDIR"].includes(errorCode(e) ?? "")) throw e;
-  } finally {
-    await dh.close();
   }
 }
 
