@@ -19,7 +19,7 @@
  * @module
  */
 import { deriveShift } from "../core/hd.ts";
-import type { AccountRecord } from "../core/account_records.ts";
+import type { AccountRecord, EpochRecord } from "../core/account_records.ts";
 import { KeyEpochError } from "../core/errors.ts";
 import type { AccountEntry, AccountIdentity } from "../core/keyshare.ts";
 import type { RandomSource } from "../core/math/random.ts";
@@ -118,6 +118,28 @@ function lifecycleOptions(opts: SessionOptions, life: PartyLifecycle) {
   };
 }
 
+/** Reconciles the epochs and returns the chosen one, which must be committed (sign, refresh). */
+async function committedEpoch(
+  s: SecureSession,
+  i: number,
+  accountId: string,
+  store: AccountStore,
+  opts: SessionOptions,
+  life: PartyLifecycle,
+): Promise<EpochRecord> {
+  const epoch = await reconcile(s, i, accountId, store, {
+    ...lifecycleOptions(opts, life),
+    promoteKeygen: life.promoteKeygen,
+  });
+  if (epoch.state !== "current") {
+    throw new KeyEpochError(
+      "uncommitted",
+      `account "${accountId}": its key generation is not confirmed yet: run keygen again`,
+    );
+  }
+  return epoch;
+}
+
 /** Result of a signing session. */
 export interface SignResult {
   readonly signature: EcdsaSignature;
@@ -164,16 +186,7 @@ export async function signAsParty(
   };
   const derived = deriveShift(publicKey, chainCode, req.path);
   return await withSession(opts, i, n, identity, identity.publicKeys, purpose, async (s) => {
-    const epoch = await reconcile(s, i, req.accountId, store, {
-      ...lifecycleOptions(opts, life),
-      promoteKeygen: life.promoteKeygen,
-    });
-    if (epoch.state !== "current") {
-      throw new KeyEpochError(
-        "uncommitted",
-        `account "${req.accountId}": its key generation is not confirmed yet: run keygen again`,
-      );
-    }
+    const epoch = await committedEpoch(s, i, req.accountId, store, opts, life);
     const signature = await signDigest(
       {
         share: epoch.keyShare,
@@ -287,16 +300,7 @@ export async function refreshAsParty(
   };
   return await withSession(opts, i, n, identity, identity.publicKeys, purpose, async (s) => {
     const lo = lifecycleOptions(opts, life);
-    const epoch = await reconcile(s, i, req.accountId, store, {
-      ...lo,
-      promoteKeygen: life.promoteKeygen,
-    });
-    if (epoch.state !== "current") {
-      throw new KeyEpochError(
-        "uncommitted",
-        `account "${req.accountId}": its key generation is not confirmed yet: run keygen again`,
-      );
-    }
+    const epoch = await committedEpoch(s, i, req.accountId, store, opts, life);
     const keyShare = await runProtocol(
       refresh,
       { sid: s.protocolSid("refresh"), keyShare: epoch.keyShare, primes: req.primes },
