@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { client, errorOf, SseReader } from "./_test_util.ts";
 import { createGatewayHandler } from "./handler.ts";
-import { createLogger } from "./logger.ts";
+import { createLogger } from "../platform/logger.ts";
 import { createMemoryBackend } from "./memory_backend.ts";
 import { createRoomTokenAuthority } from "./tokens.ts";
 

@@ -7,11 +7,9 @@
  */
 
 import { parse as parseYaml } from "yaml";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../platform/logger.ts";
 
-/** Log levels, lowest first. */
-export type LogLevel = "debug" | "info" | "warn" | "error";
-/** Log line formats: one JSON object per line, or `key=value` text. */
-export type LogFormat = "json" | "text";
+export type { LogFormat, LogLevel };
 
 /** Limits the gateway enforces; every one has a safe default in {@link DEFAULT_LIMITS}. */
 export interface GatewayLimits {
@@ -165,8 +163,8 @@ const RULES: Record<string, Record<string, Rule>> = {
     shutdown_grace_ms: pos(0, 600_000),
   },
   logging: {
-    level: { t: "string", oneOf: ["debug", "info", "warn", "error"] },
-    format: { t: "string", oneOf: ["json", "text"] },
+    level: { t: "string", oneOf: LOG_LEVELS },
+    format: { t: "string", oneOf: LOG_FORMATS },
   },
   limits: {
     max_body_bytes: pos(1, 256 * 1024 * 1024),

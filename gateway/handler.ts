@@ -26,7 +26,7 @@ import {
 import { createCors } from "./cors.ts";
 import { GatewayError, isGatewayError } from "./errors.ts";
 import { Hub } from "./hub.ts";
-import { type Logger, silentLogger } from "./logger.ts";
+import { type Logger, silentLogger } from "../platform/logger.ts";
 import { createMemoryBackend } from "./memory_backend.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { parseLastEventId } from "./sse.ts";

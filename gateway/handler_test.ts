@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { client, errorOf, SseReader } from "./_test_util.ts";
 import { createGatewayHandler, type GatewayOptions } from "./handler.ts";
-import { createLogger } from "./logger.ts";
+import { createLogger } from "../platform/logger.ts";
 import { createMemoryBackend } from "./memory_backend.ts";
 
 function gateway(options: GatewayOptions = {}) {

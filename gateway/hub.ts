@@ -13,7 +13,7 @@
 
 import type { Backend, BackendMessage, HistoryRead } from "./backend.ts";
 import { GatewayError } from "./errors.ts";
-import type { Logger } from "./logger.ts";
+import type { Logger } from "../platform/logger.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { encodeErrorEvent, encodeMessageEvent, encodePrelude, KEEPALIVE_FRAME } from "./sse.ts";
 import { type EndReason, Subscriber } from "./subscriber.ts";

@@ -24,7 +24,7 @@ import { parse as parseYaml } from "yaml";
 import type { Backend } from "./backend.ts";
 import { type GatewayConfig, parseConfig } from "./config.ts";
 import { createGatewayHandler } from "./handler.ts";
-import { createLogger, type Logger } from "./logger.ts";
+import { createLogger, type Logger } from "../platform/logger.ts";
 import { createMemoryBackend } from "./memory_backend.ts";
 
 const USAGE = `sign-gateway: SSE relay for wallet-mpc sessions

@@ -67,5 +67,5 @@ export {
   type Logger,
   type LoggerOptions,
   silentLogger,
-} from "./logger.ts";
+} from "../platform/logger.ts";
 export { encodeMessageEvent, ERROR_EVENT, MESSAGE_EVENT, parseLastEventId } from "./sse.ts";

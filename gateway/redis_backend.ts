@@ -33,7 +33,7 @@ import type {
 } from "./backend.ts";
 import { DEFAULT_LIMITS, type GatewayLimits } from "./config.ts";
 import { GatewayError } from "./errors.ts";
-import { type Logger, silentLogger } from "./logger.ts";
+import { type Logger, silentLogger } from "../platform/logger.ts";
 
 /** Options of {@link createRedisBackend}. */
 export interface RedisBackendOptions {

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { LOG_FORMATS, LOG_LEVELS } from "../platform/logger.ts";
 import { ConfigError } from "./errors.ts";
 
 /** The rule of one setting: its type and range; `section` names a nested mapping. */
@@ -63,8 +64,8 @@ const SCHEMA: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
   },
   audit: { file: str, fsync: bool },
   logging: {
-    level: { t: "string", oneOf: ["debug", "info", "warn", "error"] },
-    format: { t: "string", oneOf: ["json", "text"] },
+    level: { t: "string", oneOf: LOG_LEVELS },
+    format: { t: "string", oneOf: LOG_FORMATS },
   },
 };
 

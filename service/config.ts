@@ -46,6 +46,7 @@ import { parse as parseYaml } from "yaml";
 import { applySection, describe, isRecord, ruleOf, showPath } from "./_config_schema.ts";
 import { parseServiceArgs } from "./config_args.ts";
 import { ConfigError } from "./errors.ts";
+import type { LogFormat, LogLevel } from "../platform/logger.ts";
 
 export {
   DEFAULT_CONFIG_PATH,
@@ -57,10 +58,7 @@ export {
   wantsHelp,
 } from "./config_args.ts";
 
-/** Log levels, lowest first. */
-export type LogLevel = "debug" | "info" | "warn" | "error";
-/** Log line formats: one JSON object per line, or `key=value` text. */
-export type LogFormat = "json" | "text";
+export type { LogFormat, LogLevel } from "../platform/logger.ts";
 /**
  * How the key share file is protected, derived from `key_store`: an X25519 age identity file,
  * a scrypt passphrase from the environment, or (development only) no encryption.

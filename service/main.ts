@@ -34,7 +34,7 @@ import { openPresignatureJournal } from "../platform/presignature_journal.ts";
 import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
 import { crashHookFrom } from "../platform/crash_hook.ts";
 import { detectRuntime, installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
-import { createLogger } from "../gateway/logger.ts";
+import { createLogger } from "../platform/logger.ts";
 import { createGatewayClient } from "../transport/mod.ts";
 import { loadServiceConfig, SERVICE_USAGE, wantsHelp } from "./config.ts";
 import { openKeyStore, resolveDecryptor } from "../keystore/key_store.ts";

@@ -1,12 +1,20 @@
 /**
- * Structured logging: one JSON object (or one `key=value` text line) per event, written to an
- * injected sink. Callers pass only non-secret fields; the gateway never logs tokens, secrets,
- * query strings or message bodies.
+ * Structured logging of the servers (sign-gateway, sign-service): one JSON object (or one
+ * `key=value` text line) per event, written to an injected sink. Callers pass only non-secret
+ * fields; neither server logs tokens, secrets, query strings or message bodies. The log level and
+ * format types of both configurations are defined here, once.
  *
  * @module
  */
 
-import type { LogFormat, LogLevel } from "./config.ts";
+/** Log levels, lowest first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+/** Log levels, lowest first. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+/** Log line formats: one JSON object per line, or `key=value` text. */
+export const LOG_FORMATS = ["json", "text"] as const;
+/** Log line formats: one JSON object per line, or `key=value` text. */
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Extra fields of a log line. Values must be JSON-serialisable. */
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
