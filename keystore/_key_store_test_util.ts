@@ -49,3 +49,18 @@ export async function strays(dir: string, keep: string): Promise<string[]> {
 }
 
 export { failingFs } from "../tests/failing_fs.ts";
+
+/** The refresh offset writer `k` of the concurrent-writers test applies at its step `j`. */
+export function refreshOffset(k: number, j: number): bigint {
+  return BigInt(1000 * (k + 1) + j + 1);
+}
+
+/** Another epoch of the same 2-party key (x_1 + d, X_0 - dG), as a refresh makes it. */
+export function reshared(e: AccountEntry, d: bigint): AccountEntry {
+  const ks = e.keyShare;
+  const D = Point.BASE.multiply(d);
+  const sign = ks.i === 1 ? 1n : -1n;
+  const publicShares = [ks.publicShares[0].subtract(D), ks.publicShares[1].add(D)];
+  const x = (((ks.x + sign * d) % Q) + Q) % Q;
+  return { ...e, keyShare: { ...ks, x, publicShares } };
+}
