@@ -13,7 +13,13 @@
  * @module
  */
 import { base64 } from "@scure/base";
-import { canonicalJson, fromHex, type Message, toHex } from "../core/protocols/types.ts";
+import {
+  canonicalJson,
+  fromHex,
+  MAX_PAYLOAD_DEPTH,
+  type Message,
+  toHex,
+} from "../core/protocols/types.ts";
 
 /** Frame format version. */
 export const VERSION = 1;
@@ -276,14 +282,48 @@ export function encodeEnvelope(m: Message): Uint8Array {
 const ENVELOPE_KEYS = "from,payload,protocol,round,sid,to";
 
 /**
- * Parses a decrypted envelope (from an authenticated peer; still checked in full).
+ * Whether the arrays and objects of a JSON text nest at most `max` deep, by one pass over the
+ * characters (no recursion, nothing built). Brackets inside strings do not count.
+ */
+export function jsonNestingWithin(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let k = 0; k < text.length; k++) {
+    const c = text.charCodeAt(k);
+    if (inString) {
+      if (c === 0x5c) k++; // backslash: the next character is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return false;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return true;
+}
+
+/**
+ * Parses a decrypted envelope (from an authenticated peer; still checked in full). The payload
+ * may nest at most `MAX_PAYLOAD_DEPTH` deep, checked before the JSON is parsed.
  *
- * @throws {SyntaxError} for bad UTF-8, bad JSON or the wrong shape
+ * @throws {SyntaxError} for bad UTF-8, bad JSON, a payload nested too deep or the wrong shape
  */
 export function decodeEnvelope(bytes: Uint8Array, n: number): Message {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new SyntaxError("envelope is not UTF-8 JSON");
+  }
+  // The envelope's own object is one level; its payload may add MAX_PAYLOAD_DEPTH more.
+  if (!jsonNestingWithin(text, MAX_PAYLOAD_DEPTH + 1)) {
+    throw new SyntaxError(`envelope payload: nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+  }
   let v: unknown;
   try {
-    v = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    v = JSON.parse(text);
   } catch {
     throw new SyntaxError("envelope is not UTF-8 JSON");
   }

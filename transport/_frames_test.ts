@@ -12,9 +12,11 @@ import {
   fragmentBytes,
   type HelloFrame,
   helloSignedBytes,
+  jsonNestingWithin,
   packBodies,
   seqNonce,
 } from "./_frames.ts";
+import { MAX_PAYLOAD_DEPTH } from "../core/protocols/types.ts";
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 const hello: HelloFrame = {
@@ -204,4 +206,24 @@ test("envelopes round-trip and hostile envelopes are rejected", () => {
     ["to as string", enc({ ...m, to: "1" })],
   ];
   for (const [what, b] of cases) assert.throws(() => decodeEnvelope(b, 2), SyntaxError, what);
+});
+
+test("decodeEnvelope refuses a payload nested deeper than MAX_PAYLOAD_DEPTH before parsing it", () => {
+  // Built as text: a payload of `depth` nested objects {"a":{"a":...null...}}.
+  const envelope = (depth: number) =>
+    new TextEncoder().encode(
+      `{"from":1,"payload":${'{"a":'.repeat(depth)}null${"}".repeat(depth)},` +
+        `"protocol":"keygen","round":1,"sid":"ab","to":null}`,
+    );
+  assert.equal(decodeEnvelope(envelope(MAX_PAYLOAD_DEPTH), 2).from, 1);
+  for (const depth of [MAX_PAYLOAD_DEPTH + 1, 10_000, 1_000_000]) {
+    assert.throws(() => decodeEnvelope(envelope(depth), 2), /nested deeper than 64/, `${depth}`);
+  }
+  // Brackets inside strings, escaped quotes included, are not nesting.
+  const text = `{"from":1,"payload":"\\"${"[{".repeat(500)}","protocol":"keygen","round":1,` +
+    `"sid":"ab","to":null}`;
+  assert.equal(decodeEnvelope(new TextEncoder().encode(text), 2).payload, `"${"[{".repeat(500)}`);
+  assert.equal(jsonNestingWithin("[[]]", 2), true);
+  assert.equal(jsonNestingWithin("[[[]]]", 2), false);
+  assert.equal(jsonNestingWithin('["[[[", {"]": "{{"}]', 2), true);
 });

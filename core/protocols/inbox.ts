@@ -5,13 +5,21 @@
  * @module
  */
 import { ProtocolAbort } from "../errors.ts";
-import { type Message, type ProtocolName, type ProtocolState, toHex } from "./types.ts";
+import {
+  type Message,
+  type ProtocolName,
+  type ProtocolState,
+  samePayload,
+  toHex,
+} from "./types.ts";
 
 /**
  * Returns the payloads of round `state.round` by sender (index j -> payload; none for j = i).
  * @throws {ProtocolAbort} "unexpected-message" (wrong envelope, reflection), "equivocation" (two
- * different messages from one sender), "malformed-message" (a missing sender cannot be blamed on
- * content, so it is reported with that sender as culprit: it did not deliver).
+ * different messages from one sender; two whose payloads cannot be compared, nested deeper than
+ * `MAX_PAYLOAD_DEPTH` or holding what JSON cannot carry, count as different), "malformed-message"
+ * (a missing sender cannot be blamed on content, so it is reported with that sender as culprit: it
+ * did not deliver).
  */
 export function collectInbox(
   protocol: ProtocolName,
@@ -38,7 +46,8 @@ export function collectInbox(
       continue;
     }
     const prev = got.get(from);
-    if (prev && JSON.stringify(prev.payload) !== JSON.stringify(m.payload)) {
+    // Compared without recursion: the payloads are the peer's, at any depth (issue 15).
+    if (prev && !samePayload(prev.payload, m.payload)) {
       culprits.add(from);
       code = "equivocation";
       continue;
