@@ -208,7 +208,11 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
   const store = config.presignatures ?? new MemoryPresignatureStore();
   const progress = config.onProgress;
 
-  const life: PartyLifecycle = { promoteKeygen: false, crashPoint: config.crashPoint };
+  const life: PartyLifecycle = {
+    promoteKeygen: false,
+    crashPoint: config.crashPoint,
+    presignatures: store,
+  };
   const keyStore = config.keyStore;
 
   /** A committed account's entry (for public keys). */

@@ -223,7 +223,11 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
   const clock = deps.clock ?? Date.now;
   const busy = new Set<string>(); // accounts with a keygen / refresh running
   const signing = new Map<string, number>(); // accounts with signing sessions running
-  const life = { promoteKeygen: true, crashPoint: deps.crashPoint };
+  const life = {
+    promoteKeygen: true,
+    crashPoint: deps.crashPoint,
+    presignatures: deps.presignatures,
+  };
   /** A key change excludes every other session of the account (docs/key-lifecycle.md). */
   function exclusive(id: string): () => void {
     if (busy.has(id) || (signing.get(id) ?? 0) > 0) {

@@ -19,6 +19,8 @@ import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { deriveShift } from "../core/hd.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
 import { MemoryPresignatureStore } from "../core/presignature_store.ts";
+import { epochDigest } from "../core/account_records.ts";
+import { dealPresignatures } from "../tests/fixtures/protocol_fixtures.ts";
 import { fromHex, toHex } from "../core/protocols/types.ts";
 import { createGatewayHandler } from "../gateway/handler.ts";
 import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
@@ -49,6 +51,7 @@ before(async () => {
 
 /** One service with fresh limits, audit log and gateway recorder. */
 function fixture(options: { burst?: number; maxPerCaller?: number } = {}) {
+  const presignatures = new MemoryPresignatureStore();
   const stored = new MemoryKeyStore(
     new Map<string, AccountEntry>([
       ["alice", accounts[1].get("alice")!],
@@ -100,13 +103,14 @@ function fixture(options: { burst?: number; maxPerCaller?: number } = {}) {
       primeCalls++;
       return primes();
     },
-    presignatures: new MemoryPresignatureStore(),
+    presignatures,
     roundTimeoutMs: 30_000,
     handshakeTimeoutMs: 30_000,
   });
   const client = createClient(SignService, createRouterTransport(signServiceRoutes(impl)));
   return {
     client,
+    presignatures,
     lines,
     gatewayCalls,
     gatewayHandler,
@@ -466,9 +470,17 @@ describe("sign service: allowed requests", () => {
     assertNothingStarted(f);
   });
 
-  test("sign runs a session with the client party; audited ok with the session id", async () => {
+  test("sign runs a session with the client party; audited ok with the session id; presignatures of other epochs are purged", async () => {
     const f = fixture();
     try {
+      // Each side holds a presignature of another (older) epoch and one of the current one.
+      const clientPresignatures = new MemoryPresignatureStore();
+      const current = epochDigest(accounts[0].get("alice")!.keyShare);
+      for (const epoch of ["0f".repeat(32), current]) {
+        const [p0, p1] = dealPresignatures(2, { keyId: "alice", epoch });
+        await clientPresignatures.put(p0);
+        await f.presignatures.put(p1);
+      }
       const digest = crypto.getRandomValues(new Uint8Array(32));
       const room = newRoomId();
       const [mine, theirs] = await Promise.all([
@@ -476,7 +488,7 @@ describe("sign service: allowed requests", () => {
           new MemoryKeyStore(accounts[0]),
           { accountId: "alice", digest, path: [0, 7] },
           { gateway: f.clientGateway, room, roundTimeoutMs: 30_000, handshakeTimeoutMs: 30_000 },
-          new MemoryPresignatureStore(),
+          clientPresignatures,
           { promoteKeygen: false },
         ),
         f.client.sign(
@@ -504,6 +516,8 @@ describe("sign service: allowed requests", () => {
       assert.ok(f.gatewayCalls.length > 0, "the service used the gateway");
       assert.equal(f.sessions.active(), 0, "the session slot was released");
       assertNoSecrets(f.lines);
+      assert.equal(clientPresignatures.size, 1, "the client purged the other epoch's");
+      assert.equal(f.presignatures.size, 1, "the service purged the other epoch's");
     } finally {
       await f.gatewayHandler.close();
     }

@@ -108,6 +108,12 @@ export interface PartyLifecycle {
   readonly promoteKeygen: boolean;
   /** Test hook at the named crash points. */
   readonly crashPoint?: CrashHook;
+  /**
+   * This party's presignature store: every session purges the account's presignatures of
+   * epochs other than the one it uses, and a refresh purges them to the new epoch once it is
+   * promoted (presignatures never outlive their key epoch: SECURITY.md).
+   */
+  readonly presignatures?: PresignatureStore;
 }
 
 function lifecycleOptions(opts: SessionOptions, life: PartyLifecycle) {
@@ -126,6 +132,7 @@ async function committedEpoch(
   store: AccountStore,
   opts: SessionOptions,
   life: PartyLifecycle,
+  presignatures = life.presignatures,
 ): Promise<EpochRecord> {
   const epoch = await reconcile(s, i, accountId, store, {
     ...lifecycleOptions(opts, life),
@@ -137,6 +144,7 @@ async function committedEpoch(
       `account "${accountId}": its key generation is not confirmed yet: run keygen again`,
     );
   }
+  await presignatures?.purgeOtherEpochs(accountId, epoch.digest);
   return epoch;
 }
 
@@ -186,7 +194,7 @@ export async function signAsParty(
   };
   const derived = deriveShift(publicKey, chainCode, req.path);
   return await withSession(opts, i, n, identity, identity.publicKeys, purpose, async (s) => {
-    const epoch = await committedEpoch(s, i, req.accountId, store, opts, life);
+    const epoch = await committedEpoch(s, i, req.accountId, store, opts, life, presignatures);
     const signature = await signDigest(
       {
         share: epoch.keyShare,
@@ -313,6 +321,7 @@ export async function refreshAsParty(
       kind: "refresh",
       promote: true,
     });
+    await life.presignatures?.purgeOtherEpochs(req.accountId, next);
     return { entry, sessionId: toHex(s.sid), epoch: next };
   });
 }
