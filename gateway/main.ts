@@ -217,7 +217,7 @@ async function main(): Promise<void> {
       },
     };
   } else {
-    const { serveNode } = await import("./node_adapter.ts");
+    const { serveNode } = await import("../platform/node_adapter.ts");
     const server = await serveNode(handler, {
       hostname: config.server.host,
       port: config.server.port,

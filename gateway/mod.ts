@@ -5,7 +5,7 @@
  * Public API: {@link createGatewayHandler} and its options, the configuration loader, the backend
  * interface with the in-memory backend, room tokens, the logger, and the error type. The Redis
  * backend lives in `./redis_backend.ts` (it pulls in ioredis, a Node library) and the `node:http`
- * adapter in `./node_adapter.ts`; import them directly. `main.ts` is the runnable server.
+ * adapter in `../platform/node_adapter.ts`; import them directly. `main.ts` is the runnable server.
  *
  * @example
  * ```ts
@@ -15,7 +15,7 @@
  * const res = await handler(new Request("http://gw/rooms/s1/issue_unique_idx", { method: "POST" }));
  * console.assert((await res.json()).unique_idx === 1);
  * await handler.close();
- * // Deno: Deno.serve(handler); Node: serveNode(handler, { port: 8080 }) from ./node_adapter.ts
+ * // Deno: Deno.serve(handler); Node: serveNode(handler, { port: 8080 }) from ../platform/node_adapter.ts
  * ```
  *
  * @module

@@ -5,7 +5,8 @@
  * - without TLS, two ports: `server.port` speaks real gRPC over HTTP/2 cleartext (h2c, with
  *   trailers; the same port also answers gRPC-web and Connect to HTTP/2 clients), and
  *   `server.web_port` serves gRPC-web and Connect over HTTP/1.1 to browsers from the
- *   Web-standard fetch handler (`Deno.serve` under Deno, a `node:http` adapter under Node);
+ *   Web-standard fetch handler (`Deno.serve` under Deno, the `node:http` adapter of
+ *   platform/node_adapter.ts under Node, which the gateway uses too);
  * - with TLS (`server.tls.cert_file` and `key_file`), one port: ALPN picks HTTP/2 for gRPC
  *   clients and HTTP/1.1 for browsers; the fetch handler's CORS rules apply to both.
  *
@@ -25,8 +26,8 @@
  */
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import * as http from "node:http";
 import * as http2 from "node:http2";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Server as NetServer } from "node:net";
 import process from "node:process";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -35,6 +36,7 @@ import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
 import { crashHookFrom } from "../platform/crash_hook.ts";
 import { detectRuntime, installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
 import { createLogger } from "../platform/logger.ts";
+import { createNodeListener, serveNode } from "../platform/node_adapter.ts";
 import { createGatewayClient } from "../transport/mod.ts";
 import { loadServiceConfig, SERVICE_USAGE, wantsHelp } from "./config.ts";
 import { openKeyStore, resolveDecryptor } from "../keystore/key_store.ts";
@@ -153,6 +155,8 @@ async function main(): Promise<void> {
     corsOrigins: config.server.corsOrigins,
   });
   const nodeHandler = connectNodeAdapter({ routes });
+  const logAdapterError = (e: unknown) =>
+    logger.log("error", "unexpected error", { call: "http", error: (e as Error)?.name ?? "error" });
   const { host } = config.server;
   const closers: (() => Promise<void>)[] = [];
   const listening: Record<string, number> = {};
@@ -164,10 +168,16 @@ async function main(): Promise<void> {
       key: readFileSync(tls.keyFile),
       allowHTTP1: true,
     });
+    const http1 = createNodeListener(fetchHandler, {
+      scheme: "https",
+      defaultHost: () => host,
+      onError: logAdapterError,
+    });
     server.on("request", (req, res) => {
       // HTTP/1.1 (browsers) goes through the fetch handler for CORS; HTTP/2 to the adapter.
-      if (req.httpVersionMajor === 1) void nodeToFetch(fetchHandler, req, res, `https://${host}`);
-      else nodeHandler(req, res);
+      if (req.httpVersionMajor === 1) {
+        http1(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+      } else nodeHandler(req, res);
     });
     listening.port = await listen(server, config.server.port, host);
     closers.push(() => new Promise((r) => server.close(() => r())));
@@ -183,11 +193,13 @@ async function main(): Promise<void> {
       listening.web_port = server.addr.port;
       closers.push(() => server.shutdown());
     } else {
-      const web = http.createServer((req, res) =>
-        void nodeToFetch(fetchHandler, req, res, `http://${host}`)
-      );
-      listening.web_port = await listen(web, config.server.webPort, host);
-      closers.push(() => new Promise((r) => web.close(() => r())));
+      const web = await serveNode(fetchHandler, {
+        hostname: host,
+        port: config.server.webPort,
+        onError: logAdapterError,
+      });
+      listening.web_port = web.port;
+      closers.push(() => web.shutdown(1000));
     }
   }
   logger.log("info", "listening", { host, ...listening, party_index: config.server.index });
@@ -232,47 +244,6 @@ function listen(server: NetServer, port: number, host: string): Promise<number> 
       resolve((server.address() as AddressInfo).port);
     });
   });
-}
-
-/** Serves one node:http(2) HTTP/1.1 request with a fetch handler (small bodies only). */
-async function nodeToFetch(
-  handler: (req: Request) => Promise<Response>,
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-  origin: string,
-): Promise<void> {
-  try {
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for await (const c of req as AsyncIterable<Uint8Array>) {
-      size += c.length;
-      if (size > 1024 * 1024) {
-        (res as http.ServerResponse).writeHead(413, { "content-type": "application/json" });
-        (res as http.ServerResponse).end('{"code":"body_too_large"}');
-        return;
-      }
-      chunks.push(c);
-    }
-    const headers = new Headers();
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (k.startsWith(":") || v === undefined) continue;
-      headers.set(k, Array.isArray(v) ? v.join(", ") : v);
-    }
-    const method = req.method ?? "GET";
-    const body = method === "GET" || method === "HEAD" ? undefined : Buffer.concat(chunks);
-    const out = await handler(
-      new Request(new URL(req.url ?? "/", origin), { method, headers, body }),
-    );
-    const h: Record<string, string> = {};
-    out.headers.forEach((v, k) => (h[k] = v));
-    const payload = new Uint8Array(await out.arrayBuffer());
-    (res as http.ServerResponse).writeHead(out.status, h);
-    (res as http.ServerResponse).end(payload);
-  } catch {
-    const r = res as http.ServerResponse;
-    if (!r.headersSent) r.writeHead(500, { "content-type": "application/json" });
-    r.end('{"code":"internal"}');
-  }
 }
 
 main().catch((e) => {

@@ -60,7 +60,7 @@ if (process.argv[1]?.endsWith("baseline_server.ts")) {
     const s = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, handler);
     console.log(JSON.stringify({ port: s.addr.port, runtime: "deno" }));
   } else {
-    const { serveNode } = await import("../../gateway/node_adapter.ts");
+    const { serveNode } = await import("../../platform/node_adapter.ts");
     const s = await serveNode(handler, { hostname: "127.0.0.1", port });
     console.log(JSON.stringify({ port: s.port, runtime: "node" }));
   }

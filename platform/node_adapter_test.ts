@@ -5,8 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { bounded } from "./_test_util.ts";
-import { serveNode } from "./node_adapter.ts";
+import { bounded } from "../gateway/_test_util.ts";
+import { createNodeListener, serveNode } from "./node_adapter.ts";
 
 test("requests reach the handler intact (method, URL, headers, buffered and streamed bodies)", async () => {
   const seen: { method: string; url: string; h: string | null; body: string }[] = [];
@@ -209,4 +209,29 @@ test("the adapter's light request behaves like a Request (fast members and deleg
   const cloned = mk(new TextEncoder().encode("xyz")).clone();
   assert.equal(await cloned.text(), "xyz", "clone() goes through the real request");
   assert.equal(await mk(null).text(), "");
+});
+
+test("createNodeListener serves a server made elsewhere, with its scheme and default host", async () => {
+  const { createServer } = await import("node:http");
+  const urls: string[] = [];
+  const listener = createNodeListener((req) => {
+    urls.push(req.url);
+    return Promise.resolve(new Response("ok"));
+  }, { scheme: "https", defaultHost: () => "svc.test:1" });
+  const server = createServer(listener);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as { port: number }).port;
+  const sock = connect({ port, host: "127.0.0.1" });
+  let got = "";
+  sock.on("data", (b) => (got += b.toString()));
+  const closed = new Promise((r) => sock.once("close", r));
+  // HTTP/1.0 without a Host header, then one with it.
+  sock.write("GET /a HTTP/1.0\r\n\r\n");
+  await bounded(closed, "the HTTP/1.0 response");
+  assert.match(got, /^HTTP\/1\.1 200/);
+  const res = await fetch(`http://127.0.0.1:${port}/b?c=d`);
+  assert.equal(await res.text(), "ok");
+  assert.deepEqual(urls, ["https://svc.test:1/a", `https://127.0.0.1:${port}/b?c=d`]);
+  assert.equal(listener.open.size, 0);
+  await new Promise((r) => server.close(r));
 });

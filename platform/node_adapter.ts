@@ -1,8 +1,13 @@
 /**
- * Serves a fetch handler with `node:http`: the only Node-specific code of the gateway, reduced to
- * two converters (`IncomingMessage` -> `Request`, `Response` -> `ServerResponse`) and a server
- * lifecycle. Streams are pumped with backpressure (a client that stops reading stops the pump; the
- * handler's bounded queue then decides), and a client that disconnects cancels the response body.
+ * Serves a fetch handler with `node:http`: the one fetch-to-Node adapter of the sign-gateway and
+ * the sign-service under Node, reduced to two converters (`IncomingMessage` -> `Request`,
+ * `Response` -> `ServerResponse`) and a server lifecycle. Streams are pumped with backpressure (a
+ * client that stops reading stops the pump; the handler's bounded queue then decides), and a
+ * client that disconnects cancels the response body.
+ *
+ * {@link serveNode} runs a whole HTTP/1.1 server; {@link createNodeListener} is the same
+ * conversion as a `request` listener, for a server made elsewhere (the service's TLS server,
+ * which answers HTTP/1.1 requests with it and HTTP/2 ones with gRPC).
  *
  * @module
  */
@@ -14,12 +19,8 @@ import { LightRequest } from "./_node_request.ts";
 /** A fetch-style handler. */
 export type FetchHandler = (req: Request) => Promise<Response>;
 
-/** Options of {@link serveNode}. */
-export interface NodeServeOptions {
-  /** Interface to bind (default 127.0.0.1). */
-  hostname?: string;
-  /** Port (0 picks a free one). */
-  port: number;
+/** Options of {@link createNodeListener}. */
+export interface NodeListenerOptions {
   /**
    * Request bodies announced with a Content-Length up to this many bytes are read before the
    * handler runs (faster); larger or chunked ones are streamed. Default 1 MiB.
@@ -27,6 +28,25 @@ export interface NodeServeOptions {
   bufferBodyBytes?: number;
   /** Called on unexpected adapter errors (never with bodies or headers). */
   onError?: (error: unknown) => void;
+  /** Scheme of the request URLs the handler sees (default `http`). */
+  scheme?: "http" | "https";
+  /** Host (`name:port`) of a request that sends no Host header (default `127.0.0.1`). */
+  defaultHost?: () => string;
+}
+
+/** A `request` listener that serves a fetch handler. */
+export interface NodeListener {
+  (req: IncomingMessage, res: ServerResponse): void;
+  /** Responses begun and not yet closed (a graceful shutdown waits for them). */
+  readonly open: ReadonlySet<ServerResponse>;
+}
+
+/** Options of {@link serveNode}. */
+export interface NodeServeOptions extends Omit<NodeListenerOptions, "defaultHost"> {
+  /** Interface to bind (default 127.0.0.1). */
+  hostname?: string;
+  /** Port (0 picks a free one). */
+  port: number;
 }
 
 /** A running Node server. */
@@ -115,27 +135,26 @@ function readWhole(req: IncomingMessage, length: number): Promise<Uint8Array | n
 }
 
 /**
- * Starts a `node:http` server for a fetch handler.
+ * A `node:http` `request` listener for a fetch handler (the conversion of {@link serveNode}).
  *
  * @param handler the fetch handler
- * @param options bind address and port
- * @returns the running server once it listens
- * @throws {Error} when the port cannot be bound
+ * @param options body buffering, error hook, scheme and default host of the request URLs
+ * @returns the listener, with the set of responses still open
  * @example
  * ```ts ignore
- * import { serveNode } from "./node_adapter.ts";
- * const s = await serveNode(async () => new Response("ok"), { port: 0 });
- * await s.shutdown();
+ * import { createServer } from "node:http";
+ * import { createNodeListener } from "./node_adapter.ts";
+ * createServer(createNodeListener(async () => new Response("ok"))).listen(0);
  * ```
  */
-export async function serveNode(
+export function createNodeListener(
   handler: FetchHandler,
-  options: NodeServeOptions,
-): Promise<NodeServer> {
-  const hostname = options.hostname ?? "127.0.0.1";
+  options: NodeListenerOptions = {},
+): NodeListener {
   const bufferLimit = options.bufferBodyBytes ?? 1024 * 1024;
   const onError = options.onError ?? (() => {});
-  const sockets = new Set<Socket>();
+  const scheme = options.scheme ?? "http";
+  const defaultHost = options.defaultHost ?? (() => "127.0.0.1");
   const open = new Set<ServerResponse>();
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -153,7 +172,7 @@ export async function serveNode(
     });
     const state = { attached: false };
     try {
-      const url = `http://${req.headers.host ?? `${hostname}:${port}`}${req.url ?? "/"}`;
+      const url = `${scheme}://${req.headers.host ?? defaultHost()}${req.url ?? "/"}`;
       new URL(url); // refuse a Host header that does not make a URL
       const headers = requestHeaders(req.rawHeaders);
       let body: Uint8Array | ReadableStream<Uint8Array> | null = null;
@@ -236,12 +255,41 @@ export async function serveNode(
     }
   }
 
-  const server = createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     serve(req, res).catch((e) => {
       onError(e);
       res.destroy();
     });
+  };
+  return Object.assign(listener, { open: open as ReadonlySet<ServerResponse> });
+}
+
+/**
+ * Starts a `node:http` server for a fetch handler.
+ *
+ * @param handler the fetch handler
+ * @param options bind address and port
+ * @returns the running server once it listens
+ * @throws {Error} when the port cannot be bound
+ * @example
+ * ```ts ignore
+ * import { serveNode } from "./node_adapter.ts";
+ * const s = await serveNode(async () => new Response("ok"), { port: 0 });
+ * await s.shutdown();
+ * ```
+ */
+export async function serveNode(
+  handler: FetchHandler,
+  options: NodeServeOptions,
+): Promise<NodeServer> {
+  const hostname = options.hostname ?? "127.0.0.1";
+  const sockets = new Set<Socket>();
+  const listener = createNodeListener(handler, {
+    ...options,
+    defaultHost: () => `${hostname}:${port}`,
   });
+  const open = listener.open;
+  const server = createServer(listener);
   server.on("connection", (s: Socket) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
