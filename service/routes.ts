@@ -9,6 +9,10 @@
  *
  * With TLS both share one port (ALPN picks h2 for gRPC, HTTP/1.1 for browsers); without TLS the
  * gRPC port is h2c and the web port is HTTP/1.1. Request bodies are capped (`readMaxBytes`).
+ *
+ * A request body that is not a protobuf message of the method's input type is the caller's fault
+ * on every protocol: `INVALID_ARGUMENT`, like malformed JSON (connect-es itself answers INTERNAL
+ * for binary; see `binaryParseErrorsAsInvalidArgument`).
  * @module
  */
 import {
@@ -20,7 +24,12 @@ import {
   type Interceptor,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import { createFetchHandler, type UniversalHandler } from "@connectrpc/connect/protocol";
+import {
+  createFetchHandler,
+  type UniversalHandler,
+  type UniversalServerRequest,
+  type UniversalServerResponse,
+} from "@connectrpc/connect/protocol";
 import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
 
 /** Largest request message accepted, in bytes (every request is small). */
@@ -34,13 +43,146 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 export function signServiceRoutes(
   impl: ServiceImpl<typeof SignService>,
 ): (router: ConnectRouter) => void {
-  return (router) =>
+  return (router) => {
+    const first = router.handlers.length;
     router.service(SignService, impl, {
       readMaxBytes: MAX_REQUEST_BYTES,
       jsonOptions: { ignoreUnknownFields: false },
       binaryOptions: { readUnknownFields: true },
       interceptors: [refuseUnknownFields],
     });
+    for (let k = first; k < router.handlers.length; k++) {
+      router.handlers[k] = binaryParseErrorsAsInvalidArgument(router.handlers[k]);
+    }
+  };
+}
+
+/** The message prefix of connect-es's binary request parser (`createBinarySerialization`). */
+const PARSE_BINARY = "parse binary: ";
+const GRPC_INTERNAL = "13";
+const GRPC_INVALID_ARGUMENT = "3";
+/** Flag byte of a gRPC-web trailer frame (uncompressed). */
+const GRPC_WEB_TRAILER = 0x80;
+
+/**
+ * connect-es parses a request body before any interceptor runs and answers a binary body its
+ * parser refuses ("parse binary: premature EOF", "illegal tag ...", "invalid varint") with
+ * INTERNAL, whatever the protocol; the JSON parser's refusals are INVALID_ARGUMENT. A malformed
+ * request is the caller's fault and must not drive 5xx alerting (issue 15, finding 3), so this
+ * wrapper turns exactly those answers into INVALID_ARGUMENT, message kept:
+ *
+ * - Connect: the JSON error body (HTTP 500 -> 400, code `internal` -> `invalid_argument`);
+ * - gRPC: the `grpc-status` trailer (13 -> 3), set before the response resolves;
+ * - gRPC-web: the trailer frame at the end of the body.
+ *
+ * Every other response passes through untouched (and is not buffered).
+ */
+function binaryParseErrorsAsInvalidArgument(h: UniversalHandler): UniversalHandler {
+  const handle = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
+    const res = await h(req);
+    const type = res.header?.get("content-type") ?? "";
+    if (type.startsWith("application/grpc-web")) {
+      return res.body ? { ...res, body: mapGrpcWebTrailers(res.body) } : res;
+    }
+    if (type.startsWith("application/grpc")) {
+      if (res.trailer) mapGrpcStatus(res.trailer);
+      return res;
+    }
+    if (res.status === 500 && type.startsWith("application/json") && res.body) {
+      return await mapConnectError(res, res.body);
+    }
+    return res;
+  };
+  return Object.assign(handle, h);
+}
+
+/** Whether a status and its (percent-encoded) gRPC message are the binary parser's refusal. */
+function isBinaryParseError(status: string | null, message: string | null): boolean {
+  if (status !== GRPC_INTERNAL || message === null) return false;
+  try {
+    return decodeURIComponent(message).startsWith(PARSE_BINARY);
+  } catch {
+    return false;
+  }
+}
+
+function mapGrpcStatus(trailer: Headers): void {
+  if (isBinaryParseError(trailer.get("grpc-status"), trailer.get("grpc-message"))) {
+    trailer.set("grpc-status", GRPC_INVALID_ARGUMENT);
+  }
+}
+
+async function* mapGrpcWebTrailers(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  // connect-es yields each frame as one chunk; the trailer frame comes last.
+  for await (const chunk of body) {
+    const len = chunk.length >= 5
+      ? new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength).getUint32(1)
+      : -1;
+    if (chunk[0] !== GRPC_WEB_TRAILER || len !== chunk.length - 5) {
+      yield chunk;
+      continue;
+    }
+    const trailer = new Headers();
+    for (const line of new TextDecoder().decode(chunk.subarray(5)).split("\r\n")) {
+      const colon = line.indexOf(":");
+      if (colon > 0) trailer.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+    }
+    if (!isBinaryParseError(trailer.get("grpc-status"), trailer.get("grpc-message"))) {
+      yield chunk;
+      continue;
+    }
+    trailer.set("grpc-status", GRPC_INVALID_ARGUMENT);
+    let text = "";
+    trailer.forEach((value, key) => (text += `${key}: ${value}\r\n`));
+    const data = new TextEncoder().encode(text);
+    const frame = new Uint8Array(5 + data.length);
+    frame[0] = GRPC_WEB_TRAILER;
+    new DataView(frame.buffer).setUint32(1, data.length);
+    frame.set(data, 5);
+    yield frame;
+  }
+}
+
+async function mapConnectError(
+  res: UniversalServerResponse,
+  body: AsyncIterable<Uint8Array>,
+): Promise<UniversalServerResponse> {
+  const chunks: Uint8Array[] = [];
+  for await (const c of body) chunks.push(c);
+  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    bytes.set(c, o);
+    o += c.length;
+  }
+  let error: { code?: unknown; message?: unknown } | null = null;
+  try {
+    error = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    // not an error body of connect-es: passed on as it was
+  }
+  if (
+    error?.code !== "internal" || typeof error.message !== "string" ||
+    !error.message.startsWith(PARSE_BINARY)
+  ) {
+    return {
+      ...res,
+      body: (async function* () {
+        yield bytes;
+      })(),
+    };
+  }
+  const out = new TextEncoder().encode(JSON.stringify({ ...error, code: "invalid_argument" }));
+  const header = new Headers(res.header);
+  header.set("content-length", String(out.length));
+  return {
+    ...res,
+    status: 400,
+    header,
+    body: (async function* () {
+      yield out;
+    })(),
+  };
 }
 
 /**

@@ -3,12 +3,14 @@
  * implementation that records calls. Malformed bodies are answered with a clear error and never
  * reach the implementation.
  */
+import http2 from "node:http2";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { GetPublicKeyRequestSchema, type SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
-import { createSignServiceFetchHandler, MAX_REQUEST_BYTES } from "./routes.ts";
+import { createSignServiceFetchHandler, MAX_REQUEST_BYTES, signServiceRoutes } from "./routes.ts";
 
 const BASE = "http://service.test/wallet_mpc.v1.SignService";
 
@@ -27,7 +29,7 @@ function setup(corsOrigins: string[] = []) {
   const handler = createSignServiceFetchHandler(impl as ServiceImpl<typeof SignService>, {
     corsOrigins,
   });
-  return { calls, handler };
+  return { calls, handler, impl };
 }
 
 const connectJson = (body: string, headers: Record<string, string> = {}) => ({
@@ -89,8 +91,8 @@ const HOSTILE: [string, () => Request, RegExp][] = [
         headers: { "content-type": "application/proto" },
         body: new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2]),
       }),
-    // connect-es answers a body it cannot parse with "internal" and the parser's message.
-    /internal/,
+    // connect-es says "internal"; the routes answer "invalid_argument" (issue 15, finding 3).
+    /invalid_argument/,
   ],
   [
     "an unknown binary field",
@@ -156,4 +158,175 @@ test("routes: CORS preflight allowed for configured origins only; responses carr
     new Request(`${BASE}/Health`, connectJson("{}", { origin: "https://evil.example" })),
   );
   assert.equal(other.headers.get("access-control-allow-origin"), null);
+});
+
+// ---- malformed binary bodies are INVALID_ARGUMENT on every protocol (issue 15, finding 3) ----
+
+/** Bodies protobuf-es refuses as a GetPublicKeyRequest, with the parser's complaint. */
+const MALFORMED_BINARY: [string, number[]][] = [
+  ["premature EOF", [0x0a, 0x05, 0x61]],
+  ["illegal tag: field no 0", [0x00, 0x01]],
+  ["invalid varint", [0x08, ...new Array(10).fill(0xff), 0x01]],
+  ["illegal tag: field no 1 wire type 6", [0x0e]],
+  ["invalid UTF-8 in a string field", [0x0a, 0x01, 0xff]],
+];
+
+/** One gRPC / gRPC-web length-prefixed frame (flags 0). */
+function grpcFrame(msg: Uint8Array): Uint8Array<ArrayBuffer> {
+  const frame = new Uint8Array(5 + msg.length);
+  new DataView(frame.buffer).setUint32(1, msg.length);
+  frame.set(msg, 5);
+  return frame;
+}
+
+/** The trailer frame (flags 0x80) of a gRPC-web response body, parsed. */
+function grpcWebTrailer(body: Uint8Array): Headers {
+  let o = 0;
+  while (o + 5 <= body.length) {
+    const len = new DataView(body.buffer, body.byteOffset + o + 1, 4).getUint32(0);
+    if (body[o] === 0x80) {
+      const h = new Headers();
+      for (
+        const line of new TextDecoder().decode(body.subarray(o + 5, o + 5 + len)).split("\r\n")
+      ) {
+        const c = line.indexOf(":");
+        if (c > 0) h.set(line.slice(0, c).trim(), line.slice(c + 1).trim());
+      }
+      return h;
+    }
+    o += 5 + len;
+  }
+  throw new Error("no gRPC-web trailer frame");
+}
+
+/** The universal handler of GetPublicKey (every protocol, gRPC included, with its trailers). */
+function universalHandler(impl: Partial<ServiceImpl<typeof SignService>>) {
+  const router = createConnectRouter();
+  signServiceRoutes(impl as ServiceImpl<typeof SignService>)(router);
+  const h = router.handlers.find((x) => x.requestPath.endsWith("/GetPublicKey"));
+  assert.ok(h);
+  return h;
+}
+
+async function grpcCall(
+  impl: Partial<ServiceImpl<typeof SignService>>,
+  body: Uint8Array,
+): Promise<Headers> {
+  const res = await universalHandler(impl)({
+    httpVersion: "2.0",
+    method: "POST",
+    url: `${BASE}/GetPublicKey`,
+    header: new Headers({ "content-type": "application/grpc+proto", te: "trailers" }),
+    body: (async function* () {
+      yield body;
+    })(),
+    signal: new AbortController().signal,
+  });
+  for await (const _ of res.body ?? []) {
+    // drain: the trailer is final once the body ends
+  }
+  assert.ok(res.trailer);
+  return res.trailer;
+}
+
+for (const [what, bytes] of MALFORMED_BINARY) {
+  const body = new Uint8Array(bytes);
+  test(`routes: a binary body with ${what} is INVALID_ARGUMENT over Connect, gRPC-web and gRPC`, async () => {
+    const { calls, handler } = setup();
+    const connect = await handler(
+      new Request(`${BASE}/GetPublicKey`, {
+        method: "POST",
+        headers: { "content-type": "application/proto" },
+        body,
+      }),
+    );
+    assert.equal(connect.status, 400);
+    const text = await connect.text();
+    const err = JSON.parse(text);
+    assert.equal(err.code, "invalid_argument");
+    assert.match(err.message, /^parse binary: /);
+    assert.equal(
+      connect.headers.get("content-length"),
+      String(new TextEncoder().encode(text).length),
+    );
+
+    const web = await handler(
+      new Request(`${BASE}/GetPublicKey`, {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
+        body: grpcFrame(body),
+      }),
+    );
+    assert.equal(web.status, 200);
+    const trailer = grpcWebTrailer(new Uint8Array(await web.arrayBuffer()));
+    assert.equal(trailer.get("grpc-status"), "3", `gRPC-web: ${trailer.get("grpc-message")}`);
+    assert.match(decodeURIComponent(trailer.get("grpc-message")!), /^parse binary: /);
+
+    const grpc = await grpcCall({}, grpcFrame(body));
+    assert.equal(grpc.get("grpc-status"), "3", `gRPC: ${grpc.get("grpc-message")}`);
+    assert.deepEqual(calls, []);
+  });
+}
+
+test("routes: the mapping is narrow: a valid binary request succeeds, an implementation failure stays INTERNAL", async () => {
+  const msg = toBinary(
+    GetPublicKeyRequestSchema,
+    create(GetPublicKeyRequestSchema, { accountId: "a" }),
+  );
+  const ok = await grpcCall(
+    { getPublicKey: () => ({ publicKey: "02", address: "0x", derivationPath: "m" }) },
+    grpcFrame(msg),
+  );
+  assert.equal(ok.get("grpc-status"), "0");
+  const failing: Partial<ServiceImpl<typeof SignService>> = {
+    getPublicKey: (): never => {
+      throw new Error("a bug");
+    },
+  };
+  assert.equal((await grpcCall(failing, grpcFrame(msg))).get("grpc-status"), "13");
+  const handler = createSignServiceFetchHandler(failing as ServiceImpl<typeof SignService>);
+  const res = await handler(
+    new Request(`${BASE}/GetPublicKey`, {
+      method: "POST",
+      headers: { "content-type": "application/proto" },
+      body: msg,
+    }),
+  );
+  assert.equal(res.status, 500);
+  assert.equal((await res.json()).code, "internal");
+});
+
+test("routes: over real gRPC (connectNodeAdapter on h2c, port 0) a malformed body is INVALID_ARGUMENT", async () => {
+  const server = http2.createServer(
+    connectNodeAdapter({
+      routes: signServiceRoutes(setup().impl as ServiceImpl<typeof SignService>),
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    const status = await new Promise<string | undefined>((resolve, reject) => {
+      const req = client.request({
+        ":method": "POST",
+        ":path": "/wallet_mpc.v1.SignService/GetPublicKey",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      let found: string | undefined;
+      const take = (h: Record<string, unknown>) => {
+        if (typeof h["grpc-status"] === "string") found = h["grpc-status"];
+      };
+      req.on("response", take);
+      req.on("trailers", take);
+      req.on("error", reject);
+      req.on("data", () => {});
+      req.on("end", () => resolve(found));
+      req.end(grpcFrame(new Uint8Array(MALFORMED_BINARY[0][1])));
+    });
+    assert.equal(status, "3");
+  } finally {
+    client.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
