@@ -12,9 +12,10 @@ import {
   bitLength,
   crt2,
   gcd,
+  invertModSafePrimeOrder,
+  invertModSecretPrime,
   isUnit,
   mod,
-  modInv,
   modPow,
   modPowSecret,
   type RandomSource,
@@ -88,6 +89,7 @@ export class PaillierSecretKey {
   readonly #p2InvQ2: bigint;
   readonly #nModPhiP2: bigint; // N mod phi(p^2) = N mod p(p-1)
   readonly #nModPhiQ2: bigint;
+  #nthRoot?: { dp: bigint; dq: bigint }; // N^-1 mod p-1 and mod q-1, made on first use
 
   constructor(p: bigint, q: bigint) {
     if (p === q) throw new RangeError("paillier: p and q must differ");
@@ -98,10 +100,13 @@ export class PaillierSecretKey {
     this.#p2 = p * p;
     this.#q2 = q * q;
     // With g = 1 + N: g^(p-1) mod p^2 = 1 + (p-1) N mod p^2, so L_p = (p-1) q mod p = -q mod p.
-    this.#hp = modInv(mod(-q, p), p);
-    this.#hq = modInv(mod(-p, q), q);
-    this.#pInvQ = modInv(p, q);
-    this.#p2InvQ2 = modInv(this.#p2, this.#q2);
+    // The inverses modulo the secret primes are taken by Fermat on the secret backend (no
+    // variable-time Euclid on p or q); p^-1 mod q^2 is Hensel's lift of p^-1 mod q.
+    this.#hp = invertModSecretPrime(-q, p);
+    this.#hq = invertModSecretPrime(-p, q);
+    this.#pInvQ = invertModSecretPrime(p, q);
+    const pInvQ2 = mod(this.#pInvQ * (2n - p * this.#pInvQ), this.#q2);
+    this.#p2InvQ2 = (pInvQ2 * pInvQ2) % this.#q2;
     this.#nModPhiP2 = this.publicKey.N % (p * (p - 1n));
     this.#nModPhiQ2 = this.publicKey.N % (q * (q - 1n));
   }
@@ -144,12 +149,22 @@ export class PaillierSecretKey {
   }
 
   /**
-   * Recovers the randomizer rho of a ciphertext: rho = (c mod N)^(N^-1 mod phi(N)) mod N.
+   * Recovers the randomizer rho of a ciphertext: rho = (c mod N)^(N^-1 mod phi(N)) mod N, as
+   * the N-th roots modulo p and q (exponents N^-1 mod p-1 and q-1, taken without Euclid on the
+   * secret moduli for safe primes), joined by CRT.
    * Used by provers who only know a ciphertext they decrypted (e.g. in Pi-aff-g's prover side).
    */
   recoverNonce(c: bigint): bigint {
     // c = (1 + mN) rho^N, and (1 + mN) = 1 mod N, so c mod N = rho^N mod N.
-    return modPowSecret(c % this.N, modInv(this.N, this.phi), this.N);
+    const { p, q, N } = this;
+    this.#nthRoot ??= {
+      dp: invertModSafePrimeOrder(N % (p - 1n), p),
+      dq: invertModSafePrimeOrder(N % (q - 1n), q),
+    };
+    const y = c % N;
+    const rp = modPowSecret(y % p, this.#nthRoot.dp, p);
+    const rq = modPowSecret(y % q, this.#nthRoot.dq, q);
+    return crt2(rp, p, rq, q, this.#pInvQ);
   }
 }
 

@@ -112,7 +112,9 @@ export interface ModPowCounter {
   /**
    * When present, the modular inverses taken for negative exponents. Key: `${how}:${bits}` with
    * `how` one of "public" (plain inverse of a public base), "blinded" (inverse of a possibly
-   * secret base, blinded by a fresh random unit) or "cached" (a public base's inverse reused).
+   * secret base, blinded by a fresh random unit), "cached" (a public base's inverse reused) or
+   * "euclid-secret" (`invertModSafePrimeOrder` fell back to Euclid on a secret modulus: a prime
+   * that is not safe, which the product never generates).
    */
   inversions?: Map<string, number>;
 }
@@ -139,7 +141,10 @@ function sizeKey(m: bigint): number {
   return Math.ceil(bitLength(m) / 64) * 64;
 }
 
-function countInversion(how: "public" | "blinded" | "cached", m: bigint): void {
+function countInversion(
+  how: "public" | "blinded" | "cached" | "euclid-secret",
+  m: bigint,
+): void {
   const map = counter?.inversions;
   if (!map) return;
   const key = `${how}:${sizeKey(m)}`;
@@ -192,6 +197,76 @@ export function invertBlinded(
     // it would reveal a factor of m; draw again). Only this failure path looks at b itself.
     if (gcd(b, m) !== 1n) throw new RangeError(NOT_INVERTIBLE);
   }
+}
+
+/**
+ * a^-1 mod p for a SECRET prime modulus p (a Paillier or ring-Pedersen prime), by Fermat:
+ * a^(p-2) mod p on the secret backend, so Euclid never runs on the secret modulus.
+ * @param a any integer (reduced modulo p first).
+ * @param p an odd prime >= 3.
+ * @returns a^-1 mod p.
+ * @throws {RangeError} when a is 0 modulo p, or p is composite and Fermat fails for a (a result
+ *   is returned only after checking a * result = 1 mod p).
+ * @example
+ * ```ts
+ * import { invertModSecretPrime } from "./modpow.ts";
+ * console.assert((invertModSecretPrime(3n, 1000003n) * 3n) % 1000003n === 1n);
+ * ```
+ */
+export function invertModSecretPrime(a: bigint, p: bigint): bigint {
+  if (p < 3n || (p & 1n) === 0n) {
+    throw new RangeError("invertModSecretPrime: expected an odd prime");
+  }
+  const r = mod(a, p);
+  const inv = modPowSecret(r, p - 2n, p);
+  if ((r * inv) % p !== 1n) {
+    throw new RangeError("invertModSecretPrime: not invertible, or the modulus is not prime");
+  }
+  return inv;
+}
+
+/**
+ * a^-1 mod (p - 1) for a SECRET safe prime p = 2p' + 1 and an odd a (the exponent of an a-th
+ * root modulo p): a^(p'-2) mod p' by Fermat, lifted to the odd residue modulo 2p'. No Euclid
+ * runs on the secret modulus. When p is not a safe prime (test primes only: every prime the
+ * product generates is safe) the Fermat result fails its check and extended Euclid answers.
+ * @param a an odd integer prime to p - 1.
+ * @param p an odd prime.
+ * @returns a^-1 mod (p - 1).
+ * @throws {RangeError} when a is not invertible modulo p - 1.
+ * @example
+ * ```ts
+ * import { invertModSafePrimeOrder } from "./modpow.ts";
+ * console.assert((invertModSafePrimeOrder(5n, 23n) * 5n) % 22n === 1n); // 23 = 2 * 11 + 1
+ * ```
+ */
+export function invertModSafePrimeOrder(a: bigint, p: bigint): bigint {
+  const order = p - 1n;
+  const half = order >> 1n;
+  if (half >= 5n && (half & 1n) === 1n && (a & 1n) === 1n) {
+    const x = modPowSecret(mod(a, half), half - 2n, half);
+    const inv = x + half * (1n - (x & 1n)); // the odd one of x, x + p'
+    if (mod(a * inv, order) === 1n) return inv;
+  }
+  countInversion("euclid-secret", order);
+  return modInv(mod(a, order), order);
+}
+
+/**
+ * 4^-1 mod m for an odd modulus m >= 3, by arithmetic alone (2^-1 = (m + 1) / 2), so no Euclid
+ * runs on a secret m.
+ * @example
+ * ```ts
+ * import { inverseOfFour } from "./modpow.ts";
+ * console.assert((inverseOfFour(11n) * 4n) % 11n === 1n);
+ * ```
+ */
+export function inverseOfFour(m: bigint): bigint {
+  if (m < 3n || (m & 1n) === 0n) {
+    throw new RangeError("inverseOfFour: expected an odd modulus >= 3");
+  }
+  const half = (m + 1n) >> 1n;
+  return (half * half) % m;
 }
 
 /** Bounds of the cache of public-base inverses: moduli, and bases per modulus (LRU). */

@@ -6,7 +6,15 @@
  * @module
  */
 import { ProofError } from "../errors.ts";
-import { crt2, gcd, isqrt, mod, modInv, modPowSecret, parseHexInt } from "../math/mod.ts";
+import {
+  crt2,
+  gcd,
+  invertModSecretPrime,
+  isqrt,
+  mod,
+  modPowSecret,
+  parseHexInt,
+} from "../math/mod.ts";
 import { MODULUS_MAX_BITS } from "../params.ts";
 import { decodeArray, type WireObject } from "./_common.ts";
 
@@ -50,7 +58,7 @@ export class CrtPow {
     this.p = p;
     this.q = q;
     this.N = p * q;
-    this.#pInvQ = modInv(p, q);
+    this.#pInvQ = invertModSecretPrime(p, q);
   }
   /** b^e mod N for b in Z*_N and e >= 0. */
   pow(b: bigint, e: bigint): bigint {

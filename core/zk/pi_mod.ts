@@ -18,9 +18,10 @@
 import { ProofError } from "../errors.ts";
 import {
   gcd,
+  inverseOfFour,
+  invertModSafePrimeOrder,
   jacobi,
   mod,
-  modInv,
   modPow,
   modPowSecret,
   type RandomSource,
@@ -109,8 +110,9 @@ class BlumPrime {
   readonly d: bigint;
   constructor(p: bigint, N: bigint) {
     this.p = p;
-    this.c = modInv(4n, (p - 1n) >> 1n);
-    this.d = modInv(N % (p - 1n), p - 1n);
+    // Neither runs Euclid on the secret p (core/math/modpow.ts).
+    this.c = inverseOfFour((p - 1n) >> 1n);
+    this.d = invertModSafePrimeOrder(N % (p - 1n), p);
   }
   /** [y^c mod p, Legendre symbol of y mod p]. */
   rootAndSymbol(y: bigint): [bigint, 1 | -1] {
