@@ -30,7 +30,7 @@ for (let j = 0; j < n; j++) {
   // Stage and promote in one read-modify-write: two refreshes of one account are never run
   // at once (the service excludes them), so only the file's other accounts race here.
   await store.update("shared", (r) => {
-    const cur = currentEntry(r);
+    const cur = r && currentEntry(r);
     if (!cur) throw new Error("the shared account has no current epoch");
     const next = reshared(cur, refreshOffset(k, j));
     return promote(
