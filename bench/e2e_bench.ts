@@ -172,8 +172,8 @@ async function e2eIn(runtime: Runtime, parties: Parties): Promise<E2eRun> {
     runtime,
     preset: parties,
     serviceEnv: {
-      SIGN_SERVICE__RATE_LIMIT__PER_CALLER_PER_MINUTE: "100000",
-      SIGN_SERVICE__RATE_LIMIT__BURST: "10000",
+      WALLET_MPC_SERVICE__RATE_LIMIT__PER_CALLER_PER_MINUTE: "100000",
+      WALLET_MPC_SERVICE__RATE_LIMIT__BURST: "10000",
     },
   });
   try {

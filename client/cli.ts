@@ -10,12 +10,13 @@
  * deno task client                      # interactive: asks for the account and the digest
  * ```
  *
- * Settings (flag, then environment, then default): `--service-url` / `WALLET_MPC_SERVICE_URL`
+ * Settings (the convention of every entry point, README "Entry points": flag, then environment,
+ * then default; each flag's variable is `WALLET_MPC_CLIENT_<FLAG>`): `--service-url`
  * (http://127.0.0.1:50052, the service's gRPC-web/Connect port), `--protocol connect|grpc-web`,
- * `--gateway-url` / `WALLET_MPC_GATEWAY_URL` (http://127.0.0.1:8080), `--token` /
- * `WALLET_MPC_TOKEN` (the caller credential), `--key-share-file` / `WALLET_MPC_KEY_SHARE_FILE`
- * (client_key_shares.json), `--age-identity-file` / `WALLET_MPC_AGE_IDENTITY_FILE` or the
- * passphrase in `WALLET_MPC_KEY_PASSPHRASE`, `--plaintext` (development files only).
+ * `--gateway-url` (http://127.0.0.1:8080), `--token` (the caller credential), `--key-share-file`
+ * (client_key_shares.json), `--age-identity-file` or the passphrase in
+ * `WALLET_MPC_CLIENT_KEY_PASSPHRASE`, `--plaintext` (development files only). The older names
+ * (`WALLET_MPC_TOKEN`, `WALLET_MPC_SERVICE_URL`, ...) still work, with a warning on stderr.
  *
  * Progress goes to stderr; results to stdout (`--json`: one JSON object). Exit codes: 0 ok,
  * 1 failure of the operation, 2 bad usage.
@@ -31,88 +32,81 @@ import { crashHookFrom } from "../platform/crash_hook.ts";
 import { openFileKeyStore } from "./file_key_store.ts";
 import { parseAgeIdentityFile } from "../keystore/key_store.ts";
 import type { ClientKeyStore } from "./mpc_client.ts";
+import { type CommandSpec, formatHelp, parseCommandLine } from "../platform/cli_args.ts";
+import {
+  applyEnvAliases,
+  type EnvAlias,
+  envName,
+  renamedEnv,
+  withEnvNames,
+} from "../platform/settings_layers.ts";
 
-const USAGE = `wallet-mpc client
+/** The flags that say where the service, the gateway and the key shares are; each has a variable. */
+const CONNECTION = withEnvNames("CLIENT", {
+  "service-url": {
+    arg: "url",
+    help: "the service's gRPC-web/Connect URL (http://127.0.0.1:50052)",
+  },
+  protocol: { arg: "connect|grpc-web", help: "the service's protocol (connect)" },
+  "gateway-url": { arg: "url", help: "the sign-gateway (http://127.0.0.1:8080)" },
+  token: { arg: "token", help: "the caller's token" },
+  "key-share-file": { arg: "path", help: "the client's key shares (client_key_shares.json)" },
+  "age-identity-file": { arg: "path", help: "the age identity decrypting them" },
+});
 
-Usage: cli.ts [command] [options]
-Commands:
-  sign       --account <id> --digest <hex> [--path m/0/1]   sign a 32-byte digest
-  pubkey     --account <id> [--path m/0/1]                  public key (compressed hex)
-  address    --account <id> [--path m/0/1]                  Ethereum address
-  accounts                                                  local accounts
-  keygen     --account <id>                                 distributed key generation
-  refresh    --account <id>                                 key refresh
-  health                                                    the service's health
-  (none)     interactive signing
-Options:
-  --service-url <url>  --protocol connect|grpc-web  --gateway-url <url>  --token <token>
-  --key-share-file <path>  --age-identity-file <path>  --plaintext  --json  --help
-`;
+const COMMAND = {
+  flags: {
+    account: { arg: "id", help: "the account" },
+    digest: { arg: "hex", help: "the 32-byte digest to sign" },
+    path: { arg: "m/0/1", help: "BIP-32 style derivation path (non-hardened)" },
+    ...CONNECTION,
+    plaintext: { kind: "boolean", help: "the key share file is not encrypted (development)" },
+    json: { kind: "boolean", help: "one JSON object on stdout" },
+  },
+  maxPositionals: 1,
+} as const satisfies CommandSpec;
+
+/** The variable of the key share file's passphrase (no flag: keep secrets off the command line). */
+const PASSPHRASE_ENV = envName("CLIENT", "key-passphrase");
+
+/** The names the client read before the `WALLET_MPC_CLIENT_` scheme, still read with a warning. */
+const ENV_ALIASES: readonly EnvAlias[] = renamedEnv("WALLET_MPC", "CLIENT", [
+  ...Object.keys(CONNECTION),
+  "key-passphrase",
+]);
+
+const USAGE = formatHelp({
+  title: "wallet-mpc client: the client party's command line",
+  usage: ["deno task client [command] [options]"],
+  commands: [
+    ["sign", "--account <id> --digest <hex> [--path m/0/1]: sign a 32-byte digest"],
+    ["pubkey", "--account <id> [--path m/0/1]: public key (compressed hex)"],
+    ["address", "--account <id> [--path m/0/1]: Ethereum address"],
+    ["accounts", "local accounts"],
+    ["keygen", "--account <id>: distributed key generation with the running service"],
+    ["refresh", "--account <id>: key refresh"],
+    ["health", "the service's health"],
+    ["(none)", "interactive signing"],
+  ],
+  flags: COMMAND.flags,
+  notes: [
+    `Precedence: environment < flags. The key share file's passphrase: ${PASSPHRASE_ENV}.`,
+  ],
+});
 
 class Usage extends Error {}
 
-function parseArgs(argv: string[]): { command: string; flags: Map<string, string> } {
-  const flags = new Map<string, string>();
-  let command = "";
-  const booleans = new Set(["--json", "--plaintext", "--help", "-h"]);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--") continue;
-    if (!a.startsWith("-")) {
-      if (command) throw new Usage(`unexpected argument ${a}`);
-      command = a;
-      continue;
-    }
-    const eq = a.indexOf("=");
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    if (booleans.has(name)) {
-      flags.set(name, "1");
-      continue;
-    }
-    const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
-    if (v === undefined) throw new Usage(`${name}: expected a value`);
-    flags.set(name, v);
-  }
-  return { command, flags };
-}
-
 async function main(): Promise<number> {
-  const env = process.env;
-  let parsed;
-  try {
-    parsed = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const { command, flags } = parsed;
-  if (flags.has("--help") || flags.has("-h")) {
-    console.log(USAGE);
-    return 0;
-  }
-  const known = new Set([
-    "--service-url",
-    "--protocol",
-    "--gateway-url",
-    "--token",
-    "--key-share-file",
-    "--age-identity-file",
-    "--plaintext",
-    "--json",
-    "--account",
-    "--digest",
-    "--path",
-  ]);
-  for (const k of flags.keys()) {
-    if (!known.has(k)) {
-      console.error(`unknown option ${k}\n\n${USAGE}`);
-      return 2;
-    }
-  }
-  const json = flags.has("--json");
-  const get = (flag: string, envName: string, def?: string) =>
-    flags.get(flag) ?? env[envName] ?? def;
-  const protocol = get("--protocol", "WALLET_MPC_PROTOCOL", "connect");
+  const aliased = applyEnvAliases(process.env, ENV_ALIASES);
+  const env = aliased.env;
+  const args = parseCommandLine(process.argv.slice(2), COMMAND, USAGE, console);
+  if (typeof args === "number") return args;
+  for (const w of aliased.warnings) console.error(w);
+  const command = args.positionals[0] ?? "";
+  const json = args.has("json");
+  const get = (flag: keyof typeof CONNECTION, def?: string) =>
+    args.value(flag) ?? env[envName("CLIENT", flag)] ?? def;
+  const protocol = get("protocol", "connect");
   if (protocol !== "connect" && protocol !== "grpc-web") {
     console.error(`--protocol: expected connect or grpc-web, got ${protocol}`);
     return 2;
@@ -120,16 +114,16 @@ async function main(): Promise<number> {
   installPlatformBackends();
   // Test mechanism only: the crash points of the key lifecycle (platform/crash_hook.ts).
   const crashPoint = crashHookFrom(env.WALLET_MPC_CRASH_AT);
-  const identityFile = get("--age-identity-file", "WALLET_MPC_AGE_IDENTITY_FILE");
-  const passphrase = env.WALLET_MPC_KEY_PASSPHRASE;
+  const identityFile = get("age-identity-file");
+  const passphrase = env[PASSPHRASE_ENV];
   // Opened on first use, inside the error handling below (health needs no key store).
   let opened: Promise<ClientKeyStore> | undefined;
   const open = () =>
     opened ??= openFileKeyStore({
-      path: get("--key-share-file", "WALLET_MPC_KEY_SHARE_FILE", "client_key_shares.json")!,
+      path: get("key-share-file", "client_key_shares.json")!,
       identity: identityFile ? parseAgeIdentityFile(readFileSync(identityFile, "utf8")) : undefined,
       passphrase,
-      plaintext: flags.has("--plaintext"),
+      plaintext: args.has("plaintext"),
       create: command === "keygen",
       crashPoint,
     });
@@ -143,10 +137,10 @@ async function main(): Promise<number> {
     if (!json) console.error(m);
   };
   const client = newMpcClient({
-    serviceUrl: get("--service-url", "WALLET_MPC_SERVICE_URL", "http://127.0.0.1:50052"),
+    serviceUrl: get("service-url", "http://127.0.0.1:50052"),
     protocol,
-    gatewayUrl: get("--gateway-url", "WALLET_MPC_GATEWAY_URL", "http://127.0.0.1:8080")!,
-    token: get("--token", "WALLET_MPC_TOKEN", "")!,
+    gatewayUrl: get("gateway-url", "http://127.0.0.1:8080")!,
+    token: get("token", "")!,
     keyStore,
     crashPoint,
     generatePrimes: () => generatePaillierPrimes((bits) => platformSafePrime(bits)),
@@ -156,8 +150,8 @@ async function main(): Promise<number> {
     },
   });
   const need = (flag: string) => {
-    const v = flags.get(flag);
-    if (v === undefined) throw new Usage(`${command}: ${flag} is required`);
+    const v = args.value(flag);
+    if (v === undefined) throw new Usage(`${command}: --${flag} is required`);
     return v;
   };
   const out = (o: Record<string, unknown>, text: string) =>
@@ -165,8 +159,8 @@ async function main(): Promise<number> {
   try {
     switch (command) {
       case "sign": {
-        const sig = await client.signTx(need("--digest"), need("--account"), {
-          path: flags.get("--path"),
+        const sig = await client.signTx(need("digest"), need("account"), {
+          path: args.value("path"),
         });
         out(
           { ...sig },
@@ -175,12 +169,12 @@ async function main(): Promise<number> {
         return 0;
       }
       case "pubkey": {
-        const pk = await client.getPublicKey(need("--account"), { path: flags.get("--path") });
+        const pk = await client.getPublicKey(need("account"), { path: args.value("path") });
         out({ publicKey: pk }, pk);
         return 0;
       }
       case "address": {
-        const a = await client.getAddress(need("--account"), { path: flags.get("--path") });
+        const a = await client.getAddress(need("account"), { path: args.value("path") });
         out({ address: a }, a);
         return 0;
       }
@@ -193,18 +187,18 @@ async function main(): Promise<number> {
         return 0;
       }
       case "keygen": {
-        const r = await client.keygen(need("--account"));
+        const r = await client.keygen(need("account"));
         out(
-          { account: flags.get("--account"), ...r },
-          `created ${flags.get("--account")}: ${r.publicKey}`,
+          { account: args.value("account"), ...r },
+          `created ${args.value("account")}: ${r.publicKey}`,
         );
         return 0;
       }
       case "refresh": {
-        const r = await client.refresh(need("--account"));
+        const r = await client.refresh(need("account"));
         out(
-          { account: flags.get("--account"), ...r },
-          `refreshed ${flags.get("--account")}: ${r.publicKey}`,
+          { account: args.value("account"), ...r },
+          `refreshed ${args.value("account")}: ${r.publicKey}`,
         );
         return 0;
       }

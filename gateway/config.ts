@@ -1,13 +1,15 @@
 /**
  * Configuration of the sign-gateway: the shape of `config/sign-gateway.yaml`, its safe defaults,
  * and a validator that turns parsed YAML (snake_case keys) into a typed {@link GatewayConfig}
- * (camelCase keys). Pure: reading files, environment variables and flags is `main.ts`'s job.
+ * (camelCase keys). Pure: reading files is `main.ts`'s job, the environment and the flags
+ * `config_args.ts`'s.
  *
  * @module
  */
 
 import { parse as parseYaml } from "yaml";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../platform/logger.ts";
+import { applyOverrides as applyPathOverrides } from "../platform/settings_layers.ts";
 
 export type { LogFormat, LogLevel };
 
@@ -376,29 +378,18 @@ export function parseConfig(text: string, overrides: Record<string, unknown> = {
   return resolveConfig(applyOverrides(doc, overrides));
 }
 
-const UNSAFE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
-
 /**
  * Sets dotted-path values (`server.port`, `backend.redis.url`) in a parsed YAML document.
  *
  * @param doc parsed YAML (not modified)
  * @param overrides map from dotted snake_case path to value
  * @returns a new document with the overrides applied
- * @throws {RangeError} a path has fewer than two parts
+ * @throws {RangeError} a path has fewer than two parts, an empty part or a prototype key
  */
 export function applyOverrides(doc: unknown, overrides: Record<string, unknown>): unknown {
-  const root: Record<string, unknown> = isRecord(doc) ? structuredClone(doc) : {};
-  for (const [path, value] of Object.entries(overrides)) {
-    const parts = path.split(".");
-    if (parts.length < 2 || parts.some((p) => p === "" || UNSAFE_KEYS.has(p))) {
+  return applyPathOverrides(doc, overrides, (path) => {
+    if (path.split(".").length < 2) {
       throw new RangeError(`override: expected section.key, got ${path}`);
     }
-    let node = root;
-    for (const p of parts.slice(0, -1)) {
-      if (!isRecord(node[p])) node[p] = {};
-      node = node[p] as Record<string, unknown>;
-    }
-    node[parts[parts.length - 1]] = value;
-  }
-  return root;
+  });
 }

@@ -1,143 +1,41 @@
 /**
- * Entry point of the sign-gateway: reads `config/sign-gateway.yaml`, applies environment and
- * command-line overrides, builds the backend and the handler, and serves it with `Deno.serve`
- * under Deno or with the `node:http` adapter under Node. The only file of `gateway/` (with the
- * adapter) that touches the environment, the file system or runtime APIs.
+ * Entry point of the sign-gateway: reads its configuration file (`config/sign-gateway.yaml`, or
+ * the file given as the only argument), applies environment and command-line overrides
+ * (gateway/config_args.ts), builds the backend and the handler, and serves it with `Deno.serve`
+ * under Deno or with the `node:http` adapter (platform/node_adapter.ts) under Node. The only file
+ * of `gateway/` that touches the environment, the file system or runtime APIs.
  *
  * ```sh
  * deno task gateway --port 8080 --backend redis --redis-url redis://127.0.0.1:6379/0
- * deno task gateway:node --config config/sign-gateway.yaml --set limits.max_rooms=500
+ * deno task gateway:node config/sign-gateway.yaml --set limits.max_rooms=500
  * ```
  *
- * Precedence: defaults < file < environment < flags. Environment: `GATEWAY_CONFIG`,
- * `GATEWAY_HOST`, `GATEWAY_PORT`, `GATEWAY_BACKEND`, `GATEWAY_REDIS_URL`, `GATEWAY_LOG_LEVEL`,
- * `GATEWAY_LOG_FORMAT`, `GATEWAY_CORS_ORIGINS` (comma separated), `GATEWAY_ACCESS_ENABLED`,
- * `GATEWAY_TOKEN_SECRET`, `GATEWAY_ISSUER_SECRET`, and any key as `GATEWAY__SECTION__KEY`
- * (e.g. `GATEWAY__LIMITS__MAX_ROOMS=500`).
+ * Precedence: defaults < file < environment < flags. Environment: `WALLET_MPC_GATEWAY_CONFIG`,
+ * one variable per flag (`WALLET_MPC_GATEWAY_PORT`, `WALLET_MPC_GATEWAY_REDIS_URL`, ...),
+ * `WALLET_MPC_GATEWAY_ACCESS_ENABLED`, `WALLET_MPC_GATEWAY_TOKEN_SECRET`,
+ * `WALLET_MPC_GATEWAY_ISSUER_SECRET`, and any key as `WALLET_MPC_GATEWAY__SECTION__KEY`
+ * (e.g. `WALLET_MPC_GATEWAY__LIMITS__MAX_ROOMS=500`). The older `GATEWAY_*` names still work,
+ * with a warning on standard error.
  *
  * @module
  */
 
 import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
-import { parse as parseYaml } from "yaml";
 import type { Backend } from "./backend.ts";
 import { type GatewayConfig, parseConfig } from "./config.ts";
+import {
+  GATEWAY_ENV_ALIASES,
+  GATEWAY_USAGE,
+  type GatewayCommandLine,
+  parseGatewayArgs,
+} from "./config_args.ts";
+import { applyEnvAliases } from "../platform/settings_layers.ts";
 import { createGatewayHandler } from "./handler.ts";
 import { createLogger, type Logger } from "../platform/logger.ts";
 import { createMemoryBackend } from "./memory_backend.ts";
 
-const USAGE = `sign-gateway: SSE relay for wallet-mpc sessions
-
-Usage: main.ts [options]
-  --config <path>        YAML configuration (default config/sign-gateway.yaml)
-  --host <addr>          server.host
-  --port <n>             server.port (0: any free port)
-  --backend <kind>       backend.kind: memory | redis
-  --redis-url <url>      backend.redis.url
-  --log-level <level>    logging.level: debug | info | warn | error
-  --log-format <fmt>     logging.format: json | text
-  --cors-origins <list>  server.cors_origins, comma separated
-  --set <path>=<value>   any setting, e.g. --set limits.max_rooms=500 (value parsed as YAML)
-  --help                 this text
-`;
-
-const FLAGS: Record<string, string> = {
-  "--host": "server.host",
-  "--port": "server.port",
-  "--backend": "backend.kind",
-  "--redis-url": "backend.redis.url",
-  "--log-level": "logging.level",
-  "--log-format": "logging.format",
-  "--cors-origins": "server.cors_origins",
-};
-
-const ENV: Record<string, string> = {
-  GATEWAY_HOST: "server.host",
-  GATEWAY_PORT: "server.port",
-  GATEWAY_BACKEND: "backend.kind",
-  GATEWAY_REDIS_URL: "backend.redis.url",
-  GATEWAY_LOG_LEVEL: "logging.level",
-  GATEWAY_LOG_FORMAT: "logging.format",
-  GATEWAY_CORS_ORIGINS: "server.cors_origins",
-  GATEWAY_ACCESS_ENABLED: "access.enabled",
-  GATEWAY_TOKEN_SECRET: "access.token_secret",
-  GATEWAY_ISSUER_SECRET: "access.issuer_secret",
-};
-
-/** Settings whose values are taken verbatim (never parsed as YAML). */
-const VERBATIM = new Set([
-  "access.token_secret",
-  "access.issuer_secret",
-  "backend.redis.url",
-  "backend.redis.key_prefix",
-  "server.host",
-]);
-
-function value(path: string, raw: string): unknown {
-  if (path === "server.cors_origins") {
-    return raw.trim() === "" ? [] : raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  }
-  if (VERBATIM.has(path)) return raw;
-  try {
-    return parseYaml(raw);
-  } catch {
-    return raw;
-  }
-}
-
-interface Cli {
-  configPath: string;
-  configExplicit: boolean;
-  overrides: Record<string, unknown>;
-}
-
-function parseCli(argv: string[], env: Record<string, string | undefined>): Cli {
-  const overrides: Record<string, unknown> = {};
-  let configPath = env.GATEWAY_CONFIG ?? "config/sign-gateway.yaml";
-  let configExplicit = env.GATEWAY_CONFIG !== undefined;
-  for (const [name, path] of Object.entries(ENV)) {
-    const v = env[name];
-    if (v !== undefined) overrides[path] = value(path, v);
-  }
-  for (const [name, v] of Object.entries(env)) {
-    if (!name.startsWith("GATEWAY__") || v === undefined) continue;
-    const path = name.slice("GATEWAY__".length).toLowerCase().split("__").join(".");
-    overrides[path] = value(path, v);
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const eq = arg.indexOf("=");
-    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    const next = (): string => {
-      if (eq > 0) return arg.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new RangeError(`${flag}: expected a value`);
-      return v;
-    };
-    if (arg === "--") continue;
-    if (flag === "--help" || flag === "-h") {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (flag === "--config") {
-      configPath = next();
-      configExplicit = true;
-    } else if (flag === "--set") {
-      const kv = next();
-      const k = kv.indexOf("=");
-      if (k <= 0) throw new RangeError(`--set: expected path=value, got ${kv}`);
-      const path = kv.slice(0, k);
-      overrides[path] = value(path, kv.slice(k + 1));
-    } else if (Object.hasOwn(FLAGS, flag)) {
-      overrides[FLAGS[flag]] = value(FLAGS[flag], next());
-    } else {
-      throw new RangeError(`unknown option ${arg}; see --help`);
-    }
-  }
-  return { configPath, configExplicit, overrides };
-}
-
-function loadConfig(cli: Cli): GatewayConfig {
+function loadConfig(cli: GatewayCommandLine): GatewayConfig {
   let text = "";
   if (existsSync(cli.configPath)) text = readFileSync(cli.configPath, "utf8");
   else if (cli.configExplicit) throw new RangeError(`config file not found: ${cli.configPath}`);
@@ -169,8 +67,13 @@ interface Running {
 }
 
 async function main(): Promise<void> {
-  const env = process.env as Record<string, string | undefined>;
-  const cli = parseCli(process.argv.slice(2), env);
+  const { env, warnings } = applyEnvAliases(process.env, GATEWAY_ENV_ALIASES);
+  const cli = parseGatewayArgs(process.argv.slice(2), env);
+  if (cli.help) {
+    console.log(GATEWAY_USAGE);
+    process.exit(0);
+  }
+  for (const w of warnings) console.error(w);
   const config = loadConfig(cli);
   const runtime = typeof Deno !== "undefined" ? "deno" : "node";
   const logger = createLogger({

@@ -69,43 +69,82 @@ import {
   NOT_FOR_PRODUCTION,
 } from "./offline.ts";
 import { newMpcClient } from "../client/mpc_client.ts";
+import {
+  type CommandSpec,
+  formatHelp,
+  parseCommand,
+  type ParsedArgs,
+} from "../platform/cli_args.ts";
 import { openFileKeyStore } from "../client/file_key_store.ts";
 
-const USAGE = `wallet-mpc keygen
+const SIDES = ["client", "service"] as const;
 
-  keygen.ts offline --accounts a,b [--out-dir DIR] [--add]
-      [--client-recipient age1... | --client-age-identity-file PATH | --client-passphrase-env VAR]
-      [--service-recipient age1... | --service-age-identity-file PATH | --service-passphrase-env VAR]
-      [--plaintext]
-      DEVELOPMENT ONLY: both parties in one process. Refuses existing files; --add adds the
-      accounts to both existing files instead (read with the identity files or passphrases),
-      refusing accounts either file holds. Prints each account's public key and address.
-  keygen.ts age-identity --out PATH
-      writes a new age X25519 identity (mode 0600) and prints its recipient (age1...).
-  keygen.ts caller --id ID --accounts 'a,b,team-*' [--may-keygen] --out callers.yaml
-      adds a caller to the callers file (created when missing; an existing id is refused),
-      stores the token's hash only and prints the token once.
-  keygen.ts distributed --account ID --service-url URL --gateway-url URL --token TOKEN
-      --key-share-file PATH [--age-identity-file PATH | passphrase in WALLET_MPC_KEY_PASSPHRASE]
-      [--plaintext]
-`;
+const MODES: Readonly<Record<string, CommandSpec>> = {
+  offline: {
+    flags: {
+      accounts: { arg: "a,b", help: "offline: the accounts to generate" },
+      "out-dir": { arg: "dir", help: "offline: where the two files are (default .)" },
+      add: { kind: "boolean", help: "offline: add the accounts to both existing files" },
+      ...Object.fromEntries(SIDES.flatMap((p) => [
+        [`${p}-recipient`, { arg: "age1...", help: `offline: whom the ${p} file is encrypted to` }],
+        [`${p}-age-identity-file`, { arg: "path", help: `offline: the ${p} file's identity` }],
+        [`${p}-passphrase-env`, { arg: "VAR", help: `offline: variable of the ${p} passphrase` }],
+      ])),
+      plaintext: { kind: "boolean", help: "unencrypted key share files (development)" },
+    },
+  },
+  "age-identity": { flags: { out: { arg: "path", help: "age-identity: the file to write" } } },
+  caller: {
+    flags: {
+      id: { arg: "id", help: "caller: the caller's id" },
+      accounts: { arg: "'a,b,team-*'", help: "caller: the accounts it may use" },
+      "may-keygen": { kind: "boolean", help: "caller: it may create accounts" },
+      out: { arg: "callers.yaml", help: "caller: the callers file" },
+    },
+  },
+  distributed: {
+    flags: {
+      account: { arg: "id", help: "distributed: the new account" },
+      "service-url": { arg: "url", help: "distributed: the service's gRPC-web/Connect URL" },
+      "gateway-url": { arg: "url", help: "distributed: the sign-gateway" },
+      token: { arg: "token", help: "distributed: the caller's token" },
+      "key-share-file": { arg: "path", help: "distributed: the client's key shares" },
+      "age-identity-file": { arg: "path", help: "distributed: their age identity" },
+      plaintext: { kind: "boolean", help: "unencrypted key share file (development)" },
+    },
+  },
+};
 
-function flagsOf(argv: string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--") continue;
-    if (!a.startsWith("--")) throw new RangeError(`unexpected argument ${a}`);
-    if (["--plaintext", "--help", "--may-keygen", "--add"].includes(a)) {
-      m.set(a, "1");
-      continue;
-    }
-    const v = argv[++i];
-    if (v === undefined) throw new RangeError(`${a}: expected a value`);
-    m.set(a, v);
-  }
-  return m;
-}
+const USAGE = formatHelp({
+  title: "wallet-mpc keygen: key generation",
+  usage: ["deno task keygen <command> [options]"],
+  commands: [
+    [
+      "offline",
+      "--accounts a,b [--out-dir DIR] [--add] and, per party, a recipient, an identity file or " +
+      "a passphrase variable (or --plaintext). DEVELOPMENT ONLY: both parties in one process. " +
+      "Refuses existing files; --add adds the accounts to both existing files instead (read " +
+      "with the identity files or passphrases), refusing accounts either file holds. Prints " +
+      "each account's public key and address.",
+    ],
+    [
+      "age-identity",
+      "--out PATH: writes a new age X25519 identity (mode 0600), prints its recipient",
+    ],
+    [
+      "caller",
+      "--id ID --accounts 'a,b,team-*' [--may-keygen] --out callers.yaml: adds a caller to the " +
+      "callers file (created when missing; an existing id is refused), stores the token's hash " +
+      "only and prints the token once.",
+    ],
+    [
+      "distributed",
+      "--account ID --service-url URL --gateway-url URL --token TOKEN --key-share-file PATH " +
+      "[--age-identity-file PATH | passphrase in WALLET_MPC_KEY_PASSPHRASE] [--plaintext]",
+    ],
+  ],
+  flags: Object.assign({}, ...Object.values(MODES).map((m) => m.flags)),
+});
 
 /** How one party's key share file is written when created, and read with `--add`. */
 interface PartyKeys {
@@ -119,12 +158,12 @@ interface PartyKeys {
 
 /** One party's keys, from the flags. */
 async function partyKeys(
-  flags: Map<string, string>,
+  flags: ParsedArgs,
   party: "client" | "service",
 ): Promise<PartyKeys> {
-  const r = flags.get(`--${party}-recipient`);
-  const idFile = flags.get(`--${party}-age-identity-file`);
-  const envName = flags.get(`--${party}-passphrase-env`);
+  const r = flags.value(`${party}-recipient`);
+  const idFile = flags.value(`${party}-age-identity-file`);
+  const envName = flags.value(`${party}-passphrase-env`);
   if (envName && (r || idFile)) {
     throw new RangeError(
       `--${party}-passphrase-env excludes --${party}-recipient and --${party}-age-identity-file`,
@@ -142,7 +181,7 @@ async function partyKeys(
     return { to: { recipients: [own, ...extra] }, decryptor: { identity }, extra };
   }
   if (r) return { to: { recipients: [r] }, decryptor: null, extra: [] };
-  if (flags.has("--plaintext")) return { to: null, decryptor: { plaintext: true }, extra: [] };
+  if (flags.has("plaintext")) return { to: null, decryptor: { plaintext: true }, extra: [] };
   throw new RangeError(
     `the ${party} file needs --${party}-recipient, --${party}-age-identity-file or ` +
       `--${party}-passphrase-env (or --plaintext for development)`,
@@ -196,13 +235,13 @@ async function createFiles(files: readonly { path: string; bytes: Uint8Array }[]
   }
 }
 
-async function offline(flags: Map<string, string>): Promise<void> {
-  const ids = (flags.get("--accounts") ?? "").split(",").map((s) => s.trim()).filter((s) => s);
+async function offline(flags: ParsedArgs): Promise<void> {
+  const ids = (flags.value("accounts") ?? "").split(",").map((s) => s.trim()).filter((s) => s);
   if (ids.length === 0) throw new RangeError("--accounts: expected a comma-separated list of ids");
   for (const id of ids) parseAccountId(id);
   if (new Set(ids).size !== ids.length) throw new RangeError("--accounts: an id is repeated");
-  const dir = flags.get("--out-dir") ?? ".";
-  const add = flags.has("--add");
+  const dir = flags.value("out-dir") ?? ".";
+  const add = flags.has("add");
   const keys = {
     client: await partyKeys(flags, "client"),
     service: await partyKeys(flags, "service"),
@@ -299,24 +338,24 @@ async function offline(flags: Map<string, string>): Promise<void> {
   );
 }
 
-async function distributed(flags: Map<string, string>): Promise<void> {
+async function distributed(flags: ParsedArgs): Promise<void> {
   const need = (f: string) => {
-    const v = flags.get(f);
+    const v = flags.value(f.slice(2));
     if (!v) throw new RangeError(`${f} is required`);
     return v;
   };
-  const idFile = flags.get("--age-identity-file");
+  const idFile = flags.value("age-identity-file");
   const keyStore = await openFileKeyStore({
     path: need("--key-share-file"),
     identity: idFile ? parseAgeIdentityFile(readFileSync(idFile, "utf8")) : undefined,
     passphrase: process.env.WALLET_MPC_KEY_PASSPHRASE,
-    plaintext: flags.has("--plaintext"),
+    plaintext: flags.has("plaintext"),
     create: true,
   });
   const client = newMpcClient({
     serviceUrl: need("--service-url"),
     gatewayUrl: need("--gateway-url"),
-    token: flags.get("--token") ?? process.env.WALLET_MPC_TOKEN ?? "",
+    token: flags.value("token") ?? process.env.WALLET_MPC_TOKEN ?? "",
     keyStore,
     generatePrimes,
     onProgress: (e) => {
@@ -329,8 +368,8 @@ async function distributed(flags: Map<string, string>): Promise<void> {
   console.log(JSON.stringify({ account, publicKey: r.publicKey }));
 }
 
-function ageIdentity(flags: Map<string, string>): Promise<void> {
-  const out = flags.get("--out");
+function ageIdentity(flags: ParsedArgs): Promise<void> {
+  const out = flags.value("out");
   if (!out) throw new RangeError("--out is required");
   return generateAgeIdentity().then(({ identity, recipient }) => {
     writeFileSync(out, `# public key: ${recipient}\n${identity}\n`, { mode: 0o600, flag: "wx" });
@@ -411,10 +450,10 @@ function withCaller(path: string, text: string | null, entry: CallerEntry): stri
   return out;
 }
 
-async function caller(flags: Map<string, string>): Promise<void> {
-  const id = flags.get("--id");
-  const accounts = (flags.get("--accounts") ?? "").split(",").map((a) => a.trim()).filter((a) => a);
-  const out = flags.get("--out");
+async function caller(flags: ParsedArgs): Promise<void> {
+  const id = flags.value("id");
+  const accounts = (flags.value("accounts") ?? "").split(",").map((a) => a.trim()).filter((a) => a);
+  const out = flags.value("out");
   if (!id || accounts.length === 0 || !out) {
     throw new RangeError("--id, --accounts and --out are required");
   }
@@ -423,7 +462,7 @@ async function caller(flags: Map<string, string>): Promise<void> {
     id,
     token_sha256: hashToken(token),
     accounts,
-    may_keygen: flags.has("--may-keygen"),
+    may_keygen: flags.has("may-keygen"),
   };
   // Under the file's lock (two `keygen caller` runs never lose each other's caller); the
   // service reads the file without it, and the rename makes it see the old or the new file.
@@ -461,28 +500,15 @@ async function caller(flags: Map<string, string>): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const [mode, ...rest] = process.argv.slice(2).filter((a) => a !== "--");
-  if (!mode || mode === "--help" || mode === "-h") {
-    console.log(USAGE);
-    return mode ? 0 : 2;
-  }
-  let flags: Map<string, string>;
-  try {
-    flags = flagsOf(rest);
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
+  const got = parseCommand(process.argv.slice(2), MODES, USAGE, console);
+  if (typeof got === "number") return got;
+  const { command: mode, args: flags } = got;
   installPlatformBackends();
   try {
     if (mode === "offline") await offline(flags);
     else if (mode === "distributed") await distributed(flags);
     else if (mode === "age-identity") await ageIdentity(flags);
     else if (mode === "caller") await caller(flags);
-    else {
-      console.error(`unknown mode ${mode}\n\n${USAGE}`);
-      return 2;
-    }
     return 0;
   } catch (e) {
     const err = e as Error & { code?: unknown };

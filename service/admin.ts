@@ -16,33 +16,38 @@ import { readFile } from "node:fs/promises";
 import process from "node:process";
 import { currentEpoch } from "../core/account_records.ts";
 import { openKeyStore, resolveDecryptor } from "../keystore/key_store.ts";
-import { loadServiceConfig } from "./config.ts";
+import { formatHelp, parseCommand } from "../platform/cli_args.ts";
+import { applyEnvAliases } from "../platform/settings_layers.ts";
+import { loadServiceConfigFrom, SERVICE_ENV_ALIASES, serviceCommand } from "./config.ts";
 
-const USAGE = `sign-service admin
+const COMMANDS = {
+  uncommitted: serviceCommand(),
+  "discard-uncommitted": serviceCommand({
+    account: { arg: "id", help: "the account to discard" },
+  }),
+};
 
-Usage: admin.ts <command> [--account <id>] [service configuration flags]
-Commands:
-  uncommitted                          list accounts whose key generation never committed
-  discard-uncommitted --account <id>   delete one uncommitted account
-`;
+const USAGE = formatHelp({
+  title: "sign-service admin: operator commands on the service's key store",
+  usage: ["deno task service:admin <command> [config.yaml] [options]"],
+  commands: [
+    ["uncommitted", "list accounts whose key generation never committed"],
+    ["discard-uncommitted", "--account <id>: delete one uncommitted account"],
+  ],
+  flags: COMMANDS["discard-uncommitted"].flags,
+  notes: [
+    "The service's configuration is read as the service reads it (deno task service --help).",
+  ],
+});
 
 async function main(): Promise<number> {
-  const argv = process.argv.slice(2);
-  const command = argv[0];
-  const rest = argv.slice(1);
-  let account: string | undefined;
-  const k = rest.findIndex((a) => a === "--account" || a.startsWith("--account="));
-  if (k >= 0) {
-    const a = rest[k];
-    account = a.includes("=") ? a.slice(a.indexOf("=") + 1) : rest[k + 1];
-    rest.splice(k, a.includes("=") ? 1 : 2);
-  }
-  if (command !== "uncommitted" && command !== "discard-uncommitted") {
-    console.error(USAGE);
-    return 2;
-  }
-  const env = process.env as Record<string, string | undefined>;
-  const config = await loadServiceConfig({ argv: rest, env, readFile: (p) => readFile(p, "utf8") });
+  const got = parseCommand(process.argv.slice(2), COMMANDS, USAGE, console);
+  if (typeof got === "number") return got;
+  const { command, args } = got;
+  const account = args.value("account");
+  const { env, warnings } = applyEnvAliases(process.env, SERVICE_ENV_ALIASES);
+  for (const w of warnings) console.error(w);
+  const config = await loadServiceConfigFrom(args, { env, readFile: (p) => readFile(p, "utf8") });
   const store = await openKeyStore({
     path: config.mpc.keyShareFile,
     decryptor: await resolveDecryptor(config.keyStore, {

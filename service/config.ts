@@ -3,20 +3,23 @@
  * environment and command-line overrides, and a strict validator that turns it into a typed
  * {@link ServiceConfig} (snake_case YAML keys become camelCase fields).
  *
- * Precedence: defaults < file < environment < flags.
+ * Precedence: defaults < file < environment < flags (the convention of every entry point,
+ * README "Entry points"; command line and environment in config_args.ts).
  *
- * - File: `--config <path>`, else `SIGN_SERVICE_CONFIG`, else `config/sign-service.yaml` (read
- *   when it exists; an explicitly named file must exist).
- * - Environment: `SIGN_SERVICE_KEY_SHARE_FILE` (mpc.key_share_file), `SIGN_SERVICE_HOST`,
- *   `SIGN_SERVICE_PORT`, `SIGN_SERVICE_INDEX`, `SIGN_SERVICE_GATEWAY_URL`,
- *   `SIGN_SERVICE_GATEWAY_TOKEN`, `SIGN_SERVICE_TOKENS_FILE`, `SIGN_SERVICE_LOG_LEVEL`, and any
- *   setting as `SIGN_SERVICE__SECTION__KEY` (`SIGN_SERVICE__SERVER__TLS__CERT_FILE=/x.pem`).
+ * - File: the only positional argument, else `--config <path>`, else
+ *   `WALLET_MPC_SERVICE_CONFIG`, else `config/sign-service.yaml` (read when it exists; an
+ *   explicitly named file must exist).
+ * - Environment: one variable per flag, `WALLET_MPC_SERVICE_<FLAG>`
+ *   (`WALLET_MPC_SERVICE_KEY_SHARE_FILE` is mpc.key_share_file), `WALLET_MPC_SERVICE_GATEWAY_TOKEN`
+ *   (gateway.token, no flag), and any setting as `WALLET_MPC_SERVICE__SECTION__KEY`
+ *   (`WALLET_MPC_SERVICE__SERVER__TLS__CERT_FILE=/x.pem`). The older `SIGN_SERVICE_*` names
+ *   still work through `SERVICE_ENV_ALIASES`, which the entry points apply (with a warning).
  *   The key store's passphrase is read by the service from the variable that
- *   `key_store.passphrase_env` names (default `SIGN_SERVICE_KEY_PASSPHRASE`); this module only
- *   checks whether that variable is set, and never copies its value into the configuration.
+ *   `key_store.passphrase_env` names (default `WALLET_MPC_SERVICE_KEY_PASSPHRASE`); this module
+ *   only checks whether that variable is set, and never copies its value into the configuration.
  * - Flags: `--config`, `--host`, `--port`, `--web-port`, `--index`, `--key-share-file`,
  *   `--gateway-url`, `--tokens-file`, `--log-level`, `--log-format`, and
- *   `--set section.key=value`; `--flag value` and `--flag=value` both work.
+ *   `--set section.key=value` (repeatable); `--flag value` and `--flag=value` both work.
  *
  * Override values are strings, converted by the setting's type: integers in decimal, booleans
  * as `true`/`false`/`1`/`0`, lists as `a,b` or a YAML flow list `[a, b]`, strings verbatim.
@@ -33,7 +36,7 @@
  * import { loadServiceConfig } from "./config.ts";
  * const config = await loadServiceConfig({
  *   argv: ["--port", "50061", "--set", "rate_limit.burst=5"],
- *   env: { SIGN_SERVICE_KEY_PASSPHRASE: "correct horse battery staple" },
+ *   env: { WALLET_MPC_SERVICE_KEY_PASSPHRASE: "correct horse battery staple" },
  *   readFile: () => "auth: { tokens_file: callers.yaml }\n",
  * });
  * console.assert(config.server.port === 50061 && config.rateLimit.burst === 5);
@@ -44,16 +47,26 @@
 
 import { parse as parseYaml } from "yaml";
 import { applySection, describe, isRecord, ruleOf, showPath } from "./_config_schema.ts";
-import { parseServiceArgs } from "./config_args.ts";
+import {
+  DEFAULT_PASSPHRASE_ENV,
+  parseServiceArgs,
+  type ServiceCommandLine,
+  serviceSettingsOf,
+} from "./config_args.ts";
+import type { ParsedArgs } from "../platform/cli_args.ts";
 import { ConfigError } from "./errors.ts";
 import type { LogFormat, LogLevel } from "../platform/logger.ts";
+import { applyOverrides as applyPathOverrides } from "../platform/settings_layers.ts";
 
 export {
   DEFAULT_CONFIG_PATH,
+  DEFAULT_PASSPHRASE_ENV,
   ENV_OVERRIDES,
   FLAG_OVERRIDES,
   parseServiceArgs,
+  SERVICE_ENV_ALIASES,
   SERVICE_USAGE,
+  serviceCommand,
   type ServiceCommandLine,
   wantsHelp,
 } from "./config_args.ts";
@@ -175,7 +188,7 @@ export function defaultServiceConfig(): ServiceConfig {
     },
     keyStore: {
       ageIdentityFile: "",
-      passphraseEnv: "SIGN_SERVICE_KEY_PASSPHRASE",
+      passphraseEnv: DEFAULT_PASSPHRASE_ENV,
       allowPlaintext: false,
       recipients: [],
       mode: "plaintext",
@@ -470,21 +483,12 @@ export function applyOverrides(
   doc: unknown,
   overrides: Readonly<Record<string, unknown>>,
 ): unknown {
-  const root: Record<string, unknown> = isRecord(doc) ? structuredClone(doc) : {};
-  for (const [path, value] of Object.entries(overrides)) {
+  return applyPathOverrides(doc, overrides, (path) => {
     const rule = ruleOf(path);
     if (!rule || rule.t === "section") {
       throw new ConfigError("unknown-key", showPath(path), "no such setting");
     }
-    const parts = path.split(".");
-    let node = root;
-    for (const p of parts.slice(0, -1)) {
-      if (!isRecord(node[p])) node[p] = {};
-      node = node[p] as Record<string, unknown>;
-    }
-    node[parts[parts.length - 1]] = value;
-  }
-  return root;
+  });
 }
 
 /** Options of {@link loadServiceConfig}. */
@@ -518,14 +522,39 @@ function isNotFound(e: unknown): boolean {
  * import { loadServiceConfig } from "./config.ts";
  * const c = await loadServiceConfig({
  *   argv: [],
- *   env: { SIGN_SERVICE__AUTH__TOKENS_FILE: "c.yaml", SIGN_SERVICE__KEY_STORE__ALLOW_PLAINTEXT: "true" },
+ *   env: {
+ *     WALLET_MPC_SERVICE__AUTH__TOKENS_FILE: "c.yaml",
+ *     WALLET_MPC_SERVICE__KEY_STORE__ALLOW_PLAINTEXT: "true",
+ *   },
  *   readFile: () => { throw Object.assign(new Error("missing"), { code: "ENOENT" }); },
  * });
  * console.assert(c.configFile === null && c.keyStore.mode === "plaintext");
  * ```
  */
-export async function loadServiceConfig(options: LoadOptions): Promise<ServiceConfig> {
-  const cli = parseServiceArgs(options.argv, options.env);
+export function loadServiceConfig(options: LoadOptions): Promise<ServiceConfig> {
+  return readServiceConfig(parseServiceArgs(options.argv, options.env), options);
+}
+
+/**
+ * {@link loadServiceConfig} of a command line parsed already, for a command with flags of its
+ * own besides the service's (`serviceCommand(extra)`: the admin commands).
+ *
+ * @param args the parsed command line.
+ * @param options `env` and `readFile`.
+ * @returns the validated configuration.
+ * @throws {ConfigError} as {@link loadServiceConfig}.
+ */
+export function loadServiceConfigFrom(
+  args: ParsedArgs,
+  options: Omit<LoadOptions, "argv">,
+): Promise<ServiceConfig> {
+  return readServiceConfig(serviceSettingsOf(args, options.env), options);
+}
+
+async function readServiceConfig(
+  cli: ServiceCommandLine,
+  options: Omit<LoadOptions, "argv">,
+): Promise<ServiceConfig> {
   let text = "";
   let configFile: string | null = cli.configPath;
   try {

@@ -1,20 +1,38 @@
 /**
- * The sign-service's command line and environment overrides (module doc of config.ts): the
- * variables and flags that name one setting each, `SIGN_SERVICE__SECTION__KEY`, `--set`, and the
- * conversion of their text to each setting's type. Pure: `argv` and `env` are parameters.
+ * The sign-service's command line and environment (module doc of config.ts, and the convention
+ * of every entry point, README "Entry points"): the configuration file as the only argument (or
+ * `--config`), the flags and variables that name one setting each,
+ * `WALLET_MPC_SERVICE__SECTION__KEY`, `--set`, the conversion of their text to each setting's
+ * type, and the deprecated `SIGN_SERVICE_*` names. Pure: `argv` and `env` are parameters.
  *
  * @example
  * ```ts
  * import { parseServiceArgs } from "./config_args.ts";
- * const cli = parseServiceArgs(["--index", "0"], { SIGN_SERVICE__RATE_LIMIT__BURST: "4" });
+ * const cli = parseServiceArgs(["--index", "0"], { WALLET_MPC_SERVICE__RATE_LIMIT__BURST: "4" });
  * console.assert(cli.overrides["server.index"] === 0 && cli.overrides["rate_limit.burst"] === 4);
  * ```
  * @module
  */
 
 import { parse as parseYaml } from "yaml";
+import {
+  type FlagSpec,
+  formatHelp,
+  parseArgs,
+  type ParsedArgs,
+  UsageError,
+  type UsageErrorCode,
+} from "../platform/cli_args.ts";
+import {
+  type EnvAlias,
+  envName,
+  legacyEnvAliases,
+  settingsCommand,
+  settingsFromCommandLine,
+  type SettingsSpec,
+} from "../platform/settings_layers.ts";
 import { ruleOf, showPath } from "./_config_schema.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, type ConfigErrorCode } from "./errors.ts";
 
 /** Default path of the configuration file, relative to the working directory. */
 export const DEFAULT_CONFIG_PATH = "config/sign-service.yaml";
@@ -24,7 +42,7 @@ export const DEFAULT_CONFIG_PATH = "config/sign-service.yaml";
  *
  * @param path the dotted setting.
  * @param raw the text.
- * @param source where it came from, for messages (`--port`, `SIGN_SERVICE_PORT`).
+ * @param source where it came from, for messages (`--port`, `WALLET_MPC_SERVICE_PORT`).
  * @returns the typed value.
  * @throws {ConfigError} `unknown-key` or `wrong-type`.
  */
@@ -67,91 +85,143 @@ function overrideValue(path: string, raw: string, source: string): unknown {
   }
 }
 
-/** Environment variables naming one setting each (besides `SIGN_SERVICE__SECTION__KEY`). */
-export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
-  SIGN_SERVICE_KEY_SHARE_FILE: "mpc.key_share_file",
-  SIGN_SERVICE_HOST: "server.host",
-  SIGN_SERVICE_PORT: "server.port",
-  SIGN_SERVICE_INDEX: "server.index",
-  SIGN_SERVICE_GATEWAY_URL: "gateway.url",
-  SIGN_SERVICE_GATEWAY_TOKEN: "gateway.token",
-  SIGN_SERVICE_TOKENS_FILE: "auth.tokens_file",
-  SIGN_SERVICE_LOG_LEVEL: "logging.level",
+/** How the service's file, environment and flags combine. */
+export const SERVICE_SETTINGS: SettingsSpec = {
+  program: "SERVICE",
+  defaultConfigPath: DEFAULT_CONFIG_PATH,
+  settingFlags: {
+    host: { setting: "server.host", arg: "addr" },
+    port: { setting: "server.port", arg: "n", help: "gRPC; with TLS every protocol" },
+    "web-port": { setting: "server.web_port", arg: "n", help: "gRPC-web / Connect without TLS" },
+    index: { setting: "server.index", arg: "i", help: "this party's index in its key shares" },
+    "key-share-file": { setting: "mpc.key_share_file", arg: "path" },
+    "gateway-url": { setting: "gateway.url", arg: "url" },
+    "tokens-file": { setting: "auth.tokens_file", arg: "path" },
+    "log-level": { setting: "logging.level", arg: "level", help: "debug | info | warn | error" },
+    "log-format": { setting: "logging.format", arg: "fmt", help: "json | text" },
+  },
+  envOnly: { "gateway-token": "gateway.token" },
+  convert: overrideValue,
 };
 
-/** Flags naming one setting each (besides `--set` and `--config`). */
-export const FLAG_OVERRIDES: Readonly<Record<string, string>> = {
-  "--host": "server.host",
-  "--port": "server.port",
-  "--web-port": "server.web_port",
-  "--index": "server.index",
-  "--key-share-file": "mpc.key_share_file",
-  "--gateway-url": "gateway.url",
-  "--tokens-file": "auth.tokens_file",
-  "--log-level": "logging.level",
-  "--log-format": "logging.format",
-};
-
-/** Usage text of the sign-service's command line (for `main.ts`'s `--help`). */
-export const SERVICE_USAGE = `sign-service: the service party of wallet-mpc (2-of-2 CGGMP21)
-
-Usage: main.ts [options]
-  --config <path>          YAML configuration (default ${DEFAULT_CONFIG_PATH}; env SIGN_SERVICE_CONFIG)
-  --host <addr>            server.host
-  --port <n>               server.port (gRPC; with TLS every protocol)
-  --web-port <n>           server.web_port (gRPC-web / Connect without TLS)
-  --index <i>              server.index (this party's index in its key shares)
-  --key-share-file <path>  mpc.key_share_file (env SIGN_SERVICE_KEY_SHARE_FILE)
-  --gateway-url <url>      gateway.url
-  --tokens-file <path>     auth.tokens_file
-  --log-level <level>      logging.level: debug | info | warn | error
-  --log-format <fmt>       logging.format: json | text
-  --set <path>=<value>     any setting, e.g. --set rate_limit.burst=5
-  --help                   this text
-Environment: SIGN_SERVICE__SECTION__KEY=value sets any setting; the key store passphrase is read
-from the variable named by key_store.passphrase_env (default SIGN_SERVICE_KEY_PASSPHRASE).
-`;
+/** The default variable of the key store's passphrase (`key_store.passphrase_env`). */
+export const DEFAULT_PASSPHRASE_ENV: string = envName("SERVICE", "key-passphrase");
 
 /**
- * Whether the command line asks for the usage text (`--help` or `-h`): `main.ts` prints
- * {@link SERVICE_USAGE} and exits before loading the configuration.
- *
- * @param argv the arguments after the script name.
- * @returns true when `--help` or `-h` is present (before a `--` separator).
- * @example
- * ```ts
- * import { wantsHelp } from "./config.ts";
- * console.assert(wantsHelp(["--port", "1", "-h"]) && !wantsHelp([]));
- * ```
+ * The deprecated variable names (`SIGN_SERVICE_*`, before the `WALLET_MPC_SERVICE_` scheme),
+ * the passphrase's included.
  */
-export function wantsHelp(argv: readonly string[]): boolean {
-  const end = argv.indexOf("--");
-  const args = end < 0 ? argv : argv.slice(0, end);
-  return args.includes("--help") || args.includes("-h");
+export const SERVICE_ENV_ALIASES: readonly EnvAlias[] = [
+  ...legacyEnvAliases(SERVICE_SETTINGS, "SIGN_SERVICE"),
+  { from: "SIGN_SERVICE_KEY_PASSPHRASE", to: DEFAULT_PASSPHRASE_ENV },
+];
+
+/** Environment variables naming one setting each (besides `WALLET_MPC_SERVICE__SECTION__KEY`). */
+export const ENV_OVERRIDES: Readonly<Record<string, string>> = Object.fromEntries(
+  [
+    ...Object.entries(SERVICE_SETTINGS.settingFlags).map(([f, s]) => [f, s.setting]),
+    ...Object.entries(SERVICE_SETTINGS.envOnly ?? {}),
+  ].map(([f, setting]) => [envName("SERVICE", f), setting]),
+);
+
+/** Flags naming one setting each (besides `--set` and `--config`). */
+export const FLAG_OVERRIDES: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(SERVICE_SETTINGS.settingFlags).map(([f, s]) => [`--${f}`, s.setting]),
+);
+
+/**
+ * The flags of a command that reads the service's configuration (the service itself, and the
+ * admin commands on its key store), with `extra` flags of the command.
+ *
+ * @param extra more flags (e.g. `--account` of an admin command).
+ * @returns the command's flags and positional count, for `parseArgs`.
+ */
+export function serviceCommand(
+  extra: Readonly<Record<string, FlagSpec>> = {},
+): { flags: Record<string, FlagSpec>; maxPositionals: number } {
+  return settingsCommand(SERVICE_SETTINGS, extra);
 }
+
+/** Usage text of the sign-service's command line (for `main.ts`'s `--help`). */
+export const SERVICE_USAGE: string = formatHelp({
+  title: "sign-service: the service party of wallet-mpc (2-of-2 CGGMP21)",
+  usage: ["deno task service [config.yaml] [options]   (service:node under Node)"],
+  flags: serviceCommand().flags,
+  notes: [
+    "Precedence: defaults < configuration file < environment < flags. The gateway token only " +
+    `from the environment: ${envName("SERVICE", "gateway-token")}. The key store passphrase ` +
+    "is read from the variable named by key_store.passphrase_env (default " +
+    `${DEFAULT_PASSPHRASE_ENV}).`,
+  ],
+});
+
+export { wantsHelp } from "../platform/cli_args.ts";
 
 /** The configuration file to read and the overrides, from the environment and the flags. */
 export interface ServiceCommandLine {
   /** Path of the configuration file. */
   configPath: string;
-  /** Whether the path was named (flag or environment), so that it must exist. */
+  /** Whether the path was named (argument, flag or environment), so that it must exist. */
   configExplicit: boolean;
   /** Dotted setting -> typed value, environment first, flags last (later wins). */
   overrides: Record<string, unknown>;
+}
+
+const USAGE_CODES: Readonly<Record<UsageErrorCode, ConfigErrorCode>> = {
+  "unknown-flag": "unknown-key",
+  "missing-value": "unparsable",
+  "unexpected-value": "unparsable",
+  "bad-value": "unparsable",
+  "unexpected-argument": "unparsable",
+};
+
+/**
+ * A command-line refusal as the service's `ConfigError` (the code of its kind, the argument as
+ * the setting at fault); any other error unchanged.
+ *
+ * @param e what parsing threw.
+ * @returns the error to throw.
+ */
+export function asConfigError(e: unknown): unknown {
+  if (!(e instanceof UsageError)) return e;
+  const message = e.message.startsWith(`${e.argument}: `)
+    ? e.message.slice(e.argument.length + 2)
+    : e.message;
+  return new ConfigError(USAGE_CODES[e.code], e.argument, message, { cause: e });
+}
+
+/**
+ * The configuration file and the overrides of a parsed command line (see
+ * {@link serviceCommand}) and the environment.
+ *
+ * @param args the parsed command line.
+ * @param env the environment, deprecated names resolved (see {@link SERVICE_ENV_ALIASES}).
+ * @returns the configuration path and the typed overrides.
+ * @throws {ConfigError} as {@link parseServiceArgs}.
+ */
+export function serviceSettingsOf(
+  args: ParsedArgs,
+  env: Readonly<Record<string, string | undefined>>,
+): ServiceCommandLine {
+  try {
+    return settingsFromCommandLine(args, env, SERVICE_SETTINGS);
+  } catch (e) {
+    throw asConfigError(e);
+  }
 }
 
 /**
  * Reads the environment and the flags into overrides (module doc).
  *
  * @param argv the arguments after the script name.
- * @param env the environment.
- * @returns the configuration path and the typed overrides.
+ * @param env the environment, deprecated names resolved (see {@link SERVICE_ENV_ALIASES}).
+ * @returns the configuration path and the typed overrides (none when help is asked for).
  * @throws {ConfigError} `unknown-key` (unknown flag or setting), `unparsable` (a flag without
- *   its value, `--set` without `=`), `wrong-type`.
+ *   its value, `--set` without `=`, a second argument), `wrong-type`.
  * @example
  * ```ts
  * import { parseServiceArgs } from "./config.ts";
- * const cli = parseServiceArgs(["--port=7"], { SIGN_SERVICE_PORT: "6" });
+ * const cli = parseServiceArgs(["--port=7"], { WALLET_MPC_SERVICE_PORT: "6" });
  * console.assert(cli.overrides["server.port"] === 7);
  * ```
  */
@@ -159,46 +229,12 @@ export function parseServiceArgs(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ): ServiceCommandLine {
-  const overrides: Record<string, unknown> = {};
-  let configPath = env.SIGN_SERVICE_CONFIG ?? DEFAULT_CONFIG_PATH;
-  let configExplicit = env.SIGN_SERVICE_CONFIG !== undefined;
-  for (const [name, path] of Object.entries(ENV_OVERRIDES)) {
-    const v = env[name];
-    if (v !== undefined) overrides[path] = overrideValue(path, v, name);
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(argv, serviceCommand());
+  } catch (e) {
+    throw asConfigError(e);
   }
-  for (const [name, v] of Object.entries(env)) {
-    if (!name.startsWith("SIGN_SERVICE__") || v === undefined) continue;
-    const path = name.slice("SIGN_SERVICE__".length).toLowerCase().split("__").join(".");
-    overrides[path] = overrideValue(path, v, name);
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--") break;
-    if (arg === "--help" || arg === "-h") continue;
-    const eq = arg.indexOf("=");
-    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    const next = (): string => {
-      if (eq > 0) return arg.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new ConfigError("unparsable", flag, "expected a value");
-      return v;
-    };
-    if (flag === "--config") {
-      configPath = next();
-      configExplicit = true;
-    } else if (flag === "--set") {
-      const kv = next();
-      const k = kv.indexOf("=");
-      if (k <= 0) throw new ConfigError("unparsable", "--set", "expected section.key=value");
-      const path = kv.slice(0, k);
-      overrides[path] = overrideValue(path, kv.slice(k + 1), "--set");
-    } else if (Object.hasOwn(FLAG_OVERRIDES, flag)) {
-      overrides[FLAG_OVERRIDES[flag]] = overrideValue(FLAG_OVERRIDES[flag], next(), flag);
-    } else {
-      const shown = /^[A-Za-z0-9_-]{1,40}$/.test(flag) ? flag : "(an argument)";
-      throw new ConfigError("unknown-key", shown, "unknown option; see --help");
-    }
-  }
-  if (configPath === "") throw new ConfigError("unparsable", "--config", "expected a path");
-  return { configPath, configExplicit, overrides };
+  if (args.help) return { configPath: DEFAULT_CONFIG_PATH, configExplicit: false, overrides: {} };
+  return serviceSettingsOf(args, env);
 }

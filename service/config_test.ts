@@ -8,15 +8,17 @@ import {
   parseServiceArgs,
   parseServiceConfig,
   resolveServiceConfig,
+  SERVICE_ENV_ALIASES,
   type ServiceConfig,
   validateServiceConfig,
   wantsHelp,
 } from "./config.ts";
 import { ConfigError, type ConfigErrorCode } from "./errors.ts";
+import { applyEnvAliases } from "../platform/settings_layers.ts";
 
 /** The two settings without a working default. */
 const REQUIRED = { auth: { tokens_file: "callers.yaml" }, key_store: { allow_plaintext: true } };
-const PASS_ENV = { SIGN_SERVICE_KEY_PASSPHRASE: "a passphrase of the test" };
+const PASS_ENV = { WALLET_MPC_SERVICE_KEY_PASSPHRASE: "a passphrase of the test" };
 const SHIPPED = readFileSync(new URL("../config/sign-service.yaml", import.meta.url), "utf8");
 
 function enoent(): never {
@@ -300,20 +302,20 @@ test("validateServiceConfig catches settings changed in code", () => {
   assert.throws(() => validateServiceConfig(c), /mpc\.threshold/);
 });
 
-test("environment overrides: the named variables and SIGN_SERVICE__SECTION__KEY", async () => {
+test("environment overrides: the named variables and WALLET_MPC_SERVICE__SECTION__KEY", async () => {
   const c = await loadServiceConfig({
     argv: [],
     env: {
       ...PASS_ENV,
-      SIGN_SERVICE_KEY_SHARE_FILE: "/data/keys.age",
-      SIGN_SERVICE_PORT: "6000",
-      SIGN_SERVICE_TOKENS_FILE: "callers.yaml",
-      SIGN_SERVICE_GATEWAY_TOKEN: "tok-from-env",
-      SIGN_SERVICE__SERVER__TLS__CERT_FILE: "c.pem",
-      SIGN_SERVICE__SERVER__TLS__KEY_FILE: "k.pem",
-      SIGN_SERVICE__SERVER__CORS_ORIGINS: "https://a.example, https://b.example",
-      SIGN_SERVICE__AUDIT__FSYNC: "true",
-      SIGN_SERVICE__RATE_LIMIT__BURST: "3",
+      WALLET_MPC_SERVICE_KEY_SHARE_FILE: "/data/keys.age",
+      WALLET_MPC_SERVICE_PORT: "6000",
+      WALLET_MPC_SERVICE_TOKENS_FILE: "callers.yaml",
+      WALLET_MPC_SERVICE_GATEWAY_TOKEN: "tok-from-env",
+      WALLET_MPC_SERVICE__SERVER__TLS__CERT_FILE: "c.pem",
+      WALLET_MPC_SERVICE__SERVER__TLS__KEY_FILE: "k.pem",
+      WALLET_MPC_SERVICE__SERVER__CORS_ORIGINS: "https://a.example, https://b.example",
+      WALLET_MPC_SERVICE__AUDIT__FSYNC: "true",
+      WALLET_MPC_SERVICE__RATE_LIMIT__BURST: "3",
       UNRELATED: "x",
     },
     readFile: enoent,
@@ -334,10 +336,10 @@ test("precedence is defaults < file < environment < flags", async () => {
     argv: ["--port", "7002", "--set=mpc.key_share_file=from-flag.age", "--host=0.0.0.0"],
     env: {
       ...PASS_ENV,
-      SIGN_SERVICE_CONFIG: "/etc/s.yaml",
-      SIGN_SERVICE_PORT: "7001",
-      SIGN_SERVICE_KEY_SHARE_FILE: "from-env.age",
-      SIGN_SERVICE_INDEX: "0",
+      WALLET_MPC_SERVICE_CONFIG: "/etc/s.yaml",
+      WALLET_MPC_SERVICE_PORT: "7001",
+      WALLET_MPC_SERVICE_KEY_SHARE_FILE: "from-env.age",
+      WALLET_MPC_SERVICE_INDEX: "0",
     },
     readFile: (path) => {
       files.push(path);
@@ -353,10 +355,10 @@ test("precedence is defaults < file < environment < flags", async () => {
   assert.equal(c.mpc.keyShareFile, "from-flag.age");
 });
 
-test("--config beats SIGN_SERVICE_CONFIG; bytes are read as UTF-8", async () => {
+test("--config beats WALLET_MPC_SERVICE_CONFIG; bytes are read as UTF-8", async () => {
   const c = await loadServiceConfig({
     argv: ["--config", "b.yaml"],
-    env: { ...PASS_ENV, SIGN_SERVICE_CONFIG: "a.yaml" },
+    env: { ...PASS_ENV, WALLET_MPC_SERVICE_CONFIG: "a.yaml" },
     readFile: (path) => {
       assert.equal(path, "b.yaml");
       return new TextEncoder().encode("auth: { tokens_file: c.yaml }\nrate_limit: { burst: 4 }");
@@ -366,7 +368,7 @@ test("--config beats SIGN_SERVICE_CONFIG; bytes are read as UTF-8", async () => 
 });
 
 test("a missing default file means defaults; a missing named file is an error", async () => {
-  const env = { SIGN_SERVICE_TOKENS_FILE: "c.yaml", ...PASS_ENV };
+  const env = { WALLET_MPC_SERVICE_TOKENS_FILE: "c.yaml", ...PASS_ENV };
   const c = await loadServiceConfig({ argv: [], env, readFile: enoent });
   assert.equal(c.configFile, null);
   await assert.rejects(
@@ -377,7 +379,7 @@ test("a missing default file means defaults; a missing named file is an error", 
   await assert.rejects(
     loadServiceConfig({
       argv: [],
-      env: { ...env, SIGN_SERVICE_CONFIG: "x.yaml" },
+      env: { ...env, WALLET_MPC_SERVICE_CONFIG: "x.yaml" },
       readFile: enoent,
     }),
     (e: unknown) => e instanceof ConfigError && e.code === "unreadable",
@@ -399,6 +401,45 @@ test("a missing default file means defaults; a missing named file is an error", 
   );
 });
 
+test("the configuration file as the only argument (deno task service config/sign-service.yaml)", async () => {
+  const files: string[] = [];
+  const c = await loadServiceConfig({
+    argv: ["my-service.yaml", "--port=7002"],
+    env: { ...PASS_ENV, WALLET_MPC_SERVICE_CONFIG: "from-env.yaml" },
+    readFile: (path) => {
+      files.push(path);
+      return "auth: { tokens_file: c.yaml }\nserver: { port: 7000, web_port: 7100 }\n";
+    },
+  });
+  assert.deepEqual(files, ["my-service.yaml"]);
+  assert.equal(c.configFile, "my-service.yaml");
+  assert.equal(c.server.webPort, 7100);
+  assert.equal(c.server.port, 7002);
+  await assert.rejects(
+    loadServiceConfig({ argv: ["nope.yaml"], env: PASS_ENV, readFile: enoent }),
+    (e: unknown) => e instanceof ConfigError && e.code === "unreadable",
+  );
+});
+
+test("the deprecated SIGN_SERVICE_* names still set the service, with a warning each", async () => {
+  const { env, warnings } = applyEnvAliases({
+    SIGN_SERVICE_PORT: "6000",
+    SIGN_SERVICE__RATE_LIMIT__BURST: "3",
+    SIGN_SERVICE_TOKENS_FILE: "callers.yaml",
+    SIGN_SERVICE_KEY_PASSPHRASE: "an old passphrase variable",
+    WALLET_MPC_SERVICE_INDEX: "0",
+    SIGN_SERVICE_INDEX: "1",
+  }, SERVICE_ENV_ALIASES);
+  const c = await loadServiceConfig({ argv: [], env, readFile: enoent });
+  assert.equal(c.server.port, 6000);
+  assert.equal(c.rateLimit.burst, 3);
+  assert.equal(c.auth.tokensFile, "callers.yaml");
+  assert.equal(c.keyStore.mode, "passphrase");
+  assert.equal(c.server.index, 0, "the new name wins");
+  assert.equal(warnings.length, 5);
+  assert.ok(warnings.every((w) => /^warning: SIGN_SERVICE_\w+ is deprecated/.test(w)));
+});
+
 type BadArgs = [name: string, argv: string[], env: Record<string, string>, code: ConfigErrorCode];
 const BAD_ARGS: BadArgs[] = [
   ["an unknown flag", ["--prot", "1"], {}, "unknown-key"],
@@ -411,9 +452,12 @@ const BAD_ARGS: BadArgs[] = [
   ["a huge integer", ["--port", "99999999999999999999"], {}, "wrong-type"],
   ["a bad boolean", ["--set", "audit.fsync=maybe"], {}, "wrong-type"],
   ["a bad list", ["--set", "server.cors_origins=[a"], {}, "unparsable"],
-  ["an unknown env setting", [], { SIGN_SERVICE__SERVER__NOPE: "1" }, "unknown-key"],
-  ["a non-integer env port", [], { SIGN_SERVICE_PORT: "eighty" }, "wrong-type"],
+  ["an unknown env setting", [], { WALLET_MPC_SERVICE__SERVER__NOPE: "1" }, "unknown-key"],
+  ["a non-integer env port", [], { WALLET_MPC_SERVICE_PORT: "eighty" }, "wrong-type"],
   ["an empty --config", ["--config="], {}, "unparsable"],
+  ["a second argument", ["a.yaml", "b.yaml"], {}, "unparsable"],
+  ["an argument and --config", ["a.yaml", "--config", "b.yaml"], {}, "unparsable"],
+  ["--help with a value", ["--help=1"], {}, "unknown-key"],
 ];
 
 for (const [name, argv, env, code] of BAD_ARGS) {
@@ -429,7 +473,7 @@ test("a wrongly typed list from --set is caught by validation", async () => {
   await assert.rejects(
     loadServiceConfig({
       argv: ["--set", "server.cors_origins=[1, 2]"],
-      env: { ...PASS_ENV, SIGN_SERVICE_TOKENS_FILE: "c" },
+      env: { ...PASS_ENV, WALLET_MPC_SERVICE_TOKENS_FILE: "c" },
       readFile: enoent,
     }),
     (e: unknown) => e instanceof ConfigError && e.setting === "server.cors_origins",

@@ -1,6 +1,7 @@
 /**
- * Entry point of the sign-service: loads `config/sign-service.yaml` (environment and flag
- * overrides: service/config.ts), opens the age-encrypted key store, and serves the sign API:
+ * Entry point of the sign-service: loads its configuration file (`config/sign-service.yaml`, or
+ * the file given as the only argument; environment and flag overrides: service/config.ts),
+ * opens the age-encrypted key store, and serves the sign API:
  *
  * - without TLS, two ports: `server.port` speaks real gRPC over HTTP/2 cleartext (h2c, with
  *   trailers; the same port also answers gRPC-web and Connect to HTTP/2 clients), and
@@ -19,8 +20,8 @@
  * atomic (temp file, fsync, rename), so an exit at any point leaves the old or the new file.
  *
  * ```sh
- * deno task service --config config/sign-service.yaml
- * SIGN_SERVICE_KEY_SHARE_FILE=service_key_shares.json deno task service:node
+ * deno task service config/sign-service.yaml
+ * WALLET_MPC_SERVICE_KEY_SHARE_FILE=service_key_shares.json deno task service:node
  * ```
  * @module
  */
@@ -38,7 +39,8 @@ import { detectRuntime, installPlatformBackends, platformSafePrime } from "../pl
 import { createLogger } from "../platform/logger.ts";
 import { createNodeListener, serveNode } from "../platform/node_adapter.ts";
 import { createGatewayClient } from "../transport/mod.ts";
-import { loadServiceConfig, SERVICE_USAGE, wantsHelp } from "./config.ts";
+import { loadServiceConfig, SERVICE_ENV_ALIASES, SERVICE_USAGE, wantsHelp } from "./config.ts";
+import { applyEnvAliases } from "../platform/settings_layers.ts";
 import { openKeyStore, resolveDecryptor } from "../keystore/key_store.ts";
 import { createAuthenticator, parseCallersFile } from "./auth.ts";
 import { createRateLimiter, createSessionLimiter } from "./rate_limit.ts";
@@ -55,7 +57,8 @@ async function main(): Promise<void> {
     console.log(SERVICE_USAGE);
     return;
   }
-  const env = process.env as Record<string, string | undefined>;
+  const { env, warnings } = applyEnvAliases(process.env, SERVICE_ENV_ALIASES);
+  for (const w of warnings) console.error(w);
   const config = await loadServiceConfig({ argv, env, readFile: (p) => readFile(p, "utf8") });
   const logger = createLogger({
     level: config.logging.level,

@@ -53,8 +53,9 @@ export interface LocalStackOptions {
   /** Prime generator for offline key generation (default: the runtime's fastest). */
   readonly generatePrimes?: () => Promise<PaillierPrimes>;
   /**
-   * Extra service settings (`SIGN_SERVICE__SECTION__KEY` environment form). The stack keeps
-   * `logging.format` json and the ports its own (it reads them from the `listening` line).
+   * Extra service settings (`WALLET_MPC_SERVICE__SECTION__KEY` environment form, README "Entry
+   * points"). The stack keeps `logging.format` json and the ports its own (it reads them from
+   * the `listening` line).
    */
   readonly serviceEnv?: Record<string, string>;
   /** Extra sign-gateway flags, e.g. `["--cors-origins", "http://127.0.0.1:5173"]` for a page. */
@@ -151,18 +152,17 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   const env: Record<string, string> = {
     ...process.env as Record<string, string>,
     NO_COLOR: "1",
-    SIGN_SERVICE_CONFIG: join(ROOT, "config/sign-service.yaml"),
-    SIGN_SERVICE_KEY_SHARE_FILE: serviceKeyFile,
-    SIGN_SERVICE__GATEWAY__URL: gatewayUrl,
-    SIGN_SERVICE__SERVER__CORS_ORIGINS: "*",
-    SIGN_SERVICE__KEY_STORE__AGE_IDENTITY_FILE: serviceIdFile,
-    SIGN_SERVICE__AUTH__TOKENS_FILE: tokensFile,
-    SIGN_SERVICE__AUDIT__FILE: auditFile,
+    WALLET_MPC_SERVICE_KEY_SHARE_FILE: serviceKeyFile,
+    WALLET_MPC_SERVICE__GATEWAY__URL: gatewayUrl,
+    WALLET_MPC_SERVICE__SERVER__CORS_ORIGINS: "*",
+    WALLET_MPC_SERVICE__KEY_STORE__AGE_IDENTITY_FILE: serviceIdFile,
+    WALLET_MPC_SERVICE__AUTH__TOKENS_FILE: tokensFile,
+    WALLET_MPC_SERVICE__AUDIT__FILE: auditFile,
     ...o.serviceEnv,
-    SIGN_SERVICE__LOGGING__FORMAT: "json",
+    WALLET_MPC_SERVICE__LOGGING__FORMAT: "json",
     // Port 0: the service binds free ports itself and names them in its `listening` line.
-    SIGN_SERVICE__SERVER__PORT: "0",
-    SIGN_SERVICE__SERVER__WEB_PORT: "0",
+    WALLET_MPC_SERVICE__SERVER__PORT: "0",
+    WALLET_MPC_SERVICE__SERVER__WEB_PORT: "0",
   };
   const main = join(ROOT, "service/main.ts");
   let proc: ChildProcess | null = null;
@@ -170,13 +170,15 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   /** The ports of the first start; a restart binds them again (clients hold the URLs). */
   let ports: { readonly grpc: number; readonly web: number } | undefined;
   const startOnce = async (extra: Record<string, string>) => {
+    // The configuration file as the only argument, as `deno task service config/sign-service.yaml`.
+    const config = join(ROOT, "config/sign-service.yaml");
     const [cmd, args] = o.runtime === "deno"
-      ? [DENO, ["run", "-A", "--no-check", "--unstable-no-legacy-abort", main]]
-      : [NODE, ["--import", "tsx", main]];
+      ? [DENO, ["run", "-A", "--no-check", "--unstable-no-legacy-abort", main, config]]
+      : [NODE, ["--import", "tsx", main, config]];
     const fixed: Record<string, string> = ports
       ? {
-        SIGN_SERVICE__SERVER__PORT: String(ports.grpc),
-        SIGN_SERVICE__SERVER__WEB_PORT: String(ports.web),
+        WALLET_MPC_SERVICE__SERVER__PORT: String(ports.grpc),
+        WALLET_MPC_SERVICE__SERVER__WEB_PORT: String(ports.web),
       }
       : {};
     out = "";

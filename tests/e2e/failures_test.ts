@@ -367,14 +367,14 @@ describe(`the service with a wrong age identity (${RUNTIME})`, () => {
     const wrongFile = join(s.dir, "wrong.age");
     writeFileSync(wrongFile, `${wrong.identity}\n`, { mode: 0o600 });
     const { code, output } = await runServiceToExit({
-      SIGN_SERVICE_CONFIG: join(ROOT, "config/sign-service.yaml"),
-      SIGN_SERVICE_KEY_SHARE_FILE: s.serviceKeyFile,
-      SIGN_SERVICE__GATEWAY__URL: s.gatewayUrl,
-      SIGN_SERVICE__SERVER__PORT: "0",
-      SIGN_SERVICE__SERVER__WEB_PORT: "0",
-      SIGN_SERVICE__KEY_STORE__AGE_IDENTITY_FILE: wrongFile,
-      SIGN_SERVICE__AUTH__TOKENS_FILE: join(s.dir, "callers.yaml"),
-      SIGN_SERVICE__AUDIT__FILE: s.auditFile,
+      WALLET_MPC_SERVICE_CONFIG: join(ROOT, "config/sign-service.yaml"),
+      WALLET_MPC_SERVICE_KEY_SHARE_FILE: s.serviceKeyFile,
+      WALLET_MPC_SERVICE__GATEWAY__URL: s.gatewayUrl,
+      WALLET_MPC_SERVICE__SERVER__PORT: "0",
+      WALLET_MPC_SERVICE__SERVER__WEB_PORT: "0",
+      WALLET_MPC_SERVICE__KEY_STORE__AGE_IDENTITY_FILE: wrongFile,
+      WALLET_MPC_SERVICE__AUTH__TOKENS_FILE: join(s.dir, "callers.yaml"),
+      WALLET_MPC_SERVICE__AUDIT__FILE: s.auditFile,
     });
     assert.notEqual(code, 0, output);
     assert.match(output, /decrypt-failed/);

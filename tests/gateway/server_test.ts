@@ -88,8 +88,8 @@ for (const runtime of ["deno", "node"] as const) {
 
 test("main.ts: environment and flags override the file; a bad setting stops the start clearly", async () => {
   const gw = await startGateway("deno", ["--set", "sse.retry_ms=1234"], {
-    GATEWAY__LIMITS__MAX_BODY_BYTES: "10",
-    GATEWAY_CORS_ORIGINS: "http://a.test, http://b.test",
+    WALLET_MPC_GATEWAY__LIMITS__MAX_BODY_BYTES: "10",
+    WALLET_MPC_GATEWAY_CORS_ORIGINS: "http://a.test, http://b.test",
   });
   try {
     const big = await fetch(`${gw.url}/rooms/c/broadcast`, {
