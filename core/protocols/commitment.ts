@@ -22,6 +22,8 @@
 import { randomBytes, type RandomSource, webCryptoRandom } from "../math/mod.ts";
 import { KAPPA_BYTES, Point } from "../params.ts";
 import { Transcript } from "../transcript.ts";
+import { decodeBytes, expectFields } from "./echo.ts";
+import { toHex } from "./types.ts";
 
 /** Bytes of a commitment V. */
 export const COMMITMENT_BYTES = 32;
@@ -113,6 +115,41 @@ export function opens(
   if (!(V instanceof Uint8Array) || V.length !== COMMITMENT_BYTES) return false;
   if (!(u instanceof Uint8Array) || u.length !== KAPPA_BYTES) return false;
   return bytesEqual(commitmentHash(domain, sid, party, items, u), V);
+}
+
+/**
+ * The commitment broadcast: round 1 of key generation and of aux info (Figure 5 / Figure 6,
+ * round 1: "broadcast V_i"), the same message in both.
+ */
+export interface CommitmentMessage {
+  /** V_i = H(domain, sid, i, items, u_i), `COMMITMENT_BYTES` bytes. */
+  readonly V: Uint8Array;
+}
+
+/** Wire shape of `CommitmentMessage`. */
+export interface CommitmentMessageWire {
+  /** V_i, lowercase hex. */
+  readonly V: string;
+}
+
+/**
+ * Wire form of a commitment broadcast.
+ * @param m the message.
+ * @returns its wire shape.
+ */
+export function encodeCommitmentMessage(m: CommitmentMessage): CommitmentMessageWire {
+  return { V: toHex(m.V) };
+}
+
+/**
+ * Decodes a received commitment broadcast.
+ * @param v the received payload.
+ * @returns the checked message.
+ * @throws {TypeError} / {SyntaxError} for any other shape.
+ */
+export function decodeCommitmentMessage(v: unknown): CommitmentMessage {
+  const o = expectFields<CommitmentMessageWire>(v, ["V"]);
+  return { V: decodeBytes(o.V, "V", COMMITMENT_BYTES) };
 }
 
 /** Byte equality without an early exit. */

@@ -198,17 +198,33 @@ export class RoundFaults {
 /** A received JSON object (unchecked). */
 export type Wire = Readonly<Record<string, unknown>>;
 
-/** A plain object with exactly `fields` as keys. */
-export function expectFields(v: unknown, fields: readonly string[]): Wire {
+/**
+ * A received object that has the fields of the wire shape `W`, each still unchecked: what a
+ * round message's decoder reads before it checks every field into its decoded type.
+ */
+export type Unchecked<W> = { readonly [K in keyof W]: unknown };
+
+/**
+ * A plain object with exactly `fields` as keys (unexpected keys are refused before missing ones).
+ * @param v the received value.
+ * @param fields every field of the wire shape `W`, in the order they are checked.
+ * @returns `v` with the fields of `W`, their values unchecked.
+ * @throws {TypeError} for anything else.
+ */
+export function expectFields<W = Wire>(
+  v: unknown,
+  fields: readonly (keyof W & string)[],
+): Unchecked<W> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw new TypeError("expected a JSON object");
   }
   const o = v as Wire;
+  const names: readonly string[] = fields;
   for (const k of Object.keys(o)) {
-    if (!fields.includes(k)) throw new TypeError(`unexpected field "${k}"`);
+    if (!names.includes(k)) throw new TypeError(`unexpected field "${k}"`);
   }
   for (const f of fields) if (!(f in o)) throw new TypeError(`missing field "${f}"`);
-  return o;
+  return o as Unchecked<W>;
 }
 
 /** Lowercase hex of exactly `length` bytes. */

@@ -9,6 +9,8 @@
  * | 2     | broadcast | the decommitment (rid_i, X_i, A_i, c_i, u_i) and the echo of round 1 |
  * | 3     | broadcast | psi_i, the Schnorr proof of x_i bound to (sid, i, rid = XOR rid_j)  |
  *
+ * Each round's message, decoded and on the wire, with its codec: `keygen_messages.ts`.
+ *
  * Output: the `KeyShareCore` with X = sum X_j, rid = XOR rid_j and chain code = XOR c_j.
  * Aborts (`ProtocolAbort`, every culprit of the round named): malformed data, an echo that
  * shows different round-1 broadcasts, a decommitment that does not open V_j, an identity X_j or
@@ -33,31 +35,32 @@ import { randomBelow, randomBytes, type RandomSource } from "../math/mod.ts";
 import { KAPPA_BYTES, Point, Q } from "../params.ts";
 import * as sch from "../zk/pi_sch.ts";
 import { collectInbox, envelope } from "./inbox.ts";
-import { commit, type CommitItems, COMMITMENT_BYTES, opens, xorBytes } from "./commitment.ts";
+import { commit, type CommitItems, opens, xorBytes } from "./commitment.ts";
+import { assertSession, checkEcho, echoVector, RoundFaults } from "./echo.ts";
 import {
-  assertSession,
-  checkEcho,
-  decodeBytes,
-  decodeEcho,
-  decodePoint,
-  echoVector,
-  encodePoint,
-  expectFields,
-  RoundFaults,
-} from "./echo.ts";
-import {
-  type KeyShareCore,
-  type Message,
-  type Protocol,
-  type ProtocolState,
-  type RoundSpec,
-  toHex,
-  type Transition,
+  CHAIN_CODE_BYTES,
+  decodeRound1,
+  decodeRound2,
+  decodeRound3,
+  type Decommitment,
+  encodeRound1,
+  encodeRound2,
+  encodeRound3,
+  type Round1Wire,
+  type Round2,
+} from "./keygen_messages.ts";
+import type {
+  KeyShareCore,
+  Message,
+  Protocol,
+  ProtocolState,
+  RoundSpec,
+  Transition,
 } from "./types.ts";
 
+export { CHAIN_CODE_BYTES, type Decommitment } from "./keygen_messages.ts";
+
 const NAME = "keygen";
-/** Bytes of a chain-code contribution c_i (BIP-32 chain code). */
-export const CHAIN_CODE_BYTES = 32;
 
 /** Input of key generation. */
 export interface KeygenInput {
@@ -67,20 +70,6 @@ export interface KeygenInput {
   readonly i: number;
   /** Number of parties, n >= 2. */
   readonly n: number;
-}
-
-/** What party i decommits to in round 2 (Figure 5, round 1). */
-export interface Decommitment {
-  /** rid_i: kappa random bytes. */
-  readonly rid: Uint8Array;
-  /** X_i = x_i G. */
-  readonly X: Point;
-  /** A_i: the Schnorr commitment alpha_i G, made before rid is known. */
-  readonly A: Point;
-  /** c_i: this party's chain-code contribution. */
-  readonly c: Uint8Array;
-  /** u_i: the commitment's opening randomness. */
-  readonly u: Uint8Array;
 }
 
 interface Secret {
@@ -95,7 +84,7 @@ interface Secret {
 export interface KeygenRound1 extends ProtocolState, Secret {
   readonly round: 1;
   /** The payload this party broadcast in round 1. */
-  readonly sent: { readonly V: string };
+  readonly sent: Round1Wire;
 }
 
 /** Waiting for the round-2 decommitments. */
@@ -153,7 +142,7 @@ function start(input: KeygenInput, rng: RandomSource): Transition<KeygenState, K
     c: randomBytes(CHAIN_CODE_BYTES, rng),
   };
   const { V, u } = commit(NAME, sid, i, commitmentItems(n, d), rng);
-  const sent = { V: toHex(V) };
+  const sent = encodeRound1({ V });
   const state: KeygenRound1 = { sid, i, n, round: 1, x, nonce, mine: { ...d, u }, sent };
   return { state, outgoing: [envelope(NAME, state, 1, null, sent)] };
 }
@@ -163,23 +152,15 @@ function round1(s: KeygenRound1, inbox: readonly Message[]): Transition<KeygenSt
   const payloads = collectInbox(NAME, s, "broadcast", inbox);
   const faults = new RoundFaults(NAME, 1);
   const V: Uint8Array[] = new Array(s.n);
-  V[s.i] = decodeBytes(s.sent.V, "V", COMMITMENT_BYTES);
+  V[s.i] = decodeRound1(s.sent).V;
   for (const [j, p] of payloads) {
     faults.check(j, "malformed-message", () => {
-      V[j] = decodeBytes(expectFields(p, ["V"]).V, "V", COMMITMENT_BYTES);
+      V[j] = decodeRound1(p).V;
     });
   }
   faults.throwIfAny();
-  const echo = echoVector(s.sid, NAME, 1, V.map((v) => ({ V: toHex(v) })));
+  const echo = echoVector(s.sid, NAME, 1, V.map((v) => encodeRound1({ V: v })));
   const { mine } = s;
-  const payload = {
-    rid: toHex(mine.rid),
-    X: encodePoint(mine.X),
-    A: encodePoint(mine.A),
-    c: toHex(mine.c),
-    u: toHex(mine.u),
-    echo,
-  };
   const state: KeygenRound2 = {
     sid: s.sid,
     i: s.i,
@@ -191,19 +172,7 @@ function round1(s: KeygenRound1, inbox: readonly Message[]): Transition<KeygenSt
     V,
     echo,
   };
-  return { state, outgoing: [envelope(NAME, state, 2, null, payload)] };
-}
-
-function decodeDecommitment(p: unknown, n: number): Decommitment & { echo: string[] } {
-  const o = expectFields(p, ["rid", "X", "A", "c", "u", "echo"]);
-  return {
-    rid: decodeBytes(o.rid, "rid", KAPPA_BYTES),
-    X: decodePoint(o.X, "X"),
-    A: decodePoint(o.A, "A"),
-    c: decodeBytes(o.c, "c", CHAIN_CODE_BYTES),
-    u: decodeBytes(o.u, "u", KAPPA_BYTES),
-    echo: decodeEcho(o.echo, n),
-  };
+  return { state, outgoing: [envelope(NAME, state, 2, null, encodeRound2({ ...mine, echo }))] };
 }
 
 /**
@@ -214,9 +183,9 @@ function decodeDecommitment(p: unknown, n: number): Decommitment & { echo: strin
 function round2(s: KeygenRound2, inbox: readonly Message[]): Transition<KeygenState, KeyShareCore> {
   const payloads = collectInbox(NAME, s, "broadcast", inbox);
   const faults = new RoundFaults(NAME, 2);
-  const D = new Map<number, Decommitment & { echo: string[] }>();
+  const D = new Map<number, Round2>();
   for (const [j, p] of payloads) {
-    faults.check(j, "malformed-message", () => void D.set(j, decodeDecommitment(p, s.n)));
+    faults.check(j, "malformed-message", () => void D.set(j, decodeRound2(p, s.n)));
   }
   checkEcho(faults, s.i, s.echo, new Map([...D].map(([j, d]) => [j, d.echo])));
   for (const [j, d] of D) {
@@ -256,7 +225,7 @@ function round2(s: KeygenRound2, inbox: readonly Message[]): Transition<KeygenSt
     rid,
     chainCode,
   };
-  return { state, outgoing: [envelope(NAME, state, 3, null, { psi: sch.encode(psi) })] };
+  return { state, outgoing: [envelope(NAME, state, 3, null, encodeRound3({ psi }))] };
 }
 
 /** Figure 5, output: verify every psi_j against (sid, j, rid, X_j, A_j); X = sum X_j. */
@@ -265,9 +234,7 @@ function round3(s: KeygenRound3, inbox: readonly Message[]): Transition<KeygenSt
   const faults = new RoundFaults(NAME, 3);
   const proofs = new Map<number, sch.Proof>();
   for (const [j, p] of payloads) {
-    faults.check(j, "malformed-message", () => {
-      proofs.set(j, sch.decode(expectFields(p, ["psi"]).psi));
-    });
+    faults.check(j, "malformed-message", () => void proofs.set(j, decodeRound3(p).psi));
   }
   for (const [j, psi] of proofs) {
     faults.check(j, "proof-failed", () => {
