@@ -23,18 +23,16 @@ import {
   type GatewayLimits,
   type SseOptions,
 } from "./config.ts";
-import { createCors } from "./cors.ts";
-import { GatewayError, isGatewayError } from "./errors.ts";
+import { type Cors, createCors } from "./cors.ts";
 import { Hub } from "./hub.ts";
 import { type Logger, silentLogger } from "../platform/logger.ts";
 import { createMemoryBackend } from "./memory_backend.ts";
 import { GatewayMetrics } from "./metrics.ts";
-import { parseLastEventId } from "./sse.ts";
-import {
-  createRoomTokenAuthority,
-  createSecretChecker,
-  type RoomTokenAuthority,
-} from "./tokens.ts";
+import { BodyBudget } from "./_request_body.ts";
+import { errorResponse, JSON_HEADERS } from "./_responses.ts";
+import { RoomAccess } from "./_room_access.ts";
+import { RoomRoutes } from "./_room_routes.ts";
+import { roomIdCheck, route, type RouteInfo, type RouteTargets } from "./_router.ts";
 
 /** A gauge value with its HELP text. */
 export interface Gauge {
@@ -94,18 +92,6 @@ export interface GatewayHandler {
   stats(): GatewayStats;
 }
 
-const JSON_HEADERS = { "content-type": "application/json" };
-const SSE_HEADERS = {
-  "content-type": "text/event-stream",
-  "cache-control": "no-cache, no-transform",
-  "x-accel-buffering": "no",
-};
-const ROUTES = new Set(["subscribe", "broadcast", "issue_unique_idx", "tokens"]);
-const MAX_ROOM_ID_LENGTH = 256;
-const TOKEN_REQUEST_MAX_BYTES = 1024;
-/** Bodies declared up to this size are read in one call rather than streamed. */
-const FAST_BODY_BYTES = 64 * 1024;
-
 /**
  * Creates the gateway's fetch handler.
  *
@@ -128,43 +114,15 @@ const FAST_BODY_BYTES = 64 * 1024;
 export function createGatewayHandler(options: GatewayOptions = {}): GatewayHandler {
   const limits: GatewayLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const sse: SseOptions = { ...DEFAULT_SSE, ...options.sse };
-  const access: AccessConfig = {
-    enabled: false,
-    tokenSecret: "",
-    issuerSecret: "",
-    tokenTtlS: 86_400,
-    allowQueryToken: false,
-    ...options.access,
-  };
   const now = options.now ?? Date.now;
   const logger = options.logger ?? silentLogger;
   const ownBackend = options.backend === undefined;
   const backend = options.backend ?? createMemoryBackend({ limits, now });
   const metrics = new GatewayMetrics();
   const cors = createCors(options.corsOrigins ?? []);
-  const corsEnabled = (options.corsOrigins ?? []).length > 0;
   const graceMs = options.shutdownGraceMs ?? 5000;
-  let roomId: RegExp;
-  try {
-    roomId = new RegExp(`^(?:${limits.roomIdPattern})$`);
-  } catch (e) {
-    throw new RangeError(`limits.roomIdPattern: not a valid regular expression`, { cause: e });
-  }
-  if (access.enabled && new TextEncoder().encode(access.tokenSecret).length < 32) {
-    throw new RangeError("access.tokenSecret: expected at least 32 bytes when access is enabled");
-  }
-  if (access.issuerSecret !== "" && new TextEncoder().encode(access.issuerSecret).length < 32) {
-    throw new RangeError("access.issuerSecret: expected empty or at least 32 bytes");
-  }
-  const authority: Promise<RoomTokenAuthority> | null = access.enabled
-    ? createRoomTokenAuthority({ secret: access.tokenSecret, now })
-    : null;
-  const issuerCheck = access.enabled && access.issuerSecret !== ""
-    ? createSecretChecker(access.issuerSecret)
-    : null;
-  // Surface key-import failures on first use, not as unhandled rejections.
-  authority?.catch(() => {});
-  issuerCheck?.catch(() => {});
+  const validRoom = roomIdCheck(limits.roomIdPattern);
+  const access = new RoomAccess(options.access ?? {}, now);
 
   const hub = new Hub({
     backend,
@@ -175,26 +133,152 @@ export function createGatewayHandler(options: GatewayOptions = {}): GatewayHandl
     subscriberQueueBytes: limits.subscriberQueueBytes,
     retryMs: sse.retryMs,
   });
-  const unsubscribeBackend = backend.onEvent((e) => {
+  const unsubscribeBackend = logBackendEvents(backend, metrics, logger);
+  const bodies = new BodyBudget(limits.maxInflightBodyBytes);
+  let closing = false;
+  let closed: Promise<void> | null = null;
+  const maintenance = new Maintenance({
+    hub,
+    backend,
+    logger,
+    now,
+    keepaliveMs: sse.keepaliveMs,
+    roomIdleTtlMs: limits.roomIdleTtlMs,
+    timers: options.timers !== false,
+  });
+  const stats = (): GatewayStats => ({
+    subscribers: hub.subscriberCount,
+    localRooms: hub.roomCount,
+    queuedBytes: hub.queuedBytes,
+    inflightBodyBytes: bodies.inflight,
+    metrics,
+  });
+  const targets: RouteTargets = {
+    cors,
+    rooms: new RoomRoutes({
+      backend,
+      hub,
+      metrics,
+      access,
+      bodies,
+      maxBodyBytes: limits.maxBodyBytes,
+    }),
+    validRoom,
+    health: () => healthResponse(backend, hub, closing),
+    metrics: () => metricsResponse(stats(), backend, options.gauges),
+    closing: () => closing,
+  };
+
+  const corsEnabled = (options.corsOrigins ?? []).length > 0;
+  const observed = { cors: corsEnabled ? cors : null, metrics, logger, now };
+  const handler = (req: Request): Promise<Response> => serve(req, targets, observed);
+
+  return Object.assign(handler, {
+    close(): Promise<void> {
+      if (closed) return closed;
+      closing = true;
+      closed = (async () => {
+        logger.log("info", "shutting down", { subscribers: hub.subscriberCount });
+        maintenance.stop();
+        await hub.close(graceMs);
+        unsubscribeBackend();
+        if (ownBackend) await backend.close();
+      })();
+      return closed;
+    },
+    tick: () => maintenance.tick(true),
+    stats,
+  });
+}
+
+/**
+ * Serves one request: routes it, answers a throw with its JSON error, applies CORS, counts the
+ * request and logs it (at debug level, or as a warning for a 5xx).
+ *
+ * @param req the request
+ * @param targets the routes
+ * @param o CORS (null when no origin is allowed), counters, logger and clock
+ * @returns the response; never rejects
+ */
+async function serve(
+  req: Request,
+  targets: RouteTargets,
+  o: { cors: Cors | null; metrics: GatewayMetrics; logger: Logger; now: () => number },
+): Promise<Response> {
+  const t0 = o.now();
+  const info: RouteInfo = { route: "other" };
+  let res: Response;
+  try {
+    res = await route(req, new URL(req.url), info, targets);
+  } catch (e) {
+    res = errorResponse(e, o.logger);
+  }
+  o.cors?.apply(req.headers.get("origin"), res.headers);
+  o.metrics.countRequest(info.route, res.status);
+  if (o.logger.enabled("debug") || res.status >= 500) {
+    o.logger.log(res.status >= 500 ? "warn" : "debug", "request", {
+      method: req.method,
+      route: info.route,
+      room: info.room,
+      status: res.status,
+      ms: o.now() - t0,
+    });
+  }
+  return res;
+}
+
+/**
+ * Counts the backend's up / down events and logs them.
+ *
+ * @returns the unsubscription
+ */
+function logBackendEvents(backend: Backend, metrics: GatewayMetrics, logger: Logger): () => void {
+  return backend.onEvent((e) => {
     metrics.backendEvents.inc([e]);
     if (e === "down") logger.log("warn", "backend down", { backend: backend.kind });
     else logger.log("info", "backend up", { backend: backend.kind });
   });
+}
 
-  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  let inflight = 0;
-  let closing = false;
-  let closed: Promise<void> | null = null;
+/** What the maintenance tick works on, and how often. */
+interface MaintenanceOptions {
+  readonly hub: Hub;
+  readonly backend: Backend;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** SSE keep-alive interval (0: none). */
+  readonly keepaliveMs: number;
+  readonly roomIdleTtlMs: number;
+  /** Whether to run a timer; else only {@link Maintenance.tick} calls run it. */
+  readonly timers: boolean;
+}
 
-  const tickMs = Math.max(
-    10,
-    Math.min(sse.keepaliveMs > 0 ? sse.keepaliveMs : 15_000, Math.floor(limits.roomIdleTtlMs / 4)),
-  );
-  let lastKeepalive = now();
-  function tick(force: boolean): void {
-    const t = now();
-    const keepalive = sse.keepaliveMs > 0 && (force || t - lastKeepalive >= sse.keepaliveMs - 5);
-    if (keepalive) lastKeepalive = t;
+/** The periodic work: keep-alive comments, the backend's sweep, and the TTL of active rooms. */
+class Maintenance {
+  readonly #o: MaintenanceOptions;
+  #lastKeepalive: number;
+  readonly #timer: ReturnType<typeof setInterval> | undefined;
+
+  /** @param options hub, backend, logger, clock, intervals; starts the timer unless disabled */
+  constructor(options: MaintenanceOptions) {
+    this.#o = options;
+    const tickMs = Math.max(
+      10,
+      Math.min(
+        options.keepaliveMs > 0 ? options.keepaliveMs : 15_000,
+        Math.floor(options.roomIdleTtlMs / 4),
+      ),
+    );
+    this.#lastKeepalive = options.now();
+    this.#timer = options.timers ? setInterval(() => this.tick(false), tickMs) : undefined;
+  }
+
+  /** Runs once; `force` sends keep-alive comments even when one was sent recently. */
+  tick(force: boolean): void {
+    const { hub, backend, logger, keepaliveMs } = this.#o;
+    const t = this.#o.now();
+    const keepalive = keepaliveMs > 0 && (force || t - this.#lastKeepalive >= keepaliveMs - 5);
+    if (keepalive) this.#lastKeepalive = t;
     hub.tick(keepalive);
     backend.sweep();
     const rooms = hub.activeRooms();
@@ -204,358 +288,61 @@ export function createGatewayHandler(options: GatewayOptions = {}): GatewayHandl
       );
     }
   }
-  const timer = options.timers === false ? undefined : setInterval(() => tick(false), tickMs);
 
-  function validRoom(id: string): string {
-    if (id.length === 0 || id.length > MAX_ROOM_ID_LENGTH || !roomId.test(id)) {
-      throw new GatewayError(
-        "invalid_room_id",
-        `expected a room id matching ${limits.roomIdPattern}, got ${
-          JSON.stringify(id.length > 40 ? `${id.slice(0, 40)}...` : id)
-        } (${id.length} characters)`,
-      );
-    }
-    return id;
+  /** Stops the timer. */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
   }
+}
 
-  function bearer(req: Request): string | null {
-    const h = req.headers.get("authorization");
-    if (h === null) return null;
-    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(h);
-    return m ? m[1] : "";
+/** `GET /healthz`: 200 when the backend is up and the gateway is not shutting down, else 503. */
+async function healthResponse(backend: Backend, hub: Hub, closing: boolean): Promise<Response> {
+  let b: Awaited<ReturnType<Backend["health"]>>;
+  try {
+    b = await backend.health();
+  } catch (e) {
+    b = { ok: false, kind: backend.kind, detail: { error: (e as Error).message } };
   }
-
-  async function authorize(req: Request, url: URL, room: string, allowQuery: boolean) {
-    if (!authority) return;
-    let token = bearer(req);
-    if (token === null && allowQuery) token = url.searchParams.get("access_token");
-    if (token === null) {
-      throw new GatewayError(
-        "unauthorized",
-        "this gateway requires a room token: send Authorization: Bearer <token>",
-      );
-    }
-    const check = await (await authority).verify(token, room);
-    if (!check.ok) {
-      throw new GatewayError("forbidden", "the room token is not valid for this room");
-    }
-  }
-
-  function reserve(bytes: number, held: { bytes: number }): void {
-    if (inflight + bytes > limits.maxInflightBodyBytes) {
-      throw new GatewayError(
-        "server_busy",
-        "too many request bodies are being received at once; retry later",
-      );
-    }
-    inflight += bytes;
-    held.bytes += bytes;
-  }
-
-  async function readBody(req: Request, max: number, held: { bytes: number }) {
-    const cl = req.headers.get("content-length");
-    if (cl !== null) {
-      if (!/^[0-9]{1,15}$/.test(cl)) {
-        throw new GatewayError("invalid_request", "expected a decimal Content-Length");
-      }
-      const declared = Number(cl);
-      if (declared > max) {
-        throw new GatewayError(
-          "body_too_large",
-          `expected a body of at most ${max} bytes, got Content-Length ${cl}`,
-        );
-      }
-      if (declared <= FAST_BODY_BYTES) {
-        // Fast path for small declared bodies (the HTTP layer enforces the declared length; the
-        // length is still checked, for requests built in-process). `req.body` is not touched:
-        // creating the body stream would cost more than the whole read.
-        reserve(declared, held);
-        const bytes = new Uint8Array(await req.arrayBuffer());
-        if (bytes.length > declared) {
-          throw new GatewayError(
-            "body_too_large",
-            `expected a body of ${declared} bytes as declared, got more`,
-          );
-        }
-        return bytes;
-      }
-    }
-    if (req.body === null) return new Uint8Array(0);
-    const reader = req.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        total += value.length;
-        if (total > max) {
-          throw new GatewayError(
-            "body_too_large",
-            `expected a body of at most ${max} bytes, got more`,
-          );
-        }
-        reserve(value.length, held);
-        chunks.push(value);
-      }
-    } catch (e) {
-      reader.cancel().catch(() => {});
-      throw e;
-    }
-    if (chunks.length === 1) return chunks[0];
-    const out = new Uint8Array(total);
-    let off = 0;
-    for (const c of chunks) {
-      out.set(c, off);
-      off += c.length;
-    }
-    return out;
-  }
-
-  async function broadcast(req: Request, url: URL, room: string): Promise<Response> {
-    if (authority) await authorize(req, url, room, false);
-    const held = { bytes: 0 };
-    try {
-      const bytes = await readBody(req, limits.maxBodyBytes, held);
-      if (bytes.length === 0) {
-        throw new GatewayError(
-          "empty_body",
-          "expected a non-empty body (an empty SSE data field is not delivered by EventSource)",
-        );
-      }
-      let text: string;
-      try {
-        text = decoder.decode(bytes);
-      } catch {
-        throw new GatewayError("invalid_body", "expected a UTF-8 text body");
-      }
-      if (text.includes("\r")) {
-        throw new GatewayError(
-          "invalid_body",
-          "expected a body without carriage returns (SSE cannot carry CR exactly; use LF)",
-        );
-      }
-      await backend.append(room, text, bytes.length);
-      metrics.messagesPosted++;
-      metrics.bytesPosted += bytes.length;
-      return new Response(null, { status: 200 });
-    } finally {
-      inflight -= held.bytes;
-    }
-  }
-
-  async function subscribe(req: Request, url: URL, room: string): Promise<Response> {
-    if (authority) await authorize(req, url, room, access.allowQueryToken);
-    const header = req.headers.get("last-event-id");
-    const after = parseLastEventId(
-      header !== null ? header : url.searchParams.get("last_event_id"),
-    );
-    const sub = await hub.subscribe(room, after);
-    return new Response(sub.stream, { status: 200, headers: SSE_HEADERS });
-  }
-
-  async function issueIdx(req: Request, url: URL, room: string): Promise<Response> {
-    if (authority) await authorize(req, url, room, false);
-    const n = await backend.issueUniqueIdx(room);
-    return new Response(`{"unique_idx":${n}}`, { status: 200, headers: JSON_HEADERS });
-  }
-
-  async function issueToken(req: Request, room: string): Promise<Response> {
-    if (!authority || !issuerCheck) {
-      throw new GatewayError("not_found", "token issuing is not enabled on this gateway");
-    }
-    const presented = bearer(req);
-    if (presented === null) {
-      throw new GatewayError("unauthorized", "expected Authorization: Bearer <issuer secret>");
-    }
-    if (!(await (await issuerCheck)(presented))) {
-      throw new GatewayError("forbidden", "the issuer secret is not valid");
-    }
-    const held = { bytes: 0 };
-    let party: unknown;
-    let ttl: unknown;
-    try {
-      const body = await readBody(req, TOKEN_REQUEST_MAX_BYTES, held);
-      const parsed = JSON.parse(decoder.decode(body));
-      party = parsed?.party;
-      ttl = parsed?.ttl_s ?? access.tokenTtlS;
-    } catch (e) {
-      if (isGatewayError(e)) throw e;
-      throw new GatewayError("invalid_request", 'expected a JSON body {"party": "<label>"}');
-    } finally {
-      inflight -= held.bytes;
-    }
-    if (typeof party !== "string" || !/^[A-Za-z0-9_-]{1,32}$/.test(party)) {
-      throw new GatewayError("invalid_request", "expected party to match ^[A-Za-z0-9_-]{1,32}$");
-    }
-    if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > access.tokenTtlS) {
-      throw new GatewayError(
-        "invalid_request",
-        `expected ttl_s to be an integer from 1 to ${access.tokenTtlS}`,
-      );
-    }
-    const { token, expiresAt } = await (await authority).issue(room, party, ttl);
-    return new Response(JSON.stringify({ token, room, party, expires_at: expiresAt }), {
-      status: 200,
-      headers: { ...JSON_HEADERS, "cache-control": "no-store" },
-    });
-  }
-
-  async function health(): Promise<Response> {
-    let b: Awaited<ReturnType<Backend["health"]>>;
-    try {
-      b = await backend.health();
-    } catch (e) {
-      b = { ok: false, kind: backend.kind, detail: { error: (e as Error).message } };
-    }
-    const ok = b.ok && !closing;
-    const body = {
-      status: closing ? "shutting_down" : b.ok ? "ok" : "unavailable",
-      backend: b,
-      subscribers: hub.subscriberCount,
-      local_rooms: hub.roomCount,
-    };
-    return new Response(JSON.stringify(body), {
-      status: ok ? 200 : 503,
-      headers: { ...JSON_HEADERS, "cache-control": "no-store" },
-    });
-  }
-
-  function metricsResponse(): Response {
-    const gauges: Record<string, Gauge> = {
-      gateway_subscribers: { help: "Subscribers on this instance.", value: hub.subscriberCount },
-      gateway_local_rooms: {
-        help: "Rooms with subscribers on this instance.",
-        value: hub.roomCount,
-      },
-      gateway_queued_bytes: {
-        help: "Bytes queued for subscribers.",
-        value: hub.queuedBytes,
-      },
-      gateway_inflight_body_bytes: {
-        help: "Bytes of request bodies being received.",
-        value: inflight,
-      },
-    };
-    for (const [k, v] of Object.entries(backend.stats())) {
-      gauges[`gateway_backend_${k}`] = { help: `Backend gauge ${k}.`, value: v };
-    }
-    Object.assign(gauges, options.gauges?.());
-    return new Response(metrics.render(gauges), {
-      status: 200,
-      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-    });
-  }
-
-  function errorResponse(e: unknown): Response {
-    const err = isGatewayError(e) ? e : new GatewayError("internal", "internal error");
-    if (!isGatewayError(e)) {
-      logger.log("error", "internal error", {
-        error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
-      });
-    }
-    const headers = new Headers({ ...JSON_HEADERS, ...err.headers });
-    if (err.code === "unauthorized") headers.set("www-authenticate", 'Bearer realm="sign-gateway"');
-    return new Response(JSON.stringify({ error: err.code, message: err.message }), {
-      status: err.status,
-      headers,
-    });
-  }
-
-  function route(
-    req: Request,
-    url: URL,
-    info: { route: string; room?: string },
-  ): Promise<Response> | Response {
-    const path = url.pathname;
-    if (req.method === "OPTIONS") {
-      info.route = "preflight";
-      if (req.headers.get("access-control-request-method") !== null) {
-        return cors.preflight(req.headers.get("origin"));
-      }
-      return new Response(null, { status: 204, headers: { allow: "GET, POST, OPTIONS" } });
-    }
-    if (path === "/healthz" || path === "/metrics") {
-      info.route = path.slice(1);
-      if (req.method !== "GET") throw methodNotAllowed("GET");
-      return path === "/healthz" ? health() : metricsResponse();
-    }
-    const parts = path.split("/");
-    if (parts.length !== 4 || parts[1] !== "rooms" || !ROUTES.has(parts[3])) {
-      throw new GatewayError("not_found", `no route for ${req.method} ${truncate(path)}`);
-    }
-    const action = parts[3];
-    info.route = action;
-    const want = action === "subscribe" ? "GET" : "POST";
-    if (req.method !== want) throw methodNotAllowed(want);
-    const room = validRoom(parts[2]);
-    info.room = room;
-    if (closing) throw new GatewayError("shutting_down", "the gateway is shutting down");
-    switch (action) {
-      case "subscribe":
-        return subscribe(req, url, room);
-      case "broadcast":
-        return broadcast(req, url, room);
-      case "issue_unique_idx":
-        return issueIdx(req, url, room);
-      default:
-        return issueToken(req, room);
-    }
-  }
-
-  const handler = async (req: Request): Promise<Response> => {
-    const t0 = now();
-    const info: { route: string; room?: string } = { route: "other" };
-    let res: Response;
-    try {
-      res = await route(req, new URL(req.url), info);
-    } catch (e) {
-      res = errorResponse(e);
-    }
-    if (corsEnabled) cors.apply(req.headers.get("origin"), res.headers);
-    metrics.countRequest(info.route, res.status);
-    if (logger.enabled("debug") || res.status >= 500) {
-      logger.log(res.status >= 500 ? "warn" : "debug", "request", {
-        method: req.method,
-        route: info.route,
-        room: info.room,
-        status: res.status,
-        ms: now() - t0,
-      });
-    }
-    return res;
+  const ok = b.ok && !closing;
+  const body = {
+    status: closing ? "shutting_down" : b.ok ? "ok" : "unavailable",
+    backend: b,
+    subscribers: hub.subscriberCount,
+    local_rooms: hub.roomCount,
   };
+  return new Response(JSON.stringify(body), {
+    status: ok ? 200 : 503,
+    headers: { ...JSON_HEADERS, "cache-control": "no-store" },
+  });
+}
 
-  return Object.assign(handler, {
-    close(): Promise<void> {
-      if (closed) return closed;
-      closing = true;
-      closed = (async () => {
-        logger.log("info", "shutting down", { subscribers: hub.subscriberCount });
-        if (timer !== undefined) clearInterval(timer);
-        await hub.close(graceMs);
-        unsubscribeBackend();
-        if (ownBackend) await backend.close();
-      })();
-      return closed;
+/** `GET /metrics`: the counters and gauges in the Prometheus text format. */
+function metricsResponse(
+  stats: GatewayStats,
+  backend: Backend,
+  extra: (() => Record<string, Gauge>) | undefined,
+): Response {
+  const gauges: Record<string, Gauge> = {
+    gateway_subscribers: { help: "Subscribers on this instance.", value: stats.subscribers },
+    gateway_local_rooms: {
+      help: "Rooms with subscribers on this instance.",
+      value: stats.localRooms,
     },
-    tick: () => tick(true),
-    stats: (): GatewayStats => ({
-      subscribers: hub.subscriberCount,
-      localRooms: hub.roomCount,
-      queuedBytes: hub.queuedBytes,
-      inflightBodyBytes: inflight,
-      metrics,
-    }),
+    gateway_queued_bytes: {
+      help: "Bytes queued for subscribers.",
+      value: stats.queuedBytes,
+    },
+    gateway_inflight_body_bytes: {
+      help: "Bytes of request bodies being received.",
+      value: stats.inflightBodyBytes,
+    },
+  };
+  for (const [k, v] of Object.entries(backend.stats())) {
+    gauges[`gateway_backend_${k}`] = { help: `Backend gauge ${k}.`, value: v };
+  }
+  Object.assign(gauges, extra?.());
+  return new Response(stats.metrics.render(gauges), {
+    status: 200,
+    headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
   });
-}
-
-function methodNotAllowed(allow: string): GatewayError {
-  return new GatewayError("method_not_allowed", `expected method ${allow}`, {
-    headers: { allow: `${allow}, OPTIONS` },
-  });
-}
-
-function truncate(s: string): string {
-  return JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}...` : s);
 }

@@ -1,0 +1,155 @@
+/**
+ * The room routes of the gateway (private to `gateway/`): subscribe (an SSE stream from the hub),
+ * broadcast (append a body), issue_unique_idx and tokens. Each takes a validated room id; the
+ * router has checked the method and that the gateway is not shutting down.
+ * @module
+ */
+import type { Backend } from "./backend.ts";
+import { GatewayError, isGatewayError } from "./errors.ts";
+import type { Hub } from "./hub.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+import type { BodyBudget } from "./_request_body.ts";
+import { JSON_HEADERS, SSE_HEADERS } from "./_responses.ts";
+import type { RoomAccess } from "./_room_access.ts";
+import { parseLastEventId } from "./sse.ts";
+
+const TOKEN_REQUEST_MAX_BYTES = 1024;
+
+/** What the room routes work with. */
+export interface RoomRoutesDeps {
+  readonly backend: Backend;
+  readonly hub: Hub;
+  readonly metrics: GatewayMetrics;
+  readonly access: RoomAccess;
+  readonly bodies: BodyBudget;
+  /** Largest broadcast body, in bytes. */
+  readonly maxBodyBytes: number;
+}
+
+/** The four routes under `/rooms/{room_id}/`. */
+export class RoomRoutes {
+  readonly #d: RoomRoutesDeps;
+  readonly #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+  /** @param deps backend, hub, counters, access control and the body budget */
+  constructor(deps: RoomRoutesDeps) {
+    this.#d = deps;
+  }
+
+  /**
+   * `GET /rooms/{room_id}/subscribe`: the room's SSE stream from `Last-Event-ID` (header, else
+   * the `last_event_id` query parameter).
+   *
+   * @param req the request
+   * @param url its parsed URL
+   * @param room the room
+   * @returns the stream response
+   * @throws {GatewayError} as the access control and the hub refuse it
+   */
+  async subscribe(req: Request, url: URL, room: string): Promise<Response> {
+    const { access, hub } = this.#d;
+    if (access.enabled) await access.authorize(req, url, room, access.allowQueryToken);
+    const header = req.headers.get("last-event-id");
+    const after = parseLastEventId(
+      header !== null ? header : url.searchParams.get("last_event_id"),
+    );
+    const sub = await hub.subscribe(room, after);
+    return new Response(sub.stream, { status: 200, headers: SSE_HEADERS });
+  }
+
+  /**
+   * `POST /rooms/{room_id}/broadcast`: appends the body (non-empty UTF-8 text without CR).
+   *
+   * @param req the request
+   * @param url its parsed URL
+   * @param room the room
+   * @returns 200 with an empty body
+   * @throws {GatewayError} `empty_body`, `invalid_body`, the body limits' and the backend's codes
+   */
+  async broadcast(req: Request, url: URL, room: string): Promise<Response> {
+    const { access, backend, metrics } = this.#d;
+    if (access.enabled) await access.authorize(req, url, room, false);
+    return await this.#d.bodies.withBody(req, this.#d.maxBodyBytes, async (bytes) => {
+      if (bytes.length === 0) {
+        throw new GatewayError(
+          "empty_body",
+          "expected a non-empty body (an empty SSE data field is not delivered by EventSource)",
+        );
+      }
+      let text: string;
+      try {
+        text = this.#decoder.decode(bytes);
+      } catch {
+        throw new GatewayError("invalid_body", "expected a UTF-8 text body");
+      }
+      if (text.includes("\r")) {
+        throw new GatewayError(
+          "invalid_body",
+          "expected a body without carriage returns (SSE cannot carry CR exactly; use LF)",
+        );
+      }
+      await backend.append(room, text, bytes.length);
+      metrics.messagesPosted++;
+      metrics.bytesPosted += bytes.length;
+      return new Response(null, { status: 200 });
+    });
+  }
+
+  /**
+   * `POST /rooms/{room_id}/issue_unique_idx`: `{"unique_idx": n}`, n = 1, 2, ... per room.
+   *
+   * @param req the request
+   * @param url its parsed URL
+   * @param room the room
+   * @returns the JSON answer
+   * @throws {GatewayError} as the access control and the backend refuse it
+   */
+  async issueIdx(req: Request, url: URL, room: string): Promise<Response> {
+    const { access, backend } = this.#d;
+    if (access.enabled) await access.authorize(req, url, room, false);
+    const n = await backend.issueUniqueIdx(room);
+    return new Response(`{"unique_idx":${n}}`, { status: 200, headers: JSON_HEADERS });
+  }
+
+  /**
+   * `POST /rooms/{room_id}/tokens` with the issuer secret and `{"party", "ttl_s"?}`: a room token.
+   *
+   * @param req the request
+   * @param room the room
+   * @returns `{"token", "room", "party", "expires_at"}`, not to be cached
+   * @throws {GatewayError} `not_found` when tokens are not issued here, `unauthorized`,
+   * `forbidden`, `invalid_request` for a body that is not the expected JSON
+   */
+  async issueToken(req: Request, room: string): Promise<Response> {
+    const { access } = this.#d;
+    const issue = await access.checkIssuer(req);
+    let party: unknown;
+    let ttl: unknown;
+    try {
+      const parsed = await this.#d.bodies.withBody(
+        req,
+        TOKEN_REQUEST_MAX_BYTES,
+        (body) => JSON.parse(this.#decoder.decode(body)),
+      );
+      party = parsed?.party;
+      ttl = parsed?.ttl_s ?? access.tokenTtlS;
+    } catch (e) {
+      if (isGatewayError(e)) throw e;
+      throw new GatewayError("invalid_request", 'expected a JSON body {"party": "<label>"}');
+    }
+    if (typeof party !== "string" || !/^[A-Za-z0-9_-]{1,32}$/.test(party)) {
+      throw new GatewayError("invalid_request", "expected party to match ^[A-Za-z0-9_-]{1,32}$");
+    }
+    if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > access.tokenTtlS) {
+      throw new GatewayError(
+        "invalid_request",
+        `expected ttl_s to be an integer from 1 to ${access.tokenTtlS}`,
+      );
+    }
+    const { token, expiresAt } = await issue(room, party, ttl);
+    return new Response(JSON.stringify({ token, room, party, expires_at: expiresAt }), {
+      status: 200,
+      headers: { ...JSON_HEADERS, "cache-control": "no-store" },
+    });
+  }
+}
