@@ -23,17 +23,18 @@
  */
 
 import { Redis, type RedisOptions } from "ioredis";
-import type {
-  Backend,
-  BackendEvent,
-  BackendHealth,
-  BackendMessage,
-  HistoryRead,
-  MessageListener,
-} from "./backend.ts";
+import type { Backend, BackendEvent, BackendHealth } from "./backend.ts";
 import { DEFAULT_LIMITS, type GatewayLimits } from "./config.ts";
 import { GatewayError } from "./errors.ts";
 import { type Logger, silentLogger } from "../platform/logger.ts";
+import { RedisFanout } from "./_redis_fanout.ts";
+import {
+  decodeRead,
+  redisFailure,
+  RedisKeys,
+  type ScriptName,
+  ScriptRunner,
+} from "./_redis_scripts.ts";
 
 /** Options of {@link createRedisBackend}. */
 export interface RedisBackendOptions {
@@ -62,107 +63,6 @@ export interface RedisBackend extends Backend {
   ready(timeoutMs?: number): Promise<void>;
 }
 
-const PRELUDE = `
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
--- KEYS: meta, list, rooms, epoch counter. ARGV[1] room, ARGV[2] ttl ms, ARGV[3] max rooms.
-local function ensure(now)
-  local epoch = redis.call('HGET', KEYS[1], 'epoch')
-  if epoch then return epoch end
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[2]))
-  if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[3]) then return false end
-  local t = redis.call('TIME')
-  epoch = t[1] .. '.' .. t[2] .. '-' .. redis.call('INCR', KEYS[4])
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0, 'bytes', 0, 'idx', 0)
-  return epoch
-end
-local function keep(now)
-  local ttl = tonumber(ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('ZADD', KEYS[3], now, ARGV[1])
-end
-`;
-
-/** ARGV[4] body, ARGV[5] max messages, ARGV[6] max bytes, ARGV[7] channel. Returns the id. */
-const APPEND = PRELUDE + `
-local now = now_ms()
-local epoch = ensure(now)
-if not epoch then return redis.error_reply('GWFULL too many rooms') end
-local id = redis.call('HINCRBY', KEYS[1], 'seq', 1) - 1
-local len = redis.call('RPUSH', KEYS[2], ARGV[4])
-local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', string.len(ARGV[4]))
-local max_len = tonumber(ARGV[5])
-local max_bytes = tonumber(ARGV[6])
-while len > 1 and (len > max_len or bytes > max_bytes) do
-  local old = redis.call('LPOP', KEYS[2])
-  bytes = redis.call('HINCRBY', KEYS[1], 'bytes', -string.len(old))
-  len = len - 1
-end
-keep(now)
-redis.call('PUBLISH', ARGV[7], epoch .. ':' .. string.format('%d', id) .. ':' .. ARGV[4])
-return id
-`;
-
-/** Returns the new unique index. */
-const ISSUE_IDX = PRELUDE + `
-local now = now_ms()
-if not ensure(now) then return redis.error_reply('GWFULL too many rooms') end
-keep(now)
-return redis.call('HINCRBY', KEYS[1], 'idx', 1)
-`;
-
-/** Returns the epoch. */
-const OPEN = PRELUDE + `
-local now = now_ms()
-local epoch = ensure(now)
-if not epoch then return redis.error_reply('GWFULL too many rooms') end
-keep(now)
-return epoch
-`;
-
-/** KEYS meta, list; ARGV[1] from, ARGV[2] limit. Returns {epoch, nextId, firstId, bodies...}. */
-const READ = `
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then return {'', 0, 0} end
-local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
-local first = seq - redis.call('LLEN', KEYS[2])
-local from = tonumber(ARGV[1])
-local out = {epoch, seq, first}
-if from >= first and from < seq then
-  local items = redis.call('LRANGE', KEYS[2], from - first, from - first + tonumber(ARGV[2]) - 1)
-  for i = 1, #items do out[#out + 1] = items[i] end
-end
-return out
-`;
-
-/** KEYS[1] rooms; ARGV[1] ttl, ARGV[2] prefix, ARGV[3..] rooms. Refreshes existing rooms. */
-const TOUCH = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[1])
-for i = 3, #ARGV do
-  local meta = ARGV[2] .. '{' .. ARGV[i] .. '}:m'
-  if redis.call('PEXPIRE', meta, ttl) == 1 then
-    redis.call('PEXPIRE', ARGV[2] .. '{' .. ARGV[i] .. '}:l', ttl)
-    redis.call('ZADD', KEYS[1], now, ARGV[i])
-  end
-end
-return 0
-`;
-
-const SCRIPTS = { APPEND, ISSUE_IDX, OPEN, READ, TOUCH } as const;
-type ScriptName = keyof typeof SCRIPTS;
-
-interface Channel {
-  room: string;
-  listeners: Set<MessageListener>;
-  ready: Promise<unknown>;
-}
-
 /**
  * Creates a Redis backend with two connections (commands, pub/sub). It connects at once and
  * reconnects forever with capped backoff; while Redis is unreachable, requests get 503
@@ -182,17 +82,7 @@ interface Channel {
 export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   const lim = { ...DEFAULT_LIMITS, ...options.limits };
   const prefix = options.keyPrefix ?? "gw:";
-  const logger = options.logger ?? silentLogger;
-  let parsed: URL;
-  try {
-    parsed = new URL(options.url);
-  } catch {
-    throw new TypeError("expected a redis:// URL for the Redis backend");
-  }
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    throw new TypeError(`expected a redis:// URL, got a ${parsed.protocol} URL`);
-  }
-  const where = `${parsed.hostname}:${parsed.port || "6379"}`;
+  const where = redisAddress(options.url);
   const base: RedisOptions = {
     lazyConnect: false,
     enableOfflineQueue: false,
@@ -214,23 +104,255 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     connectionName: "gateway-sub",
     commandTimeout: undefined,
   });
-  const channels = new Map<string, Channel>();
-  const events = new Set<(e: BackendEvent) => void>();
-  const shas = new Map<ScriptName, string>();
-  let up = false;
-  let subReady = false;
-  let closed = false;
-  let reconnects = 0;
-  let lastError = "";
+  const failure = (e: unknown) => redisFailure(e, lim.maxRooms);
+  const keys = new RedisKeys(prefix);
+  const scripts = new ScriptRunner(cmd);
+  const fanout = new RedisFanout(sub, failure);
+  const conns = new RedisConnections(cmd, sub, {
+    where,
+    logger: options.logger ?? silentLogger,
+    onCommandReady: () => scripts.reset(),
+    resubscribe: () => fanout.resubscribe(),
+  });
 
-  const roomsKey = `${prefix}rooms`;
-  const epochKey = `${prefix}epoch`;
-  const meta = (room: string) => `${prefix}{${room}}:m`;
-  const list = (room: string) => `${prefix}{${room}}:l`;
-  const channelOf = (room: string) => `${prefix}c:${room}`;
+  async function run(
+    name: ScriptName,
+    keys: string[],
+    args: (string | number)[],
+  ): Promise<unknown> {
+    if (conns.closed) throw new GatewayError("backend_unavailable", "the backend is closed");
+    try {
+      return await scripts.run(name, keys, args);
+    } catch (e) {
+      throw failure(e);
+    }
+  }
+  const roomArgs = (room: string) => [room, lim.roomIdleTtlMs, lim.maxRooms];
 
-  function emit(e: BackendEvent): void {
-    for (const cb of events) {
+  return {
+    kind: "redis",
+    async open(room) {
+      await run("OPEN", keys.room(room), roomArgs(room));
+    },
+    async append(room, body) {
+      const id = await run("APPEND", keys.room(room), [
+        ...roomArgs(room),
+        body,
+        lim.maxHistoryMessages,
+        lim.maxHistoryBytes,
+        keys.channel(room),
+      ]);
+      return Number(id);
+    },
+    async issueUniqueIdx(room) {
+      return Number(await run("ISSUE_IDX", keys.room(room), roomArgs(room)));
+    },
+    async read(room, from, limit) {
+      const out = await run("READ", [keys.meta(room), keys.list(room)], [from, limit]);
+      return decodeRead(out as (string | number)[], from);
+    },
+    async listen(room, listener) {
+      if (conns.closed) throw new GatewayError("backend_unavailable", "the backend is closed");
+      return await fanout.listen(keys.channel(room), room, listener);
+    },
+    async touch(rooms) {
+      for (let i = 0; i < rooms.length; i += 500) {
+        await run("TOUCH", [keys.rooms], [lim.roomIdleTtlMs, prefix, ...rooms.slice(i, i + 500)]);
+      }
+    },
+    sweep() {
+      // Redis expires idle rooms itself (PEXPIRE); the rooms set is trimmed when rooms are created.
+    },
+    onEvent: (cb) => conns.onEvent(cb),
+    health: () => conns.health(fanout.size),
+    stats() {
+      return { up: conns.up ? 1 : 0, channels: fanout.size, reconnects: conns.reconnects };
+    },
+    ready: (timeoutMs = 10_000) => conns.ready(timeoutMs),
+    async close() {
+      if (conns.closed) return;
+      fanout.clear();
+      await conns.close();
+    },
+  };
+}
+
+/**
+ * The `host:port` of a Redis URL, for logs (never the password).
+ *
+ * @throws {TypeError} when the URL is not a `redis://` or `rediss://` URL
+ */
+function redisAddress(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError("expected a redis:// URL for the Redis backend");
+  }
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    throw new TypeError(`expected a redis:// URL, got a ${parsed.protocol} URL`);
+  }
+  return `${parsed.hostname}:${parsed.port || "6379"}`;
+}
+
+/** What {@link RedisConnections} reports to, and calls on a (re)connection. */
+interface ConnectionHooks {
+  /** `host:port`, for logs. */
+  readonly where: string;
+  readonly logger: Logger;
+  /** The command connection is (again) ready. */
+  readonly onCommandReady: () => void;
+  /** The subscriber connection is (again) ready: subscribe every channel. */
+  readonly resubscribe: () => Promise<unknown>;
+}
+
+/**
+ * The state of the two connections: `up` once both are ready and every channel is subscribed,
+ * `down` (logged, counted as a reconnect) when either drops; `up` / `down` go to the listeners.
+ */
+class RedisConnections {
+  readonly #cmd: Redis;
+  readonly #sub: Redis;
+  readonly #h: ConnectionHooks;
+  readonly #events = new Set<(e: BackendEvent) => void>();
+  #up = false;
+  #subReady = false;
+  #closed = false;
+  #reconnects = 0;
+  #lastError = "";
+
+  /**
+   * @param cmd the command connection
+   * @param sub the subscriber connection
+   * @param hooks address, logger, and what to do when a connection is (again) ready
+   */
+  constructor(cmd: Redis, sub: Redis, hooks: ConnectionHooks) {
+    this.#cmd = cmd;
+    this.#sub = sub;
+    this.#h = hooks;
+    const onError = (e: Error) => {
+      this.#lastError = e.message;
+      hooks.logger.log("debug", "redis error", { redis: hooks.where, error: e.message });
+    };
+    cmd.on("error", onError);
+    sub.on("error", onError);
+    for (const c of [cmd, sub]) {
+      c.on("close", () => {
+        if (c === sub) this.#subReady = false;
+        this.#update();
+      });
+      c.on("end", () => this.#update());
+    }
+    cmd.on("ready", () => {
+      hooks.onCommandReady();
+      this.#update();
+    });
+    sub.on("ready", () => {
+      // Re-subscribe every room channel, then report `up` so the hub re-reads history.
+      hooks.resubscribe().then(
+        () => {
+          this.#subReady = true;
+          this.#update();
+        },
+        (e: Error) => {
+          this.#lastError = e.message;
+          sub.disconnect(true);
+        },
+      );
+    });
+  }
+
+  /** Both connections ready and every channel subscribed. */
+  get up(): boolean {
+    return this.#up;
+  }
+
+  /** Whether {@link RedisConnections.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Times the connections went down. */
+  get reconnects(): number {
+    return this.#reconnects;
+  }
+
+  /**
+   * Adds a listener of `up` / `down`.
+   *
+   * @returns its removal
+   */
+  onEvent(cb: (e: BackendEvent) => void): () => boolean {
+    this.#events.add(cb);
+    return () => this.#events.delete(cb);
+  }
+
+  /**
+   * Resolves once both connections are ready.
+   *
+   * @throws {GatewayError} `backend_unavailable` after `timeoutMs`
+   */
+  ready(timeoutMs: number): Promise<void> {
+    if (this.#up) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(
+          new GatewayError(
+            "backend_unavailable",
+            `Redis at ${this.#h.where} not ready in ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const off = this.onEvent((e) => {
+        if (e === "up") {
+          clearTimeout(timer);
+          off();
+          resolve();
+        }
+      });
+    });
+  }
+
+  /**
+   * Pings Redis and reports both connections.
+   *
+   * @param channels channels subscribed, for the report
+   */
+  async health(channels: number): Promise<BackendHealth> {
+    let ping = false;
+    if (this.#cmd.status === "ready") {
+      try {
+        ping = (await this.#cmd.ping()) === "PONG";
+      } catch {
+        ping = false;
+      }
+    }
+    return {
+      ok: this.#up && ping,
+      kind: "redis",
+      detail: {
+        redis: this.#h.where,
+        command_connection: this.#cmd.status,
+        subscriber_connection: this.#subReady ? this.#sub.status : "subscribing",
+        reconnects: this.#reconnects,
+        channels,
+      },
+    };
+  }
+
+  /** Closes both connections (no more events). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#up = false;
+    this.#events.clear();
+    await Promise.allSettled([this.#cmd.quit(), this.#sub.quit()]);
+    this.#cmd.disconnect();
+    this.#sub.disconnect();
+  }
+
+  #emit(e: BackendEvent): void {
+    for (const cb of this.#events) {
       try {
         cb(e);
       } catch {
@@ -239,247 +361,19 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     }
   }
 
-  function updateState(): void {
-    const now = !closed && cmd.status === "ready" && sub.status === "ready" && subReady;
-    if (now === up) return;
-    up = now;
+  #update(): void {
+    const now = !this.#closed && this.#cmd.status === "ready" && this.#sub.status === "ready" &&
+      this.#subReady;
+    if (now === this.#up) return;
+    this.#up = now;
+    const { logger, where } = this.#h;
     if (now) {
       logger.log("info", "redis connected", { redis: where });
-      emit("up");
-    } else if (!closed) {
-      reconnects++;
-      logger.log("warn", "redis unavailable", { redis: where, error: lastError });
-      emit("down");
+      this.#emit("up");
+    } else if (!this.#closed) {
+      this.#reconnects++;
+      logger.log("warn", "redis unavailable", { redis: where, error: this.#lastError });
+      this.#emit("down");
     }
   }
-
-  const onError = (e: Error) => {
-    lastError = e.message;
-    logger.log("debug", "redis error", { redis: where, error: e.message });
-  };
-  cmd.on("error", onError);
-  sub.on("error", onError);
-  for (const c of [cmd, sub]) {
-    c.on("close", () => {
-      if (c === sub) subReady = false;
-      updateState();
-    });
-    c.on("end", updateState);
-  }
-  cmd.on("ready", () => {
-    shas.clear();
-    updateState();
-  });
-  sub.on("ready", () => {
-    // Re-subscribe every room channel, then report `up` so the hub re-reads history.
-    const names = [...channels.keys()];
-    const done = names.length > 0 ? sub.subscribe(...names) : Promise.resolve(0);
-    done.then(
-      () => {
-        subReady = true;
-        updateState();
-      },
-      (e: Error) => {
-        lastError = e.message;
-        sub.disconnect(true);
-      },
-    );
-  });
-  sub.on("message", (channel: string, payload: string) => {
-    const ch = channels.get(channel);
-    if (!ch) return;
-    const a = payload.indexOf(":");
-    const b = payload.indexOf(":", a + 1);
-    if (a < 0 || b < 0) return;
-    const msg: BackendMessage = {
-      epoch: payload.slice(0, a),
-      id: Number(payload.slice(a + 1, b)),
-      body: payload.slice(b + 1),
-    };
-    for (const l of ch.listeners) {
-      try {
-        l(msg);
-      } catch {
-        // a listener's failure must not affect other listeners
-      }
-    }
-  });
-
-  function unavailable(e: unknown): GatewayError {
-    const m = e instanceof Error ? e.message : String(e);
-    if (m.startsWith("GWFULL")) {
-      return new GatewayError(
-        "too_many_rooms",
-        `the gateway holds its maximum of ${lim.maxRooms} rooms; retry later`,
-      );
-    }
-    return new GatewayError(
-      "backend_unavailable",
-      "the Redis backend is unavailable; retry later",
-      {
-        cause: e,
-      },
-    );
-  }
-
-  async function run(
-    name: ScriptName,
-    keys: string[],
-    args: (string | number)[],
-  ): Promise<unknown> {
-    if (closed) throw new GatewayError("backend_unavailable", "the backend is closed");
-    try {
-      const sha = shas.get(name);
-      if (sha) {
-        try {
-          return await cmd.evalsha(sha, keys.length, ...keys, ...args);
-        } catch (e) {
-          if (!(e instanceof Error) || !e.message.startsWith("NOSCRIPT")) throw e;
-        }
-      }
-      const loaded = await cmd.script("LOAD", SCRIPTS[name]) as string;
-      shas.set(name, loaded);
-      return await cmd.evalsha(loaded, keys.length, ...keys, ...args);
-    } catch (e) {
-      throw unavailable(e);
-    }
-  }
-
-  const roomKeys = (room: string) => [meta(room), list(room), roomsKey, epochKey];
-  const roomArgs = (room: string) => [room, lim.roomIdleTtlMs, lim.maxRooms];
-
-  const backend: RedisBackend = {
-    kind: "redis",
-    async open(room) {
-      await run("OPEN", roomKeys(room), roomArgs(room));
-    },
-    async append(room, body) {
-      const id = await run("APPEND", roomKeys(room), [
-        ...roomArgs(room),
-        body,
-        lim.maxHistoryMessages,
-        lim.maxHistoryBytes,
-        channelOf(room),
-      ]);
-      return Number(id);
-    },
-    async issueUniqueIdx(room) {
-      return Number(await run("ISSUE_IDX", roomKeys(room), roomArgs(room)));
-    },
-    async read(room, from, limit): Promise<HistoryRead> {
-      const out = await run("READ", [meta(room), list(room)], [from, limit]) as (
-        | string
-        | number
-      )[];
-      const epoch = String(out[0]);
-      const nextId = Number(out[1]);
-      const firstId = Number(out[2]);
-      const messages: BackendMessage[] = [];
-      for (let i = 3; i < out.length; i++) {
-        messages.push({ id: from + i - 3, body: String(out[i]), epoch });
-      }
-      return { epoch, firstId, nextId, messages };
-    },
-    async listen(room, listener) {
-      if (closed) throw new GatewayError("backend_unavailable", "the backend is closed");
-      const name = channelOf(room);
-      let ch = channels.get(name);
-      if (!ch) {
-        const created: Channel = {
-          room,
-          listeners: new Set(),
-          ready: sub.subscribe(name).catch((e) => {
-            if (channels.get(name) === created) channels.delete(name);
-            throw unavailable(e);
-          }),
-        };
-        ch = created;
-        channels.set(name, ch);
-      }
-      ch.listeners.add(listener);
-      const mine = ch;
-      const remove = () => {
-        mine.listeners.delete(listener);
-        if (mine.listeners.size === 0 && channels.get(name) === mine) {
-          channels.delete(name);
-          if (sub.status === "ready") sub.unsubscribe(name).catch(() => {});
-        }
-      };
-      try {
-        await ch.ready;
-      } catch (e) {
-        remove();
-        throw e;
-      }
-      return remove;
-    },
-    async touch(rooms) {
-      for (let i = 0; i < rooms.length; i += 500) {
-        await run("TOUCH", [roomsKey], [lim.roomIdleTtlMs, prefix, ...rooms.slice(i, i + 500)]);
-      }
-    },
-    sweep() {
-      // Redis expires idle rooms itself (PEXPIRE); the rooms set is trimmed when rooms are created.
-    },
-    onEvent(cb) {
-      events.add(cb);
-      return () => events.delete(cb);
-    },
-    async health(): Promise<BackendHealth> {
-      let ping = false;
-      if (cmd.status === "ready") {
-        try {
-          ping = (await cmd.ping()) === "PONG";
-        } catch {
-          ping = false;
-        }
-      }
-      return {
-        ok: up && ping,
-        kind: "redis",
-        detail: {
-          redis: where,
-          command_connection: cmd.status,
-          subscriber_connection: subReady ? sub.status : "subscribing",
-          reconnects,
-          channels: channels.size,
-        },
-      };
-    },
-    stats() {
-      return { up: up ? 1 : 0, channels: channels.size, reconnects };
-    },
-    ready(timeoutMs = 10_000) {
-      if (up) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          off();
-          reject(
-            new GatewayError(
-              "backend_unavailable",
-              `Redis at ${where} not ready in ${timeoutMs} ms`,
-            ),
-          );
-        }, timeoutMs);
-        const off = backend.onEvent((e) => {
-          if (e === "up") {
-            clearTimeout(timer);
-            off();
-            resolve();
-          }
-        });
-      });
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      up = false;
-      channels.clear();
-      events.clear();
-      await Promise.allSettled([cmd.quit(), sub.quit()]);
-      cmd.disconnect();
-      sub.disconnect();
-    },
-  };
-  return backend;
 }
