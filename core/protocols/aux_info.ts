@@ -9,6 +9,8 @@
  * | 2     | broadcast | the decommitment (N_i, s_i, t_i, psi-hat_i, rho_i, u_i) and the echo   |
  * | 3     | p2p       | to each P_j: psi_i (Pi-mod) and phi_i^j (Pi-fac under P_j's (N, s, t)) |
  *
+ * Each round's message, decoded and on the wire, with its codec: `aux_info_messages.ts`.
+ *
  * psi-hat_i is the Pi-prm proof that s_i is in <t_i> mod N_i, bound to (sid, i). psi_i and
  * phi_i^j are bound to (sid, i, rho) with rho = XOR rho_j, so no party can prepare them before
  * everybody's rho_j is fixed. Checks on a received N_j before any proof: odd, 3071-3072 bits, no
@@ -23,13 +25,7 @@
  * key refresh (`refresh.ts`), which is this protocol plus a re-sharing of the secret key.
  * @module
  */
-import {
-  bitLength,
-  isDefinitelyComposite,
-  randomBytes,
-  type RandomSource,
-  toHexInt,
-} from "../math/mod.ts";
+import { bitLength, isDefinitelyComposite, randomBytes, type RandomSource } from "../math/mod.ts";
 import { KAPPA_BYTES, MODULUS_MAX_BITS, MODULUS_MIN_BITS, PRIME_BITS } from "../params.ts";
 import {
   checkRingPedersenShape,
@@ -42,41 +38,32 @@ import * as piFac from "../zk/pi_fac.ts";
 import * as piMod from "../zk/pi_mod.ts";
 import * as piPrm from "../zk/pi_prm.ts";
 import { collectInbox, envelope } from "./inbox.ts";
-import {
-  commit,
-  type CommitItems,
-  COMMITMENT_BYTES,
-  deriveSid,
-  opens,
-  xorBytes,
-} from "./commitment.ts";
-import {
-  assertSession,
-  checkEcho,
-  decodeBytes,
-  decodeEcho,
-  decodeUint,
-  echoVector,
-  expectFields,
-  RoundFaults,
-  type Wire,
-} from "./echo.ts";
-import {
-  type AuxInfo,
-  type Message,
-  type PartyAux,
-  type Protocol,
-  type ProtocolName,
-  type ProtocolState,
-  type RoundSpec,
-  toHex,
-  type Transition,
+import { commit, type CommitItems, deriveSid, opens, xorBytes } from "./commitment.ts";
+import { assertSession, checkEcho, echoVector, RoundFaults } from "./echo.ts";
+import type { AuxProofs, AuxPublic } from "./aux_info_messages.ts";
+import * as msg from "./aux_info_messages.ts";
+import type {
+  AuxInfo,
+  Message,
+  PartyAux,
+  Protocol,
+  ProtocolName,
+  ProtocolState,
+  RoundSpec,
+  Transition,
 } from "./types.ts";
 
-const NAME = "aux-info";
+export {
+  AUX_FIELDS,
+  type AuxProofs,
+  type AuxPublic,
+  decodeAuxProofs,
+  decodeAuxPublic,
+  encodeAuxProofs,
+  encodeAuxPublic,
+} from "./aux_info_messages.ts";
 
-/** Largest N, s or t accepted on the wire (bytes); the exact size is checked afterwards. */
-const WIRE_INT_BYTES = 512;
+const NAME = "aux-info";
 
 /** The two safe primes of a party's Paillier / ring-Pedersen modulus (secret). */
 export interface PaillierPrimes {
@@ -146,18 +133,6 @@ export interface AuxOwn {
   readonly rho: Uint8Array;
 }
 
-/** What a party reveals of its aux material in round 2 (decoded). */
-export interface AuxPublic {
-  readonly N: bigint;
-  readonly s: bigint;
-  readonly t: bigint;
-  readonly prm: piPrm.Proof;
-  readonly rho: Uint8Array;
-}
-
-/** Wire field names of `AuxPublic`. */
-export const AUX_FIELDS = ["N", "s", "t", "prm", "rho"] as const;
-
 /** The proof context of Pi-prm: (sid, j), separated per protocol (Figure 6, round 1). */
 export function prmContext(protocol: ProtocolName, sid: Uint8Array, j: number): ProofContext {
   return { sid: deriveSid(sid, `${protocol}/pi-prm`, new Uint8Array(0)), prover: j };
@@ -206,28 +181,6 @@ export function auxItems(pub: AuxPublic): CommitItems {
     ["prm.z", pub.prm.z],
     ["rho", pub.rho],
   ];
-}
-
-/** Wire form of the aux part. */
-export function encodeAuxPublic(pub: AuxPublic): Record<(typeof AUX_FIELDS)[number], unknown> {
-  return {
-    N: toHexInt(pub.N),
-    s: toHexInt(pub.s),
-    t: toHexInt(pub.t),
-    prm: piPrm.encode(pub.prm),
-    rho: toHex(pub.rho),
-  };
-}
-
-/** Decodes the aux fields of a received object (other fields are the caller's). */
-export function decodeAuxPublic(o: Wire): AuxPublic {
-  return {
-    N: decodeUint(o.N, "N", WIRE_INT_BYTES),
-    s: decodeUint(o.s, "s", WIRE_INT_BYTES),
-    t: decodeUint(o.t, "t", WIRE_INT_BYTES),
-    prm: piPrm.decode(o.prm),
-    rho: decodeBytes(o.rho, "rho", KAPPA_BYTES),
-  };
 }
 
 /**
@@ -301,12 +254,6 @@ export function xorAll(values: readonly Uint8Array[]): Uint8Array {
   return values.reduce((acc, v) => xorBytes(acc, v), new Uint8Array(values[0].length));
 }
 
-/** The round-3 proofs of party i: one Pi-mod, and one Pi-fac per other party. */
-export interface AuxProofs {
-  readonly mod: piMod.Proof;
-  readonly fac: piFac.Proof;
-}
-
 /**
  * Figure 6, round 3: psi_i = Pi-mod of N_i and, for each j != i, phi_i^j = Pi-fac of N_i under
  * P_j's (N_j, s_j, t_j), both bound to (sid, i, rho).
@@ -331,16 +278,6 @@ export function auxProofs(
     out.set(j, { mod, fac: piFac.prove(ctx, { N0: own.rp.N, aux: { N, s, t } }, witness, rng) });
   }
   return out;
-}
-
-/** Wire form of the round-3 proofs. */
-export function encodeAuxProofs(pr: AuxProofs): { mod: unknown; fac: unknown } {
-  return { mod: piMod.encode(pr.mod), fac: piFac.encode(pr.fac) };
-}
-
-/** Decodes the round-3 proofs of a received object. */
-export function decodeAuxProofs(o: Wire): AuxProofs {
-  return { mod: piMod.decode(o.mod), fac: piFac.decode(o.fac) };
 }
 
 /**
@@ -378,7 +315,7 @@ interface Own {
 /** Waiting for the round-1 commitments. */
 export interface AuxRound1 extends ProtocolState, Own {
   readonly round: 1;
-  readonly sent: { readonly V: string };
+  readonly sent: msg.Round1Wire;
 }
 
 /** Waiting for the round-2 decommitments. */
@@ -418,7 +355,7 @@ function start(input: AuxInfoInput, rng: RandomSource): Transition<AuxInfoState,
   const { i, n } = input;
   const own = prepareAux(NAME, sid, i, input.primes, rng);
   const { V, u } = commit(NAME, sid, i, auxCommitmentItems(n, auxPublic(own)), rng);
-  const sent = { V: toHex(V) };
+  const sent = msg.encodeRound1({ V });
   const state: AuxRound1 = { sid, i, n, round: 1, own, u, sent };
   return { state, outgoing: [envelope(NAME, state, 1, null, sent)] };
 }
@@ -428,15 +365,15 @@ function round1(s: AuxRound1, inbox: readonly Message[]): Transition<AuxInfoStat
   const payloads = collectInbox(NAME, s, "broadcast", inbox);
   const faults = new RoundFaults(NAME, 1);
   const V: Uint8Array[] = new Array(s.n);
-  V[s.i] = decodeBytes(s.sent.V, "V", COMMITMENT_BYTES);
+  V[s.i] = msg.decodeRound1(s.sent).V;
   for (const [j, p] of payloads) {
     faults.check(j, "malformed-message", () => {
-      V[j] = decodeBytes(expectFields(p, ["V"]).V, "V", COMMITMENT_BYTES);
+      V[j] = msg.decodeRound1(p).V;
     });
   }
   faults.throwIfAny();
-  const echo = echoVector(s.sid, NAME, 1, V.map((v) => ({ V: toHex(v) })));
-  const payload = { ...encodeAuxPublic(auxPublic(s.own)), u: toHex(s.u), echo };
+  const echo = echoVector(s.sid, NAME, 1, V.map((v) => msg.encodeRound1({ V: v })));
+  const payload = msg.encodeRound2({ pub: auxPublic(s.own), u: s.u, echo });
   const state: AuxRound2 = {
     sid: s.sid,
     i: s.i,
@@ -461,16 +398,9 @@ function round2(
 ): Transition<AuxInfoState, AuxInfo> {
   const payloads = collectInbox(NAME, s, "broadcast", inbox);
   const faults = new RoundFaults(NAME, 2);
-  const got = new Map<number, { pub: AuxPublic; u: Uint8Array; echo: string[] }>();
+  const got = new Map<number, msg.Round2>();
   for (const [j, p] of payloads) {
-    faults.check(j, "malformed-message", () => {
-      const o = expectFields(p, [...AUX_FIELDS, "u", "echo"]);
-      got.set(j, {
-        pub: decodeAuxPublic(o),
-        u: decodeBytes(o.u, "u", KAPPA_BYTES),
-        echo: decodeEcho(o.echo, s.n),
-      });
-    });
+    faults.check(j, "malformed-message", () => void got.set(j, msg.decodeRound2(p, s.n)));
   }
   checkEcho(faults, s.i, s.echo, new Map([...got].map(([j, d]) => [j, d.echo])));
   for (const [j, d] of got) {
@@ -502,7 +432,7 @@ function round2(
     parties,
     rho,
   };
-  const outgoing = [...proofs].map(([j, pr]) => envelope(NAME, state, 3, j, encodeAuxProofs(pr)));
+  const outgoing = [...proofs].map(([j, pr]) => envelope(NAME, state, 3, j, msg.encodeRound3(pr)));
   return { state, outgoing };
 }
 
@@ -512,9 +442,7 @@ function round3(s: AuxRound3, inbox: readonly Message[]): Transition<AuxInfoStat
   const faults = new RoundFaults(NAME, 3);
   const got = new Map<number, AuxProofs>();
   for (const [j, p] of payloads) {
-    faults.check(j, "malformed-message", () => {
-      got.set(j, decodeAuxProofs(expectFields(p, ["mod", "fac"])));
-    });
+    faults.check(j, "malformed-message", () => void got.set(j, msg.decodeRound3(p)));
   }
   verifyAuxProofs(faults, NAME, s.sid, s.i, s.rho, s.parties, got);
   checkDistinctModuli(faults, s.i, s.parties);

@@ -23,7 +23,7 @@
  */
 import { type AbortCode, ProofError, ProtocolAbort } from "../errors.ts";
 import { parseHexInt } from "../math/mod.ts";
-import { Point, Q } from "../params.ts";
+import { MODULUS_MAX_BITS, Point, Q } from "../params.ts";
 import { Transcript } from "../transcript.ts";
 import { canonicalJson, fromHex, type ProtocolName, toHex } from "./types.ts";
 
@@ -274,6 +274,22 @@ export function decodePoints(v: unknown, field: string, n: number): Point[] {
 /** A non-negative integer: canonical lowercase hex of at most `maxBytes` (length checked first). */
 export function decodeUint(v: unknown, field: string, maxBytes: number): bigint {
   return parseHexInt(v as string, maxBytes, `field "${field}"`);
+}
+
+/** Largest Paillier ciphertext on the wire (bytes): an element of Z*_{N^2} for the largest N. */
+export const CIPHERTEXT_BYTES = (2 * MODULUS_MAX_BITS) / 8;
+
+/**
+ * A Paillier ciphertext as received: canonical lowercase hex of at most `CIPHERTEXT_BYTES`
+ * (length checked first). Whether it is a unit modulo N^2 depends on whose N it is under: the
+ * caller checks that against the right modulus.
+ * @param v the received value.
+ * @param field its name, for the message.
+ * @returns the integer.
+ * @throws {TypeError} / {SyntaxError} / {RangeError} for anything else.
+ */
+export function decodeCiphertext(v: unknown, field: string): bigint {
+  return decodeUint(v, field, CIPHERTEXT_BYTES);
 }
 
 /** Smallest accepted session id (bytes): a fresh random id of 128 bits or more. */

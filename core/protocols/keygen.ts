@@ -37,18 +37,7 @@ import * as sch from "../zk/pi_sch.ts";
 import { collectInbox, envelope } from "./inbox.ts";
 import { commit, type CommitItems, opens, xorBytes } from "./commitment.ts";
 import { assertSession, checkEcho, echoVector, RoundFaults } from "./echo.ts";
-import {
-  CHAIN_CODE_BYTES,
-  decodeRound1,
-  decodeRound2,
-  decodeRound3,
-  type Decommitment,
-  encodeRound1,
-  encodeRound2,
-  encodeRound3,
-  type Round1Wire,
-  type Round2,
-} from "./keygen_messages.ts";
+import * as msg from "./keygen_messages.ts";
 import type {
   KeyShareCore,
   Message,
@@ -77,14 +66,14 @@ interface Secret {
   readonly x: bigint;
   /** The Schnorr nonce behind A_i (secret, used once in round 2). */
   readonly nonce: sch.Nonce;
-  readonly mine: Decommitment;
+  readonly mine: msg.Decommitment;
 }
 
 /** Waiting for the round-1 commitments. */
 export interface KeygenRound1 extends ProtocolState, Secret {
   readonly round: 1;
   /** The payload this party broadcast in round 1. */
-  readonly sent: Round1Wire;
+  readonly sent: msg.Round1Wire;
 }
 
 /** Waiting for the round-2 decommitments. */
@@ -115,7 +104,7 @@ export type KeygenState = KeygenRound1 | KeygenRound2 | KeygenRound3;
  * Figure 5, round 1: the tuple party j commits to (sid, j and u are added by the commitment).
  * Exported for audits and tests that build a deviating party.
  */
-export function commitmentItems(n: number, d: Omit<Decommitment, "u">): CommitItems {
+export function commitmentItems(n: number, d: Omit<msg.Decommitment, "u">): CommitItems {
   return [["n", BigInt(n)], ["rid", d.rid], ["X", d.X], ["A", d.A], ["c", d.c]];
 }
 
@@ -139,10 +128,10 @@ function start(input: KeygenInput, rng: RandomSource): Transition<KeygenState, K
     rid: randomBytes(KAPPA_BYTES, rng),
     X: Point.BASE.multiply(x),
     A: nonce.A,
-    c: randomBytes(CHAIN_CODE_BYTES, rng),
+    c: randomBytes(msg.CHAIN_CODE_BYTES, rng),
   };
   const { V, u } = commit(NAME, sid, i, commitmentItems(n, d), rng);
-  const sent = encodeRound1({ V });
+  const sent = msg.encodeRound1({ V });
   const state: KeygenRound1 = { sid, i, n, round: 1, x, nonce, mine: { ...d, u }, sent };
   return { state, outgoing: [envelope(NAME, state, 1, null, sent)] };
 }
@@ -152,14 +141,14 @@ function round1(s: KeygenRound1, inbox: readonly Message[]): Transition<KeygenSt
   const payloads = collectInbox(NAME, s, "broadcast", inbox);
   const faults = new RoundFaults(NAME, 1);
   const V: Uint8Array[] = new Array(s.n);
-  V[s.i] = decodeRound1(s.sent).V;
+  V[s.i] = msg.decodeRound1(s.sent).V;
   for (const [j, p] of payloads) {
     faults.check(j, "malformed-message", () => {
-      V[j] = decodeRound1(p).V;
+      V[j] = msg.decodeRound1(p).V;
     });
   }
   faults.throwIfAny();
-  const echo = echoVector(s.sid, NAME, 1, V.map((v) => encodeRound1({ V: v })));
+  const echo = echoVector(s.sid, NAME, 1, V.map((v) => msg.encodeRound1({ V: v })));
   const { mine } = s;
   const state: KeygenRound2 = {
     sid: s.sid,
@@ -172,7 +161,7 @@ function round1(s: KeygenRound1, inbox: readonly Message[]): Transition<KeygenSt
     V,
     echo,
   };
-  return { state, outgoing: [envelope(NAME, state, 2, null, encodeRound2({ ...mine, echo }))] };
+  return { state, outgoing: [envelope(NAME, state, 2, null, msg.encodeRound2({ ...mine, echo }))] };
 }
 
 /**
@@ -183,9 +172,9 @@ function round1(s: KeygenRound1, inbox: readonly Message[]): Transition<KeygenSt
 function round2(s: KeygenRound2, inbox: readonly Message[]): Transition<KeygenState, KeyShareCore> {
   const payloads = collectInbox(NAME, s, "broadcast", inbox);
   const faults = new RoundFaults(NAME, 2);
-  const D = new Map<number, Round2>();
+  const D = new Map<number, msg.Round2>();
   for (const [j, p] of payloads) {
-    faults.check(j, "malformed-message", () => void D.set(j, decodeRound2(p, s.n)));
+    faults.check(j, "malformed-message", () => void D.set(j, msg.decodeRound2(p, s.n)));
   }
   checkEcho(faults, s.i, s.echo, new Map([...D].map(([j, d]) => [j, d.echo])));
   for (const [j, d] of D) {
@@ -201,9 +190,9 @@ function round2(s: KeygenRound2, inbox: readonly Message[]): Transition<KeygenSt
     });
   }
   faults.throwIfAny();
-  const all = (j: number): Decommitment => (j === s.i ? s.mine : D.get(j)!);
+  const all = (j: number): msg.Decommitment => (j === s.i ? s.mine : D.get(j)!);
   let rid: Uint8Array = new Uint8Array(KAPPA_BYTES);
-  let chainCode: Uint8Array = new Uint8Array(CHAIN_CODE_BYTES);
+  let chainCode: Uint8Array = new Uint8Array(msg.CHAIN_CODE_BYTES);
   const X: Point[] = [];
   const A: Point[] = [];
   for (let j = 0; j < s.n; j++) {
@@ -225,7 +214,7 @@ function round2(s: KeygenRound2, inbox: readonly Message[]): Transition<KeygenSt
     rid,
     chainCode,
   };
-  return { state, outgoing: [envelope(NAME, state, 3, null, encodeRound3({ psi }))] };
+  return { state, outgoing: [envelope(NAME, state, 3, null, msg.encodeRound3({ psi }))] };
 }
 
 /** Figure 5, output: verify every psi_j against (sid, j, rid, X_j, A_j); X = sum X_j. */
@@ -234,7 +223,7 @@ function round3(s: KeygenRound3, inbox: readonly Message[]): Transition<KeygenSt
   const faults = new RoundFaults(NAME, 3);
   const proofs = new Map<number, sch.Proof>();
   for (const [j, p] of payloads) {
-    faults.check(j, "malformed-message", () => void proofs.set(j, decodeRound3(p).psi));
+    faults.check(j, "malformed-message", () => void proofs.set(j, msg.decodeRound3(p).psi));
   }
   for (const [j, psi] of proofs) {
     faults.check(j, "proof-failed", () => {

@@ -27,41 +27,18 @@
  */
 import { KAPPA_BYTES, type Point } from "../params.ts";
 import * as sch from "../zk/pi_sch.ts";
-import {
-  type CommitmentMessage,
-  type CommitmentMessageWire,
-  decodeCommitmentMessage,
-  encodeCommitmentMessage,
-} from "./commitment.ts";
 import { decodeBytes, decodeEcho, decodePoint, encodePoint, expectFields } from "./echo.ts";
 import { toHex } from "./types.ts";
 
+export {
+  type CommitmentMessage as Round1,
+  type CommitmentMessageWire as Round1Wire,
+  decodeCommitmentMessage as decodeRound1,
+  encodeCommitmentMessage as encodeRound1,
+} from "./commitment.ts";
+
 /** Bytes of a chain-code contribution c_i (BIP-32 chain code). */
 export const CHAIN_CODE_BYTES = 32;
-
-/** Round 1 (Figure 5, round 1): V_i. */
-export type Round1 = CommitmentMessage;
-/** Wire shape of `Round1`. */
-export type Round1Wire = CommitmentMessageWire;
-
-/**
- * Wire form of round 1.
- * @param m the message.
- * @returns its wire shape.
- */
-export function encodeRound1(m: Round1): Round1Wire {
-  return encodeCommitmentMessage(m);
-}
-
-/**
- * Decodes a received round-1 message.
- * @param v the received payload.
- * @returns the checked message.
- * @throws {TypeError} / {SyntaxError} for any other shape.
- */
-export function decodeRound1(v: unknown): Round1 {
-  return decodeCommitmentMessage(v);
-}
 
 /** What party i decommits to in round 2 (Figure 5, round 1). */
 export interface Decommitment {

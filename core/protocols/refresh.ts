@@ -13,6 +13,8 @@
  * | 3     | p2p       | to P_j: psi_i (Pi-mod), phi_i^j (Pi-fac under P_j's parameters),     |
  * |       |           | C_i^j = Enc_{N_j}(x_i^j), psi_i^k (Pi-sch of x_i^k) for every k      |
  *
+ * Each round's message, decoded and on the wire, with its codec: `refresh_messages.ts`.
+ *
  * Round 1: x_i^k <- Z_q for k != 0 and x_i^0 = -sum x_i^k, so sum_k x_i^k = 0; X_i^k = x_i^k G;
  * a Schnorr commitment A_i^k per k. Output: x_i* = x_i + sum_j x_j^i and X_k* = X_k + sum_j
  * X_j^k. Checks on every other party j: the key data it refreshes equals ours; the echo; the
@@ -30,26 +32,20 @@
  * @module
  */
 import { InternalError, ProtocolAbort } from "../errors.ts";
-import { mod, randomBelow, type RandomSource, toHexInt } from "../math/mod.ts";
+import { mod, randomBelow, type RandomSource } from "../math/mod.ts";
 import { PaillierPublicKey, PaillierSecretKey } from "../paillier.ts";
-import { KAPPA_BYTES, MODULUS_MAX_BITS, Point, Q } from "../params.ts";
+import { Point, Q } from "../params.ts";
 import { Transcript } from "../transcript.ts";
 import * as sch from "../zk/pi_sch.ts";
 import {
-  AUX_FIELDS,
   auxItems,
   type AuxOwn,
-  type AuxProofs,
   auxProofs,
   type AuxPublic,
   auxPublic,
   checkAuxPrm,
   checkAuxValues,
   checkDistinctModuli,
-  decodeAuxProofs,
-  decodeAuxPublic,
-  encodeAuxProofs,
-  encodeAuxPublic,
   type PaillierPrimes,
   prepareAux,
   rhoContext,
@@ -57,20 +53,9 @@ import {
   xorAll,
 } from "./aux_info.ts";
 import { collectInbox, envelope } from "./inbox.ts";
-import { commit, type CommitItems, COMMITMENT_BYTES, opens } from "./commitment.ts";
-import {
-  assertSession,
-  checkEcho,
-  decodeBytes,
-  decodeEcho,
-  decodePoints,
-  decodeUint,
-  echoVector,
-  encodePoint,
-  expectFields,
-  RoundFaults,
-  type Wire,
-} from "./echo.ts";
+import { commit, type CommitItems, opens } from "./commitment.ts";
+import { assertSession, checkEcho, echoVector, RoundFaults } from "./echo.ts";
+import * as msg from "./refresh_messages.ts";
 import {
   type KeyShare,
   type KeyShareCore,
@@ -84,10 +69,6 @@ import {
 } from "./types.ts";
 
 const NAME = "refresh";
-/** Largest Paillier ciphertext on the wire (bytes): an element of Z*_{N^2}. */
-const CIPHERTEXT_BYTES = (2 * MODULUS_MAX_BITS) / 8;
-/** Bytes of the digest of the refreshed key's public data. */
-const KEY_DIGEST_BYTES = 32;
 
 /** Input of a key refresh. */
 export interface RefreshInput {
@@ -143,7 +124,7 @@ function keyDigest(sid: Uint8Array, k: KeyShareCore): Uint8Array {
   t.appendBytes("publicKey", k.publicKey.toBytes(true));
   k.publicShares.forEach((P, j) => t.appendBytes(`X[${j}]`, P.toBytes(true)));
   t.appendBytes("rid", k.rid).appendBytes("chainCode", k.chainCode);
-  return t.challengeBytes("digest", KEY_DIGEST_BYTES);
+  return t.challengeBytes("digest", msg.KEY_DIGEST_BYTES);
 }
 
 /** Figure 6, round 1: what party i commits to (sid, i and u are added by the commitment). */
@@ -181,7 +162,7 @@ interface Own {
 /** Waiting for the round-1 commitments. */
 export interface RefreshRound1 extends ProtocolState, Own {
   readonly round: 1;
-  readonly sent: { readonly V: string; readonly key: string };
+  readonly sent: msg.Round1Wire;
 }
 
 /** Waiting for the round-2 decommitments. */
@@ -235,7 +216,7 @@ function start(input: RefreshInput, rng: RandomSource): Transition<RefreshState,
   const digest = keyDigest(sid, key);
   const items = refreshCommitmentItems(n, digest, X, nonces.map((r) => r.A), auxPublic(aux));
   const { V, u } = commit(NAME, sid, i, items, rng);
-  const sent = { V: toHex(V), key: toHex(digest) };
+  const sent = msg.encodeRound1({ V, key: digest });
   const state: RefreshRound1 = {
     sid,
     i,
@@ -257,57 +238,31 @@ function start(input: RefreshInput, rng: RandomSource): Transition<RefreshState,
 function round1(s: RefreshRound1, inbox: readonly Message[]): Transition<RefreshState, KeyShare> {
   const payloads = collectInbox(NAME, s, "broadcast", inbox);
   const faults = new RoundFaults(NAME, 1);
-  const V: Uint8Array[] = new Array(s.n);
-  const keys = new Map<number, Uint8Array>();
-  V[s.i] = decodeBytes(s.sent.V, "V", COMMITMENT_BYTES);
+  const got: msg.Round1[] = new Array(s.n);
+  got[s.i] = msg.decodeRound1(s.sent);
   for (const [j, p] of payloads) {
     faults.check(j, "malformed-message", () => {
-      const o = expectFields(p, ["V", "key"]);
-      V[j] = decodeBytes(o.V, "V", COMMITMENT_BYTES);
-      keys.set(j, decodeBytes(o.key, "key", KEY_DIGEST_BYTES));
+      got[j] = msg.decodeRound1(p);
     });
   }
-  for (const [j, k] of keys) {
-    if (toHex(k) !== s.sent.key) {
+  got.forEach(({ key }, j) => {
+    if (j !== s.i && toHex(key) !== s.sent.key) {
       faults.add(j, "invalid-value", "it refreshes a key with other public data than ours");
     }
-  }
+  });
   faults.throwIfAny();
-  const echo = echoVector(
-    s.sid,
-    NAME,
-    1,
-    V.map((v, j) => ({ V: toHex(v), key: j === s.i ? s.sent.key : toHex(keys.get(j)!) })),
-  );
-  const payload = {
-    X: s.X.map(encodePoint),
-    A: s.nonces.map((r) => encodePoint(r.A)),
-    ...encodeAuxPublic(auxPublic(s.aux)),
-    u: toHex(s.u),
+  const V = got.map((m) => m.V);
+  const echo = echoVector(s.sid, NAME, 1, got.map(msg.encodeRound1));
+  const payload = msg.encodeRound2({
+    X: s.X,
+    A: s.nonces.map((r) => r.A),
+    pub: auxPublic(s.aux),
+    u: s.u,
     echo,
-  };
+  });
   const { sent: _sent, ...rest } = s;
   const state: RefreshRound2 = { ...rest, round: 2, V, echo };
   return { state, outgoing: [envelope(NAME, state, 2, null, payload)] };
-}
-
-interface Opening {
-  readonly X: Point[];
-  readonly A: Point[];
-  readonly pub: AuxPublic;
-  readonly u: Uint8Array;
-  readonly echo: string[];
-}
-
-function decodeOpening(p: unknown, n: number): Opening {
-  const o = expectFields(p, ["X", "A", ...AUX_FIELDS, "u", "echo"]);
-  return {
-    X: decodePoints(o.X, "X", n),
-    A: decodePoints(o.A, "A", n),
-    pub: decodeAuxPublic(o),
-    u: decodeBytes(o.u, "u", KAPPA_BYTES),
-    echo: decodeEcho(o.echo, n),
-  };
 }
 
 /**
@@ -321,9 +276,9 @@ function round2(
 ): Transition<RefreshState, KeyShare> {
   const payloads = collectInbox(NAME, s, "broadcast", inbox);
   const faults = new RoundFaults(NAME, 2);
-  const got = new Map<number, Opening>();
+  const got = new Map<number, msg.Round2>();
   for (const [j, p] of payloads) {
-    faults.check(j, "malformed-message", () => void got.set(j, decodeOpening(p, s.n)));
+    faults.check(j, "malformed-message", () => void got.set(j, msg.decodeRound2(p, s.n)));
   }
   checkEcho(faults, s.i, s.echo, new Map([...got].map(([j, d]) => [j, d.echo])));
   for (const [j, d] of got) {
@@ -357,7 +312,7 @@ function round2(
   const proofs = auxProofs(NAME, s.sid, s.i, rho, s.aux, parties, rng);
   const ctx = rhoContext(NAME, s.sid, s.i, rho);
   const psi = s.shares.map((x, k) =>
-    sch.encode(sch.prove(ctx, { X: s.X[k], rid: schRid(rho, k) }, s.nonces[k], { x }))
+    sch.prove(ctx, { X: s.X[k], rid: schRid(rho, k) }, s.nonces[k], { x })
   );
   const X = parties.map((_, j) => (j === s.i ? s.X : got.get(j)!.X));
   const A = parties.map((_, j) => (j === s.i ? s.nonces.map((r) => r.A) : got.get(j)!.A));
@@ -377,27 +332,9 @@ function round2(
   };
   const outgoing = [...proofs].map(([j, pr]) => {
     const [C] = new PaillierPublicKey(parties[j].N).encrypt(s.shares[j], rng);
-    return envelope(NAME, state, 3, j, { ...encodeAuxProofs(pr), C: toHexInt(C), psi });
+    return envelope(NAME, state, 3, j, msg.encodeRound3({ proofs: pr, C, psi }));
   });
   return { state, outgoing };
-}
-
-interface Delivery {
-  readonly proofs: AuxProofs;
-  readonly C: bigint;
-  readonly psi: sch.Proof[];
-}
-
-function decodeDelivery(p: unknown, n: number): Delivery {
-  const o: Wire = expectFields(p, ["mod", "fac", "C", "psi"]);
-  if (!Array.isArray(o.psi) || o.psi.length !== n) {
-    throw new TypeError(`field "psi": expected ${n} proofs`);
-  }
-  return {
-    proofs: decodeAuxProofs(o),
-    C: decodeUint(o.C, "C", CIPHERTEXT_BYTES),
-    psi: o.psi.map((v) => sch.decode(v)),
-  };
 }
 
 /**
@@ -407,9 +344,9 @@ function decodeDelivery(p: unknown, n: number): Delivery {
 function round3(s: RefreshRound3, inbox: readonly Message[]): Transition<RefreshState, KeyShare> {
   const payloads = collectInbox(NAME, s, "p2p", inbox);
   const faults = new RoundFaults(NAME, 3);
-  const got = new Map<number, Delivery>();
+  const got = new Map<number, msg.Round3>();
   for (const [j, p] of payloads) {
-    faults.check(j, "malformed-message", () => void got.set(j, decodeDelivery(p, s.n)));
+    faults.check(j, "malformed-message", () => void got.set(j, msg.decodeRound3(p, s.n)));
   }
   const sk = new PaillierSecretKey(s.p, s.q);
   const received = new Map<number, bigint>();
