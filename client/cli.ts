@@ -32,7 +32,12 @@ import { crashHookFrom } from "../platform/crash_hook.ts";
 import { openFileKeyStore } from "./file_key_store.ts";
 import { parseAgeIdentityFile } from "../keystore/key_store.ts";
 import type { ClientKeyStore } from "./mpc_client.ts";
-import { type CommandSpec, formatHelp, parseCommandLine } from "../platform/cli_args.ts";
+import {
+  type CommandSpec,
+  describeFailure,
+  formatHelp,
+  parseCommandLine,
+} from "../platform/cli_args.ts";
 import {
   applyEnvAliases,
   type EnvAlias,
@@ -241,10 +246,7 @@ async function main(): Promise<number> {
       console.error(`${e.message}\n\n${USAGE}`);
       return 2;
     }
-    const err = e as Error & { code?: unknown };
-    console.error(
-      `error: ${err.name}${err.code !== undefined ? ` (${String(err.code)})` : ""}: ${err.message}`,
-    );
+    console.error(describeFailure(e));
     return 1;
   }
 }

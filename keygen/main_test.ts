@@ -1,9 +1,8 @@
 /**
  * The keygen command line as a process (under the runtime running this file):
  *
- * - `caller` creates a callers file or adds to one (other callers and comments kept, mode kept,
- *   concurrent runs serialized), and refuses, writing nothing and printing no token: a duplicate
- *   id, a file that is not YAML or that the service would refuse, a directory, bad flags;
+ * - the commands that moved (`caller`, `age-identity`, `distributed`) answer with their new
+ *   names and run nothing;
  * - `offline` refuses, before generating anything: an existing file without `--add`, a missing
  *   one with `--add`, an account either file holds, a file it cannot read or decrypt, bad flags;
  * - (slow tier) `offline` creates both files, `--add` adds an account to both, and each
@@ -13,240 +12,34 @@ import "../tests/setup.ts";
 import { SLOW } from "../tests/setup.ts";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import process from "node:process";
 import * as fsp from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AccountEntry, decodeAccountsFile } from "../core/keyshare.ts";
-import { detectRuntime } from "../platform/mod.ts";
 import { generateAgeIdentity, openKeyStore } from "../keystore/key_store.ts";
-import { hashToken, parseCallersFile } from "../service/auth.ts";
 import { ethereumAddress } from "../session/inputs.ts";
-import { DENO, NODE, ROOT } from "../tests/gateway/_helpers.ts";
-
-const MAIN = join(ROOT, "keygen/main.ts");
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+import { runEntryPoint } from "../testing/entry_point.ts";
+import { bytesOf, withDir } from "../testing/temp_files.ts";
 
 /** Runs `keygen/main.ts args` under this file's runtime, bounded. */
-function keygen(args: string[], env: Record<string, string> = {}, ms = 60_000): Promise<Run> {
-  const [cmd, argv] = detectRuntime() === "deno"
-    ? [DENO, ["run", "-A", "--no-check", MAIN, ...args]]
-    : [NODE, ["--import", "tsx", MAIN, ...args]];
-  const p = spawn(cmd, argv, {
-    cwd: ROOT,
-    env: { ...process.env, NO_COLOR: "1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  p.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
-  p.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      p.kill("SIGKILL");
-      reject(new Error(`keygen ${args[0]} gave no answer in ${ms} ms: ${stderr.slice(-500)}`));
-    }, ms);
-    p.once("close", (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Runs `f` in a fresh temp directory, removed afterwards. */
-async function withDir(f: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await fsp.mkdtemp(join(tmpdir(), "wallet-mpc-keygen-cli-"));
-  try {
-    await f(dir);
-  } finally {
-    await fsp.rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** The file's bytes, or null when nothing is there. */
-async function bytesOf(path: string): Promise<Uint8Array | null> {
-  try {
-    return new Uint8Array(await fsp.readFile(path));
-  } catch {
-    return null;
-  }
+function keygen(args: string[], env: Record<string, string> = {}, ms = 60_000) {
+  return runEntryPoint("keygen/main.ts", args, env, ms);
 }
 
 // ---------------------------------------------------------------------------------------------
-// caller
+// moved commands
 
-const HASH = "ab".repeat(32);
-const EXISTING = `# callers of the sign-service (kept by keygen caller)
-
-callers:
-  # the wallet backend
-  - id: wallet-backend # trailing comment
-    token_sha256: ${HASH}
-    accounts: ["acct-1", "team-*"]
-    may_keygen: true
-`;
-
-test("keygen caller creates a missing callers file (0600) the service reads, token shown once", async () => {
-  await withDir(async (dir) => {
-    const out = join(dir, "callers.yaml");
-    const r = await keygen(["caller", "--id", "app", "--accounts", "demo, team-*", "--out", out]);
-    assert.equal(r.code, 0, r.stderr);
-    const token = r.stdout.trim();
-    const callers = parseCallersFile(await fsp.readFile(out, "utf8"));
-    assert.deepEqual(callers, [{
-      id: "app",
-      tokenSha256: hashToken(token),
-      accounts: ["demo", "team-*"],
-      mayKeygen: false,
-    }]);
-    assert.ok(!(await fsp.readFile(out, "utf8")).includes(token), "the file holds no token");
-    assert.equal((await fsp.stat(out)).mode & 0o777, 0o600);
-    assert.deepEqual(await fsp.readdir(dir), ["callers.yaml"], "no temp or lock file left");
-  });
-});
-
-test("keygen caller adds to an existing file, keeping its callers, comments and mode", async () => {
-  await withDir(async (dir) => {
-    const out = join(dir, "callers.yaml");
-    await fsp.writeFile(out, EXISTING, { mode: 0o640 });
-    await fsp.chmod(out, 0o640);
-    const r = await keygen([
-      "caller",
-      "--id",
-      "ops",
-      "--accounts",
-      "*",
-      "--may-keygen",
-      "--out",
-      out,
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const text = await fsp.readFile(out, "utf8");
-    assert.ok(text.startsWith(EXISTING.trimEnd()), `the old text is kept as it was:\n${text}`);
-    assert.deepEqual(parseCallersFile(text), [
-      { id: "wallet-backend", tokenSha256: HASH, accounts: ["acct-1", "team-*"], mayKeygen: true },
-      { id: "ops", tokenSha256: hashToken(r.stdout.trim()), accounts: ["*"], mayKeygen: true },
-    ]);
-    assert.equal((await fsp.stat(out)).mode & 0o777, 0o640);
-    assert.deepEqual(await fsp.readdir(dir), ["callers.yaml"]);
-  });
-});
-
-test("keygen caller adds to an empty or comments-only file", async () => {
-  for (const before of ["", "# callers go here\n"]) {
-    await withDir(async (dir) => {
-      const out = join(dir, "callers.yaml");
-      await fsp.writeFile(out, before);
-      const r = await keygen(["caller", "--id", "app", "--accounts", "demo", "--out", out]);
-      assert.equal(r.code, 0, r.stderr);
-      const text = await fsp.readFile(out, "utf8");
-      assert.ok(text.startsWith(before), text);
-      assert.deepEqual(parseCallersFile(text).map((c) => c.id), ["app"]);
-    });
+test("keygen caller, age-identity and distributed moved: each names its new command, runs nothing", async () => {
+  const moved = {
+    caller: /use deno task admin callers add/,
+    "age-identity": /use deno task admin age-identity new/,
+    distributed: /use deno task client keygen --account ID/,
+  };
+  for (const [command, message] of Object.entries(moved)) {
+    const r = await keygen([command, "--out", "x"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, message);
+    assert.equal(r.stdout, "");
   }
-});
-
-const CALLER_HOSTILE: readonly {
-  readonly name: string;
-  readonly file?: string | "directory";
-  readonly args?: readonly string[];
-  readonly code: number;
-  readonly message: RegExp;
-}[] = [
-  {
-    name: "a caller id the file holds",
-    file: EXISTING,
-    args: ["--id", "wallet-backend"],
-    code: 1,
-    message: /expected a caller id that .* does not hold, got wallet-backend; nothing written/,
-  },
-  {
-    name: "a file that is not YAML",
-    file: "callers:\n  - id: [\n",
-    code: 1,
-    message: /not valid YAML; nothing written/,
-  },
-  {
-    name: "a file the service would refuse (a bad hash)",
-    file: "callers:\n  - { id: x, token_sha256: nothex, accounts: [a] }\n",
-    code: 1,
-    message: /callers\[0\] \(x\): token_sha256: expected 64 lowercase hex digits/,
-  },
-  {
-    name: "a file of another shape",
-    file: "users: []\n",
-    code: 1,
-    message: /expected exactly one key, callers/,
-  },
-  {
-    name: "a directory at --out",
-    file: "directory",
-    code: 1,
-    message: /cannot be read \(EISDIR\); nothing written/,
-  },
-  {
-    name: "a bad caller id",
-    args: ["--id", "no spaces"],
-    code: 2,
-    message: /--id \/ --accounts: id: expected 1 to 64 characters/,
-  },
-  {
-    name: "a bad account pattern",
-    args: ["--accounts", "a*b"],
-    code: 2,
-    message: /--id \/ --accounts: accounts: expected account ids/,
-  },
-  {
-    name: "no --out",
-    args: ["--out", ""],
-    code: 2,
-    message: /--id, --accounts and --out are required/,
-  },
-];
-
-for (const c of CALLER_HOSTILE) {
-  test(`keygen caller refuses ${c.name}: nothing written, no token printed`, async () => {
-    await withDir(async (dir) => {
-      const out = join(dir, "callers.yaml");
-      if (c.file === "directory") await fsp.mkdir(out);
-      else if (c.file !== undefined) await fsp.writeFile(out, c.file);
-      const before = c.file === "directory" ? null : await bytesOf(out);
-      const flags = new Map([["--id", "new-caller"], ["--accounts", "demo"], ["--out", out]]);
-      const extra = c.args ?? [];
-      for (let i = 0; i < extra.length; i += 2) flags.set(extra[i], extra[i + 1]);
-      const r = await keygen(["caller", ...[...flags].flat()]);
-      assert.equal(r.code, c.code, r.stderr);
-      assert.match(r.stderr, c.message);
-      assert.equal(r.stdout, "", "no token is printed");
-      if (c.file !== "directory") assert.deepEqual(await bytesOf(out), before, "file untouched");
-      const left = (await fsp.readdir(dir)).filter((n) => n !== "callers.yaml");
-      assert.deepEqual(left, [], "no temp or lock file left");
-    });
-  });
-}
-
-test("keygen caller runs at once on one file keep every caller (the file's lock)", async () => {
-  await withDir(async (dir) => {
-    const out = join(dir, "callers.yaml");
-    await fsp.writeFile(out, EXISTING);
-    const ids = ["c1", "c2", "c3", "c4"];
-    const runs = await Promise.all(
-      ids.map((id) => keygen(["caller", "--id", id, "--accounts", "demo", "--out", out])),
-    );
-    for (const r of runs) assert.equal(r.code, 0, r.stderr);
-    const callers = parseCallersFile(await fsp.readFile(out, "utf8"));
-    assert.deepEqual(callers.map((c) => c.id).sort(), ["c1", "c2", "c3", "c4", "wallet-backend"]);
-    for (const [i, id] of ids.entries()) {
-      const hash = callers.find((c) => c.id === id)!.tokenSha256;
-      assert.equal(hash, hashToken(runs[i].stdout.trim()), `${id}'s printed token`);
-    }
-  });
 });
 
 // ---------------------------------------------------------------------------------------------

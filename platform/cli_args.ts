@@ -270,7 +270,7 @@ export function parseCommandLine(
 }
 
 /**
- * The command of a program with commands (`keygen offline`, `service:admin callers add`) and
+ * The command of a program with commands (`keygen offline`, `admin callers add`) and
  * its command line: the command's words come first, then its flags and arguments. No command
  * prints the help (exit status 2; 0 when asked for with `--help`), an unknown one is refused
  * (2).
@@ -315,6 +315,37 @@ export function parseCommand(
     print,
   );
   return typeof args === "number" ? args : { command, args };
+}
+
+/**
+ * The one line an entry point prints for a failed command: `error: <name> (<code>): <message>`.
+ *
+ * @param e what the command threw.
+ * @returns the line, for standard error.
+ * @example
+ * ```ts
+ * import { describeFailure } from "./cli_args.ts";
+ * const e = Object.assign(new Error("gone"), { code: "not-found" });
+ * console.assert(describeFailure(e) === "error: Error (not-found): gone");
+ * ```
+ */
+export function describeFailure(e: unknown): string {
+  const err = e as Error & { code?: unknown };
+  const code = err?.code !== undefined ? ` (${String(err.code)})` : "";
+  return `error: ${err?.name ?? "Error"}${code}: ${err?.message ?? String(e)}`;
+}
+
+/**
+ * Prints a failed command ({@link describeFailure}) and returns its exit status: 2 for misuse
+ * (a `RangeError`: a missing or invalid flag value), 1 for anything else.
+ *
+ * @param e what the command threw.
+ * @param print where to print.
+ * @returns 2 or 1.
+ */
+export function failureStatus(e: unknown, print: Printer): number {
+  print.error(describeFailure(e));
+  return e instanceof RangeError ? 2 : 1;
 }
 
 /** The parts of a help text (see {@link formatHelp}). */

@@ -6,6 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   type CommandSpec,
+  failureStatus,
   formatHelp,
   parseArgs,
   parseCommand,
@@ -156,4 +157,14 @@ test("parseCommand finds a command of one or two words and parses the rest with 
   const wrongFlag = collector();
   assert.equal(parseCommand(["offline", "--id", "x"], commands, "USAGE", wrongFlag.print), 2);
   assert.match(wrongFlag.err[0], /unknown option --id/);
+});
+
+test("a failed command prints one error line; misuse (RangeError) exits 2, the rest 1", () => {
+  const a = collector();
+  assert.equal(failureStatus(new RangeError("--out is required"), a.print), 2);
+  assert.deepEqual(a.err, ["error: RangeError: --out is required"]);
+  const b = collector();
+  const e = Object.assign(new Error("no such account"), { name: "KeyStoreError", code: "x" });
+  assert.equal(failureStatus(e, b.print), 1);
+  assert.deepEqual(b.err, ["error: KeyStoreError (x): no such account"]);
 });
