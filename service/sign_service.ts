@@ -42,7 +42,9 @@ import {
 } from "../session/inputs.ts";
 import type { AccountStore, CrashHook } from "../session/lifecycle.ts";
 import { keygenAsParty, refreshAsParty, resumeAsParty, signAsParty } from "../session/party.ts";
+import type { PartyLifecycle } from "../session/party.ts";
 import type { GatewayClient } from "../transport/mod.ts";
+import { AccountLocks } from "./_account_locks.ts";
 
 /** The caller an authenticator recognised. */
 export interface Caller {
@@ -221,303 +223,313 @@ export function classify(e: unknown): {
  */
 export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof SignService> {
   const clock = deps.clock ?? Date.now;
-  const busy = new Set<string>(); // accounts with a keygen / refresh running
-  const signing = new Map<string, number>(); // accounts with signing sessions running
-  const life = {
-    promoteKeygen: true,
-    crashPoint: deps.crashPoint,
-    presignatures: deps.presignatures,
+  const s: Rpc = {
+    deps,
+    locks: new AccountLocks(),
+    life: { promoteKeygen: true, crashPoint: deps.crashPoint, presignatures: deps.presignatures },
   };
-  /** A key change excludes every other session of the account (docs/key-lifecycle.md). */
-  function exclusive(id: string): () => void {
-    if (busy.has(id) || (signing.get(id) ?? 0) > 0) {
-      throw new ConnectError(`account "${id}" is busy with another session; retry`, Code.Aborted);
-    }
-    busy.add(id);
-    return () => busy.delete(id);
+  const audited = <T>(ctx: HandlerContext, action: AuditRecord["action"], body: RpcBody<T>) =>
+    runAudited(deps, clock, ctx, action, body);
+  return {
+    health: () => health(deps),
+    listAccounts: (_req, ctx) => audited(ctx, "list_accounts", (c) => listAccounts(deps, c)),
+    getPublicKey: (req, ctx) => audited(ctx, "get_public_key", (c) => getPublicKey(deps, req, c)),
+    sign: (req, ctx) => audited(ctx, "sign", (c) => sign(s, req, c)),
+    keygen: (req, ctx) => audited(ctx, "keygen", (c) => keygen(s, req, c)),
+    refresh: (req, ctx) => audited(ctx, "refresh", (c) => refresh(s, req, c)),
+  };
+}
+
+type Impl = ServiceImpl<typeof SignService>;
+/** The request of an RPC. */
+type Req<M extends keyof Impl> = Parameters<Impl[M]>[0];
+/** The answer of an RPC. */
+type Answer<M extends keyof Impl> = Awaited<ReturnType<Impl[M]>>;
+
+/** What the RPC handlers share: the service's surroundings, the account locks, the lifecycle. */
+interface Rpc {
+  readonly deps: SignServiceDeps;
+  readonly locks: AccountLocks;
+  readonly life: PartyLifecycle;
+}
+
+/** One authenticated call: who makes it, its context, and where its audit fields go. */
+interface Call {
+  readonly caller: Caller;
+  readonly ctx: HandlerContext;
+  /** Adds fields to the call's audit record. */
+  readonly note: (f: Partial<AuditRecord>) => void;
+}
+
+/** The body of an audited call. */
+type RpcBody<T> = (call: Call) => Promise<T>;
+
+/**
+ * Runs one audited call: authenticate, rate limit, then `body`; audits the outcome and maps every
+ * failure to a ConnectError ({@link classify}).
+ */
+async function runAudited<T>(
+  deps: SignServiceDeps,
+  clock: () => number,
+  ctx: HandlerContext,
+  action: AuditRecord["action"],
+  body: RpcBody<T>,
+): Promise<T> {
+  const t0 = clock();
+  let caller: Caller | null = null;
+  let extra: Partial<AuditRecord> = { account: null };
+  const note = (f: Partial<AuditRecord>) => (extra = { ...extra, ...f });
+  try {
+    caller = deps.authenticate(ctx.requestHeader.get("authorization"));
+    // Every authenticated request takes from the caller's bucket, refused or not, so a flood
+    // of reads or of denied / invalid requests is limited like a flood of signatures.
+    deps.rateLimit(caller);
+    const out = await body({ caller, ctx, note });
+    await deps.audit({
+      caller: caller.id,
+      action,
+      account: extra.account ?? null,
+      ...extra,
+      outcome: "ok",
+      durationMs: clock() - t0,
+    });
+    return out;
+  } catch (e) {
+    const c = classify(e);
+    if (c.code === "internal") deps.logError?.(action, e);
+    await deps.audit({
+      caller: caller?.id ?? null,
+      action,
+      account: extra.account ?? null,
+      ...extra,
+      outcome: c.outcome,
+      errorCode: c.code,
+      ...(c.blame ? { blame: c.blame } : {}),
+      durationMs: clock() - t0,
+    });
+    throw c.error;
   }
-  function shared(id: string): () => void {
-    if (busy.has(id)) {
+}
+
+/**
+ * Runs a protocol session under the service's limits: refused while draining, one of the
+ * caller's session slots, and the account's lock (`lock` returns its release); both are released
+ * when the session ends.
+ */
+async function underLimits<T>(
+  s: Rpc,
+  caller: Caller,
+  lock: () => () => void,
+  session: () => Promise<T>,
+): Promise<T> {
+  notDraining(s.deps);
+  const release = s.deps.acquireSession(caller);
+  let unlock: () => void;
+  try {
+    unlock = lock();
+  } catch (e) {
+    release();
+    throw e;
+  }
+  try {
+    return await session();
+  } finally {
+    unlock();
+    release();
+  }
+}
+
+/** The account named by a request, checked, audited and authorized for `action`. */
+function authorizedAccount(deps: SignServiceDeps, call: Call, accountId: string, action: Action) {
+  const id = arg(() => parseAccountId(accountId));
+  call.note({ account: id });
+  deps.authorize(call.caller, id, action);
+  return id;
+}
+
+function account(deps: SignServiceDeps, id: string): AccountEntry {
+  const entry = deps.accounts.get(id);
+  if (!entry) throw new ConnectError(`account "${id}" not found`, Code.NotFound);
+  return entry;
+}
+
+function notDraining(deps: SignServiceDeps): void {
+  if (deps.draining?.()) {
+    throw new ConnectError("the service is shutting down", Code.Unavailable);
+  }
+}
+
+function sessionOptions(deps: SignServiceDeps, ctx: HandlerContext, room: string) {
+  return {
+    gateway: deps.gateway,
+    room,
+    signal: ctx.signal,
+    roundTimeoutMs: deps.roundTimeoutMs,
+    handshakeTimeoutMs: deps.handshakeTimeoutMs,
+  };
+}
+
+/** A public key in compressed SEC1 hex. */
+function pointHex(X: { toBytes(compressed: boolean): Uint8Array }): string {
+  return toHex(X.toBytes(true));
+}
+
+function health(deps: SignServiceDeps): Answer<"health"> {
+  const serving = !deps.draining?.();
+  return {
+    status: serving ? "serving" : "not_serving",
+    partyIndex: deps.partyIndex,
+    accounts: deps.accounts.ids().length,
+    version: deps.version,
+  };
+}
+
+function listAccounts(deps: SignServiceDeps, call: Call): Promise<Answer<"listAccounts">> {
+  const accounts = deps.accounts.ids().sort().flatMap((id) => {
+    try {
+      deps.authorize(call.caller, id, "read");
+    } catch {
+      return [];
+    }
+    const X = account(deps, id).keyShare.publicKey;
+    return [{ accountId: id, publicKey: pointHex(X), address: ethereumAddress(X) }];
+  });
+  return Promise.resolve({ accounts });
+}
+
+function getPublicKey(
+  deps: SignServiceDeps,
+  req: Req<"getPublicKey">,
+  call: Call,
+): Promise<Answer<"getPublicKey">> {
+  const id = authorizedAccount(deps, call, req.accountId, "read");
+  const path = arg(() => parseDerivationPath(req.derivationPath));
+  call.note({ path: formatPath(path) });
+  const share = account(deps, id).keyShare;
+  const X = deriveShift(share.publicKey, share.chainCode, path).childPublicKey;
+  return Promise.resolve({
+    publicKey: pointHex(X),
+    address: ethereumAddress(X),
+    derivationPath: formatPath(path),
+  });
+}
+
+async function sign(s: Rpc, req: Req<"sign">, call: Call): Promise<Answer<"sign">> {
+  const { deps } = s;
+  const id = authorizedAccount(deps, call, req.accountId, "sign");
+  const digest = arg(() => parseDigest(req.digest));
+  const path = arg(() => parseDerivationPath(req.derivationPath));
+  const room = arg(() => parseRoomId(req.roomId));
+  call.note({ digest: toHex(digest), path: formatPath(path) });
+  account(deps, id);
+  return await underLimits(s, call.caller, () => s.locks.shared(id), async () => {
+    const r = await signAsParty(
+      deps.accounts,
+      { accountId: id, digest, path },
+      sessionOptions(deps, call.ctx, room),
+      deps.presignatures,
+      s.life,
+    );
+    call.note({ sessionId: r.sessionId });
+    const sig = r.signature;
+    return {
+      signature: {
+        r: sig.compact.slice(0, 64),
+        s: sig.compact.slice(64),
+        recoveryId: sig.recoveryId,
+        der: sig.der,
+        compact: sig.compact,
+      },
+      publicKey: pointHex(r.publicKey),
+      sessionId: r.sessionId,
+    };
+  });
+}
+
+async function keygen(s: Rpc, req: Req<"keygen">, call: Call): Promise<Answer<"keygen">> {
+  const { deps } = s;
+  const id = authorizedAccount(deps, call, req.accountId, "keygen");
+  const room = arg(() => parseRoomId(req.roomId));
+  const clientKey = arg(() => parseIdentityKey(req.clientIdentityKey, "client_identity_key"));
+  const clientIndex = deps.partyIndex === 0 ? 1 : 0;
+  const rec = await deps.accounts.record(id);
+  if (req.resume) {
+    // Only the client that made the interrupted key generation can finish it.
+    const pinnedKey = rec?.identity?.publicKeys[clientIndex];
+    if (!pinnedKey || toHex(pinnedKey) !== toHex(clientKey)) {
       throw new ConnectError(
-        `account "${id}" is being changed (keygen or refresh); retry`,
-        Code.Aborted,
+        `account "${id}": no key generation with this client identity to resume; ` +
+          "discard the local pending share and run keygen again",
+        Code.NotFound,
       );
     }
-    signing.set(id, (signing.get(id) ?? 0) + 1);
-    return () => {
-      const k = (signing.get(id) ?? 1) - 1;
-      if (k === 0) signing.delete(id);
-      else signing.set(id, k);
-    };
+  } else if (deps.accounts.get(id)) {
+    throw new ConnectError(`account "${id}" exists already`, Code.AlreadyExists);
   }
-
-  /** Runs one audited call: authenticate, then `body`; maps and audits every failure. */
-  async function call<T>(
-    ctx: HandlerContext,
-    action: AuditRecord["action"],
-    body: (caller: Caller, note: (f: Partial<AuditRecord>) => void) => Promise<T>,
-  ): Promise<T> {
-    const t0 = clock();
-    let caller: Caller | null = null;
-    let extra: Partial<AuditRecord> = { account: null };
-    const note = (f: Partial<AuditRecord>) => (extra = { ...extra, ...f });
+  const lock = () => {
     try {
-      caller = deps.authenticate(ctx.requestHeader.get("authorization"));
-      // Every authenticated request takes from the caller's bucket, refused or not, so a flood
-      // of reads or of denied / invalid requests is limited like a flood of signatures.
-      deps.rateLimit(caller);
-      const out = await body(caller, note);
-      await deps.audit({
-        caller: caller.id,
-        action,
-        account: extra.account ?? null,
-        ...extra,
-        outcome: "ok",
-        durationMs: clock() - t0,
-      });
-      return out;
+      return s.locks.exclusive(id);
     } catch (e) {
-      const c = classify(e);
-      if (c.code === "internal") deps.logError?.(action, e);
-      await deps.audit({
-        caller: caller?.id ?? null,
-        action,
-        account: extra.account ?? null,
-        ...extra,
-        outcome: c.outcome,
-        errorCode: c.code,
-        ...(c.blame ? { blame: c.blame } : {}),
-        durationMs: clock() - t0,
-      });
-      throw c.error;
+      throw new ConnectError(
+        `account "${id}" exists already or is being made`,
+        Code.AlreadyExists,
+        undefined,
+        undefined,
+        e,
+      );
     }
-  }
-
-  function account(id: string): AccountEntry {
-    const entry = deps.accounts.get(id);
-    if (!entry) throw new ConnectError(`account "${id}" not found`, Code.NotFound);
-    return entry;
-  }
-
-  function notDraining(): void {
-    if (deps.draining?.()) {
-      throw new ConnectError("the service is shutting down", Code.Unavailable);
-    }
-  }
-
-  function sessionOptions(ctx: HandlerContext, room: string) {
-    return {
-      gateway: deps.gateway,
-      room,
-      signal: ctx.signal,
-      roundTimeoutMs: deps.roundTimeoutMs,
-      handshakeTimeoutMs: deps.handshakeTimeoutMs,
-    };
-  }
-
-  return {
-    health() {
-      const serving = !deps.draining?.();
-      return {
-        status: serving ? "serving" : "not_serving",
-        partyIndex: deps.partyIndex,
-        accounts: deps.accounts.ids().length,
-        version: deps.version,
-      };
-    },
-
-    listAccounts(_req, ctx) {
-      return call(ctx, "list_accounts", (caller) => {
-        const accounts = deps.accounts.ids().sort().flatMap((id) => {
-          try {
-            deps.authorize(caller, id, "read");
-          } catch {
-            return [];
-          }
-          const X = account(id).keyShare.publicKey;
-          return [{
-            accountId: id,
-            publicKey: toHex(X.toBytes(true)),
-            address: ethereumAddress(X),
-          }];
-        });
-        return Promise.resolve({ accounts });
-      });
-    },
-
-    getPublicKey(req, ctx) {
-      return call(ctx, "get_public_key", (caller, note) => {
-        const id = arg(() => parseAccountId(req.accountId));
-        note({ account: id });
-        deps.authorize(caller, id, "read");
-        const path = arg(() => parseDerivationPath(req.derivationPath));
-        note({ path: formatPath(path) });
-        const share = account(id).keyShare;
-        const X = deriveShift(share.publicKey, share.chainCode, path).childPublicKey;
-        return Promise.resolve({
-          publicKey: toHex(X.toBytes(true)),
-          address: ethereumAddress(X),
-          derivationPath: formatPath(path),
-        });
-      });
-    },
-
-    sign(req, ctx) {
-      return call(ctx, "sign", async (caller, note) => {
-        const id = arg(() => parseAccountId(req.accountId));
-        note({ account: id });
-        deps.authorize(caller, id, "sign");
-        const digest = arg(() => parseDigest(req.digest));
-        const path = arg(() => parseDerivationPath(req.derivationPath));
-        const room = arg(() => parseRoomId(req.roomId));
-        note({ digest: toHex(digest), path: formatPath(path) });
-        account(id);
-        notDraining();
-        const release = deps.acquireSession(caller);
-        const unshare = (() => {
-          try {
-            return shared(id);
-          } catch (e) {
-            release();
-            throw e;
-          }
-        })();
-        try {
-          const r = await signAsParty(
-            deps.accounts,
-            { accountId: id, digest, path },
-            sessionOptions(ctx, room),
-            deps.presignatures,
-            life,
-          );
-          note({ sessionId: r.sessionId });
-          const sig = r.signature;
-          return {
-            signature: {
-              r: sig.compact.slice(0, 64),
-              s: sig.compact.slice(64),
-              recoveryId: sig.recoveryId,
-              der: sig.der,
-              compact: sig.compact,
-            },
-            publicKey: toHex(r.publicKey.toBytes(true)),
-            sessionId: r.sessionId,
-          };
-        } finally {
-          unshare();
-          release();
-        }
-      });
-    },
-
-    keygen(req, ctx) {
-      return call(ctx, "keygen", async (caller, note) => {
-        const id = arg(() => parseAccountId(req.accountId));
-        note({ account: id });
-        deps.authorize(caller, id, "keygen");
-        const room = arg(() => parseRoomId(req.roomId));
-        const clientKey = arg(() => parseIdentityKey(req.clientIdentityKey, "client_identity_key"));
-        const clientIndex = deps.partyIndex === 0 ? 1 : 0;
-        const rec = await deps.accounts.record(id);
-        if (req.resume) {
-          // Only the client that made the interrupted key generation can finish it.
-          const pinnedKey = rec?.identity?.publicKeys[clientIndex];
-          if (!pinnedKey || toHex(pinnedKey) !== toHex(clientKey)) {
-            throw new ConnectError(
-              `account "${id}": no key generation with this client identity to resume; ` +
-                "discard the local pending share and run keygen again",
-              Code.NotFound,
-            );
-          }
-        } else if (deps.accounts.get(id)) {
-          throw new ConnectError(`account "${id}" exists already`, Code.AlreadyExists);
-        }
-        notDraining();
-        const release = deps.acquireSession(caller);
-        let unlock: () => void;
-        try {
-          unlock = exclusive(id);
-        } catch (e) {
-          release();
-          throw new ConnectError(
-            `account "${id}" exists already or is being made`,
-            Code.AlreadyExists,
-            undefined,
-            undefined,
-            e,
-          );
-        }
-        try {
-          if (req.resume) {
-            const r = await resumeAsParty(deps.accounts, id, sessionOptions(ctx, room), life);
-            note({ sessionId: r.sessionId });
-            return {
-              accountId: id,
-              publicKey: toHex(r.entry.keyShare.publicKey.toBytes(true)),
-              serviceIdentityKey: toHex(r.entry.identity!.publicKeys[deps.partyIndex]),
-              sessionId: r.sessionId,
-            };
-          }
-          const primes = await deps.generatePrimes();
-          const identitySecret = globalThis.crypto.getRandomValues(new Uint8Array(32));
-          const peers: (Uint8Array | null)[] = new Array(deps.parties).fill(null);
-          peers[clientIndex] = clientKey;
-          const r = await keygenAsParty(
-            deps.accounts,
-            { accountId: id, i: deps.partyIndex, n: deps.parties, identitySecret, peers, primes },
-            sessionOptions(ctx, room),
-            life,
-          );
-          note({ sessionId: r.sessionId });
-          const own = r.entry.identity!.publicKeys[deps.partyIndex];
-          return {
-            accountId: id,
-            publicKey: toHex(r.entry.keyShare.publicKey.toBytes(true)),
-            serviceIdentityKey: toHex(own),
-            sessionId: r.sessionId,
-          };
-        } finally {
-          unlock();
-          release();
-        }
-      });
-    },
-
-    refresh(req, ctx) {
-      return call(ctx, "refresh", async (caller, note) => {
-        const id = arg(() => parseAccountId(req.accountId));
-        note({ account: id });
-        deps.authorize(caller, id, "refresh");
-        const room = arg(() => parseRoomId(req.roomId));
-        account(id);
-        notDraining();
-        const release = deps.acquireSession(caller);
-        let unlock: () => void;
-        try {
-          unlock = exclusive(id);
-        } catch (e) {
-          release();
-          throw e;
-        }
-        try {
-          const primes = await deps.generatePrimes();
-          const r = await refreshAsParty(
-            deps.accounts,
-            { accountId: id, primes },
-            sessionOptions(ctx, room),
-            life,
-          );
-          note({ sessionId: r.sessionId });
-          return {
-            accountId: id,
-            publicKey: toHex(r.entry.keyShare.publicKey.toBytes(true)),
-            sessionId: r.sessionId,
-          };
-        } finally {
-          unlock();
-          release();
-        }
-      });
-    },
   };
+  return await underLimits(s, call.caller, lock, async () => {
+    const opts = sessionOptions(deps, call.ctx, room);
+    if (req.resume) {
+      const r = await resumeAsParty(deps.accounts, id, opts, s.life);
+      call.note({ sessionId: r.sessionId });
+      return {
+        accountId: id,
+        publicKey: pointHex(r.entry.keyShare.publicKey),
+        serviceIdentityKey: toHex(r.entry.identity!.publicKeys[deps.partyIndex]),
+        sessionId: r.sessionId,
+      };
+    }
+    const primes = await deps.generatePrimes();
+    const identitySecret = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    const peers: (Uint8Array | null)[] = new Array(deps.parties).fill(null);
+    peers[clientIndex] = clientKey;
+    const r = await keygenAsParty(
+      deps.accounts,
+      { accountId: id, i: deps.partyIndex, n: deps.parties, identitySecret, peers, primes },
+      opts,
+      s.life,
+    );
+    call.note({ sessionId: r.sessionId });
+    const own = r.entry.identity!.publicKeys[deps.partyIndex];
+    return {
+      accountId: id,
+      publicKey: pointHex(r.entry.keyShare.publicKey),
+      serviceIdentityKey: toHex(own),
+      sessionId: r.sessionId,
+    };
+  });
+}
+
+async function refresh(s: Rpc, req: Req<"refresh">, call: Call): Promise<Answer<"refresh">> {
+  const { deps } = s;
+  const id = authorizedAccount(deps, call, req.accountId, "refresh");
+  const room = arg(() => parseRoomId(req.roomId));
+  account(deps, id);
+  return await underLimits(s, call.caller, () => s.locks.exclusive(id), async () => {
+    const primes = await deps.generatePrimes();
+    const r = await refreshAsParty(
+      deps.accounts,
+      { accountId: id, primes },
+      sessionOptions(deps, call.ctx, room),
+      s.life,
+    );
+    call.note({ sessionId: r.sessionId });
+    return {
+      accountId: id,
+      publicKey: pointHex(r.entry.keyShare.publicKey),
+      sessionId: r.sessionId,
+    };
+  });
 }
