@@ -1,0 +1,273 @@
+/**
+ * `deno task enclave:build`: bundles the boot program, builds the root filesystem and the two
+ * ramdisks, writes the EIF and prints PCR0, PCR1 and PCR2. Two builds of the same commit with the
+ * same deno binary, host libraries and blobs give byte-identical images.
+ *
+ * The kernel, AWS's init and nsm.ko come with nitro-cli on an AWS host
+ * (`/usr/share/nitro_enclaves/blobs/{bzImage,cmdline,init,nsm.ko}`): pass `--blobs DIR` (or
+ * `--kernel`, `--cmdline-file`, `--init`, `--nsm-ko`). Without them the build uses clearly
+ * labelled PLACEHOLDER blobs: that image does not boot, its PCR0 and PCR1 are those of the
+ * placeholder image, while its PCR2 (the customer ramdisk: our root filesystem) is the one the
+ * same build with real blobs gets.
+ *
+ * Usage: deno task enclave:build [--entry enclave/boot.ts] [--out dist/enclave/wallet-mpc.eif]
+ *   [--blobs DIR | --kernel F --cmdline-file F --init F --nsm-ko F] [--rootfs-dir DIR]
+ *   [--kms-region REGION]... [--deno-binary F] [--deno-flag FLAG]... [--json]
+ * @module
+ */
+
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { eifMetadata, type Pcrs, writeEif } from "./eif.ts";
+import {
+  bootstrapRamdisk,
+  bundleEntry,
+  collectRootfs,
+  customerRamdisk,
+  enclaveCommand,
+  materializeRootfs,
+} from "./rootfs.ts";
+
+/** The blobs nitro-cli ships, as bytes. */
+export interface Blobs {
+  kernel: Uint8Array;
+  cmdline: string;
+  init: Uint8Array;
+  nsmKo: Uint8Array;
+  /** True for the built-in placeholders. */
+  placeholder: boolean;
+}
+
+/** Flags given to `deno run` in the enclave (the boot program needs vsock, FFI, net, env). */
+export const DEFAULT_DENO_FLAGS = ["--allow-all", "--unstable-vsock"] as const;
+
+/**
+ * Not-bootable stand-ins for nitro-cli's blobs, so the image builds on a machine without
+ * nitro-cli. Their text says what they are; an EIF made with them must never be deployed.
+ */
+export function placeholderBlobs(): Blobs {
+  const label = (what: string, real: string) =>
+    new TextEncoder().encode(
+      `WALLET-MPC PLACEHOLDER ${what}: NOT BOOTABLE. Build on an AWS host with ` +
+        `--blobs /usr/share/nitro_enclaves/blobs (nitro-cli's ${real}).\n`,
+    );
+  return {
+    kernel: label("KERNEL", "bzImage"),
+    cmdline: "wallet-mpc-placeholder-cmdline console=ttyS0",
+    init: label("INIT", "init"),
+    nsmKo: label("NSM DRIVER", "nsm.ko"),
+    placeholder: true,
+  };
+}
+
+/** Reads nitro-cli's blobs; any file not given comes from `dir`. */
+export function readBlobs(
+  paths: { dir?: string; kernel?: string; cmdline?: string; init?: string; nsmKo?: string },
+): Blobs {
+  const pick = (given: string | undefined, name: string) => {
+    const p = given ?? (paths.dir ? join(paths.dir, name) : undefined);
+    if (!p) throw new Error(`enclave image: no ${name}: pass --blobs DIR or its own flag`);
+    return new Uint8Array(readFileSync(p));
+  };
+  return {
+    kernel: pick(paths.kernel, "bzImage"),
+    // The cmdline file ends with a newline that is not part of the command line.
+    cmdline: new TextDecoder().decode(pick(paths.cmdline, "cmdline")).trim(),
+    init: pick(paths.init, "init"),
+    nsmKo: pick(paths.nsmKo, "nsm.ko"),
+    placeholder: false,
+  };
+}
+
+/** Options of {@linkcode buildEnclaveImage}. */
+export interface BuildOptions {
+  /** Entry module bundled as /app/boot.js. */
+  entry: string;
+  blobs: Blobs;
+  denoBinary: string;
+  denoFlags?: readonly string[];
+  /** Regions whose KMS endpoint resolves to 127.0.0.1 (the in-enclave vsock forwarder). */
+  kmsRegions?: readonly string[];
+  /** Also write the root filesystem tree here (chroot smoke test, Dockerfile path). */
+  rootfsDir?: string;
+  /** BuildTime of the metadata section (not measured); default: the HEAD commit's time. */
+  buildTime?: string;
+}
+
+/** What a build produced. */
+export interface BuildResult {
+  eif: Uint8Array;
+  pcrs: Pcrs;
+  sizes: {
+    eif: number;
+    kernel: number;
+    bootstrapRamdisk: number;
+    customerRamdisk: number;
+    bundle: number;
+  };
+  placeholder: boolean;
+}
+
+function headCommitTime(): string {
+  const epoch = (globalThis as { process?: { env: Record<string, string | undefined> } }).process
+    ?.env
+    .SOURCE_DATE_EPOCH;
+  if (epoch && /^\d+$/.test(epoch)) return new Date(Number(epoch) * 1000).toISOString();
+  try {
+    const t = execFileSync("git", ["log", "-1", "--format=%ct"], { encoding: "utf8" }).trim();
+    return new Date(Number(t) * 1000).toISOString();
+  } catch {
+    return new Date(0).toISOString();
+  }
+}
+
+/**
+ * Builds the EIF in memory.
+ * @param opts entry, blobs, deno binary, options
+ * @returns the image, its PCRs and sizes
+ */
+export function buildEnclaveImage(opts: BuildOptions): BuildResult {
+  const work = mkdtempSync(join(tmpdir(), "enclave-build-"));
+  try {
+    const bundle = bundleEntry(opts.entry, opts.denoBinary, join(work, "boot.js"));
+    const tree = collectRootfs({
+      denoBinary: opts.denoBinary,
+      bundle,
+      loopbackHosts: (opts.kmsRegions ?? []).map((r) => `kms.${r}.amazonaws.com`),
+    });
+    if (opts.rootfsDir) materializeRootfs(tree, opts.rootfsDir);
+    const bootstrap = bootstrapRamdisk(opts.blobs.init, opts.blobs.nsmKo);
+    const customer = customerRamdisk(tree, enclaveCommand(opts.denoFlags ?? DEFAULT_DENO_FLAGS));
+    const metadata = eifMetadata({
+      imageName: "wallet-mpc-enclave",
+      imageVersion: createHash("sha256").update(customer).digest("hex").slice(0, 16),
+      buildTime: opts.buildTime ?? headCommitTime(),
+      buildTool: "wallet-mpc enclave/image/build.ts",
+      buildToolVersion: "1",
+      kernelVersion: opts.blobs.placeholder ? "placeholder" : "nitro-cli blobs",
+      custom: { placeholderBlobs: opts.blobs.placeholder },
+    });
+    const { eif, pcrs } = writeEif({
+      kernel: opts.blobs.kernel,
+      cmdline: opts.blobs.cmdline,
+      ramdisks: [bootstrap, customer],
+      metadata,
+    });
+    return {
+      eif,
+      pcrs,
+      sizes: {
+        eif: eif.length,
+        kernel: opts.blobs.kernel.length,
+        bootstrapRamdisk: bootstrap.length,
+        customerRamdisk: customer.length,
+        bundle: bundle.length,
+      },
+      placeholder: opts.blobs.placeholder,
+    };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** The running deno executable (Deno), else the npm package's binary (Node). */
+export function defaultDenoBinary(): string {
+  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  return deno
+    ? deno.execPath()
+    : resolve(dirname(new URL(import.meta.url).pathname), "../../node_modules/deno/deno");
+}
+
+function parseArgs(argv: readonly string[]) {
+  const o: Record<string, string[]> = {};
+  const flags = new Set(["json"]);
+  const known = new Set([
+    "entry",
+    "out",
+    "blobs",
+    "kernel",
+    "cmdline-file",
+    "init",
+    "nsm-ko",
+    "rootfs-dir",
+    "kms-region",
+    "deno-binary",
+    "deno-flag",
+    "json",
+  ]);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const m = a.match(/^--([a-z-]+)(?:=(.*))?$/);
+    if (!m || !known.has(m[1])) throw new Error(`enclave:build: unknown argument ${a}`);
+    const value = flags.has(m[1]) ? "true" : m[2] ?? argv[++i];
+    if (value === undefined) throw new Error(`enclave:build: --${m[1]} needs a value`);
+    (o[m[1]] ??= []).push(value);
+  }
+  return o;
+}
+
+function main(argv: readonly string[]): void {
+  const a = parseArgs(argv);
+  const one = (k: string) => a[k]?.at(-1);
+  const anyBlob = ["blobs", "kernel", "cmdline-file", "init", "nsm-ko"].some((k) => a[k]);
+  const blobs = anyBlob
+    ? readBlobs({
+      dir: one("blobs"),
+      kernel: one("kernel"),
+      cmdline: one("cmdline-file"),
+      init: one("init"),
+      nsmKo: one("nsm-ko"),
+    })
+    : placeholderBlobs();
+  const out = one("out") ?? "dist/enclave/wallet-mpc.eif";
+  const started = performance.now();
+  const r = buildEnclaveImage({
+    entry: one("entry") ?? "enclave/boot.ts",
+    blobs,
+    denoBinary: one("deno-binary") ?? defaultDenoBinary(),
+    ...(a["deno-flag"] ? { denoFlags: a["deno-flag"] } : {}),
+    kmsRegions: a["kms-region"] ?? [],
+    ...(one("rootfs-dir") ? { rootfsDir: one("rootfs-dir") } : {}),
+  });
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, r.eif);
+  const summary = {
+    eif: out,
+    sha384: createHash("sha384").update(r.eif).digest("hex"),
+    PCR0: r.pcrs.pcr0,
+    PCR1: r.pcrs.pcr1,
+    PCR2: r.pcrs.pcr2,
+    sizes: r.sizes,
+    placeholderBlobs: r.placeholder,
+    seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+  };
+  writeFileSync(out.replace(/\.eif$/, "") + ".pcrs.json", JSON.stringify(summary, null, 2) + "\n");
+  if (a.json) {
+    console.log(JSON.stringify(summary));
+    return;
+  }
+  if (r.placeholder) {
+    console.error(
+      "WARNING: PLACEHOLDER kernel/cmdline/init/nsm.ko (no --blobs): this EIF does NOT boot. PCR0 and PCR1\n" +
+        "are those of the placeholder image; PCR2 (the root filesystem) is the real one for this build.\n" +
+        "On an AWS host: deno task enclave:build --blobs /usr/share/nitro_enclaves/blobs",
+    );
+  }
+  console.log(`EIF  ${out} (${r.sizes.eif} bytes, ${summary.seconds} s)`);
+  console.log(`PCR0 ${r.pcrs.pcr0}`);
+  console.log(`PCR1 ${r.pcrs.pcr1}`);
+  console.log(`PCR2 ${r.pcrs.pcr2}`);
+}
+
+if (import.meta.main) {
+  const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? [];
+  try {
+    main(argv);
+  } catch (e) {
+    console.error(String((e as Error).message ?? e));
+    (globalThis as { Deno?: { exit(c: number): never } }).Deno?.exit(1);
+  }
+}

@@ -1,0 +1,209 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readCpio } from "./cpio.ts";
+import { measureEif, readEif, SECTION } from "./eif.ts";
+import { buildEnclaveImage, defaultDenoBinary, placeholderBlobs } from "./build.ts";
+import {
+  bootstrapRamdisk,
+  collectRootfs,
+  customerRamdisk,
+  enclaveCommand,
+  materializeRootfs,
+  parseLdd,
+  ROOTFS_BUNDLE,
+  ROOTFS_DENO,
+} from "./rootfs.ts";
+
+const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+const text = (s: string) => new TextEncoder().encode(s);
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+const SELFTEST = new URL("./selftest.ts", import.meta.url).pathname;
+
+test("parseLdd keeps the library paths and the loader, skips the vDSO, refuses a missing library", () => {
+  const out = [
+    "\tlinux-vdso.so.1 (0x00007ffd2b1f4000)",
+    "\tlibdl.so.2 => /lib/x86_64-linux-gnu/libdl.so.2 (0x00007f2c0a8c1000)",
+    "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f2c04800000)",
+    "\t/lib64/ld-linux-x86-64.so.2 (0x00007f2c0a8d9000)",
+    "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f2c04800000)",
+  ].join("\n");
+  assert.deepEqual(parseLdd(out), [
+    "/lib/x86_64-linux-gnu/libc.so.6",
+    "/lib/x86_64-linux-gnu/libdl.so.2",
+    "/lib64/ld-linux-x86-64.so.2",
+  ]);
+  assert.throws(() => parseLdd("\tlibfoo.so.1 => not found"), SyntaxError);
+  assert.throws(() => parseLdd("something else"), SyntaxError);
+  assert.deepEqual(parseLdd("\tstatically linked"), []);
+});
+
+test("the root filesystem and the two ramdisks have the layout AWS's init expects", () => {
+  const dir = mkdtempSync(join(tmpdir(), "rootfs-unit-"));
+  try {
+    const deno = join(dir, "deno");
+    const lib = join(dir, "libc.so.6");
+    const ca = join(dir, "ca.pem");
+    writeFileSync(deno, "fake deno");
+    writeFileSync(lib, "fake libc");
+    writeFileSync(ca, "-----BEGIN CERTIFICATE-----\n");
+    const tree = collectRootfs({
+      denoBinary: deno,
+      bundle: text("console.log(1)"),
+      libraries: [lib],
+      caBundle: ca,
+      loopbackHosts: ["kms.eu-west-1.amazonaws.com"],
+    });
+    const byPath = new Map(tree.map((e) => [e.path, e]));
+    const file = (p: string) => {
+      const e = byPath.get(p);
+      assert.ok(e?.type === "file", p);
+      return e;
+    };
+    assert.equal(file(ROOTFS_DENO).mode, 0o755);
+    assert.equal(decode(file(ROOTFS_BUNDLE).data), "console.log(1)");
+    assert.equal(decode(file(lib.slice(1)).data), "fake libc");
+    assert.match(decode(file("etc/hosts").data), /^127\.0\.0\.1\tkms\.eu-west-1\.amazonaws\.com$/m);
+    assert.equal(decode(file("etc/nsswitch.conf").data), "hosts: files dns\n");
+    assert.equal(file("etc/ssl/certs/ca-certificates.crt").mode, 0o644);
+    for (const d of ["dev", "proc", "run", "sys", "tmp", "var"]) {
+      assert.equal(byPath.get(d)?.type, "dir", d);
+    }
+    const command = enclaveCommand(["--allow-all"]);
+    assert.deepEqual(command.cmd, [
+      "/bin/deno",
+      "run",
+      "--no-remote",
+      "--no-prompt",
+      "--allow-all",
+      "/app/boot.js",
+    ]);
+    const customer = readCpio(customerRamdisk(tree, command));
+    const paths = customer.map((e) => e.path);
+    assert.ok(paths.includes("rootfs/bin/deno") && paths.includes("rootfs/app/boot.js"));
+    assert.ok(
+      paths.every((p) => p === "cmd" || p === "env" || p === "rootfs" || p.startsWith("rootfs/")),
+    );
+    const cmd = customer.find((e) => e.path === "cmd");
+    assert.ok(cmd?.type === "file");
+    assert.equal(decode(cmd.data), command.cmd.join("\n") + "\n");
+    assert.throws(() => customerRamdisk(tree, { cmd: ["a\nb"], env: [] }), RangeError);
+    assert.deepEqual(readCpio(bootstrapRamdisk(text("init"), text("nsm"))).map((e) => e.path), [
+      "dev",
+      "init",
+      "nsm.ko",
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test(
+  "two builds give the same EIF and PCRs, and the built tree runs deno's self-test under unshare --net + chroot",
+  { skip: isDeno ? false : "the image build and smoke test run under Deno only (Node: skipped)" },
+  () => {
+    const denoBinary = defaultDenoBinary();
+    const dir = mkdtempSync(join(tmpdir(), "rootfs-smoke-"));
+    try {
+      const opts = {
+        entry: SELFTEST,
+        blobs: placeholderBlobs(),
+        denoBinary,
+        buildTime: "2026-01-01T00:00:00.000Z",
+      };
+      const a = buildEnclaveImage({ ...opts, rootfsDir: join(dir, "rootfs") });
+      const b = buildEnclaveImage(opts);
+      assert.equal(a.eif.length, b.eif.length);
+      assert.ok(a.eif.every((x, i) => x === b.eif[i]), "the two builds differ");
+      assert.deepEqual(a.pcrs, b.pcrs);
+      const image = readEif(a.eif);
+      assert.deepEqual(measureEif(image), a.pcrs);
+      assert.deepEqual(image.sections.map((s) => s.type), [
+        SECTION.kernel,
+        SECTION.cmdline,
+        SECTION.metadata,
+        SECTION.ramdisk,
+        SECTION.ramdisk,
+      ]);
+      assert.match(decode(image.sections[0].data), /PLACEHOLDER KERNEL: NOT BOOTABLE/);
+      // The metadata is not measured: another build time, same PCRs.
+      const c = buildEnclaveImage({ ...opts, buildTime: "2027-01-01T00:00:00.000Z" });
+      assert.deepEqual(c.pcrs, a.pcrs);
+
+      if (!isRoot) {
+        console.warn(
+          "SKIP (loud): the chroot smoke test needs root (unshare --net, chroot); it did not run",
+        );
+        return;
+      }
+      // As AWS's init does: /proc mounted, no network, chroot into the tree, the cmd line run.
+      const { cmd, env } = enclaveCommand(["--allow-all"]);
+      const r = spawnSync(
+        which("unshare"),
+        [
+          "--net",
+          "--pid",
+          "--mount",
+          "--fork",
+          `--mount-proc=${join(dir, "rootfs/proc")}`,
+          which("chroot"),
+          join(dir, "rootfs"),
+          ...cmd,
+        ],
+        {
+          env: Object.fromEntries(env.map((l) => l.split("=", 2))),
+          encoding: "utf8",
+          timeout: 60_000,
+        },
+      );
+      assert.equal(r.status, 0, `self-test failed: ${r.stderr}`);
+      const result = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+      assert.equal(
+        result.deno,
+        (globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno,
+      );
+      assert.equal(result.ffi, "ok");
+      assert.equal(result.crypto, "ok");
+      assert.ok(result.caCertificates > 10);
+      assert.equal(result.hosts, true);
+      assert.match(result.network, /^unreachable/);
+      // The tree has nothing but what the builder put there: no shell, no ldd, no package manager.
+      const ls = spawnSync("find", [join(dir, "rootfs"), "-type", "f"], { encoding: "utf8" });
+      const files = ls.stdout.trim().split("\n").map((p) => p.slice(join(dir, "rootfs").length));
+      assert.ok(!files.some((f) => /\/(sh|bash|busybox|apt)$/.test(f)), files.join(" "));
+    } finally {
+      spawnSync("umount", [join(dir, "rootfs/proc")]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+/** Absolute path of a host tool (the child's PATH is the enclave's, /bin only). */
+function which(tool: string): string {
+  const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+  const found = dirs.map((d) => join(d, tool)).find((p) =>
+    spawnSync("test", ["-x", p]).status === 0
+  );
+  if (!found) throw new Error(`${tool} not found`);
+  return found;
+}
+
+test("materializeRootfs writes modes exactly (no umask)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "rootfs-modes-"));
+  try {
+    materializeRootfs([
+      { type: "dir", path: "tmp", mode: 0o1777 },
+      { type: "file", path: "bin/x", mode: 0o755, data: text("x") },
+    ], dir);
+    const st = spawnSync("stat", ["-c", "%a %n", join(dir, "tmp"), join(dir, "bin/x")], {
+      encoding: "utf8",
+    });
+    assert.deepEqual(st.stdout.trim().split("\n").map((l) => l.split(" ")[0]), ["1777", "755"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
