@@ -41,17 +41,17 @@ export type MalformedCase = readonly [
 /**
  * Asserts that every payload recorded in `logs` decodes and encodes back to the same wire form.
  * @param logs the recorded parties.
- * @param reencode per round, decode then encode.
+ * @param reencode per round, decode then encode (given the payload and its envelope).
  */
 export function assertRoundTrips<S extends ProtocolState, O>(
   logs: readonly Recording<S, O>[],
-  reencode: Readonly<Record<number, (v: unknown) => unknown>>,
+  reencode: Readonly<Record<number, (payload: unknown, m: Message) => unknown>>,
 ): void {
   for (const [round, codec] of Object.entries(reencode)) {
     const sent = logs.flatMap((log) => sentIn(log, Number(round)));
     assert.ok(sent.length > 0, `round ${round} was recorded`);
     for (const m of sent) {
-      assert.deepEqual(codec(structuredClone(m.payload)), m.payload, `round ${round}`);
+      assert.deepEqual(codec(structuredClone(m.payload), m), m.payload, `round ${round}`);
     }
   }
 }

@@ -17,6 +17,8 @@
  * | 3     | p2p       | paper round 2: Gamma_i, D, F, D-hat, F-hat, psi, psi-hat, psi'       |
  * | 4     | p2p       | paper round 3: delta_i, Delta_i, psi'', S_i = chi_i Gamma, echo of Gamma |
  *
+ * Each round's message, decoded and on the wire, with its codec: `presign_messages.ts`.
+ *
  * Additions to the paper, each for blame (see SECURITY.md):
  * - The round-1 values travel point to point, so an echo round (the reference's "reliability
  *   check") makes every party compare what it received; the echo also covers the signing
@@ -43,7 +45,6 @@ import {
   randomSigned,
   type RandomSource,
   randomUnit,
-  toHexInt,
 } from "../math/mod.ts";
 import { PaillierPublicKey, PaillierSecretKey } from "../paillier.ts";
 import { ELL_PRIME, MODULUS_MAX_BITS, MODULUS_MIN_BITS, Point, Q } from "../params.ts";
@@ -52,24 +53,13 @@ import { checkRingPedersenShape, type RingPedersenParams } from "../ring_pederse
 import { assertHashName, type HashName } from "../signature.ts";
 import { Transcript } from "../transcript.ts";
 import type { ProofContext } from "../zk/_common.ts";
-import { assertUnit } from "../zk/_common.ts";
 import * as piAffG from "../zk/pi_aff_g.ts";
 import * as piEnc from "../zk/pi_enc.ts";
 import * as piLogStar from "../zk/pi_log_star.ts";
 import { type RunOptions, runProtocol, type Transport } from "./driver.ts";
-import {
-  assertSession,
-  checkEcho,
-  decodeEcho,
-  decodePoint,
-  decodeScalar,
-  decodeUint,
-  encodePoint,
-  expectFields,
-  RoundFaults,
-  scalarHex,
-} from "./echo.ts";
+import { assertSession, checkEcho, encodePoint, RoundFaults } from "./echo.ts";
 import { collectInbox, envelope } from "./inbox.ts";
+import * as msg from "./presign_messages.ts";
 import {
   type KeyShare,
   type Message,
@@ -279,21 +269,6 @@ export const PRESIGN_ROUNDS: readonly RoundSpec[] = [
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-function nonZeroPoint(P: Point, field: string): Point {
-  if (P.is0()) throw new RangeError(`field "${field}": the identity is not allowed`);
-  return P;
-}
-
-/** Wire cap of a ciphertext modulo N^2 (bytes). */
-const CIPHERTEXT_BYTES = (2 * MODULUS_MAX_BITS) / 8;
-
-/** A ciphertext of party `owner`: a unit modulo N_owner^2. */
-function decodeCiphertext(v: unknown, field: string, N: bigint): bigint {
-  const c = decodeUint(v, field, CIPHERTEXT_BYTES);
-  assertUnit("presign", field, c, N * N, N);
-  return c;
-}
-
 /** Digest (hex) of labelled values, bound to the session and one party index. */
 function digest(domain: string, sid: Uint8Array, party: number, fill: (t: Transcript) => void) {
   const t = Transcript.create(domain, sid, party);
@@ -448,11 +423,7 @@ export function startPresign(
       { k: sec.k, rho: sec.rho, sk },
       rng,
     );
-    outgoing.push(envelope(protocol, state, 1, j, {
-      K: toHexInt(Ki),
-      G: toHexInt(Gi),
-      psi0: piEnc.encode(psi0),
-    }));
+    outgoing.push(envelope(protocol, state, 1, j, msg.encodeRound1({ K: Ki, G: Gi, psi0 })));
   }
   return { state, outgoing };
 }
@@ -473,21 +444,20 @@ function step1(state: State1, inbox: readonly Message[]): Transition<PresignStat
   K[i] = state.Ki;
   G[i] = state.Gi;
   for (const j of peers(state)) {
-    let psi0: piEnc.Proof | undefined;
+    let m: msg.Round1 | undefined;
     faults.check(j, "malformed-message", () => {
-      const o = expectFields(payloads.get(j), ["K", "G", "psi0"]);
-      K[j] = decodeCiphertext(o.K, "K", setup.N[j]);
-      G[j] = decodeCiphertext(o.G, "G", setup.N[j]);
-      psi0 = piEnc.decode(o.psi0);
+      m = msg.decodeRound1(payloads.get(j), setup.N[j]);
     });
-    if (!psi0) continue;
-    const proof = psi0;
+    if (!m) continue;
+    const { psi0 } = m;
+    K[j] = m.K;
+    G[j] = m.G;
     // Figure 7, Round 2 step 1: verify psi0_{i,j} = Pi-enc((sid, j), R_i, (N_j, K_j)).
     faults.check(j, "proof-failed", () => {
       piEnc.verify(
         proofCtx(setup, "psi0", j),
         { N0: setup.N[j], K: K[j], aux: setup.aux[i] },
-        proof,
+        psi0,
       );
     });
   }
@@ -496,7 +466,8 @@ function step1(state: State1, inbox: readonly Message[]): Transition<PresignStat
   const echo = K.map((Kj, j) => echoEntry(setup, j, Kj, G[j]));
   echo.push(setup.inputs);
   const next: State2 = { ...state, round: 2, K, G, echo };
-  return { state: next, outgoing: [envelope(setup.protocol, next, 2, null, { echo })] };
+  const payload = msg.encodeRound2({ echo });
+  return { state: next, outgoing: [envelope(setup.protocol, next, 2, null, payload)] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -513,7 +484,7 @@ function step2(
   const echoes = new Map<number, readonly string[]>();
   for (const j of peers(state)) {
     faults.check(j, "malformed-message", () => {
-      echoes.set(j, decodeEcho(expectFields(payloads.get(j), ["echo"]).echo, n + 1));
+      echoes.set(j, msg.decodeRound2(payloads.get(j), n).echo);
     });
   }
   // Entry n: the signing inputs; a party that disagrees has another key, path, hash or aux.
@@ -575,24 +546,14 @@ function step2(
       { x: sec.gamma, rho: sec.nu, sk: setup.sk },
       rng,
     );
-    outgoing.push(envelope(setup.protocol, next, 3, j, {
-      Gamma: encodePoint(Gammai),
-      D: toHexInt(D),
-      F: toHexInt(F),
-      DHat: toHexInt(DHat),
-      FHat: toHexInt(FHat),
-      psi: piAffG.encode(psi),
-      psiHat: piAffG.encode(psiHat),
-      psiPrime: piLogStar.encode(psiPrime),
-    }));
+    const m = { Gamma: Gammai, D, F, DHat, FHat, psi, psiHat, psiPrime };
+    outgoing.push(envelope(setup.protocol, next, 3, j, msg.encodeRound3(m)));
   }
   return { state: next, outgoing };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Round 3 (Figure 7, Round 3).
-
-const ROUND3_FIELDS = ["Gamma", "D", "F", "DHat", "FHat", "psi", "psiHat", "psiPrime"] as const;
 
 function gammaEntry(setup: Setup, j: number, Gamma: Point): string {
   return digest(`${setup.protocol}/echo-round-3`, setup.sid, j, (t) => {
@@ -614,31 +575,16 @@ function step3(
   const D: bigint[] = [];
   const DHat: bigint[] = [];
   for (const j of peers(state)) {
-    let decoded:
-      | {
-        F: bigint;
-        FHat: bigint;
-        psi: piAffG.Proof;
-        psiHat: piAffG.Proof;
-        psiPrime: piLogStar.Proof;
-      }
-      | undefined;
+    const Nj = setup.N[j];
+    let decoded: msg.Round3 | undefined;
     faults.check(j, "malformed-message", () => {
-      const o = expectFields(payloads.get(j), ROUND3_FIELDS);
-      Gammas[j] = nonZeroPoint(decodePoint(o.Gamma, "Gamma"), "Gamma");
-      D[j] = decodeCiphertext(o.D, "D", Ni);
-      DHat[j] = decodeCiphertext(o.DHat, "DHat", Ni);
-      decoded = {
-        F: decodeCiphertext(o.F, "F", setup.N[j]),
-        FHat: decodeCiphertext(o.FHat, "FHat", setup.N[j]),
-        psi: piAffG.decode(o.psi),
-        psiHat: piAffG.decode(o.psiHat),
-        psiPrime: piLogStar.decode(o.psiPrime),
-      };
+      decoded = msg.decodeRound3(payloads.get(j), Ni, Nj);
     });
     if (!decoded) continue;
     const m = decoded;
-    const Nj = setup.N[j];
+    Gammas[j] = m.Gamma;
+    D[j] = m.D;
+    DHat[j] = m.DHat;
     // Figure 7, Round 3 step 1 (spec): verify psi, psi-hat (Pi-aff-g) and psi' (Pi-log*).
     faults.check(j, "proof-failed", () => {
       piAffG.verify(
@@ -694,13 +640,8 @@ function step3(
       { x: sec.k, rho: sec.rho, sk: setup.sk },
       rng,
     );
-    outgoing.push(envelope(setup.protocol, next, 4, j, {
-      echo: gammaEcho,
-      delta: scalarHex(deltai),
-      Delta: encodePoint(Deltai),
-      S: encodePoint(Si),
-      psiPrimePrime: piLogStar.encode(psiPP),
-    }));
+    const m = { echo: gammaEcho, delta: deltai, Delta: Deltai, S: Si, psiPrimePrime: psiPP };
+    outgoing.push(envelope(setup.protocol, next, 4, j, msg.encodeRound4(m)));
   }
   return { state: next, outgoing };
 }
@@ -730,12 +671,12 @@ function step4(state: State4, inbox: readonly Message[]): Transition<PresignStat
   const proofs = new Map<number, piLogStar.Proof>();
   for (const j of peers(state)) {
     faults.check(j, "malformed-message", () => {
-      const o = expectFields(payloads.get(j), ["echo", "delta", "Delta", "S", "psiPrimePrime"]);
-      echoes.set(j, decodeEcho(o.echo, n));
-      delta[j] = decodeScalar(o.delta, "delta");
-      Delta[j] = nonZeroPoint(decodePoint(o.Delta, "Delta"), "Delta");
-      S[j] = decodePoint(o.S, "S"); // the identity is a legitimate (negligible) S_j
-      proofs.set(j, piLogStar.decode(o.psiPrimePrime));
+      const m = msg.decodeRound4(payloads.get(j), n);
+      echoes.set(j, m.echo);
+      delta[j] = m.delta;
+      Delta[j] = m.Delta;
+      S[j] = m.S;
+      proofs.set(j, m.psiPrimePrime);
     });
   }
   // The Gamma_j of round 3 must be the same for everybody before psi'' is judged.
