@@ -8,6 +8,8 @@
  * signing and combining); cggmp24's fix of CVE-2025-66017 and Groth-Shoup (Eurocrypt 2022,
  * "On the security of ECDSA with additive key derivation and presignatures").
  *
+ * The signing round's message, decoded and on the wire, with its codec: `sign_messages.ts`.
+ *
  * Rules (see SECURITY.md, "Presignatures"):
  * - `signDigest` takes a raw 32-byte digest and ALWAYS runs the full protocol (a fresh nonce
  *   made in the same session); it never looks at stored presignatures. A presignature combined
@@ -45,15 +47,9 @@ import {
 } from "../signature.ts";
 import { Transcript } from "../transcript.ts";
 import { type RunOptions, runProtocol, type Transport } from "./driver.ts";
-import {
-  checkEcho,
-  decodeEcho,
-  decodeScalar,
-  expectFields,
-  RoundFaults,
-  scalarHex,
-} from "./echo.ts";
+import { checkEcho, RoundFaults } from "./echo.ts";
 import { collectInbox, envelope } from "./inbox.ts";
+import * as msg from "./sign_messages.ts";
 import {
   PRESIGN_ROUNDS,
   type Presignature,
@@ -113,7 +109,7 @@ function signRound(
     r,
     sigma,
   };
-  const payload = { sigma: scalarHex(sigma), digest: toHex(digest), echo: [...pre.view] };
+  const payload = msg.encodeSignRound({ sigma, digest, echo: pre.view });
   return { state, outgoing: [envelope(protocol, state, round, null, payload)] };
 }
 
@@ -135,13 +131,10 @@ function combine(
   for (let j = 0; j < n; j++) {
     if (j === i) continue;
     faults.check(j, "malformed-message", () => {
-      const o = expectFields(payloads.get(j), ["sigma", "digest", "echo"]);
-      sigma[j] = decodeScalar(o.sigma, "sigma");
-      if (typeof o.digest !== "string" || !/^[0-9a-f]{64}$/.test(o.digest)) {
-        throw new SyntaxError('field "digest": expected 32 bytes of lowercase hex');
-      }
-      echoes.set(j, decodeEcho(o.echo, n));
-      if (o.digest !== digestHex) {
+      const m = msg.decodeSignRound(payloads.get(j), n);
+      sigma[j] = m.sigma;
+      echoes.set(j, m.echo);
+      if (toHex(m.digest) !== digestHex) {
         faults.add(j, "invalid-value", "it signs another message digest");
       }
     });
