@@ -18,6 +18,7 @@ import {
   fromHex,
   MAX_PAYLOAD_DEPTH,
   type Message,
+  samePayload,
   toHex,
 } from "../core/protocols/types.ts";
 
@@ -306,9 +307,11 @@ export function jsonNestingWithin(text: string, max: number): boolean {
 
 /**
  * Parses a decrypted envelope (from an authenticated peer; still checked in full). The payload
- * may nest at most `MAX_PAYLOAD_DEPTH` deep, checked before the JSON is parsed.
+ * may nest at most `MAX_PAYLOAD_DEPTH` deep, checked before the JSON is parsed, and must be
+ * comparable JSON (`samePayload`: no number that overflows to Infinity).
  *
- * @throws {SyntaxError} for bad UTF-8, bad JSON, a payload nested too deep or the wrong shape
+ * @throws {SyntaxError} for bad UTF-8, bad JSON, a payload nested too deep, a number out of
+ * range or the wrong shape
  */
 export function decodeEnvelope(bytes: Uint8Array, n: number): Message {
   let text: string;
@@ -343,6 +346,11 @@ export function decodeEnvelope(bytes: Uint8Array, n: number): Message {
   const round = int(o, "round", 1, 1000);
   const from = int(o, "from", 0, n - 1);
   const to = o.to === null ? null : int(o, "to", 0, n - 1);
+  // A number beyond the doubles (1e999 parses to Infinity) has no JSON encoding to compare or
+  // echo: such a payload is refused here rather than by whatever handles it later.
+  if (!samePayload(o.payload, o.payload)) {
+    throw new SyntaxError("envelope payload: a number out of range");
+  }
   return {
     sid: o.sid,
     protocol: o.protocol as Message["protocol"],

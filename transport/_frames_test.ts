@@ -227,3 +227,14 @@ test("decodeEnvelope refuses a payload nested deeper than MAX_PAYLOAD_DEPTH befo
   assert.equal(jsonNestingWithin("[[[]]]", 2), false);
   assert.equal(jsonNestingWithin('["[[[", {"]": "{{"}]', 2), true);
 });
+
+test("decodeEnvelope refuses a payload number that overflows to Infinity (no JSON re-encoding)", () => {
+  const text = (n: string) =>
+    new TextEncoder().encode(
+      `{"from":1,"payload":{"a":[${n}]},"protocol":"keygen","round":1,"sid":"ab","to":null}`,
+    );
+  assert.deepEqual(decodeEnvelope(text("1e308"), 2).payload, { a: [1e308] });
+  for (const n of ["1e999", "-1e999", "9".repeat(400)]) {
+    assert.throws(() => decodeEnvelope(text(n), 2), /a number out of range/, n);
+  }
+});
