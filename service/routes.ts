@@ -26,10 +26,13 @@ import {
 } from "@connectrpc/connect";
 import {
   createFetchHandler,
+  encodeEnvelope,
   type UniversalHandler,
   type UniversalServerRequest,
   type UniversalServerResponse,
 } from "@connectrpc/connect/protocol";
+import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { concatBytes } from "@noble/hashes/utils.js";
 import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
 
 /** Largest request message accepted, in bytes (every request is small). */
@@ -61,8 +64,6 @@ export function signServiceRoutes(
 const PARSE_BINARY = "parse binary: ";
 const GRPC_INTERNAL = "13";
 const GRPC_INVALID_ARGUMENT = "3";
-/** Flag byte of a gRPC-web trailer frame (uncompressed). */
-const GRPC_WEB_TRAILER = 0x80;
 
 /**
  * connect-es parses a request body before any interceptor runs and answers a binary body its
@@ -113,33 +114,22 @@ function mapGrpcStatus(trailer: Headers): void {
 }
 
 async function* mapGrpcWebTrailers(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
-  // connect-es yields each frame as one chunk; the trailer frame comes last.
+  // connect-es yields each frame as one chunk; the trailer frame (uncompressed) comes last.
   for await (const chunk of body) {
     const len = chunk.length >= 5
       ? new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength).getUint32(1)
       : -1;
-    if (chunk[0] !== GRPC_WEB_TRAILER || len !== chunk.length - 5) {
+    if (chunk[0] !== trailerFlag || len !== chunk.length - 5) {
       yield chunk;
       continue;
     }
-    const trailer = new Headers();
-    for (const line of new TextDecoder().decode(chunk.subarray(5)).split("\r\n")) {
-      const colon = line.indexOf(":");
-      if (colon > 0) trailer.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
-    }
+    const trailer = trailerParse(chunk.subarray(5));
     if (!isBinaryParseError(trailer.get("grpc-status"), trailer.get("grpc-message"))) {
       yield chunk;
       continue;
     }
     trailer.set("grpc-status", GRPC_INVALID_ARGUMENT);
-    let text = "";
-    trailer.forEach((value, key) => (text += `${key}: ${value}\r\n`));
-    const data = new TextEncoder().encode(text);
-    const frame = new Uint8Array(5 + data.length);
-    frame[0] = GRPC_WEB_TRAILER;
-    new DataView(frame.buffer).setUint32(1, data.length);
-    frame.set(data, 5);
-    yield frame;
+    yield encodeEnvelope(trailerFlag, trailerSerialize(trailer));
   }
 }
 
@@ -149,12 +139,7 @@ async function mapConnectError(
 ): Promise<UniversalServerResponse> {
   const chunks: Uint8Array[] = [];
   for await (const c of body) chunks.push(c);
-  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    bytes.set(c, o);
-    o += c.length;
-  }
+  const bytes = concatBytes(...chunks);
   let error: { code?: unknown; message?: unknown } | null = null;
   try {
     error = JSON.parse(new TextDecoder().decode(bytes));

@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import { trailerFlag, trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import { GetPublicKeyRequestSchema, type SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
 import { createSignServiceFetchHandler, MAX_REQUEST_BYTES, signServiceRoutes } from "./routes.ts";
 
@@ -172,28 +174,13 @@ const MALFORMED_BINARY: [string, number[]][] = [
 ];
 
 /** One gRPC / gRPC-web length-prefixed frame (flags 0). */
-function grpcFrame(msg: Uint8Array): Uint8Array<ArrayBuffer> {
-  const frame = new Uint8Array(5 + msg.length);
-  new DataView(frame.buffer).setUint32(1, msg.length);
-  frame.set(msg, 5);
-  return frame;
-}
+const grpcFrame = (msg: Uint8Array) => encodeEnvelope(0, msg);
 
 /** The trailer frame (flags 0x80) of a gRPC-web response body, parsed. */
 function grpcWebTrailer(body: Uint8Array): Headers {
-  let o = 0;
-  while (o + 5 <= body.length) {
+  for (let o = 0; o + 5 <= body.length;) {
     const len = new DataView(body.buffer, body.byteOffset + o + 1, 4).getUint32(0);
-    if (body[o] === 0x80) {
-      const h = new Headers();
-      for (
-        const line of new TextDecoder().decode(body.subarray(o + 5, o + 5 + len)).split("\r\n")
-      ) {
-        const c = line.indexOf(":");
-        if (c > 0) h.set(line.slice(0, c).trim(), line.slice(c + 1).trim());
-      }
-      return h;
-    }
+    if (body[o] === trailerFlag) return trailerParse(body.subarray(o + 5, o + 5 + len));
     o += 5 + len;
   }
   throw new Error("no gRPC-web trailer frame");
