@@ -24,6 +24,7 @@
  */
 
 import * as asn1js from "asn1js";
+import { concatBytes } from "@noble/hashes/utils.js";
 
 /** Why an EnvelopedData was refused. */
 export type CmsErrorCode =
@@ -107,14 +108,7 @@ function octets(
   if (depth >= MAX_CHUNK_DEPTH) return fail("malformed", `${what}: chunks nested too deep`);
   // BER constructed form (RFC 5652 section 6.1 allows it): the concatenation of its chunks.
   const parts = ((n as asn1js.Constructed).valueBlock.value ?? []) as Node[];
-  const chunks = parts.map((p) => octets(p, UNIVERSAL, TAG.octetString, what, depth + 1));
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(...parts.map((p) => octets(p, UNIVERSAL, TAG.octetString, what, depth + 1)));
 }
 
 /** An AlgorithmIdentifier: its OID and optional parameters. */

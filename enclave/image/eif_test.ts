@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { bytesToHex as hex, concatBytes } from "@noble/hashes/utils.js";
 import {
   computePcrs,
   crc32,
@@ -35,13 +36,7 @@ function opensslSha384(data: Uint8Array): Uint8Array {
   if (r.status !== 0) throw new Error(r.stderr.toString());
   return new Uint8Array(r.stdout);
 }
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) (out.set(p, at), at += p.length);
-  return out;
-};
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const concat = concatBytes;
 const extendWithOpenssl = (...parts: Uint8Array[]) =>
   hex(opensslSha384(concat(new Uint8Array(48), opensslSha384(concat(...parts)))));
 
