@@ -28,8 +28,9 @@
  * ```
  * @module
  */
-import { createParser, type EventSourceMessage } from "eventsource-parser";
+import type { EventSourceMessage } from "eventsource-parser";
 import { TransportError } from "../core/errors.ts";
+import { readEvents, type SseReadLimits } from "./_sse_reader.ts";
 
 /** The `fetch` the client calls (the global one, or e.g. an in-process gateway handler). */
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -160,36 +161,6 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-/** Next chunk of a body, or rejects on abort / after `idleMs` of silence. */
-function readChunk(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  signal: AbortSignal,
-  idleMs: number,
-): Promise<ReadableStreamReadResult<Uint8Array>> {
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener("abort", onAbort);
-    };
-    const onAbort = () => {
-      done();
-      reject(signal.reason);
-    };
-    const t = setTimeout(() => {
-      done();
-      reject(new Error(`no data for ${idleMs} ms`));
-    }, idleMs);
-    signal.addEventListener("abort", onAbort, { once: true });
-    reader.read().then((r) => {
-      done();
-      resolve(r);
-    }, (e) => {
-      done();
-      reject(e);
-    });
-  });
-}
-
 /**
  * Creates a gateway client.
  *
@@ -198,33 +169,82 @@ function readChunk(
  * @throws {TypeError} for a URL that does not parse, {RangeError} for a bad retry budget
  */
 export function createGatewayClient(options: GatewayClientOptions): GatewayClient {
-  const base = new URL(options.url).href.replace(/\/+$/, "");
-  const doFetch: FetchLike = options.fetch ?? ((input, init) => fetch(input, init));
-  const retry: RetryOptions = { attempts: 6, baseDelayMs: 200, maxDelayMs: 5000, ...options.retry };
+  const requests = new RoomRequests(options.url, options.token);
+  const link: Link = {
+    requests,
+    fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+    retry: retryBudget(options.retry),
+    stream: {
+      idleMs: options.idleTimeoutMs ?? 45_000,
+      maxEventChars: options.maxEventChars ?? 4 * 1024 * 1024,
+    },
+  };
+  return {
+    subscribe: (room, opts) => subscribe(link, room, opts),
+    broadcast: (room, body, signal) => broadcast(link, room, body, signal),
+    issueUniqueIdx: (room, signal) => issueUniqueIdx(link, room, signal),
+  };
+}
+
+/** What each call of a client works with. */
+interface Link {
+  readonly requests: RoomRequests;
+  readonly fetch: FetchLike;
+  readonly retry: RetryOptions;
+  readonly stream: SseReadLimits;
+}
+
+/**
+ * The retry budget with its defaults.
+ *
+ * @throws {RangeError} for attempts below 1 or delays out of order
+ */
+function retryBudget(options: Partial<RetryOptions> | undefined): RetryOptions {
+  const retry: RetryOptions = { attempts: 6, baseDelayMs: 200, maxDelayMs: 5000, ...options };
   if (!Number.isInteger(retry.attempts) || retry.attempts < 1) {
     throw new RangeError("retry.attempts: expected an integer >= 1");
   }
   if (!(retry.baseDelayMs >= 0) || !(retry.maxDelayMs >= retry.baseDelayMs)) {
     throw new RangeError("retry: expected 0 <= baseDelayMs <= maxDelayMs");
   }
-  const idleMs = options.idleTimeoutMs ?? 45_000;
-  const maxEventChars = options.maxEventChars ?? 4 * 1024 * 1024;
+  return retry;
+}
 
-  const delay = (failures: number) => {
-    const d = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (failures - 1));
-    return d * (0.5 + Math.random() / 2);
-  };
+/** The URLs and headers of room requests: the gateway's base URL and the room token. */
+class RoomRequests {
+  readonly #base: string;
+  readonly #token: GatewayClientOptions["token"];
 
-  function roomUrl(room: string, action: string): string {
+  /**
+   * @param url the gateway's base URL
+   * @param token the room token, or a function returning one per room
+   * @throws {TypeError} for a URL that does not parse
+   */
+  constructor(url: string, token: GatewayClientOptions["token"]) {
+    this.#base = new URL(url).href.replace(/\/+$/, "");
+    this.#token = token;
+  }
+
+  /**
+   * The URL of a room's action.
+   *
+   * @throws {RangeError} for a room id the gateway would refuse
+   */
+  url(room: string, action: string): string {
     if (typeof room !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(room)) {
       throw new RangeError("room: expected 1-128 characters of [A-Za-z0-9_-]");
     }
-    return `${base}/rooms/${room}/${action}`;
+    return `${this.#base}/rooms/${room}/${action}`;
   }
 
-  async function headers(room: string, extra: Record<string, string>): Promise<Headers> {
+  /**
+   * The headers of a request to `room`: `extra` and the room token.
+   *
+   * @throws {TransportError} "rejected" when the token function fails
+   */
+  async headers(room: string, extra: Record<string, string>): Promise<Headers> {
     const h = new Headers(extra);
-    const t = options.token;
+    const t = this.#token;
     if (t !== undefined) {
       let token: string;
       try {
@@ -236,177 +256,198 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
     }
     return h;
   }
+}
 
-  /** Runs `once` until it succeeds, throws a final error, or the budget is spent. */
-  async function withRetry<T>(
-    what: string,
-    signal: AbortSignal | undefined,
-    once: () => Promise<T>,
-  ): Promise<T> {
-    for (let failures = 1;; failures++) {
-      if (signal?.aborted) throw aborted(what, signal);
-      let last: unknown;
-      try {
-        return await once();
-      } catch (e) {
-        if (signal?.aborted) throw aborted(what, signal);
-        if (e instanceof TransportError) throw e;
-        last = e;
-      }
-      if (failures >= retry.attempts) {
-        throw new TransportError(
-          "io",
-          `${what}: gave up after ${failures} attempts (${describe(last)})`,
-          { cause: last },
-        );
-      }
-      try {
-        await sleep(delay(failures), signal);
-      } catch {
-        throw aborted(what, signal!);
-      }
-    }
-  }
-
-  async function* subscribe(
-    room: string,
-    opts: { signal: AbortSignal; lastEventId?: number },
-  ): AsyncGenerator<GatewayEvent> {
-    const url = roomUrl(room, "subscribe");
-    const signal = opts.signal;
-    const what = `subscribe to room ${room}`;
-    let last = opts.lastEventId ?? -1;
-    if (!Number.isSafeInteger(last) || last < -1) {
-      throw new RangeError("lastEventId: expected a non-negative integer");
-    }
-    for (let failures = 1;; failures++) {
-      if (signal.aborted) throw aborted(what, signal);
-      let failure: unknown;
-      try {
-        const h = await headers(room, { accept: "text/event-stream" });
-        if (last >= 0) h.set("last-event-id", String(last));
-        const res = await doFetch(url, { method: "GET", headers: h, signal });
-        if (res.status !== 200) throw await answerError(res, what);
-        if (!(res.headers.get("content-type") ?? "").startsWith("text/event-stream") || !res.body) {
-          await res.body?.cancel();
-          throw new TransportError("malformed", `${what}: the answer is not an event stream`);
-        }
-        for await (const e of events(res.body, signal)) {
-          if (e.event === "gateway-error") {
-            let code = "";
-            try {
-              code = clean(String(JSON.parse(e.data).error));
-            } catch {
-              // unreadable: still an error event
-            }
-            throw new TransportError("gone", `${what}: gateway error event ${code}`);
-          }
-          if (e.event !== undefined && e.event !== "new-message") continue;
-          if (e.id === undefined || !/^(0|[1-9][0-9]{0,14})$/.test(e.id)) {
-            throw new TransportError("malformed", `${what}: event without a valid id`);
-          }
-          const id = Number(e.id);
-          if (id <= last) continue;
-          last = id;
-          failures = 0;
-          yield { id, data: e.data };
-        }
-        failure = new Error("the stream ended");
-      } catch (e) {
-        if (signal.aborted) throw aborted(what, signal);
-        if (e instanceof TransportError) throw e;
-        failure = e;
-      }
-      if (failures >= retry.attempts) {
-        throw new TransportError(
-          "io",
-          `${what}: gave up after ${failures} failed connections (${describe(failure)})`,
-          { cause: failure },
-        );
-      }
-      try {
-        await sleep(delay(Math.max(1, failures)), signal);
-      } catch {
-        throw aborted(what, signal);
-      }
-    }
-  }
-
-  async function* events(
-    body: ReadableStream<Uint8Array>,
-    signal: AbortSignal,
-  ): AsyncGenerator<EventSourceMessage> {
-    const queue: EventSourceMessage[] = [];
-    let overflow = false;
-    const parser = createParser({
-      onEvent: (e) => {
-        if (e.data.length > maxEventChars) overflow = true;
-        else queue.push(e);
-      },
-      onError: (e) => {
-        if (e.type === "max-buffer-size-exceeded") overflow = true;
-      },
-      maxBufferSize: maxEventChars,
-    });
-    const reader = body.getReader();
-    const decoder = new TextDecoder();
+/** Runs `once` until it succeeds, throws a final error, or the budget is spent. */
+async function withRetry<T>(
+  retry: RetryOptions,
+  what: string,
+  signal: AbortSignal | undefined,
+  once: () => Promise<T>,
+): Promise<T> {
+  for (let failures = 1;; failures++) {
+    if (signal?.aborted) throw aborted(what, signal);
+    let last: unknown;
     try {
-      for (;;) {
-        const { done, value } = await readChunk(reader, signal, idleMs);
-        if (done) return;
-        parser.feed(decoder.decode(value, { stream: true }));
-        if (overflow) {
-          throw new TransportError(
-            "limit",
-            `an event of the gateway exceeds ${maxEventChars} characters`,
-          );
-        }
-        while (queue.length > 0) yield queue.shift()!;
-      }
-    } finally {
-      reader.cancel().catch(() => {});
+      return await once();
+    } catch (e) {
+      last = retryable(e, what, signal);
     }
+    await backOff(retry, what, signal, failures, last, "attempts");
   }
+}
 
-  return {
-    subscribe,
-    broadcast(room, body, signal) {
-      const url = roomUrl(room, "broadcast");
-      if (typeof body !== "string") throw new TypeError("body: expected a string");
-      if (body.length === 0 || body.includes("\r")) {
-        throw new RangeError("body: expected non-empty text without carriage returns");
+/**
+ * Rethrows a failure that ends the retries: the signal aborted ("aborted"), or a final
+ * {@link TransportError}.
+ *
+ * @returns the failure, to be retried
+ */
+function retryable(e: unknown, what: string, signal: AbortSignal | undefined): unknown {
+  if (signal?.aborted) throw aborted(what, signal);
+  if (e instanceof TransportError) throw e;
+  return e;
+}
+
+/**
+ * Waits before the next try, after `failures` failures in a row (0 counts as 1).
+ *
+ * @param tries what the tries are, for the message ("attempts", "failed connections")
+ * @throws {TransportError} "io" when the budget is spent, "aborted" when the signal aborts
+ */
+async function backOff(
+  retry: RetryOptions,
+  what: string,
+  signal: AbortSignal | undefined,
+  failures: number,
+  failure: unknown,
+  tries: string,
+): Promise<void> {
+  if (failures >= retry.attempts) {
+    throw new TransportError(
+      "io",
+      `${what}: gave up after ${failures} ${tries} (${describe(failure)})`,
+      { cause: failure },
+    );
+  }
+  const d = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (Math.max(1, failures) - 1));
+  try {
+    await sleep(d * (0.5 + Math.random() / 2), signal);
+  } catch {
+    throw aborted(what, signal!);
+  }
+}
+
+/** {@link GatewayClient.subscribe}: connects, reads, and reconnects from the last id seen. */
+async function* subscribe(
+  link: Link,
+  room: string,
+  opts: { signal: AbortSignal; lastEventId?: number },
+): AsyncGenerator<GatewayEvent> {
+  const url = link.requests.url(room, "subscribe");
+  const signal = opts.signal;
+  const what = `subscribe to room ${room}`;
+  let last = opts.lastEventId ?? -1;
+  if (!Number.isSafeInteger(last) || last < -1) {
+    throw new RangeError("lastEventId: expected a non-negative integer");
+  }
+  for (let failures = 1;; failures++) {
+    if (signal.aborted) throw aborted(what, signal);
+    let failure: unknown;
+    try {
+      const body = await openStream(link, url, room, last, signal, what);
+      for await (const e of readEvents(body, signal, link.stream)) {
+        const event = roomEvent(e, what);
+        if (event === null || event.id <= last) continue;
+        last = event.id;
+        failures = 0;
+        yield event;
       }
-      const what = `broadcast to room ${room}`;
-      return withRetry(what, signal, async () => {
-        const h = await headers(room, { "content-type": "text/plain;charset=utf-8" });
-        const res = await doFetch(url, { method: "POST", headers: h, body, signal });
-        if (res.status !== 200) throw await answerError(res, what);
-        await res.body?.cancel();
-      });
-    },
-    issueUniqueIdx(room, signal) {
-      const url = roomUrl(room, "issue_unique_idx");
-      const what = `issue_unique_idx in room ${room}`;
-      return withRetry(what, signal, async () => {
-        const res = await doFetch(url, {
-          method: "POST",
-          headers: await headers(room, {}),
-          signal,
-        });
-        if (res.status !== 200) throw await answerError(res, what);
-        let v: unknown;
-        try {
-          v = (JSON.parse(await readSome(res, 4096)) as { unique_idx?: unknown })?.unique_idx;
-        } catch {
-          v = undefined;
-        }
-        if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
-          throw new TransportError("malformed", `${what}: expected {"unique_idx": <positive int>}`);
-        }
-        return v;
-      });
-    },
-  };
+      failure = new Error("the stream ended");
+    } catch (e) {
+      failure = retryable(e, what, signal);
+    }
+    await backOff(link.retry, what, signal, failures, failure, "failed connections");
+  }
+}
+
+/**
+ * Opens a room's event stream after `last`.
+ *
+ * @returns the stream's body
+ * @throws {TransportError} "malformed" for an answer that is not an event stream, or as
+ * {@link answerError} for another status than 200
+ */
+async function openStream(
+  link: Link,
+  url: string,
+  room: string,
+  last: number,
+  signal: AbortSignal,
+  what: string,
+): Promise<ReadableStream<Uint8Array>> {
+  const h = await link.requests.headers(room, { accept: "text/event-stream" });
+  if (last >= 0) h.set("last-event-id", String(last));
+  const res = await link.fetch(url, { method: "GET", headers: h, signal });
+  if (res.status !== 200) throw await answerError(res, what);
+  if (!(res.headers.get("content-type") ?? "").startsWith("text/event-stream") || !res.body) {
+    await res.body?.cancel();
+    throw new TransportError("malformed", `${what}: the answer is not an event stream`);
+  }
+  return res.body;
+}
+
+/**
+ * The room message an SSE event carries.
+ *
+ * @returns the message, or null for an event of another type
+ * @throws {TransportError} "gone" for a `gateway-error` event, "malformed" for a message without
+ * a valid id
+ */
+function roomEvent(e: EventSourceMessage, what: string): GatewayEvent | null {
+  if (e.event === "gateway-error") {
+    let code = "";
+    try {
+      code = clean(String(JSON.parse(e.data).error));
+    } catch {
+      // unreadable: still an error event
+    }
+    throw new TransportError("gone", `${what}: gateway error event ${code}`);
+  }
+  if (e.event !== undefined && e.event !== "new-message") return null;
+  if (e.id === undefined || !/^(0|[1-9][0-9]{0,14})$/.test(e.id)) {
+    throw new TransportError("malformed", `${what}: event without a valid id`);
+  }
+  return { id: Number(e.id), data: e.data };
+}
+
+/** {@link GatewayClient.broadcast}; checks its arguments before any request. */
+function broadcast(
+  link: Link,
+  room: string,
+  body: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const url = link.requests.url(room, "broadcast");
+  if (typeof body !== "string") throw new TypeError("body: expected a string");
+  if (body.length === 0 || body.includes("\r")) {
+    throw new RangeError("body: expected non-empty text without carriage returns");
+  }
+  const what = `broadcast to room ${room}`;
+  return withRetry(link.retry, what, signal, async () => {
+    const h = await link.requests.headers(room, { "content-type": "text/plain;charset=utf-8" });
+    const res = await link.fetch(url, { method: "POST", headers: h, body, signal });
+    if (res.status !== 200) throw await answerError(res, what);
+    await res.body?.cancel();
+  });
+}
+
+/** {@link GatewayClient.issueUniqueIdx}; checks the room before any request. */
+function issueUniqueIdx(
+  link: Link,
+  room: string,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  const url = link.requests.url(room, "issue_unique_idx");
+  const what = `issue_unique_idx in room ${room}`;
+  return withRetry(link.retry, what, signal, async () => {
+    const res = await link.fetch(url, {
+      method: "POST",
+      headers: await link.requests.headers(room, {}),
+      signal,
+    });
+    if (res.status !== 200) throw await answerError(res, what);
+    let v: unknown;
+    try {
+      v = (JSON.parse(await readSome(res, 4096)) as { unique_idx?: unknown })?.unique_idx;
+    } catch {
+      v = undefined;
+    }
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
+      throw new TransportError("malformed", `${what}: expected {"unique_idx": <positive int>}`);
+    }
+    return v;
+  });
 }
 
 function describe(e: unknown): string {
