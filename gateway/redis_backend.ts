@@ -83,27 +83,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   const lim = { ...DEFAULT_LIMITS, ...options.limits };
   const prefix = options.keyPrefix ?? "gw:";
   const where = redisAddress(options.url);
-  const base: RedisOptions = {
-    lazyConnect: false,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    autoResubscribe: false,
-    connectTimeout: 2000,
-    commandTimeout: options.commandTimeoutMs ?? 5000,
-    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 1000),
-    ...options.redisOptions,
-  };
-  // Auto-pipelining sends the commands issued in one tick in one write (fewer syscalls).
-  const cmd = new Redis(options.url, {
-    ...base,
-    connectionName: "gateway-cmd",
-    enableAutoPipelining: true,
-  });
-  const sub = new Redis(options.url, {
-    ...base,
-    connectionName: "gateway-sub",
-    commandTimeout: undefined,
-  });
+  const { cmd, sub } = openConnections(options);
   const failure = (e: unknown) => redisFailure(e, lim.maxRooms);
   const keys = new RedisKeys(prefix);
   const scripts = new ScriptRunner(cmd);
@@ -117,12 +97,12 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
 
   async function run(
     name: ScriptName,
-    keys: string[],
+    scriptKeys: string[],
     args: (string | number)[],
   ): Promise<unknown> {
     if (conns.closed) throw new GatewayError("backend_unavailable", "the backend is closed");
     try {
-      return await scripts.run(name, keys, args);
+      return await scripts.run(name, scriptKeys, args);
     } catch (e) {
       throw failure(e);
     }
@@ -175,6 +155,35 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       await conns.close();
     },
   };
+}
+
+/**
+ * Opens the two connections: commands (auto-pipelined, with a command timeout) and pub/sub. Both
+ * connect at once, never queue commands while down, and reconnect forever with capped backoff.
+ */
+function openConnections(options: RedisBackendOptions): { cmd: Redis; sub: Redis } {
+  const base: RedisOptions = {
+    lazyConnect: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    autoResubscribe: false,
+    connectTimeout: 2000,
+    commandTimeout: options.commandTimeoutMs ?? 5000,
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 1000),
+    ...options.redisOptions,
+  };
+  // Auto-pipelining sends the commands issued in one tick in one write (fewer syscalls).
+  const cmd = new Redis(options.url, {
+    ...base,
+    connectionName: "gateway-cmd",
+    enableAutoPipelining: true,
+  });
+  const sub = new Redis(options.url, {
+    ...base,
+    connectionName: "gateway-sub",
+    commandTimeout: undefined,
+  });
+  return { cmd, sub };
 }
 
 /**
