@@ -10,6 +10,10 @@
  * placeholder image, while its PCR2 (the customer ramdisk: our root filesystem) is the one the
  * same build with real blobs gets.
  *
+ * The metadata section (not measured) names the HEAD commit and its time (SOURCE_DATE_EPOCH, when
+ * set, gives the time), so the image bytes are a function of the commit; the PCRs depend on the
+ * measured sections only.
+ *
  * Usage: deno task enclave:build [--entry enclave/boot.ts] [--out dist/enclave/wallet-mpc.eif]
  *   [--blobs DIR | --kernel F --cmdline-file F --init F --nsm-ko F] [--rootfs-dir DIR]
  *   [--kms-region REGION]... [--deno-binary F] [--deno-flag FLAG]... [--json]
@@ -95,6 +99,8 @@ export interface BuildOptions {
   rootfsDir?: string;
   /** BuildTime of the metadata section (not measured); default: the HEAD commit's time. */
   buildTime?: string;
+  /** Source commit named in the metadata (not measured); default: git HEAD. */
+  commit?: string;
 }
 
 /** What a build produced. */
@@ -111,17 +117,22 @@ export interface BuildResult {
   placeholder: boolean;
 }
 
-function headCommitTime(): string {
-  const epoch = (globalThis as { process?: { env: Record<string, string | undefined> } }).process
-    ?.env
-    .SOURCE_DATE_EPOCH;
-  if (epoch && /^\d+$/.test(epoch)) return new Date(Number(epoch) * 1000).toISOString();
-  try {
-    const t = execFileSync("git", ["log", "-1", "--format=%ct"], { encoding: "utf8" }).trim();
-    return new Date(Number(t) * 1000).toISOString();
-  } catch {
-    return new Date(0).toISOString();
-  }
+/** The HEAD commit and its time (SOURCE_DATE_EPOCH wins for the time), for the metadata. */
+function headCommit(): { time: string; commit: string } {
+  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process
+    ?.env;
+  const git = (args: string[]) => {
+    try {
+      return execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+        .trim();
+    } catch {
+      return "";
+    }
+  };
+  const epoch = env?.SOURCE_DATE_EPOCH && /^\d+$/.test(env.SOURCE_DATE_EPOCH)
+    ? env.SOURCE_DATE_EPOCH
+    : git(["log", "-1", "--format=%ct"]) || "0";
+  return { time: new Date(Number(epoch) * 1000).toISOString(), commit: git(["rev-parse", "HEAD"]) };
 }
 
 /**
@@ -141,14 +152,15 @@ export function buildEnclaveImage(opts: BuildOptions): BuildResult {
     if (opts.rootfsDir) materializeRootfs(tree, opts.rootfsDir);
     const bootstrap = bootstrapRamdisk(opts.blobs.init, opts.blobs.nsmKo);
     const customer = customerRamdisk(tree, enclaveCommand(opts.denoFlags ?? DEFAULT_DENO_FLAGS));
+    const head = headCommit();
     const metadata = eifMetadata({
       imageName: "wallet-mpc-enclave",
       imageVersion: createHash("sha256").update(customer).digest("hex").slice(0, 16),
-      buildTime: opts.buildTime ?? headCommitTime(),
+      buildTime: opts.buildTime ?? head.time,
       buildTool: "wallet-mpc enclave/image/build.ts",
       buildToolVersion: "1",
       kernelVersion: opts.blobs.placeholder ? "placeholder" : "nitro-cli blobs",
-      custom: { placeholderBlobs: opts.blobs.placeholder },
+      custom: { placeholderBlobs: opts.blobs.placeholder, commit: opts.commit ?? head.commit },
     });
     const { eif, pcrs } = writeEif({
       kernel: opts.blobs.kernel,
