@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -102,83 +102,95 @@ test("the root filesystem and the two ramdisks have the layout AWS's init expect
   }
 });
 
-test(
-  "two builds give the same EIF and PCRs, and the built tree runs deno's self-test under unshare --net + chroot",
-  { skip: isDeno ? false : "the image build and smoke test run under Deno only (Node: skipped)" },
-  () => {
-    const denoBinary = defaultDenoBinary();
-    const dir = mkdtempSync(join(tmpdir(), "rootfs-smoke-"));
-    try {
-      const opts = {
-        entry: SELFTEST,
-        blobs: placeholderBlobs(),
-        denoBinary,
-        buildTime: "2026-01-01T00:00:00.000Z",
-      };
-      const a = buildEnclaveImage({ ...opts, rootfsDir: join(dir, "rootfs") });
-      const b = buildEnclaveImage(opts);
-      assert.equal(a.eif.length, b.eif.length);
-      assert.ok(a.eif.every((x, i) => x === b.eif[i]), "the two builds differ");
-      assert.deepEqual(a.pcrs, b.pcrs);
-      const image = readEif(a.eif);
-      assert.deepEqual(measureEif(image), a.pcrs);
-      assert.deepEqual(image.sections.map((s) => s.type), [
-        SECTION.kernel,
-        SECTION.cmdline,
-        SECTION.metadata,
-        SECTION.ramdisk,
-        SECTION.ramdisk,
-      ]);
-      assert.match(decode(image.sections[0].data), /PLACEHOLDER KERNEL: NOT BOOTABLE/);
-      // The metadata is not measured: another build time, same PCRs.
-      const c = buildEnclaveImage({ ...opts, buildTime: "2027-01-01T00:00:00.000Z" });
-      assert.deepEqual(c.pcrs, a.pcrs);
+if (isDeno && !isRoot) {
+  console.warn("SKIP: the chroot smoke test needs root (unshare --net, chroot): it will NOT run");
+}
 
-      if (!isRoot) {
-        console.warn(
-          "SKIP (loud): the chroot smoke test needs root (unshare --net, chroot); it did not run",
-        );
-        return;
-      }
-      // As AWS's init does: /proc mounted, no network, chroot into the tree, the cmd line run.
-      const { cmd, env } = enclaveCommand(["--allow-all"]);
-      const r = spawnSync(
-        which("unshare"),
-        [
-          "--net",
-          "--pid",
-          "--mount",
-          "--fork",
-          `--mount-proc=${join(dir, "rootfs/proc")}`,
-          which("chroot"),
-          join(dir, "rootfs"),
-          ...cmd,
-        ],
-        {
-          env: Object.fromEntries(env.map((l) => l.split("=", 2))),
-          encoding: "utf8",
-          timeout: 60_000,
-        },
-      );
-      assert.equal(r.status, 0, `self-test failed: ${r.stderr}`);
-      const result = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
-      assert.equal(
-        result.deno,
-        (globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno,
-      );
-      assert.equal(result.ffi, "ok");
-      assert.equal(result.crypto, "ok");
-      assert.ok(result.caCertificates > 10);
-      assert.equal(result.hosts, true);
-      assert.match(result.network, /^unreachable/);
-      // The tree has nothing but what the builder put there: no shell, no ldd, no package manager.
-      const ls = spawnSync("find", [join(dir, "rootfs"), "-type", "f"], { encoding: "utf8" });
-      const files = ls.stdout.trim().split("\n").map((p) => p.slice(join(dir, "rootfs").length));
-      assert.ok(!files.some((f) => /\/(sh|bash|busybox|apt)$/.test(f)), files.join(" "));
-    } finally {
-      spawnSync("umount", [join(dir, "rootfs/proc")]);
-      rmSync(dir, { recursive: true, force: true });
-    }
+/** The tree of the first build, for the smoke test that follows. */
+const built = { dir: "" };
+after(() => {
+  if (!built.dir) return;
+  spawnSync("umount", [join(built.dir, "rootfs/proc")]);
+  rmSync(built.dir, { recursive: true, force: true });
+});
+
+test(
+  "two builds give the same EIF and PCRs (the image read back measures the same)",
+  { skip: isDeno ? false : "the image build runs under Deno only (Node: skipped)" },
+  () => {
+    built.dir = mkdtempSync(join(tmpdir(), "rootfs-smoke-"));
+    const opts = {
+      entry: SELFTEST,
+      blobs: placeholderBlobs(),
+      denoBinary: defaultDenoBinary(),
+      buildTime: "2026-01-01T00:00:00.000Z",
+      commit: "test",
+    };
+    const a = buildEnclaveImage({ ...opts, rootfsDir: join(built.dir, "rootfs") });
+    const b = buildEnclaveImage(opts);
+    assert.equal(a.eif.length, b.eif.length);
+    assert.ok(a.eif.every((x, i) => x === b.eif[i]), "the two builds differ");
+    assert.deepEqual(a.pcrs, b.pcrs);
+    const image = readEif(a.eif);
+    assert.deepEqual(measureEif(image), a.pcrs);
+    assert.deepEqual(image.sections.map((s) => s.type), [
+      SECTION.kernel,
+      SECTION.cmdline,
+      SECTION.metadata,
+      SECTION.ramdisk,
+      SECTION.ramdisk,
+    ]);
+    assert.match(decode(image.sections[0].data), /PLACEHOLDER KERNEL: NOT BOOTABLE/);
+  },
+);
+
+test(
+  "the built tree runs deno's self-test under unshare --net + chroot (FFI, crypto, CA bundle, no network)",
+  {
+    skip: !isDeno
+      ? "Deno only (Node: skipped)"
+      : !isRoot
+      ? "SKIPPED LOUDLY: the chroot smoke test needs root (unshare --net, chroot): it did NOT run"
+      : false,
+  },
+  () => {
+    const root = join(built.dir, "rootfs");
+    assert.ok(built.dir, "the build test above must run first");
+    // As AWS's init does: /proc mounted, no network, chroot into the tree, the cmd line run.
+    const { cmd, env } = enclaveCommand(["--allow-all"]);
+    const r = spawnSync(
+      which("unshare"),
+      [
+        "--net",
+        "--pid",
+        "--mount",
+        "--fork",
+        `--mount-proc=${join(root, "proc")}`,
+        which("chroot"),
+        root,
+        ...cmd,
+      ],
+      {
+        env: Object.fromEntries(env.map((l) => l.split("=", 2))),
+        encoding: "utf8",
+        timeout: 60_000,
+      },
+    );
+    assert.equal(r.status, 0, `self-test failed: ${r.stderr}`);
+    const result = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.equal(
+      result.deno,
+      (globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno,
+    );
+    assert.equal(result.ffi, "ok");
+    assert.equal(result.crypto, "ok");
+    assert.ok(result.caCertificates > 10);
+    assert.equal(result.hosts, true);
+    assert.match(result.network, /^unreachable/);
+    // The tree has nothing but what the builder put there: no shell, no package manager.
+    const ls = spawnSync("find", [root, "-type", "f"], { encoding: "utf8" });
+    const files = ls.stdout.trim().split("\n").map((p) => p.slice(root.length));
+    assert.ok(!files.some((f) => /\/(sh|bash|busybox|apt)$/.test(f)), files.join(" "));
   },
 );
 
