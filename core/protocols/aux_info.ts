@@ -38,19 +38,28 @@ import * as piFac from "../zk/pi_fac.ts";
 import * as piMod from "../zk/pi_mod.ts";
 import * as piPrm from "../zk/pi_prm.ts";
 import { collectInbox, envelope } from "./inbox.ts";
-import { commit, type CommitItems, deriveSid, opens, xorBytes } from "./commitment.ts";
-import { assertSession, checkEcho, echoVector, RoundFaults } from "./echo.ts";
+import {
+  checkDecommitments,
+  commit,
+  type CommitItems,
+  type CommitmentsReceived,
+  deriveSid,
+  receiveCommitments,
+  xorBytes,
+} from "./commitment.ts";
+import { assertSession, RoundFaults } from "./echo.ts";
 import type { AuxProofs, AuxPublic } from "./aux_info_messages.ts";
 import * as msg from "./aux_info_messages.ts";
-import type {
-  AuxInfo,
-  Message,
-  PartyAux,
-  Protocol,
-  ProtocolName,
-  ProtocolState,
-  RoundSpec,
-  Transition,
+import {
+  type AuxInfo,
+  type Message,
+  type PartyAux,
+  type Protocol,
+  type ProtocolName,
+  type ProtocolState,
+  type RoundSpec,
+  stepByRound,
+  type Transition,
 } from "./types.ts";
 
 export {
@@ -249,6 +258,38 @@ export function checkAuxPrm(
   }
 }
 
+/**
+ * Figure 6, round 3, the checks of the revealed aux material of every party not yet at fault:
+ * its values (`checkAuxValues`), then its Pi-prm (`checkAuxPrm`). Then the round's abort, if any
+ * party is at fault; else everybody's public parameters and rho.
+ * @param faults the round's faults (decoding, echo and decommitments checked before).
+ * @param protocol the protocol ("aux-info" or "refresh"; Pi-prm is bound to it).
+ * @param s this party's session id, index and the number of parties.
+ * @param mine this party's own material.
+ * @param got the decoded material of every other party.
+ * @returns (N_j, s_j, t_j) of every party, own included, and rho = XOR rho_j.
+ * @throws {ProtocolAbort} naming every party at fault in the round.
+ */
+export function acceptAuxPublic(
+  faults: RoundFaults,
+  protocol: ProtocolName,
+  s: { readonly sid: Uint8Array; readonly i: number; readonly n: number },
+  mine: AuxPublic,
+  got: ReadonlyMap<number, AuxPublic>,
+): { readonly parties: PartyAux[]; readonly rho: Uint8Array } {
+  const pubs = new Map([...got].filter(([j]) => !faults.has(j)));
+  checkAuxValues(faults, s.i, mine, pubs);
+  checkAuxPrm(faults, protocol, s.sid, new Map([...pubs].filter(([j]) => !faults.has(j))));
+  faults.throwIfAny();
+  const all = (j: number) => (j === s.i ? mine : pubs.get(j)!);
+  const parties: PartyAux[] = [];
+  for (let j = 0; j < s.n; j++) {
+    const { N, s: sj, t } = all(j);
+    parties.push({ N, s: sj, t });
+  }
+  return { parties, rho: xorAll(parties.map((_, j) => all(j).rho)) };
+}
+
 /** XOR of every party's rho_j. */
 export function xorAll(values: readonly Uint8Array[]): Uint8Array {
   return values.reduce((acc, v) => xorBytes(acc, v), new Uint8Array(values[0].length));
@@ -319,10 +360,8 @@ export interface AuxRound1 extends ProtocolState, Own {
 }
 
 /** Waiting for the round-2 decommitments. */
-export interface AuxRound2 extends ProtocolState, Own {
+export interface AuxRound2 extends ProtocolState, Own, CommitmentsReceived {
   readonly round: 2;
-  readonly V: readonly Uint8Array[];
-  readonly echo: readonly string[];
 }
 
 /** Waiting for the round-3 proofs. */
@@ -362,17 +401,7 @@ function start(input: AuxInfoInput, rng: RandomSource): Transition<AuxInfoState,
 
 /** Figure 6, round 2: receive every V_j; broadcast the decommitment and the echo. */
 function round1(s: AuxRound1, inbox: readonly Message[]): Transition<AuxInfoState, AuxInfo> {
-  const payloads = collectInbox(NAME, s, "broadcast", inbox);
-  const faults = new RoundFaults(NAME, 1);
-  const V: Uint8Array[] = new Array(s.n);
-  V[s.i] = msg.decodeRound1(s.sent).V;
-  for (const [j, p] of payloads) {
-    faults.check(j, "malformed-message", () => {
-      V[j] = msg.decodeRound1(p).V;
-    });
-  }
-  faults.throwIfAny();
-  const echo = echoVector(s.sid, NAME, 1, V.map((v) => msg.encodeRound1({ V: v })));
+  const { V, echo } = receiveCommitments(NAME, s, inbox);
   const payload = msg.encodeRound2({ pub: auxPublic(s.own), u: s.u, echo });
   const state: AuxRound2 = {
     sid: s.sid,
@@ -402,25 +431,9 @@ function round2(
   for (const [j, p] of payloads) {
     faults.check(j, "malformed-message", () => void got.set(j, msg.decodeRound2(p, s.n)));
   }
-  checkEcho(faults, s.i, s.echo, new Map([...got].map(([j, d]) => [j, d.echo])));
-  for (const [j, d] of got) {
-    if (faults.has(j)) continue;
-    if (!opens(NAME, s.sid, j, auxCommitmentItems(s.n, d.pub), d.u, s.V[j])) {
-      faults.add(j, "bad-commitment", "the decommitment does not open the round-1 commitment");
-    }
-  }
-  const mine = auxPublic(s.own);
-  const pubs = new Map([...got].filter(([j]) => !faults.has(j)).map(([j, d]) => [j, d.pub]));
-  checkAuxValues(faults, s.i, mine, pubs);
-  checkAuxPrm(faults, NAME, s.sid, new Map([...pubs].filter(([j]) => !faults.has(j))));
-  faults.throwIfAny();
-  const all = (j: number) => (j === s.i ? mine : pubs.get(j)!);
-  const parties: PartyAux[] = [];
-  for (let j = 0; j < s.n; j++) {
-    const { N, s: sj, t } = all(j);
-    parties.push({ N, s: sj, t });
-  }
-  const rho = xorAll(parties.map((_, j) => all(j).rho));
+  checkDecommitments(faults, NAME, s, got, (d) => auxCommitmentItems(s.n, d.pub));
+  const pubs = new Map([...got].map(([j, d]) => [j, d.pub]));
+  const { parties, rho } = acceptAuxPublic(faults, NAME, s, auxPublic(s.own), pubs);
   const proofs = auxProofs(NAME, s.sid, s.i, rho, s.own, parties, rng);
   const state: AuxRound3 = {
     sid: s.sid,
@@ -460,16 +473,5 @@ export const auxInfo: Protocol<AuxInfoInput, AuxInfoState, AuxInfo> = {
   name: NAME,
   rounds: ROUNDS,
   start,
-  step(state, inbox, rng) {
-    switch (state.round) {
-      case 1:
-        return round1(state, inbox);
-      case 2:
-        return round2(state, inbox, rng);
-      case 3:
-        return round3(state, inbox);
-      default:
-        throw new TypeError("aux-info: unknown state");
-    }
-  },
+  step: stepByRound(NAME, { 1: round1, 2: round2, 3: round3 }),
 };

@@ -1,5 +1,7 @@
 /**
- * Hash commitments of the CGGMP21 protocols and session-bound derived ids.
+ * Hash commitments of the CGGMP21 protocols and session-bound derived ids, and the
+ * commit-then-open steps that key generation, aux info and the key refresh share (the round-1
+ * commitment broadcast and its codec, receiving it, the first checks of the decommitments).
  *
  * A commitment is V = H(domain, sid, i, items, u) with u a fresh kappa-byte string (CGGMP21,
  * ePrint 2021/060, Figure 5 round 1 and Figure 6 round 1; the Rust reference's `spec/main.tex`,
@@ -22,8 +24,9 @@
 import { randomBytes, type RandomSource, webCryptoRandom } from "../math/mod.ts";
 import { KAPPA_BYTES, Point } from "../params.ts";
 import { Transcript } from "../transcript.ts";
-import { decodeBytes, expectFields } from "./echo.ts";
-import { toHex } from "./types.ts";
+import { checkEcho, decodeBytes, echoVector, expectFields, RoundFaults } from "./echo.ts";
+import { collectInbox } from "./inbox.ts";
+import { type Message, type ProtocolName, type ProtocolState, toHex } from "./types.ts";
 
 /** Bytes of a commitment V. */
 export const COMMITMENT_BYTES = 32;
@@ -150,6 +153,72 @@ export function encodeCommitmentMessage(m: CommitmentMessage): CommitmentMessage
 export function decodeCommitmentMessage(v: unknown): CommitmentMessage {
   const o = expectFields<CommitmentMessageWire>(v, ["V"]);
   return { V: decodeBytes(o.V, "V", COMMITMENT_BYTES) };
+}
+
+/** What a commit-then-open machine keeps from round 1: every party's V_j and the echo. */
+export interface CommitmentsReceived {
+  /** V_j by party (own included). */
+  readonly V: readonly Uint8Array[];
+  /** Digests of the round-1 broadcasts as this party saw them (`echo.ts`). */
+  readonly echo: readonly string[];
+}
+
+/**
+ * Round 1 of key generation or aux info received (Figure 5 / Figure 6, round 2: "receive every
+ * V_j"): every party's V_j, this party's own included, and the echo of the round-1 broadcasts
+ * (`echo.ts`) that goes out with the decommitment.
+ * @param protocol the protocol (its name is the commitment domain).
+ * @param s the state waiting for round 1, with the payload it broadcast.
+ * @param inbox the round's messages.
+ * @returns V by party and the echo vector.
+ * @throws {ProtocolAbort} naming every party whose message is missing, misaddressed or does not
+ *   decode ("malformed-message").
+ */
+export function receiveCommitments(
+  protocol: ProtocolName,
+  s: ProtocolState & { readonly sent: CommitmentMessageWire },
+  inbox: readonly Message[],
+): { readonly V: Uint8Array[]; readonly echo: string[] } {
+  const payloads = collectInbox(protocol, s, "broadcast", inbox);
+  const faults = new RoundFaults(protocol, 1);
+  const V: Uint8Array[] = new Array(s.n);
+  V[s.i] = decodeCommitmentMessage(s.sent).V;
+  for (const [j, p] of payloads) {
+    faults.check(j, "malformed-message", () => {
+      V[j] = decodeCommitmentMessage(p).V;
+    });
+  }
+  faults.throwIfAny();
+  const echo = echoVector(s.sid, protocol, 1, V.map((v) => encodeCommitmentMessage({ V: v })));
+  return { V, echo };
+}
+
+/**
+ * Figure 5 / Figure 6, round 3, the first checks of the decommitments: the echo of round 1
+ * (`checkEcho`), then that each decommitment opens its V_j (else "bad-commitment"). Records
+ * faults in `faults`; throws nothing itself.
+ * @param faults the round's faults.
+ * @param protocol the protocol (its name is the commitment domain).
+ * @param s this party's session, index, V_j of every party and echo of round 1.
+ * @param got the decoded decommitment of every other party, with its u_j and echo.
+ * @param items the tuple a decommitment opens (its u_j apart).
+ */
+export function checkDecommitments<
+  D extends { readonly u: Uint8Array; readonly echo: readonly string[] },
+>(
+  faults: RoundFaults,
+  protocol: ProtocolName,
+  s: ProtocolState & CommitmentsReceived,
+  got: ReadonlyMap<number, D>,
+  items: (d: D) => CommitItems,
+): void {
+  checkEcho(faults, s.i, s.echo, new Map([...got].map(([j, d]) => [j, d.echo])));
+  for (const [j, d] of got) {
+    if (faults.has(j)) continue;
+    if (!opens(protocol, s.sid, j, items(d), d.u, s.V[j])) {
+      faults.add(j, "bad-commitment", "the decommitment does not open the round-1 commitment");
+    }
+  }
 }
 
 /** Byte equality without an early exit. */

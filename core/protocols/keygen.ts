@@ -35,16 +35,24 @@ import { randomBelow, randomBytes, type RandomSource } from "../math/mod.ts";
 import { KAPPA_BYTES, Point, Q } from "../params.ts";
 import * as sch from "../zk/pi_sch.ts";
 import { collectInbox, envelope } from "./inbox.ts";
-import { commit, type CommitItems, opens, xorBytes } from "./commitment.ts";
-import { assertSession, checkEcho, echoVector, RoundFaults } from "./echo.ts";
+import {
+  checkDecommitments,
+  commit,
+  type CommitItems,
+  type CommitmentsReceived,
+  receiveCommitments,
+  xorBytes,
+} from "./commitment.ts";
+import { assertSession, RoundFaults } from "./echo.ts";
 import * as msg from "./keygen_messages.ts";
-import type {
-  KeyShareCore,
-  Message,
-  Protocol,
-  ProtocolState,
-  RoundSpec,
-  Transition,
+import {
+  type KeyShareCore,
+  type Message,
+  type Protocol,
+  type ProtocolState,
+  type RoundSpec,
+  stepByRound,
+  type Transition,
 } from "./types.ts";
 
 export { CHAIN_CODE_BYTES, type Decommitment } from "./keygen_messages.ts";
@@ -77,12 +85,8 @@ export interface KeygenRound1 extends ProtocolState, Secret {
 }
 
 /** Waiting for the round-2 decommitments. */
-export interface KeygenRound2 extends ProtocolState, Secret {
+export interface KeygenRound2 extends ProtocolState, Secret, CommitmentsReceived {
   readonly round: 2;
-  /** V_j by party (own included). */
-  readonly V: readonly Uint8Array[];
-  /** Digests of the round-1 broadcasts as this party saw them. */
-  readonly echo: readonly string[];
 }
 
 /** Waiting for the round-3 Schnorr proofs. */
@@ -138,17 +142,7 @@ function start(input: KeygenInput, rng: RandomSource): Transition<KeygenState, K
 
 /** Figure 5, round 2: receive every V_j; broadcast the decommitment and the echo of round 1. */
 function round1(s: KeygenRound1, inbox: readonly Message[]): Transition<KeygenState, KeyShareCore> {
-  const payloads = collectInbox(NAME, s, "broadcast", inbox);
-  const faults = new RoundFaults(NAME, 1);
-  const V: Uint8Array[] = new Array(s.n);
-  V[s.i] = msg.decodeRound1(s.sent).V;
-  for (const [j, p] of payloads) {
-    faults.check(j, "malformed-message", () => {
-      V[j] = msg.decodeRound1(p).V;
-    });
-  }
-  faults.throwIfAny();
-  const echo = echoVector(s.sid, NAME, 1, V.map((v) => msg.encodeRound1({ V: v })));
+  const { V, echo } = receiveCommitments(NAME, s, inbox);
   const { mine } = s;
   const state: KeygenRound2 = {
     sid: s.sid,
@@ -176,13 +170,7 @@ function round2(s: KeygenRound2, inbox: readonly Message[]): Transition<KeygenSt
   for (const [j, p] of payloads) {
     faults.check(j, "malformed-message", () => void D.set(j, msg.decodeRound2(p, s.n)));
   }
-  checkEcho(faults, s.i, s.echo, new Map([...D].map(([j, d]) => [j, d.echo])));
-  for (const [j, d] of D) {
-    if (faults.has(j)) continue;
-    if (!opens(NAME, s.sid, j, commitmentItems(s.n, d), d.u, s.V[j])) {
-      faults.add(j, "bad-commitment", "the decommitment does not open the round-1 commitment");
-    }
-  }
+  checkDecommitments(faults, NAME, s, D, (d) => commitmentItems(s.n, d));
   for (const [j, d] of D) {
     faults.check(j, "invalid-value", () => {
       if (d.X.is0()) throw new RangeError("X_j is the identity");
@@ -257,16 +245,5 @@ export const keygen: Protocol<KeygenInput, KeygenState, KeyShareCore> = {
   name: NAME,
   rounds: ROUNDS,
   start,
-  step(state, inbox) {
-    switch (state.round) {
-      case 1:
-        return round1(state, inbox);
-      case 2:
-        return round2(state, inbox);
-      case 3:
-        return round3(state, inbox);
-      default:
-        throw new TypeError("keygen: unknown state");
-    }
-  },
+  step: stepByRound(NAME, { 1: round1, 2: round2, 3: round3 }),
 };

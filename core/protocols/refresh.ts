@@ -38,23 +38,26 @@ import { Point, Q } from "../params.ts";
 import { Transcript } from "../transcript.ts";
 import * as sch from "../zk/pi_sch.ts";
 import {
+  acceptAuxPublic,
   auxItems,
   type AuxOwn,
   auxProofs,
   type AuxPublic,
   auxPublic,
-  checkAuxPrm,
-  checkAuxValues,
   checkDistinctModuli,
   type PaillierPrimes,
   prepareAux,
   rhoContext,
   verifyAuxProofs,
-  xorAll,
 } from "./aux_info.ts";
 import { collectInbox, envelope } from "./inbox.ts";
-import { commit, type CommitItems, opens } from "./commitment.ts";
-import { assertSession, checkEcho, echoVector, RoundFaults } from "./echo.ts";
+import {
+  checkDecommitments,
+  commit,
+  type CommitItems,
+  type CommitmentsReceived,
+} from "./commitment.ts";
+import { assertSession, echoVector, RoundFaults } from "./echo.ts";
 import * as msg from "./refresh_messages.ts";
 import {
   type KeyShare,
@@ -64,6 +67,7 @@ import {
   type Protocol,
   type ProtocolState,
   type RoundSpec,
+  stepByRound,
   toHex,
   type Transition,
 } from "./types.ts";
@@ -166,10 +170,8 @@ export interface RefreshRound1 extends ProtocolState, Own {
 }
 
 /** Waiting for the round-2 decommitments. */
-export interface RefreshRound2 extends ProtocolState, Own {
+export interface RefreshRound2 extends ProtocolState, Own, CommitmentsReceived {
   readonly round: 2;
-  readonly V: readonly Uint8Array[];
-  readonly echo: readonly string[];
 }
 
 /** Waiting for the round-3 shares and proofs. */
@@ -280,14 +282,13 @@ function round2(
   for (const [j, p] of payloads) {
     faults.check(j, "malformed-message", () => void got.set(j, msg.decodeRound2(p, s.n)));
   }
-  checkEcho(faults, s.i, s.echo, new Map([...got].map(([j, d]) => [j, d.echo])));
-  for (const [j, d] of got) {
-    if (faults.has(j)) continue;
-    const items = refreshCommitmentItems(s.n, s.keyDigest, d.X, d.A, d.pub);
-    if (!opens(NAME, s.sid, j, items, d.u, s.V[j])) {
-      faults.add(j, "bad-commitment", "the decommitment does not open the round-1 commitment");
-    }
-  }
+  checkDecommitments(
+    faults,
+    NAME,
+    s,
+    got,
+    (d) => refreshCommitmentItems(s.n, s.keyDigest, d.X, d.A, d.pub),
+  );
   for (const [j, d] of got) {
     faults.check(j, "invalid-value", () => {
       if ([...d.X, ...d.A].some((P) => P.is0())) throw new RangeError("X_j^k or A_j^k is zero");
@@ -296,19 +297,9 @@ function round2(
       }
     });
   }
-  const mine = auxPublic(s.aux);
-  const pubs = new Map([...got].filter(([j]) => !faults.has(j)).map(([j, d]) => [j, d.pub]));
-  checkAuxValues(faults, s.i, mine, pubs);
-  checkAuxPrm(faults, NAME, s.sid, new Map([...pubs].filter(([j]) => !faults.has(j))));
-  faults.throwIfAny();
+  const pubs = new Map([...got].map(([j, d]) => [j, d.pub]));
+  const { parties, rho } = acceptAuxPublic(faults, NAME, s, auxPublic(s.aux), pubs);
 
-  const all = (j: number) => (j === s.i ? mine : pubs.get(j)!);
-  const parties: PartyAux[] = [];
-  for (let j = 0; j < s.n; j++) {
-    const { N, s: sj, t } = all(j);
-    parties.push({ N, s: sj, t });
-  }
-  const rho = xorAll(parties.map((_, j) => all(j).rho));
   const proofs = auxProofs(NAME, s.sid, s.i, rho, s.aux, parties, rng);
   const ctx = rhoContext(NAME, s.sid, s.i, rho);
   const psi = s.shares.map((x, k) =>
@@ -417,16 +408,5 @@ export const refresh: Protocol<RefreshInput, RefreshState, KeyShare> = {
   name: NAME,
   rounds: ROUNDS,
   start,
-  step(state, inbox, rng) {
-    switch (state.round) {
-      case 1:
-        return round1(state, inbox);
-      case 2:
-        return round2(state, inbox, rng);
-      case 3:
-        return round3(state, inbox);
-      default:
-        throw new TypeError("refresh: unknown state");
-    }
-  },
+  step: stepByRound(NAME, { 1: round1, 2: round2, 3: round3 }),
 };

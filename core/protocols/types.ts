@@ -62,6 +62,44 @@ export interface Protocol<I, S extends ProtocolState, O> {
 }
 
 /**
+ * The `step` of a machine with one function per round: the one of `state.round`.
+ * @param name the protocol's name, for the error.
+ * @param steps per round, the function that takes that round's messages.
+ * @returns a `step` for `Protocol`.
+ * @throws {TypeError} (from the returned step) "<name>: unknown state" for any other round.
+ * @example
+ * ```ts
+ * import { stepByRound, type Transition } from "./types.ts";
+ * type S = { sid: Uint8Array; i: number; n: number; round: 1 };
+ * const step = stepByRound<S, string>("keygen", {
+ *   1: (): Transition<S, string> => ({ outgoing: [], output: "done" }),
+ * });
+ * const state: S = { sid: new Uint8Array(16), i: 0, n: 2, round: 1 };
+ * console.assert(step(state, [], () => {}).output === "done");
+ * ```
+ */
+export function stepByRound<S extends ProtocolState, O>(
+  name: ProtocolName,
+  steps: {
+    readonly [R in S["round"]]: (
+      state: Extract<S, { readonly round: R }>,
+      inbox: readonly Message[],
+      rng: RandomSource,
+    ) => Transition<S, O>;
+  },
+): (state: S, inbox: readonly Message[], rng: RandomSource) => Transition<S, O> {
+  return (state, inbox, rng) => {
+    if (!Object.hasOwn(steps, state.round)) throw new TypeError(`${name}: unknown state`);
+    const step = steps[state.round as S["round"]] as (
+      state: S,
+      inbox: readonly Message[],
+      rng: RandomSource,
+    ) => Transition<S, O>;
+    return step(state, inbox, rng);
+  };
+}
+
+/**
  * The threshold key share of one party after key generation (n-of-n): its secret share x_i,
  * everybody's public shares X_j = x_j G, the public key X = sum X_j, the joint randomness rid and
  * the joint BIP-32 chain code.
