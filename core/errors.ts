@@ -114,7 +114,8 @@ export class InvalidKeyShare extends Error {
     | "unsupported-version"
     | "wrong-curve"
     | "inconsistent"
-    | "weak-aux-info";
+    | "weak-aux-info"
+    | "tampered"; // a version-3 accounts file's record MAC is missing or wrong
   constructor(code: InvalidKeyShare["code"], message: string) {
     super(message);
     this.code = code;

@@ -52,15 +52,25 @@
  * checks the meaning and returns a `KeyShare`. Checks: curve secp256k1; n >= 2; 0 <= i < n;
  * n public shares and n aux entries; X_i == x_i G; sum of X_j == X; for every party N_j of
  * 3071-3072 bits, odd, without a factor below 2^16, composite (base-2 Fermat), pairwise distinct,
- * and s_j, t_j units mod N_j with s_j != t_j, neither 1; for this party N_i == p q, p != q, both
- * at least 1536 bits, both 3 mod 4 (Blum), both prime (trial division and 20 Miller-Rabin rounds
- * with random bases, so that a file of many accounts loads in reasonable time; that the primes
- * are safe primes is not re-checked here).
+ * and s_j, t_j units mod N_j with s_j != t_j, neither 1. For this party, whose factors the file
+ * holds (issue 15, finding 2): N_i == p q, p != q, both safe primes of exactly 1536 bits and
+ * 3 mod 4 (Blum): (r - 1) / 2 passes 20 Miller-Rabin rounds with random bases and r one base-2
+ * Fermat test, which proves r prime once (r - 1) / 2 is (Pocklington); and its own s_i, t_i as aux
+ * info makes them: both at least bitLength(N_i) - 128 bits (a truncated or small value is
+ * refused), t_i a quadratic residue of full order modulo p and modulo q, s_i in <t_i> (a residue
+ * modulo p and q). Every exponentiation with p or q runs on the secret slot of `math/modpow.ts`.
+ * Cost: about 46 exponentiations modulo 1536-bit primes per share, plus one 3072-bit one per
+ * other party (measured in docs/key-lifecycle.md, "File format").
+ *
+ * What this cannot check: the other parties' N_j, s_j, t_j beyond their shape, `rid`, the chain
+ * code. They are bound to the holder's secrets by the MAC of the version-3 accounts file
+ * (`account_records.ts`); this version-1 file format has no MAC.
  *
  * Every failure is an `InvalidKeyShare` with a code: `malformed` (not JSON, wrong shape or type,
  * unknown field, bad hex, oversized field, bad account id), `unsupported-version`,
  * `wrong-curve`, `inconsistent` (counts, indices, shares that do not match), `weak-aux-info`
- * (a modulus or ring-Pedersen parameter that fails its checks). Messages never contain a secret.
+ * (a modulus, prime or ring-Pedersen parameter that fails its checks), and in a version-3
+ * accounts file `tampered` (a missing or wrong MAC). Messages never contain a secret.
  *
  * @example
  * ```ts
@@ -79,9 +89,11 @@ import {
   hasSmallFactor,
   isDefinitelyComposite,
   millerRabin,
+  modPowSecret,
   parseHexInt,
   toBytesBE,
   toHexInt,
+  webCryptoRandom,
 } from "./math/mod.ts";
 import { KAPPA_BYTES, MODULUS_MAX_BITS, MODULUS_MIN_BITS, Point, PRIME_BITS, Q } from "./params.ts";
 import { fromHex, type KeyShare, type PartyAux, toHex } from "./protocols/types.ts";
@@ -97,8 +109,10 @@ export const ACCOUNT_ID_PATTERN: RegExp = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** Largest integer field (bytes): a 3072-bit modulus. */
 const MAX_INT_BYTES = MODULUS_MAX_BITS / 8;
-/** Miller-Rabin rounds for the party's own primes (error <= 4^-20 per prime, random bases). */
+/** Miller-Rabin rounds for half of each own prime (error <= 4^-20 per prime, random bases). */
 const PRIME_TEST_ROUNDS = 20;
+/** Own s, t must have at least bitLength(N) minus this many bits (module doc). */
+const RP_SIZE_SLACK_BITS = 128;
 const CURVE = "secp256k1";
 const CHAIN_CODE_BYTES = 32;
 const SCALAR_BYTES = 32;
@@ -333,8 +347,11 @@ export function decodeKeyShareUnchecked(json: unknown): UncheckedKeyShare {
   );
 }
 
-/** `decodeKeyShareUnchecked` of a parsed JSON value (inside a file: never a nested string). */
-function decodeParsed(v: unknown): UncheckedKeyShare {
+/**
+ * `decodeKeyShareUnchecked` of a parsed JSON value (inside a file: never a nested string).
+ * @internal shared with `account_records.ts`.
+ */
+export function decodeParsed(v: unknown): UncheckedKeyShare {
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw malformed(`key share: expected an object, got ${v === null ? "null" : typeOf(v)}`);
   }
@@ -420,9 +437,63 @@ function assertBigint(v: unknown, what: string): bigint {
 }
 
 /**
+ * A secret prime of this party's modulus must be a safe prime r = 2r' + 1 of `PRIME_BITS` bits,
+ * r = 3 mod 4. r' is tested by Miller-Rabin (`PRIME_TEST_ROUNDS` random bases); r then needs one
+ * Fermat test only: by Pocklington's criterion (r - 1 = 2r' with r' prime and r' > sqrt(r)),
+ * 2^(r-1) = 1 mod r and gcd(2^2 - 1, r) = 1 prove r prime. Every exponentiation runs on the
+ * secret slot (r is secret).
+ */
+function checkSafePrime(name: "p" | "q", r: bigint): void {
+  if (bitLength(r) !== PRIME_BITS) throw weak(`secret prime ${name} is not of ${PRIME_BITS} bits`);
+  if ((r & 3n) !== 3n) throw weak(`secret prime ${name} is not 3 mod 4`);
+  if (hasSmallFactor(r) || modPowSecret(2n, r - 1n, r) !== 1n) {
+    throw weak(`secret prime ${name} is not prime`);
+  }
+  if (!millerRabin(r >> 1n, PRIME_TEST_ROUNDS, webCryptoRandom, true)) {
+    throw weak(`secret prime ${name} is not a safe prime: (${name} - 1) / 2 is not prime`);
+  }
+}
+
+/**
+ * This party's own ring-Pedersen (N, s, t), checked with its factors as aux info makes them
+ * (t = r^2 mod N, s = t^lambda mod N): t and s at least `bitLength(N) - RP_SIZE_SLACK_BITS` bits
+ * (a uniform element of the group is shorter with probability below 2^-127, so a truncated or
+ * small value is refused); t a quadratic residue modulo p and modulo q (Euler's criterion:
+ * t^((r-1)/2) = 1 mod r) and of full order p'q' (the residues modulo a safe prime r form a group
+ * of prime order r', so t != 1 mod r suffices); s a quadratic residue modulo p and q, which is
+ * <t> itself when t has full order. Cost: four exponentiations modulo the 1536-bit primes, on the
+ * secret slot. The parties' (N, s, t) of other parties cannot be checked without their factors:
+ * aux info checked them with Pi-prm, Pi-mod and Pi-fac, and the MAC of a version-3 accounts
+ * file (account_records.ts) keeps them as they were.
+ */
+function checkOwnRingPedersen(i: number, own: PartyAux, p: bigint, q: bigint): void {
+  const minBits = bitLength(own.N) - RP_SIZE_SLACK_BITS;
+  for (const [name, v] of [["s", own.s], ["t", own.t]] as const) {
+    const bits = bitLength(v);
+    if (bits < minBits) {
+      throw weak(
+        `party ${i} (own): ring-Pedersen ${name} has ${bits} bits, expected at least ${minBits}`,
+      );
+    }
+  }
+  for (const [name, r] of [["p", p], ["q", q]] as const) {
+    const half = r >> 1n;
+    if (own.t % r === 1n) {
+      throw weak(`party ${i} (own): ring-Pedersen t is 1 modulo ${name} (not of full order)`);
+    }
+    if (modPowSecret(own.t, half, r) !== 1n) {
+      throw weak(`party ${i} (own): ring-Pedersen t is not a quadratic residue modulo ${name}`);
+    }
+    if (modPowSecret(own.s, half, r) !== 1n) {
+      throw weak(`party ${i} (own): ring-Pedersen s is not in <t> (not a residue modulo ${name})`);
+    }
+  }
+}
+
+/**
  * Checks the meaning of a decoded key share (module doc, "Validation on load") and returns the
  * checked `KeyShare`. Also usable on a share made in memory (a protocol output) before it is
- * stored. Cost: about 40 exponentiations modulo 1536-bit primes plus one 3072-bit
+ * stored. Cost: about 46 exponentiations modulo 1536-bit primes plus one 3072-bit
  * exponentiation per other party.
  *
  * @param u the share from `decodeKeyShareUnchecked` (or any `KeyShare`).
@@ -505,22 +576,16 @@ export function validateKeyShare(u: UncheckedKeyShare): KeyShare {
     if (j !== i && !isDefinitelyComposite(checked[j].N)) throw weak(`party ${j}: N is prime`);
   }
 
-  // This party's secret primes.
+  // This party's secret primes and ring-Pedersen parameters.
   const p = assertBigint(u.aux.p, "aux.p");
   const q = assertBigint(u.aux.q, "aux.q");
   if (p * q !== checked[i].N) {
     throw inconsistent(`aux.p * aux.q does not equal the modulus N of party ${i}`);
   }
   if (p === q) throw weak("the secret primes p and q are equal");
-  for (const [name, r] of [["p", p], ["q", q]] as const) {
-    if (bitLength(r) < PRIME_BITS) {
-      throw weak(`secret prime ${name} is shorter than ${PRIME_BITS} bits`);
-    }
-    if ((r & 3n) !== 3n) throw weak(`secret prime ${name} is not 3 mod 4`);
-    if (hasSmallFactor(r) || !millerRabin(r, PRIME_TEST_ROUNDS)) {
-      throw weak(`secret prime ${name} is not prime`);
-    }
-  }
+  checkSafePrime("p", p);
+  checkSafePrime("q", q);
+  checkOwnRingPedersen(i, checked[i], p, q);
   return {
     curve: CURVE,
     i,
@@ -562,7 +627,8 @@ export function decodeKeyShare(json: unknown): KeyShare {
  * share and primes: encrypt it before it leaves memory. Only the shape is checked here; run
  * `validateKeyShare` first to store nothing that would fail to load.
  *
- * @param share the key share.
+ * @param share the key share (or a decoded, not yet validated one: the accounts file's MAC is
+ *   computed over this encoding before validation).
  * @returns the JSON-able object (`JSON.stringify` it).
  * @throws {TypeError} / {RangeError} when a field cannot be encoded (wrong type or size).
  * @example
@@ -576,7 +642,7 @@ export function decodeKeyShare(json: unknown): KeyShare {
  * console.assert(typeof roundTrip === "function");
  * ```
  */
-export function encodeKeyShare(share: KeyShare): KeyShareJsonV1 {
+export function encodeKeyShare(share: KeyShare | UncheckedKeyShare): KeyShareJsonV1 {
   if (share.curve !== CURVE) throw new TypeError(`keyshare: expected curve "${CURVE}"`);
   if (!(share.rid instanceof Uint8Array) || share.rid.length !== KAPPA_BYTES) {
     throw new RangeError(`keyshare: expected a ${KAPPA_BYTES}-byte rid`);
@@ -642,6 +708,11 @@ export function inAccount<T>(id: string, f: () => T): T {
 /** @internal shared with `account_records.ts`. */
 export function encodeIdentity(id: AccountIdentity, share: KeyShare): AccountIdentityJsonV1 {
   checkIdentity(id, share);
+  return identityJson(id);
+}
+
+/** The wire form of identities, unchecked. @internal shared with `account_records.ts`. */
+export function identityJson(id: AccountIdentity): AccountIdentityJsonV1 {
   return { secret_key: toHex(id.secretKey), public_keys: id.publicKeys.map(toHex) };
 }
 

@@ -15,7 +15,8 @@ import {
   validateKeyShare,
 } from "./keyshare.ts";
 import { deriveChildShare, keyShareXpub } from "./hd.ts";
-import { bitLength, hasSmallFactor, isDefinitelyComposite, toHexInt } from "./math/mod.ts";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bitLength, hasSmallFactor, isDefinitelyComposite, modInv, toHexInt } from "./math/mod.ts";
 import { MODULUS_MIN_BITS, Point } from "./params.ts";
 import { toHex } from "./protocols/types.ts";
 import { FIXTURE_SAFE_PRIMES } from "../tests/fixtures/keys.ts";
@@ -153,7 +154,42 @@ function nextCandidate(p: bigint, wantComposite: boolean): bigint {
   }
 }
 
+/** The first p + 4k (k >= 1) that passes trial division and a base-2 Fermat test. */
+function nextFermatPrime(p: bigint): bigint {
+  for (let c = p + 4n;; c += 4n) {
+    if (!hasSmallFactor(c) && !isDefinitelyComposite(c)) return c;
+  }
+}
+
 const HUGE_HEX = "ab".repeat(1 << 19); // 1 MiB of hex
+
+/** Own (party 0 of account A) N, s, t, p, q of the fixture as bigints. */
+function ownAux(ks: Json): { N: bigint; s: bigint; t: bigint; p: bigint; q: bigint } {
+  const h = (v: string) => BigInt("0x" + v);
+  const { N, s, t } = ks.aux.parties[ks.i];
+  return { N: h(N), s: h(s), t: h(t), p: h(ks.aux.p), q: h(ks.aux.q) };
+}
+
+/** Bytes of a fixed "random" value (SHA-256 chain from a label): deterministic across runs. */
+function pseudoRandomHex(label: string, bytes: number): string {
+  let out = "";
+  for (let k = 0; out.length < 2 * bytes; k++) {
+    out += toHex(sha256(new TextEncoder().encode(`${label}/${k}`)));
+  }
+  return out.slice(0, 2 * bytes).replace(/^00/, "01");
+}
+
+/** The fixture with account A's own s and / or t replaced by `f` of its own aux values. */
+function ownRp(f: (own: ReturnType<typeof ownAux>) => { s?: bigint; t?: bigint }): string {
+  return mutated((ks) => {
+    for (const [k, v] of Object.entries(f(ownAux(ks)))) ks.aux.parties[ks.i][k] = toHexInt(v);
+  });
+}
+
+/** The value = 1 mod p and = v mod q (CRT): full size, a residue modulo p of order 1. */
+function oneModP(v: bigint, p: bigint, q: bigint): bigint {
+  return 1n + p * (((v - 1n) * modInv(p % q, q)) % q);
+}
 
 // The hostile key share files of issue 4 and the threat model ("malformed wire data"), each a
 // mutation of account A of the fixture: [name, file text, code, message pattern].
@@ -249,6 +285,55 @@ const HOSTILE: [string, () => string, InvalidKeyShare["code"], RegExp][] = [
       }),
     "weak-aux-info",
     /equal/,
+  ],
+  // Issue 15, finding 2: one's own s, t, checked with the factors the file holds.
+  [
+    "own ring-Pedersen s, t = 2, 3",
+    () => mutated((ks) => Object.assign(ks.aux.parties[0], { s: "02", t: "03" })),
+    "weak-aux-info",
+    /party 0 \(own\): ring-Pedersen s has 2 bits, expected at least 29[0-9]{2}/,
+  ],
+  [
+    "own ring-Pedersen t truncated to 28 bytes",
+    () => mutated((ks) => (ks.aux.parties[0].t = ks.aux.parties[0].t.slice(0, 56))),
+    "weak-aux-info",
+    /party 0 \(own\): ring-Pedersen t has 2[0-9]{2} bits, expected at least/,
+  ],
+  [
+    "own ring-Pedersen s a random 30-byte value",
+    () => mutated((ks) => (ks.aux.parties[0].s = pseudoRandomHex("issue-15/s", 30))),
+    "weak-aux-info",
+    /party 0 \(own\): ring-Pedersen s has 2[0-9]{2} bits, expected at least/,
+  ],
+  [
+    "own ring-Pedersen t = N - t (full size, Jacobi symbol +1, a non-residue modulo p and q)",
+    () => ownRp(({ N, t }) => ({ t: N - t })),
+    "weak-aux-info",
+    /party 0 \(own\): ring-Pedersen t is not a quadratic residue modulo p/,
+  ],
+  [
+    "own ring-Pedersen t of order q' only (t = 1 mod p, a residue mod q)",
+    () => ownRp(({ t, p, q }) => ({ t: oneModP(t, p, q) })),
+    "weak-aux-info",
+    /party 0 \(own\): ring-Pedersen t is 1 modulo p \(not of full order\)/,
+  ],
+  [
+    "own ring-Pedersen s = N - s (not in <t>)",
+    () => ownRp(({ N, s }) => ({ s: N - s })),
+    "weak-aux-info",
+    /party 0 \(own\): ring-Pedersen s is not in <t> \(not a residue modulo p\)/,
+  ],
+  [
+    "own secret prime p a prime but not a safe prime (N = p q consistent)",
+    () =>
+      mutated((ks) => {
+        const { p, q } = ownAux(ks);
+        const p2 = nextFermatPrime(p); // p + 4k: 3 mod 4, prime; (p2 - 1) / 2 is not
+        ks.aux.p = toHexInt(p2);
+        ks.aux.parties[0].N = toHexInt(p2 * q);
+      }),
+    "weak-aux-info",
+    /secret prime p is not a safe prime/,
   ],
   [
     "ring-Pedersen s not a unit (s = p)",

@@ -5,7 +5,7 @@
  * @module
  */
 import { bitLength } from "./bigint.ts";
-import { modPow } from "./modpow.ts";
+import { modPow, modPowSecret } from "./modpow.ts";
 import { randomBits, randomInRange, type RandomSource, webCryptoRandom } from "./random.ts";
 
 function oddPrimesBelow(limit: number): number[] {
@@ -39,12 +39,14 @@ export function hasSmallFactor(n: bigint): boolean {
 
 /**
  * Miller-Rabin with `rounds` random bases (error <= 4^-rounds for any odd n).
- * Small n are answered by trial division.
+ * Small n are answered by trial division. `secret`: n is a secret (a party's own prime, or
+ * half of one): the exponentiations run on the secret slot of `modpow.ts`.
  */
 export function millerRabin(
   n: bigint,
   rounds: number,
   rng: RandomSource = webCryptoRandom,
+  secret = false,
 ): boolean {
   if (n < 2n) return false;
   if (n < 4n) return true;
@@ -58,7 +60,7 @@ export function millerRabin(
   }
   outer: for (let i = 0; i < rounds; i++) {
     const a = i === 0 ? 2n : randomInRange(2n, n - 2n, rng);
-    let x = modPow(a, d, n);
+    let x = secret ? modPowSecret(a, d, n) : modPow(a, d, n);
     if (x === 1n || x === n - 1n) continue;
     for (let r = 1; r < s; r++) {
       x = (x * x) % n;
