@@ -6,6 +6,8 @@
  * deno task client sign --account demo --digest 0x<64 hex> [--path m/0/1] [--json]
  * deno task client accounts
  * deno task client pubkey --account demo [--path m/0/1]
+ * deno task client address --account demo [--path m/0/1] [--format p2wpkh --network testnet]
+ * deno task client xpub --account demo [--path m/0] [--network testnet]
  * deno task client keygen --account new-account
  * deno task client                      # interactive: asks for the account and the digest
  * ```
@@ -27,7 +29,7 @@ import { createInterface } from "node:readline/promises";
 import { readFileSync } from "node:fs";
 import { installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
 import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
-import { newMpcClient } from "./mpc_client.ts";
+import { BECH32_PREFIX, type BitcoinNetwork, newMpcClient, p2wpkhAddress } from "./mpc_client.ts";
 import { crashHookFrom } from "../platform/crash_hook.ts";
 import { openFileKeyStore } from "./file_key_store.ts";
 import { parseAgeIdentityFile } from "../keystore/key_store.ts";
@@ -64,6 +66,11 @@ const COMMAND = {
     account: { arg: "id", help: "the account" },
     digest: { arg: "hex", help: "the 32-byte digest to sign" },
     path: { arg: "m/0/1", help: "BIP-32 style derivation path (non-hardened)" },
+    format: { arg: "ethereum|p2wpkh", help: "address: the address kind (ethereum)" },
+    network: {
+      arg: "bitcoin|testnet|regtest",
+      help: "address --format p2wpkh: the network (bitcoin); xpub: tpub for testnet, regtest",
+    },
     ...CONNECTION,
     plaintext: { kind: "boolean", help: "the key share file is not encrypted (development)" },
     json: { kind: "boolean", help: "one JSON object on stdout" },
@@ -86,7 +93,12 @@ const USAGE = formatHelp({
   commands: [
     ["sign", "--account <id> --digest <hex> [--path m/0/1]: sign a 32-byte digest"],
     ["pubkey", "--account <id> [--path m/0/1]: public key (compressed hex)"],
-    ["address", "--account <id> [--path m/0/1]: Ethereum address"],
+    [
+      "address",
+      "--account <id> [--path m/0/1] [--format ethereum|p2wpkh] [--network ...]: the address " +
+      "(EIP-55 Ethereum, or Bitcoin P2WPKH bech32)",
+    ],
+    ["xpub", "--account <id> [--path m/0] [--network ...]: BIP-32 extended public key"],
     ["accounts", "local accounts"],
     ["keygen", "--account <id>: distributed key generation with the running service"],
     ["refresh", "--account <id>: key refresh"],
@@ -159,6 +171,13 @@ async function main(): Promise<number> {
     if (v === undefined) throw new Usage(`${command}: --${flag} is required`);
     return v;
   };
+  const network = (): BitcoinNetwork => {
+    const n = args.value("network") ?? "bitcoin";
+    if (!Object.hasOwn(BECH32_PREFIX, n)) {
+      throw new Usage(`--network: expected ${Object.keys(BECH32_PREFIX).join(", ")}, got ${n}`);
+    }
+    return n as BitcoinNetwork;
+  };
   const out = (o: Record<string, unknown>, text: string) =>
     console.log(json ? JSON.stringify(o) : text);
   try {
@@ -179,8 +198,24 @@ async function main(): Promise<number> {
         return 0;
       }
       case "address": {
-        const a = await client.getAddress(need("account"), { path: args.value("path") });
-        out({ address: a }, a);
+        const account = need("account");
+        const path = args.value("path");
+        const format = args.value("format") ?? "ethereum";
+        const publicKey = await client.getPublicKey(account, { path });
+        let address: string;
+        if (format === "ethereum") address = await client.getAddress(account, { path });
+        else if (format === "p2wpkh") address = p2wpkhAddress(publicKey, network());
+        else throw new Usage(`--format: expected ethereum or p2wpkh, got ${format}`);
+        out({ account, path: path ?? "m", format, address, publicKey: `0x${publicKey}` }, address);
+        return 0;
+      }
+      case "xpub": {
+        const n = network();
+        const xpub = await client.getXpub(need("account"), {
+          path: args.value("path"),
+          version: n === "bitcoin" ? "xpub" : "tpub",
+        });
+        out({ account: args.value("account"), path: args.value("path") ?? "m", xpub }, xpub);
         return 0;
       }
       case "accounts": {

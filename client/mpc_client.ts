@@ -9,8 +9,11 @@
  * fails the other is cancelled. The client never sends its share anywhere; the service's
  * signature must equal the client's own (both are verified by the protocol).
  *
- * Key shares live behind `ClientKeyStore` (a file in Deno/Node: `file_key_store.ts`; memory for
- * tests; a browser store comes later).
+ * Key shares live behind `ClientKeyStore` (a file in Deno/Node: `file_key_store.ts`; IndexedDB
+ * in browsers: `browser_key_store.ts`; memory for tests). Public keys, Ethereum addresses and the
+ * account's extended public key (`getXpub`) come from the local share; `p2wpkhAddress` gives a
+ * key's Bitcoin address. This module installs no big-integer backend: in Node and Deno,
+ * `wallet-mpc/client` resolves to `native.ts`, which does (README "Packages").
  *
  * @example
  * ```ts ignore
@@ -29,7 +32,7 @@ import {
   type Transport as RpcTransport,
 } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
-import { deriveShift } from "../core/hd.ts";
+import { deriveShift, deriveXpub, keyShareXpub, TPUB_VERSION, XPUB_VERSION } from "../core/hd.ts";
 import { currentEpoch, discard } from "../core/account_records.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
 import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
@@ -68,6 +71,7 @@ export interface ClientKeyStore extends AccountStore {
 }
 
 export { MemoryKeyStore } from "../keystore/memory_key_store.ts";
+export { BECH32_PREFIX, type BitcoinNetwork, p2wpkhAddress } from "./addresses.ts";
 
 /** Configuration of `newMpcClient`. */
 export interface MpcClientConfig {
@@ -132,8 +136,18 @@ export interface MpcClient {
   ): Promise<TxSignature>;
   /** The account's public key (compressed hex) at an optional path, from the local share. */
   getPublicKey(accountId: string, options?: { path?: string }): Promise<string>;
-  /** The account's Ethereum address at an optional path. */
+  /** The account's Ethereum address (EIP-55, `0x`) at an optional path. */
   getAddress(accountId: string, options?: { path?: string }): Promise<string>;
+  /**
+   * The account's BIP-32 extended public key: the threshold key with its joint chain code is the
+   * root (depth 0, fingerprint of its parent 0); with `path`, the child's (non-hardened) extended
+   * key. Any BIP-32 library derives from it the keys the account signs with at non-hardened paths
+   * (`signTx(..., { path })`). `version` "tpub" for test networks (default "xpub").
+   */
+  getXpub(
+    accountId: string,
+    options?: { path?: string; version?: "xpub" | "tpub" },
+  ): Promise<string>;
   /** Accounts with a local share. */
   listAccounts(): Promise<string[]>;
   /** Distributed key generation with the service for a new account; stores the share. */
@@ -357,6 +371,17 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       const share = (await account(accountId)).keyShare;
       const path = parseDerivationPath(options.path ?? "");
       return ethereumAddress(deriveShift(share.publicKey, share.chainCode, path).childPublicKey);
+    },
+
+    async getXpub(accountId, options = {}) {
+      const share = (await account(accountId)).keyShare;
+      const path = parseDerivationPath(options.path ?? "");
+      const version = options.version ?? "xpub";
+      if (version !== "xpub" && version !== "tpub") {
+        throw new TypeError(`version: expected "xpub" or "tpub", got ${String(version)}`);
+      }
+      const root = keyShareXpub(share, version === "xpub" ? XPUB_VERSION : TPUB_VERSION);
+      return path.length === 0 ? root : deriveXpub(root, path);
     },
 
     listAccounts() {

@@ -1,0 +1,93 @@
+/**
+ * A viem account for an MPC account: `toMpcAccount` returns a viem `LocalAccount` (made with
+ * viem's `toAccount`) whose `sign`, `signMessage` (EIP-191), `signTypedData` (EIP-712) and
+ * `signTransaction` (legacy with EIP-155, EIP-2930, EIP-1559, EIP-4844, EIP-7702; a chain's own
+ * serializer when given) are made by the 2-of-2 client with the sign-service. Use it with
+ * `createWalletClient({ account, chain, transport })` as any local account: viem fills nonce, gas
+ * and fees, signs locally and sends `eth_sendRawTransaction`. `v` follows viem's rules
+ * (`signature.ts`). viem is a peer dependency.
+ *
+ * @example
+ * ```ts ignore
+ * import { createWalletClient, http, parseEther } from "viem";
+ * import { foundry } from "viem/chains";
+ * import { toMpcAccount } from "wallet-mpc/viem";
+ * const account = await toMpcAccount({ client, accountId: "alice" });
+ * const wallet = createWalletClient({ account, chain: foundry, transport: http(rpc) });
+ * const hash = await wallet.sendTransaction({ to, value: parseEther("0.25") });
+ * ```
+ * @module
+ */
+import {
+  type Address,
+  getAddress,
+  hashMessage,
+  hashTypedData,
+  type Hex,
+  keccak256,
+  type LocalAccount,
+  serializeSignature,
+  serializeTransaction,
+  type SignableMessage,
+  type TransactionSerializable,
+  type TypedData,
+  type TypedDataDefinition,
+} from "viem";
+import { toAccount } from "viem/accounts";
+import { Point } from "../core/params.ts";
+import { type MpcAccountOptions, type MpcSignature, signDigest } from "./signature.ts";
+
+export type { MpcAccountOptions, MpcSignature } from "./signature.ts";
+
+/** A viem local account signing with an MPC account, and its raw-digest signer. */
+export type MpcViemAccount = LocalAccount<"wallet-mpc"> & {
+  /** The account's uncompressed public key (`0x04...`), as viem's private-key accounts give. */
+  readonly publicKey: Hex;
+  /** Signs a 32-byte digest as it is, with every encoding (`signature.ts`). */
+  signDigest(digest: Hex | Uint8Array): Promise<MpcSignature>;
+};
+
+function viemSignature(sig: MpcSignature) {
+  return { r: sig.r, s: sig.s, yParity: sig.yParity, v: BigInt(sig.v) };
+}
+
+/**
+ * The viem account of an MPC account (its address and public key are read once, here).
+ *
+ * @param options the client, the account id, an optional non-hardened path.
+ * @returns the account.
+ * @throws what `getAddress` / `getPublicKey` throw (e.g. an unknown account).
+ */
+export async function toMpcAccount(options: MpcAccountOptions): Promise<MpcViemAccount> {
+  const ref = { client: options.client, accountId: options.accountId, path: options.path };
+  const address: Address = getAddress(
+    await ref.client.getAddress(ref.accountId, { path: ref.path }),
+  );
+  const compressed = await ref.client.getPublicKey(ref.accountId, { path: ref.path });
+  const publicKey = `0x${Point.fromHex(compressed.replace(/^0x/, "")).toHex(false)}` as Hex;
+  const sign = (digest: Hex | Uint8Array) => signDigest(ref, digest);
+  const account = toAccount({
+    address,
+    async sign({ hash }: { hash: Hex }) {
+      return serializeSignature(viemSignature(await sign(hash)));
+    },
+    async signMessage({ message }: { message: SignableMessage }) {
+      return serializeSignature(viemSignature(await sign(hashMessage(message))));
+    },
+    async signTypedData<
+      const typedData extends TypedData | Record<string, unknown>,
+      primaryType extends keyof typedData | "EIP712Domain" = keyof typedData,
+    >(typedData: TypedDataDefinition<typedData, primaryType>) {
+      return serializeSignature(viemSignature(await sign(hashTypedData(typedData))));
+    },
+    async signTransaction(transaction, { serializer = serializeTransaction } = {}) {
+      // As viem's own signTransaction: an EIP-4844 transaction is signed without its sidecars.
+      const signable = transaction.type === "eip4844"
+        ? { ...transaction, sidecars: false }
+        : transaction;
+      const hash = keccak256(await serializer(signable as TransactionSerializable));
+      return await serializer(transaction, viemSignature(await sign(hash)));
+    },
+  });
+  return { ...account, source: "wallet-mpc", publicKey, signDigest: sign };
+}

@@ -1,0 +1,93 @@
+/**
+ * A stand-in of `MpcClient` for the chain adapters' unit tests: one ordinary BIP-32 key
+ * (@scure/bip32, from a fixed seed) signs with @noble/curves where the real client runs a 2-of-2
+ * session. It answers what the adapters ask of a client (`signTx`, `getPublicKey`,
+ * `getAddress`, `getXpub`) at non-hardened paths, computing addresses with ethers and extended
+ * keys with @scure/bip32, so that an adapter test checks the adapter against independent code.
+ * `recoveryIdOverride` makes `signTx` report another recovery id (the refusal of ids 2 and 3).
+ *
+ * TEST CODE ONLY.
+ *
+ * @example
+ * ```ts ignore
+ * const client = hdTestClient();
+ * const signer = new MpcEthersSigner({ client, accountId: "alice" });
+ * ```
+ * @module
+ */
+import { HDKey } from "@scure/bip32";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+import { computeAddress } from "ethers";
+import type { MpcClient, TxSignature } from "../client/mpc_client.ts";
+
+/** The stand-in and what it was asked. */
+export interface HdTestClient extends MpcClient {
+  /** The BIP-32 root key (depth 0) the account signs with. */
+  readonly root: HDKey;
+  /** Every `signTx` call: account, path, digest (hex). */
+  readonly calls: { accountId: string; path: string; digest: string }[];
+  /** When set, `signTx` reports this recovery id. */
+  recoveryIdOverride?: 0 | 1 | 2 | 3;
+}
+
+function strip(h: string): string {
+  return h.replace(/^0x/i, "").toLowerCase();
+}
+
+/**
+ * @param accountId the one account it holds (default "alice").
+ * @param seed the BIP-32 seed (default 32 bytes of 7).
+ * @returns the stand-in.
+ */
+export function hdTestClient(
+  accountId = "alice",
+  seed: Uint8Array = new Uint8Array(32).fill(7),
+): HdTestClient {
+  const root = HDKey.fromMasterSeed(seed);
+  const key = (id: string, path = "") => {
+    if (id !== accountId) throw new Error(`no local share for account "${id}"`);
+    const p = path === "" ? "m" : path.startsWith("m") ? path : `m/${path}`;
+    return root.derive(p);
+  };
+  const calls: HdTestClient["calls"] = [];
+  const client: HdTestClient = {
+    root,
+    calls,
+    signTx(txHash, id, options = {}) {
+      const digest = typeof txHash === "string" ? strip(txHash) : bytesToHex(txHash);
+      calls.push({ accountId: id, path: options.path ?? "", digest });
+      const k = key(id, options.path);
+      const rec = secp256k1.sign(hexToBytes(digest), k.privateKey!, {
+        prehash: false,
+        format: "recovered",
+      });
+      const sig = secp256k1.Signature.fromBytes(rec, "recovered");
+      const recoveryId = (client.recoveryIdOverride ?? sig.recovery) as 0 | 1 | 2 | 3;
+      const compact = bytesToHex(sig.toBytes("compact"));
+      const out: TxSignature = {
+        r: compact.slice(0, 64),
+        s: compact.slice(64),
+        recoveryId,
+        v: 27 + recoveryId,
+        der: bytesToHex(sig.toBytes("der")),
+        compact,
+        publicKey: bytesToHex(k.publicKey!),
+        digest,
+        sessionId: "00".repeat(32),
+      };
+      return Promise.resolve(out);
+    },
+    getPublicKey: (id, o = {}) => Promise.resolve(bytesToHex(key(id, o.path).publicKey!)),
+    getAddress: (id, o = {}) =>
+      Promise.resolve(computeAddress(`0x${bytesToHex(key(id, o.path).publicKey!)}`)),
+    getXpub: (id, o = {}) => Promise.resolve(key(id, o.path).publicExtendedKey),
+    listAccounts: () => Promise.resolve([accountId]),
+    keygen: () => Promise.reject(new Error("not in the stand-in")),
+    refresh: () => Promise.reject(new Error("not in the stand-in")),
+    get service(): never {
+      throw new Error("not in the stand-in");
+    },
+  };
+  return client;
+}
