@@ -12,7 +12,7 @@
  *
  * A request body that is not a protobuf message of the method's input type is the caller's fault
  * on every protocol: `INVALID_ARGUMENT`, like malformed JSON (connect-es itself answers INTERNAL
- * for binary; see `binaryParseErrorsAsInvalidArgument`).
+ * for binary; see `requestFaultsAsInvalidArgument`).
  * @module
  */
 import {
@@ -55,7 +55,7 @@ export function signServiceRoutes(
       interceptors: [refuseUnknownFields],
     });
     for (let k = first; k < router.handlers.length; k++) {
-      router.handlers[k] = binaryParseErrorsAsInvalidArgument(router.handlers[k]);
+      router.handlers[k] = requestFaultsAsInvalidArgument(router.handlers[k]);
     }
   };
 }
@@ -66,21 +66,33 @@ const GRPC_INTERNAL = "13";
 const GRPC_INVALID_ARGUMENT = "3";
 
 /**
- * connect-es parses a request body before any interceptor runs and answers a binary body its
- * parser refuses ("parse binary: premature EOF", "illegal tag ...", "invalid varint") with
- * INTERNAL, whatever the protocol; the JSON parser's refusals are INVALID_ARGUMENT. A malformed
- * request is the caller's fault and must not drive 5xx alerting (issue 15, finding 3), so this
- * wrapper turns exactly those answers into INVALID_ARGUMENT, message kept:
+ * Answers the caller's faults that connect-es itself mishandles with INVALID_ARGUMENT:
  *
- * - Connect: the JSON error body (HTTP 500 -> 400, code `internal` -> `invalid_argument`);
- * - gRPC: the `grpc-status` trailer (13 -> 3), set before the response resolves;
- * - gRPC-web: the trailer frame at the end of the body.
+ * 1. connect-es parses a request body before any interceptor runs and answers a binary body its
+ *    parser refuses ("parse binary: premature EOF", "illegal tag ...", "invalid varint") with
+ *    INTERNAL, whatever the protocol; the JSON parser's refusals are INVALID_ARGUMENT. A
+ *    malformed request must not drive 5xx alerting (issue 15, finding 3), so exactly those
+ *    answers become INVALID_ARGUMENT, message kept: the Connect JSON error body (HTTP 500 -> 400,
+ *    `internal` -> `invalid_argument`), the gRPC `grpc-status` trailer (13 -> 3, set before the
+ *    response resolves), the gRPC-web trailer frame at the end of the body.
+ * 2. Over gRPC and gRPC-web, connect-es percent-encodes the error message into the
+ *    `grpc-message` trailer with `encodeURIComponent`, which throws on a lone surrogate; a JSON
+ *    request naming an unknown field `"\ud800"` puts one there (the parser quotes the name). The
+ *    handler then rejects: connect-node logs it and never answers the stream, the fetch handler
+ *    fails. Found by the rpc-routes fuzz harness. That rejection is answered INVALID_ARGUMENT in
+ *    the request's protocol, with a fixed message.
  *
  * Every other response passes through untouched (and is not buffered).
  */
-function binaryParseErrorsAsInvalidArgument(h: UniversalHandler): UniversalHandler {
+function requestFaultsAsInvalidArgument(h: UniversalHandler): UniversalHandler {
   const handle = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
-    const res = await h(req);
+    let res: UniversalServerResponse;
+    try {
+      res = await h(req);
+    } catch (e) {
+      if (e instanceof URIError) return unencodableRequest(req.header.get("content-type") ?? "");
+      throw e;
+    }
     const type = res.header?.get("content-type") ?? "";
     if (type.startsWith("application/grpc-web")) {
       return res.body ? { ...res, body: mapGrpcWebTrailers(res.body) } : res;
@@ -95,6 +107,48 @@ function binaryParseErrorsAsInvalidArgument(h: UniversalHandler): UniversalHandl
     return res;
   };
   return Object.assign(handle, h);
+}
+
+const UNENCODABLE = "invalid request: text that is not well-formed Unicode";
+
+/** INVALID_ARGUMENT for a request whose error message could not be encoded, per protocol. */
+function unencodableRequest(requestType: string): UniversalServerResponse {
+  const json = requestType.includes("json");
+  const status = new Headers({
+    "grpc-status": GRPC_INVALID_ARGUMENT,
+    "grpc-message": encodeURIComponent(UNENCODABLE),
+  });
+  const once = (b: Uint8Array) =>
+    (async function* () {
+      yield b;
+    })();
+  if (requestType.startsWith("application/grpc-web")) {
+    return {
+      status: 200,
+      header: new Headers({
+        "content-type": json ? "application/grpc-web+json" : "application/grpc-web+proto",
+      }),
+      body: once(encodeEnvelope(trailerFlag, trailerSerialize(status))),
+    };
+  }
+  if (requestType.startsWith("application/grpc")) {
+    return {
+      status: 200,
+      header: new Headers({
+        "content-type": json ? "application/grpc+json" : "application/grpc+proto",
+      }),
+      body: (async function* (): AsyncGenerator<Uint8Array> {})(),
+      trailer: status,
+    };
+  }
+  const body = new TextEncoder().encode(
+    JSON.stringify({ code: "invalid_argument", message: UNENCODABLE }),
+  );
+  return {
+    status: 400,
+    header: new Headers({ "content-type": "application/json" }),
+    body: once(body),
+  };
 }
 
 /** Whether a status and its (percent-encoded) gRPC message are the binary parser's refusal. */

@@ -198,12 +198,13 @@ function universalHandler(impl: Partial<ServiceImpl<typeof SignService>>) {
 async function grpcCall(
   impl: Partial<ServiceImpl<typeof SignService>>,
   body: Uint8Array,
+  contentType = "application/grpc+proto",
 ): Promise<Headers> {
   const res = await universalHandler(impl)({
     httpVersion: "2.0",
     method: "POST",
     url: `${BASE}/GetPublicKey`,
-    header: new Headers({ "content-type": "application/grpc+proto", te: "trailers" }),
+    header: new Headers({ "content-type": contentType, te: "trailers" }),
     body: (async function* () {
       yield body;
     })(),
@@ -283,7 +284,11 @@ test("routes: the mapping is narrow: a valid binary request succeeds, an impleme
   assert.equal((await res.json()).code, "internal");
 });
 
-test("routes: over real gRPC (connectNodeAdapter on h2c, port 0) a malformed body is INVALID_ARGUMENT", async () => {
+/**
+ * The gRPC status of one call over real gRPC: `connectNodeAdapter` on an h2c server on port 0,
+ * a raw `node:http2` client. Rejects when no status arrives within 10 s (a stream left open).
+ */
+async function h2cStatus(contentType: string, body: Uint8Array): Promise<string | undefined> {
   const server = http2.createServer(
     connectNodeAdapter({
       routes: signServiceRoutes(setup().impl as ServiceImpl<typeof SignService>),
@@ -293,12 +298,16 @@ test("routes: over real gRPC (connectNodeAdapter on h2c, port 0) a malformed bod
   const { port } = server.address() as { port: number };
   const client = http2.connect(`http://127.0.0.1:${port}`);
   try {
-    const status = await new Promise<string | undefined>((resolve, reject) => {
+    return await new Promise<string | undefined>((resolve, reject) => {
       const req = client.request({
         ":method": "POST",
         ":path": "/wallet_mpc.v1.SignService/GetPublicKey",
-        "content-type": "application/grpc",
+        "content-type": contentType,
         te: "trailers",
+      });
+      req.setTimeout(10_000, () => {
+        req.close();
+        reject(new Error("no answer: the stream was left open"));
       });
       let found: string | undefined;
       const take = (h: Record<string, unknown>) => {
@@ -309,11 +318,43 @@ test("routes: over real gRPC (connectNodeAdapter on h2c, port 0) a malformed bod
       req.on("error", reject);
       req.on("data", () => {});
       req.on("end", () => resolve(found));
-      req.end(grpcFrame(new Uint8Array(MALFORMED_BINARY[0][1])));
+      req.end(body);
     });
-    assert.equal(status, "3");
   } finally {
     client.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+test("routes: over real gRPC (connectNodeAdapter on h2c, port 0) a malformed body is INVALID_ARGUMENT", async () => {
+  const body = grpcFrame(new Uint8Array(MALFORMED_BINARY[0][1]));
+  assert.equal(await h2cStatus("application/grpc", body), "3");
+});
+
+// A JSON request naming an unknown field "\ud800": the parser quotes the name in its message,
+// and connect-es's encodeURIComponent of it for the grpc-message trailer throws (found by the
+// rpc-routes fuzz harness): the handler rejected, connect-node never answered the stream.
+const LONE_SURROGATE_JSON = new TextEncoder().encode('{"accountId":"a","\\ud800":""}');
+
+test("routes: a JSON body with a lone-surrogate field name is INVALID_ARGUMENT over gRPC-web and gRPC, not a broken stream", async () => {
+  const { calls, handler } = setup();
+  const web = await handler(
+    new Request(`${BASE}/GetPublicKey`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+json", "x-grpc-web": "1" },
+      body: grpcFrame(LONE_SURROGATE_JSON),
+    }),
+  );
+  assert.equal(web.status, 200);
+  const trailer = grpcWebTrailer(new Uint8Array(await web.arrayBuffer()));
+  assert.equal(trailer.get("grpc-status"), "3");
+  const grpc = await grpcCall({}, grpcFrame(LONE_SURROGATE_JSON), "application/grpc+json");
+  assert.equal(grpc.get("grpc-status"), "3");
+  assert.equal(await h2cStatus("application/grpc+json", grpcFrame(LONE_SURROGATE_JSON)), "3");
+  // Over Connect the JSON error body always encoded: still INVALID_ARGUMENT.
+  const connect = await handler(
+    new Request(`${BASE}/GetPublicKey`, connectJson('{"accountId":"a","\\ud800":""}')),
+  );
+  assert.equal((await connect.json()).code, "invalid_argument");
+  assert.deepEqual(calls, []);
 });
