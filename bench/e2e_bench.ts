@@ -30,7 +30,8 @@ import { join } from "node:path";
 import process from "node:process";
 import { MemoryKeyStore, newMpcClient } from "../client/mpc_client.ts";
 import { getModPowBackends } from "../core/math/mod.ts";
-import { type AccountEntry, encodeAccountsFile } from "../core/keyshare.ts";
+import type { AccountEntry } from "../core/keyshare.ts";
+import { encodeAccountEntries } from "../core/account_records.ts";
 import { generateOfflineAccounts } from "../keygen/offline.ts";
 import { installPlatformBackends } from "../platform/mod.ts";
 import { fixturePrimes } from "../tests/e2e/_accounts.ts";
@@ -113,8 +114,8 @@ async function computeIn(
   writeFileSync(
     file,
     JSON.stringify({
-      client: encodeAccountsFile(parties[0]),
-      service: encodeAccountsFile(parties[1]),
+      client: encodeAccountEntries(parties[0]),
+      service: encodeAccountEntries(parties[1]),
     }),
     { mode: 0o600 },
   );

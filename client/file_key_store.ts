@@ -29,6 +29,11 @@ export interface FileKeyStoreOptions {
   readonly partyIndex?: number;
   /** Test hook at the key store's crash points (docs/key-lifecycle.md). */
   readonly crashPoint?: KeyStoreOptions["crashPoint"];
+  /**
+   * Once, for a file of an earlier release (no record MACs): accept it and rewrite it with MACs
+   * (docs/key-lifecycle.md, "File format"). Without it such a file is refused.
+   */
+  readonly migrateLegacy?: boolean;
 }
 
 /**
@@ -52,6 +57,7 @@ export async function openFileKeyStore(o: FileKeyStoreOptions): Promise<ClientKe
     allowPlaintext: o.plaintext === true,
     allowMissing: o.create === true,
     crashPoint: o.crashPoint,
+    migrateLegacy: o.migrateLegacy === true,
   });
   // Another process (a second client on the same file) may have written: read again first.
   return {

@@ -530,8 +530,9 @@ export interface DecodeRecordsOptions {
   /** Largest file accepted, in bytes (default `MAX_FILE_BYTES`), checked before parsing. */
   readonly maxBytes?: number;
   /**
-   * Refuse files without MACs (versions 1 and 2) as `tampered` (default false: they load as
-   * unauthenticated legacy files and get their MACs at the next write).
+   * Refuse files without MACs (versions 1 and 2) as `legacy-format` (default false: they load
+   * as unauthenticated legacy files and get their MACs at the next write). The key store sets
+   * it unless told to migrate a legacy file (keystore/key_store.ts).
    */
   readonly requireMac?: boolean;
 }
@@ -584,8 +585,9 @@ export function accountRecordMac(id: string, raw: unknown): string {
  * @param json the file's contents (text or UTF-8 bytes, after decryption).
  * @param options `maxBytes` cap, checked before parsing; `requireMac`.
  * @returns account id -> record.
- * @throws {InvalidKeyShare} naming the account; `tampered` for a missing or wrong MAC (or a
- *   legacy file under `requireMac`); `unsupported-version` for a later version.
+ * @throws {InvalidKeyShare} naming the account; `tampered` for a missing or wrong MAC;
+ *   `legacy-format` for a file of version 1 or 2 under `requireMac`; `unsupported-version` for
+ *   a later version.
  */
 export function decodeAccountRecords(
   json: string | Uint8Array,
@@ -596,7 +598,10 @@ export function decodeAccountRecords(
   const versioned = typeof v === "object" && v !== null && !Array.isArray(v) &&
     typeof (v as Obj).version === "number";
   const legacy = (version: number) =>
-    tampered(`key share file: version ${version} has no MACs, and they are required`);
+    new InvalidKeyShare(
+      "legacy-format",
+      `key share file: version ${version} has no MACs, and they are required`,
+    );
   const out = new Map<string, AccountRecord>();
   if (!versioned) {
     if (options.requireMac) throw legacy(1);
@@ -662,4 +667,14 @@ export function fromEntry(entry: AccountEntry): AccountRecord {
     keyShare: entry.keyShare,
   };
   return entry.identity ? { identity: entry.identity, epochs: [e] } : { epochs: [e] };
+}
+
+/**
+ * A new key share file (the current version, with MACs) holding the given accounts, each as one
+ * current epoch of kind `import`: what `keygen offline` and the local stack write.
+ * @param entries account id -> entry.
+ * @returns the file's JSON text.
+ */
+export function encodeAccountEntries(entries: ReadonlyMap<string, AccountEntry>): string {
+  return encodeAccountRecords(new Map([...entries].map(([id, e]) => [id, fromEntry(e)])));
 }

@@ -115,7 +115,8 @@ export class InvalidKeyShare extends Error {
     | "wrong-curve"
     | "inconsistent"
     | "weak-aux-info"
-    | "tampered"; // a version-3 accounts file's record MAC is missing or wrong
+    | "tampered" // a version-3 accounts file's record MAC is missing or wrong
+    | "legacy-format"; // a file of version 1 or 2 (no MACs) where MACs are required
   constructor(code: InvalidKeyShare["code"], message: string) {
     super(message);
     this.code = code;

@@ -30,7 +30,7 @@ import process from "node:process";
 import { join } from "node:path";
 import * as fsp from "node:fs/promises";
 import { InvalidKeyShare } from "../core/errors.ts";
-import { encodeAccountsFile } from "../core/keyshare.ts";
+import { encodeAccountEntries } from "../core/account_records.ts";
 import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
 import { installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
 import { type KeyShareFs, writeKeyShareFileAtomic } from "../platform/keyshare_file.ts";
@@ -275,7 +275,7 @@ async function offline(flags: ParsedArgs): Promise<void> {
   } else {
     const files = [];
     for (const [party, accounts] of [["client", client], ["service", service]] as const) {
-      const text = new TextEncoder().encode(encodeAccountsFile(accounts));
+      const text = new TextEncoder().encode(encodeAccountEntries(accounts));
       const enc = keys[party].to;
       files.push({
         path: paths[party],

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { type AccountEntry, encodeAccountsFile } from "../core/keyshare.ts";
+import { encodeAccountEntries } from "../core/account_records.ts";
 import { Q } from "../core/params.ts";
 import { MemoryPresignatureStore } from "../core/presignature_store.ts";
 import { createMemoryNetwork } from "../core/protocols/memory_transport.ts";
@@ -98,7 +99,7 @@ test(`${PROCESSES} processes add, refresh and read accounts in one key file: not
     const path = join(dir, "keys.json");
     const seedPath = join(dir, "seed.json");
     await fsp.writeFile(seedPath, encodeAccountsFile(seed));
-    await fsp.writeFile(path, encodeAccountsFile(new Map([["shared", { keyShare: shared1 }]])));
+    await fsp.writeFile(path, encodeAccountEntries(new Map([["shared", { keyShare: shared1 }]])));
 
     // All writers open the file first, then write at once (a barrier, not a sleep).
     const writers = Array.from({ length: PROCESSES }, (_, k) => start(path, seedPath, k));

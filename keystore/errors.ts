@@ -19,6 +19,7 @@ export type KeyStoreErrorCode =
   | "unknown-account" // replace() of an account that is not stored
   | "not-found" // the file does not exist (and a missing file is not allowed)
   | "locked" // another process held the file's write lock past the timeout
+  | "legacy-format" // a file without record MACs (versions 1, 2) and no migration was asked for
   | "io"; // the file system failed (the errno code is in the message, the error in `cause`)
 
 /**

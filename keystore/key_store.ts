@@ -122,6 +122,13 @@ export interface KeyStoreOptions {
   readonly fs?: KeyShareFs;
   /** Test hook: called at the named points of every write (never set from the network). */
   readonly crashPoint?: (point: KeyStoreCrashPoint) => void | Promise<void>;
+  /**
+   * Accept a file of the formats without record MACs (versions 1 and 2) and rewrite it at once
+   * in the current format, with MACs (`deno task admin key-file migrate`). Off by default: such
+   * a file is refused (`legacy-format`), because anyone able to write the file could otherwise
+   * swap in a file without MACs.
+   */
+  readonly migrateLegacy?: boolean;
 }
 
 /** An open key store. Reads are synchronous (memory); writes persist before they take effect. */
@@ -261,6 +268,8 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
 
   /** What this process last saw on disk: the digest of the file's bytes (null: no file). */
   let seen: string | null | undefined;
+  /** Whether the file last read had no record MACs (read only under `migrateLegacy`). */
+  let legacy = false;
   let records = new Map<string, AccountRecord>();
   let onDisk: KeyShareFileFormat | null = null;
 
@@ -306,7 +315,22 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
       allowPlaintext: options.allowPlaintext,
     });
     try {
-      const next = decodeAccountRecords(plain, { maxBytes });
+      let next: Map<string, AccountRecord>;
+      try {
+        next = decodeAccountRecords(plain, { maxBytes, requireMac: true });
+        legacy = false;
+      } catch (e) {
+        if (!(e instanceof InvalidKeyShare && e.code === "legacy-format")) throw e;
+        if (!options.migrateLegacy) {
+          throw new KeyStoreError(
+            "legacy-format",
+            `key share file ${path}: ${e.message} (a file of an earlier release): check that ` +
+              "it is yours, then run `deno task admin key-file migrate` on it once",
+          );
+        }
+        next = decodeAccountRecords(plain, { maxBytes });
+        legacy = true;
+      }
       checkParty(next, partyIndex, parties);
       records = next;
     } finally {
@@ -368,6 +392,7 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     records = next; // only once the file holds it
     onDisk = format;
     seen = toHex(sha256(out));
+    legacy = false; // written in the current format
   }
 
   let tail: Promise<unknown> = Promise.resolve();
@@ -420,6 +445,9 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
       return next.get(accountId);
     });
   }
+
+  // A legacy file opened for migration is rewritten now, with MACs (and stays so).
+  if (legacy) await locked(() => legacy ? persist(new Map(records)) : Promise.resolve());
 
   const committed = (rec: AccountRecord) => currentEpoch(rec) !== undefined;
   return {

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { decodeAccountRecords, encodeAccountRecords, fromEntry } from "../core/account_records.ts";
-import { encodeAccountsFile } from "../core/keyshare.ts";
+import { encodeAccountEntries } from "../core/account_records.ts";
 import { generateAgeIdentity, openKeyStore, parseAgeIdentityFile } from "./key_store.ts";
 import { fixtureEntries, withDir } from "./_key_store_test_util.ts";
 
@@ -43,7 +43,7 @@ for (const armor of [false, true]) {
         const identity = parseAgeIdentityFile(await fsp.readFile(idFile, "utf8"));
         const recipient = new TextDecoder().decode(run("age-keygen", ["-y", idFile])).trim();
         const plain = join(dir, "keys.json");
-        await fsp.writeFile(plain, encodeAccountsFile(new Map([["acct-1", party1]])));
+        await fsp.writeFile(plain, encodeAccountEntries(new Map([["acct-1", party1]])));
         const path = join(dir, "keys.age");
         run("age", [...(armor ? ["-a"] : []), "-r", recipient, "-o", path, plain]);
 

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
-import { type AccountRecord, stagePending } from "../core/account_records.ts";
+import { type AccountRecord, encodeAccountEntries, stagePending } from "../core/account_records.ts";
 import { InvalidKeyShare, KeyEpochError } from "../core/errors.ts";
 import { type AccountEntry, encodeAccountsFile } from "../core/keyshare.ts";
 import {
@@ -30,7 +30,7 @@ const { identity: OTHER_ID } = await generateAgeIdentity();
 const { party0, party1, party1Other } = await fixtureEntries();
 
 function fileText(accounts: Record<string, AccountEntry>): Uint8Array {
-  return enc.encode(encodeAccountsFile(new Map(Object.entries(accounts))));
+  return enc.encode(encodeAccountEntries(new Map(Object.entries(accounts))));
 }
 
 async function writeFile(
@@ -213,6 +213,30 @@ test("key store refuses a plaintext file unless plaintext is allowed", async () 
   });
 });
 
+test("a file without record MACs (versions 1, 2) is refused unless migrated; migration rewrites it with MACs", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "keys.age");
+    const v1 = enc.encode(encodeAccountsFile(new Map([["acct-1", party1]])));
+    await fsp.writeFile(path, await encryptKeyShareFileBytes(v1, { recipients: [RCPT] }));
+    const before = await fsp.readFile(path);
+    const open = (migrateLegacy?: boolean) =>
+      openKeyStore({ path, decryptor: { identity: ID }, partyIndex: 1, migrateLegacy });
+    await assert.rejects(open(), (e: unknown) => {
+      storeError("legacy-format")(e);
+      assert.match((e as Error).message, /admin key-file migrate/);
+      return true;
+    });
+    assert.deepEqual(await fsp.readFile(path), before, "a refusal leaves the file alone");
+    const migrated = await open(true);
+    assert.equal(migrated.get("acct-1")?.keyShare.x, party1.keyShare.x);
+    const plain = await decryptKeyShareFileBytes(await fsp.readFile(path), { identity: ID });
+    const o = JSON.parse(dec.decode(plain));
+    assert.equal(o.version, 3);
+    assert.match(o.accounts["acct-1"].mac, /^[0-9a-f]{64}$/);
+    assert.deepEqual((await open()).accounts(), ["acct-1"], "opens without migration from now on");
+  });
+});
+
 test("key store in plaintext mode refuses an encrypted file as needs-key", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "keys.age");
@@ -321,8 +345,14 @@ for (const [name, text] of HOSTILE_CONTENTS) {
     await withDir(async (dir) => {
       const path = join(dir, "keys.age");
       await fsp.writeFile(path, await encryptKeyShareFileBytes(enc.encode(text), TO_ID));
+      // Unversioned JSON is a legacy (version-1) file: refused as such, and when migration is
+      // asked for, by its own decoder.
       await assert.rejects(
         openKeyStore({ path, decryptor: BY_ID, partyIndex: 1 }),
+        name === "not JSON" ? InvalidKeyShare : storeError("legacy-format"),
+      );
+      await assert.rejects(
+        openKeyStore({ path, decryptor: BY_ID, partyIndex: 1, migrateLegacy: true }),
         InvalidKeyShare,
       );
     });

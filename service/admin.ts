@@ -7,6 +7,7 @@
  * deno task admin age-identity new --out service.age       # prints its recipient (age1...)
  * deno task admin accounts uncommitted [config.yaml]        # accounts whose keygen never committed
  * deno task admin accounts discard-uncommitted --account <id> [config.yaml]
+ * deno task admin key-file migrate [config.yaml]            # a file of an earlier release
  * ```
  *
  * `callers add` adds a caller to a callers file (YAML, as the service reads it), creating the
@@ -20,7 +21,10 @@
  * the only argument, `WALLET_MPC_SERVICE_*`, the service's flags: README "Entry points"). An
  * uncommitted account holds only a pending key-generation epoch (docs/key-lifecycle.md): it
  * never signed and is not listed. A committed account is never deleted here. The command takes
- * the key file's lock, so it waits for (or is refused by) a running writer. The older names
+ * the key file's lock, so it waits for (or is refused by) a running writer. `key-file migrate`
+ * rewrites a key share file of an earlier release (versions 1 and 2, without record MACs; the
+ * service and the client refuse those) in the current format, with MACs: run it once, after
+ * checking the file is the one you made (docs/key-lifecycle.md, "File format"). The older names
  * `uncommitted` and `discard-uncommitted` (task `service:admin`) still work, with a warning.
  *
  * Exit status: 0 done, 1 refused or failed, 2 bad usage.
@@ -59,6 +63,7 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   "age-identity new": { flags: { out: { arg: "path", help: "the identity file to write" } } },
   "accounts uncommitted": serviceCommand(),
   "accounts discard-uncommitted": serviceCommand(ACCOUNT),
+  "key-file migrate": serviceCommand(),
   // Deprecated names (task service:admin).
   uncommitted: serviceCommand(),
   "discard-uncommitted": serviceCommand(ACCOUNT),
@@ -82,13 +87,14 @@ const USAGE = formatHelp({
     ["age-identity new", "--out PATH: writes a new age X25519 identity, prints its recipient"],
     ["accounts uncommitted", "lists the service's accounts whose key generation never committed"],
     ["accounts discard-uncommitted", "--account ID: deletes one uncommitted account"],
+    ["key-file migrate", "rewrites a key share file of an earlier release with record MACs"],
   ],
   flags: {
     ...COMMANDS["callers add"].flags,
     ...COMMANDS["accounts discard-uncommitted"].flags,
   },
   notes: [
-    "The accounts commands read the service's configuration as the service does (its file as " +
+    "The accounts and key-file commands read the service's configuration as the service does (its file as " +
     "the only argument, its flags and WALLET_MPC_SERVICE_* variables: deno task service --help).",
   ],
 });
@@ -157,9 +163,10 @@ async function newAgeIdentity(flags: ParsedArgs): Promise<number> {
   return 0;
 }
 
-/** `accounts uncommitted` and `accounts discard-uncommitted`, on the service's key store. */
+/** `accounts uncommitted`, `accounts discard-uncommitted` and `key-file migrate`, on the service's key store. */
 async function accounts(command: string, args: ParsedArgs): Promise<number> {
   const account = args.value("account");
+  const migrate = command === "key-file migrate";
   const { env, warnings } = applyEnvAliases(process.env, SERVICE_ENV_ALIASES);
   for (const w of warnings) console.error(w);
   const config = await loadServiceConfigFrom(args, {
@@ -176,7 +183,13 @@ async function accounts(command: string, args: ParsedArgs): Promise<number> {
     parties: config.mpc.totalParticipants,
     allowPlaintext: config.keyStore.allowPlaintext,
     recipients: config.keyStore.recipients,
+    migrateLegacy: migrate,
   });
+  if (migrate) {
+    // Opening with migrateLegacy rewrote a legacy file; a current one is left as it was.
+    console.log(`${store.path}: in the current format, ${store.accounts().length} account(s)`);
+    return 0;
+  }
   if (command === "accounts uncommitted") {
     for (const id of store.uncommitted()) {
       const e = store.record(id)!.epochs[0];

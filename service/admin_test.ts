@@ -16,8 +16,14 @@ import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { stagePending } from "../core/account_records.ts";
-import { type AccountEntry, decodeAccountsFile } from "../core/keyshare.ts";
-import { generateAgeIdentity, openKeyStore, parseAgeIdentityFile } from "../keystore/key_store.ts";
+import { type AccountEntry, decodeAccountsFile, encodeAccountsFile } from "../core/keyshare.ts";
+import {
+  ageRecipientOf,
+  encryptKeyShareFileBytes,
+  generateAgeIdentity,
+  openKeyStore,
+  parseAgeIdentityFile,
+} from "../keystore/key_store.ts";
 import { runEntryPoint } from "../testing/entry_point.ts";
 import { bytesOf, withDir } from "../testing/temp_files.ts";
 import { hashToken, parseCallersFile } from "./auth.ts";
@@ -315,6 +321,32 @@ test("admin accounts discard-uncommitted deletes the pending account and keeps t
     assert.match(missing.stderr, /account "nope" is not stored/);
     const none = await admin(["accounts", "discard-uncommitted", config]);
     assert.equal(none.code, 2, none.stderr);
+  });
+});
+
+test("admin key-file migrate rewrites a file of an earlier release with MACs; the service's store then opens it", async () => {
+  await withServiceKeys(async ({ config, keys, dir }) => {
+    const identity = parseAgeIdentityFile(await fsp.readFile(join(dir, "service.age"), "utf8"));
+    const v1 = new TextEncoder().encode(encodeAccountsFile(new Map([["old-1", SERVICE_SHARE]])));
+    await fsp.writeFile(
+      keys,
+      await encryptKeyShareFileBytes(v1, { recipients: [await ageRecipientOf(identity)] }),
+    );
+    const refused = await admin(["accounts", "uncommitted", config]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /no MACs.*admin key-file migrate/s);
+    const r = await admin(["key-file", "migrate", config]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /in the current format, 1 account/);
+    const s = await openKeyStore({
+      path: keys,
+      decryptor: { identity },
+      partyIndex: 1,
+      parties: 2,
+    });
+    assert.deepEqual(s.accounts(), ["old-1"]);
+    const again = await admin(["key-file", "migrate", config]);
+    assert.equal(again.code, 0, again.stderr);
   });
 });
 

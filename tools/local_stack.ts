@@ -22,7 +22,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { encodeAccountsFile } from "../core/keyshare.ts";
+import { encodeAccountEntries } from "../core/account_records.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
 import { generatePaillierPrimes, type PaillierPrimes } from "../core/protocols/aux_info.ts";
 import { platformSafePrime } from "../platform/mod.ts";
@@ -132,7 +132,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       [serviceKeyFile, parties[1], serviceAge.recipient],
     ] as const
   ) {
-    const text = new TextEncoder().encode(encodeAccountsFile(m));
+    const text = new TextEncoder().encode(encodeAccountEntries(m));
     await writeKeyShareFileAtomic(path, await encryptKeyShareFileBytes(text, { recipients: [r] }));
   }
   const token = generateToken();
