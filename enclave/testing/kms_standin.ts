@@ -1,0 +1,213 @@
+/**
+ * TEST ONLY. A KMS stand-in in front of moto, over real TLS (a test CA made with the `openssl`
+ * tool, trusted by the client through `NODE_EXTRA_CA_CERTS`), that does what moto does not: it
+ * enforces `Recipient` and a key policy on PCR0. A `Decrypt` must carry an attestation document
+ * that verifies against the test NSM's root (enclave/attestation.ts), is fresh, has the policy's
+ * PCR0 and a public key; moto then decrypts (its `Recipient` stripped) and the plaintext goes
+ * back only as `CiphertextForRecipient` (sealEnvelopedData to the document's key), never as
+ * `Plaintext`. Refusals answer `AccessDeniedException`, as KMS does.
+ *
+ * `mode = "plaintext"` turns it into what a host answering KMS itself (or moto) would send: the
+ * plaintext, for the test that the enclave refuses such an answer.
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { Buffer } from "node:buffer";
+import { verifyAttestationDocument } from "../attestation.ts";
+import { sealEnvelopedData } from "../cms.ts";
+
+/** A test CA and a server certificate for `localhost` / 127.0.0.1 (PEM files). */
+export interface TestTls {
+  readonly caFile: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * Makes a test CA and a server certificate with the openssl tool.
+ * @param dir where the files go.
+ * @returns the CA file (for NODE_EXTRA_CA_CERTS) and the server's PEM texts.
+ * @throws {Error} when openssl fails.
+ */
+export function makeTestTls(dir: string): TestTls {
+  const run = (args: string[]) => {
+    const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8", timeout: 30_000 });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  run([
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=wallet-mpc test CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  run(["req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+  Deno.writeTextFileSync(
+    `${dir}/server.ext`,
+    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n" +
+      "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+  );
+  run([
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "server.ext",
+  ]);
+  return {
+    caFile: `${dir}/ca.pem`,
+    cert: Deno.readTextFileSync(`${dir}/server.pem`),
+    key: Deno.readTextFileSync(`${dir}/server.key`),
+  };
+}
+
+/** Options of {@link startKmsStandIn}. */
+export interface KmsStandInOptions {
+  /** moto's endpoint (`http://127.0.0.1:PORT`). */
+  readonly moto: string;
+  readonly tls: TestTls;
+  /** The key policy: the PCR0 an enclave must have. */
+  readonly pcr0: Uint8Array;
+  /** The trusted roots of attestation documents (the test NSM's), read at each request. */
+  readonly roots: () => readonly Uint8Array[];
+}
+
+/** A running stand-in. */
+export interface KmsStandIn {
+  /** Its port on 127.0.0.1. */
+  readonly port: number;
+  /** `enforce` (default) or `plaintext` (module doc). */
+  mode: "enforce" | "plaintext";
+  /** Decrypts answered with CiphertextForRecipient. */
+  readonly sealed: number;
+  /** The refusals' messages, in order. */
+  readonly refusals: readonly string[];
+  stop(): Promise<void>;
+}
+
+const json = (status: number, body: unknown) =>
+  new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/x-amz-json-1.1" },
+  });
+
+/**
+ * Starts the stand-in on 127.0.0.1, a free port it binds itself.
+ * @param o moto, TLS, the PCR0 policy and the trusted roots.
+ * @returns the stand-in.
+ */
+export function startKmsStandIn(o: KmsStandInOptions): Promise<KmsStandIn> {
+  let sealed = 0;
+  const refusals: string[] = [];
+  const deny = (message: string) => {
+    refusals.push(message);
+    return json(400, { __type: "AccessDeniedException", message });
+  };
+  const state = { mode: "enforce" as "enforce" | "plaintext" };
+  const toMoto = (req: Request, body: string) =>
+    fetch(`${o.moto}/`, {
+      method: "POST",
+      headers: {
+        "content-type": req.headers.get("content-type") ?? "application/x-amz-json-1.1",
+        "x-amz-target": req.headers.get("x-amz-target") ?? "",
+        authorization: req.headers.get("authorization") ?? "",
+        "x-amz-date": req.headers.get("x-amz-date") ?? "",
+      },
+      body,
+    });
+
+  const handler = async (req: Request): Promise<Response> => {
+    const target = req.headers.get("x-amz-target");
+    if (target !== "TrentService.Decrypt") {
+      return json(400, { __type: "UnsupportedOperationException", message: `${target}` });
+    }
+    const input = JSON.parse(await req.text());
+    if (state.mode === "plaintext") {
+      delete input.Recipient;
+      const r = await toMoto(req, JSON.stringify(input));
+      return new Response(await r.text(), { status: r.status, headers: r.headers });
+    }
+    const recipient = input.Recipient;
+    if (!recipient?.AttestationDocument) {
+      return deny("the key policy requires kms:RecipientAttestation:PCR0: no Recipient");
+    }
+    if (recipient.KeyEncryptionAlgorithm !== "RSAES_OAEP_SHA_256") {
+      return json(400, { __type: "ValidationException", message: "KeyEncryptionAlgorithm" });
+    }
+    let doc;
+    try {
+      doc = await verifyAttestationDocument(
+        new Uint8Array(Buffer.from(recipient.AttestationDocument, "base64")),
+        { roots: o.roots() },
+      );
+    } catch (e) {
+      return deny(`attestation document refused (${(e as { code?: string }).code})`);
+    }
+    if (Math.abs(Date.now() - doc.timestamp) > 5 * 60_000) {
+      return deny("attestation document is not fresh");
+    }
+    const pcr0 = doc.pcrs.get(0);
+    if (!pcr0 || Buffer.compare(Buffer.from(pcr0), Buffer.from(o.pcr0)) !== 0) {
+      return deny("kms:RecipientAttestation:PCR0 condition not met");
+    }
+    if (!doc.publicKey) return json(400, { __type: "ValidationException", message: "no key" });
+    delete input.Recipient;
+    const r = await toMoto(req, JSON.stringify(input));
+    const out = await r.json();
+    if (r.status !== 200) return json(r.status, out);
+    const plain = new Uint8Array(Buffer.from(out.Plaintext, "base64"));
+    const cms = await sealEnvelopedData(plain, doc.publicKey);
+    plain.fill(0);
+    sealed++;
+    return json(200, {
+      KeyId: out.KeyId,
+      EncryptionAlgorithm: out.EncryptionAlgorithm ?? "SYMMETRIC_DEFAULT",
+      CiphertextForRecipient: Buffer.from(cms).toString("base64"),
+    });
+  };
+
+  return new Promise((resolve) => {
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: o.tls.cert,
+      key: o.tls.key,
+      onListen: ({ port }) =>
+        resolve({
+          port,
+          get mode() {
+            return state.mode;
+          },
+          set mode(m) {
+            state.mode = m;
+          },
+          get sealed() {
+            return sealed;
+          },
+          refusals,
+          stop: () => server.shutdown(),
+        }),
+    }, handler);
+  });
+}
