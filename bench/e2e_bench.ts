@@ -34,7 +34,7 @@ import type { AccountEntry } from "../core/keyshare.ts";
 import { encodeAccountEntries } from "../core/account_records.ts";
 import { generateOfflineAccounts } from "../keygen/offline.ts";
 import { installPlatformBackends } from "../platform/mod.ts";
-import { fixturePrimes } from "../tests/e2e/_accounts.ts";
+import { fixturePrimes } from "../testing/accounts.ts";
 import { DENO, NODE, ROOT } from "../tests/gateway/_helpers.ts";
 import { startLocalStack } from "../tools/local_stack.ts";
 import { arg, runtimeLabel } from "./_harness.ts";

@@ -4,7 +4,7 @@
  * --peer-prime-runs=N (the peer's safe prime takes about 100 s each; 0 skips it).
  * @module
  */
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { arg, runtimeLabel, table } from "./_harness.ts";
 import { benchModPow, benchSafePrime } from "./math_bench.ts";
 import { getModPowBackends } from "../core/math/mod.ts";

@@ -12,7 +12,7 @@ import {
 } from "../core/math/mod.ts";
 import { createNodeCryptoBackend, opensslSafePrime } from "../platform/node_crypto.ts";
 import { detectRuntime } from "../platform/mod.ts";
-import { FIXTURE_SAFE_PRIMES } from "../tests/fixtures/keys.ts";
+import { FIXTURE_SAFE_PRIMES } from "../testing/fixtures/keys.ts";
 import { measure, type Row } from "./_harness.ts";
 
 /** exp mod N^2 for every backend available in this runtime. */

@@ -7,7 +7,7 @@
 import mpc from "@bitgo/sdk-lib-mpc";
 import opensslbytes from "@bitgo/sdk-opensslbytes";
 import * as paillierBigint from "paillier-bigint";
-import { FIXTURE_SAFE_PRIMES } from "../tests/fixtures/keys.ts";
+import { FIXTURE_SAFE_PRIMES } from "../testing/fixtures/keys.ts";
 import { measure, type Row } from "./_harness.ts";
 import { randomBelow, randomBits, randomUnit } from "../core/math/mod.ts";
 

@@ -17,7 +17,7 @@ import { MemoryPresignatureStore } from "../core/presignature_store.ts";
 import type { KeyShare, Protocol, ProtocolState } from "../core/protocols/types.ts";
 import { hashMessage } from "../core/signature.ts";
 import { platformSafePrime } from "../platform/mod.ts";
-import { fixturePaillier } from "../tests/fixtures/keys.ts";
+import { fixturePaillier } from "../testing/fixtures/keys.ts";
 import { measure, type Row } from "./_harness.ts";
 
 const KEY = "bench-key";

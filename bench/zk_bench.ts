@@ -3,7 +3,7 @@
  * safe primes; 1536-bit primes), in the current runtime.
  * @module
  */
-import { fixturePaillier, fixtureRingPedersen } from "../tests/fixtures/keys.ts";
+import { fixturePaillier, fixtureRingPedersen } from "../testing/fixtures/keys.ts";
 import { randomSigned, randomUnit } from "../core/math/mod.ts";
 import { ELL, ELL_PRIME, Point, Q } from "../core/params.ts";
 import type { ProofContext } from "../core/zk/_common.ts";

@@ -1,4 +1,4 @@
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -30,10 +30,10 @@ import { Point, PRIME_BITS, Q } from "./params.ts";
 import { toHex } from "./protocols/types.ts";
 import { generateRingPedersen } from "./ring_pedersen.ts";
 import { platformSafePrime } from "../platform/mod.ts";
-import { SLOW } from "../tests/setup.ts";
-import { FIXTURE_SAFE_PRIMES } from "../tests/fixtures/keys.ts";
+import { SLOW } from "../testing/setup.ts";
+import { FIXTURE_SAFE_PRIMES } from "../testing/fixtures/keys.ts";
 
-const FIXTURE = readFileSync(new URL("../tests/fixtures/keyshare_v1.json", import.meta.url));
+const FIXTURE = readFileSync(new URL("../testing/fixtures/keyshare_v1.json", import.meta.url));
 const all = decodeAccountsFile(new Uint8Array(FIXTURE));
 const base = all.get("TEST-ONLY-fixture-b") as AccountEntry;
 

@@ -1,4 +1,4 @@
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -19,9 +19,9 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bitLength, hasSmallFactor, isDefinitelyComposite, modInv, toHexInt } from "./math/mod.ts";
 import { MODULUS_MIN_BITS, Point } from "./params.ts";
 import { toHex } from "./protocols/types.ts";
-import { FIXTURE_SAFE_PRIMES } from "../tests/fixtures/keys.ts";
+import { FIXTURE_SAFE_PRIMES } from "../testing/fixtures/keys.ts";
 
-const FIXTURE_URL = new URL("../tests/fixtures/keyshare_v1.json", import.meta.url);
+const FIXTURE_URL = new URL("../testing/fixtures/keyshare_v1.json", import.meta.url);
 /** The committed version-1 fixture (TEST DATA ONLY, made by tools/make_keyshare_fixture.ts). */
 const TEXT = readFileSync(FIXTURE_URL, "utf8");
 const A = "TEST-ONLY-fixture-a";

@@ -1,7 +1,7 @@
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fixturePaillier } from "../tests/fixtures/keys.ts";
+import { fixturePaillier } from "../testing/fixtures/keys.ts";
 import { isValidCiphertext, PaillierPublicKey, RandomizerPool } from "./paillier.ts";
 import { randomBelow, randomSigned } from "./math/mod.ts";
 

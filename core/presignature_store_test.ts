@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { dealPresignatures, DEALT_EPOCH } from "../tests/fixtures/protocol_fixtures.ts";
+import { dealPresignatures, DEALT_EPOCH } from "../testing/fixtures/protocol_fixtures.ts";
 import { type AbortCode, ProtocolAbort } from "./errors.ts";
 import { Point, Q } from "./params.ts";
 import {

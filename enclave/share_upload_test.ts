@@ -31,7 +31,7 @@ const PORT = 7103;
 
 /** Party 1's fixture share (tests/fixtures/keyshare_v1.json). */
 async function party1(): Promise<AccountEntry> {
-  const url = new URL("../tests/fixtures/keyshare_v1.json", import.meta.url);
+  const url = new URL("../testing/fixtures/keyshare_v1.json", import.meta.url);
   return decodeAccountsFile(new Uint8Array(await readFile(url))).get("TEST-ONLY-fixture-b")!;
 }
 

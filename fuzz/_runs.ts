@@ -8,7 +8,7 @@
  * (proof generation with 3072-bit moduli).
  * @module
  */
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,8 +25,8 @@ import {
   type ProtocolState,
   toHex,
 } from "../core/protocols/types.ts";
-import { dealKeyShares, runMachines } from "../tests/fixtures/protocol_fixtures.ts";
-import { FIXTURE_SAFE_PRIMES, fixturePaillier } from "../tests/fixtures/keys.ts";
+import { dealKeyShares, runMachines } from "../testing/fixtures/protocol_fixtures.ts";
+import { FIXTURE_SAFE_PRIMES, fixturePaillier } from "../testing/fixtures/keys.ts";
 import { Rng } from "./_engine.ts";
 
 /** The protocols the harnesses replay. */

@@ -8,7 +8,7 @@
  * minimized), `done` (counters), `replayed` (the input at the asked index), `error`.
  * @module
  */
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { campaign, type Failure } from "./_engine.ts";
 import { loadHarness } from "./harnesses/mod.ts";
 

@@ -8,7 +8,7 @@
  *   regresses on the first mutants) fails here, not only in CI's campaign.
  * @module
  */
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";

@@ -8,8 +8,8 @@
  * - (slow tier) `offline` creates both files, `--add` adds an account to both, and each
  *   account's public key and address are printed.
  */
-import "../tests/setup.ts";
-import { SLOW } from "../tests/setup.ts";
+import "../testing/setup.ts";
+import { SLOW } from "../testing/setup.ts";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
@@ -47,7 +47,7 @@ test("keygen caller, age-identity and distributed moved: each names its new comm
 
 const FIXTURE = decodeAccountsFile(
   new Uint8Array(
-    await fsp.readFile(new URL("../tests/fixtures/keyshare_v1.json", import.meta.url)),
+    await fsp.readFile(new URL("../testing/fixtures/keyshare_v1.json", import.meta.url)),
   ),
 );
 /** Fixture shares of party 0 (client) and party 1 (service); test data only. */

@@ -3,7 +3,7 @@
  * accounts or none, every held account refused before anything is written, a write that fails
  * or loses a race undone; `describeAccounts` against a known address.
  */
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
@@ -21,7 +21,7 @@ import {
   type OfflineKeyStore,
 } from "./offline.ts";
 
-const FIXTURE = new URL("../tests/fixtures/keyshare_v1.json", import.meta.url);
+const FIXTURE = new URL("../testing/fixtures/keyshare_v1.json", import.meta.url);
 const fixture = decodeAccountsFile(new Uint8Array(await fsp.readFile(FIXTURE)));
 /** Fixture shares: party 0's (client) and party 1's (service); test data only. */
 const SHARE0 = fixture.get("TEST-ONLY-fixture-a") as AccountEntry;

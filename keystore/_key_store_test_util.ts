@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { type AccountEntry, decodeAccountsFile } from "../core/keyshare.ts";
 import { Point, Q } from "../core/params.ts";
 
-const FIXTURE = new URL("../tests/fixtures/keyshare_v1.json", import.meta.url);
+const FIXTURE = new URL("../testing/fixtures/keyshare_v1.json", import.meta.url);
 
 let cache: { party0: AccountEntry; party1: AccountEntry; party1Other: AccountEntry } | undefined;
 
@@ -48,7 +48,7 @@ export async function strays(dir: string, keep: string): Promise<string[]> {
   return (await fsp.readdir(dir)).filter((n) => n !== keep);
 }
 
-export { failingFs } from "../tests/failing_fs.ts";
+export { failingFs } from "../testing/failing_fs.ts";
 
 /** The refresh offset writer `k` of the concurrent-writers test applies at its step `j`. */
 export function refreshOffset(k: number, j: number): bigint {

@@ -7,8 +7,8 @@
  * read-modify-write, puts overwrite each other (lost update) and refreshes are lost.
  * @module
  */
-import "../tests/setup.ts";
-import { SLOW } from "../tests/setup.ts";
+import "../testing/setup.ts";
+import { SLOW } from "../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -23,7 +23,7 @@ import { MemoryPresignatureStore } from "../core/presignature_store.ts";
 import { createMemoryNetwork } from "../core/protocols/memory_transport.ts";
 import { signDigest } from "../core/protocols/sign.ts";
 import type { KeyShare } from "../core/protocols/types.ts";
-import { dealKeyShares, freshSid } from "../tests/fixtures/protocol_fixtures.ts";
+import { dealKeyShares, freshSid } from "../testing/fixtures/protocol_fixtures.ts";
 import { DENO, NODE, ROOT } from "../tests/gateway/_helpers.ts";
 import { detectRuntime } from "../platform/mod.ts";
 import { openKeyStore } from "./key_store.ts";

@@ -2,7 +2,7 @@
 // encrypted opens in the store, and a file the store wrote decrypts with `age -d`. Skipped when
 // `age` is not installed (CI installs it, see .ci/run). Passphrase files are not tested against
 // the CLI: `age -p` reads the passphrase from a terminal only.
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";

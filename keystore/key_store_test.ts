@@ -1,4 +1,4 @@
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";

@@ -1,4 +1,4 @@
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fsp from "node:fs/promises";
@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type KeyShareFs, readKeyShareFile, writeKeyShareFileAtomic } from "./keyshare_file.ts";
 import { decodeKeyShareFile } from "../core/keyshare.ts";
-import { failingFs } from "../tests/failing_fs.ts";
+import { failingFs } from "../testing/failing_fs.ts";
 import { InvalidKeyShare } from "../core/errors.ts";
 
-const FIXTURE = new URL("../tests/fixtures/keyshare_v1.json", import.meta.url);
+const FIXTURE = new URL("../testing/fixtures/keyshare_v1.json", import.meta.url);
 const enc = new TextEncoder();
 
 async function withDir(f: (dir: string) => Promise<void>): Promise<void> {

@@ -5,7 +5,7 @@ import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { dealPresignatures, DEALT_EPOCH } from "../tests/fixtures/protocol_fixtures.ts";
+import { dealPresignatures, DEALT_EPOCH } from "../testing/fixtures/protocol_fixtures.ts";
 import { type AbortCode, ProtocolAbort } from "../core/errors.ts";
 import {
   decodePresignature,

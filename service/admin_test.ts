@@ -240,7 +240,7 @@ test("admin age-identity new writes an identity (0600), prints its recipient, ne
 
 const FIXTURE = decodeAccountsFile(
   new Uint8Array(
-    await fsp.readFile(new URL("../tests/fixtures/keyshare_v1.json", import.meta.url)),
+    await fsp.readFile(new URL("../testing/fixtures/keyshare_v1.json", import.meta.url)),
   ),
 );
 /** A fixture share of party 1 (the service); test data only. */

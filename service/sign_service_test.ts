@@ -11,7 +11,7 @@
  * @module
  */
 import { MemoryKeyStore } from "../keystore/memory_key_store.ts";
-import "../tests/setup.ts";
+import "../testing/setup.ts";
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
@@ -20,7 +20,7 @@ import { deriveShift } from "../core/hd.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
 import { MemoryPresignatureStore } from "../core/presignature_store.ts";
 import { epochDigest } from "../core/account_records.ts";
-import { dealPresignatures } from "../tests/fixtures/protocol_fixtures.ts";
+import { dealPresignatures } from "../testing/fixtures/protocol_fixtures.ts";
 import { fromHex, toHex } from "../core/protocols/types.ts";
 import { createGatewayHandler } from "../gateway/handler.ts";
 import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
@@ -31,7 +31,7 @@ import {
   fixturePrimes,
   type PartyAccounts,
   secretsOf,
-} from "../tests/e2e/_accounts.ts";
+} from "../testing/accounts.ts";
 import { createGatewayClient, generateIdentity } from "../transport/mod.ts";
 import { createAuditLog } from "./audit.ts";
 import { createAuthenticator, generateToken, hashToken } from "./auth.ts";

@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts ignore
- * import { runEntryPoint } from "../testing/entry_point.ts";
+ * import { runEntryPoint } from "./entry_point.ts";
  * const r = await runEntryPoint("service/admin.ts", ["--help"]);
  * console.assert(r.code === 0 && r.stdout.includes("Usage:"));
  * ```

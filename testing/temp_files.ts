@@ -3,7 +3,7 @@
  *
  * @example
  * ```ts ignore
- * import { bytesOf, withDir } from "../testing/temp_files.ts";
+ * import { bytesOf, withDir } from "./temp_files.ts";
  * await withDir(async (dir) => console.assert((await bytesOf(`${dir}/none`)) === null));
  * ```
  * @module

@@ -14,7 +14,7 @@ import { installPlatformBackends } from "../platform/mod.ts";
 import { newMpcClient } from "../client/mpc_client.ts";
 import { toHex } from "../core/protocols/types.ts";
 import { startLocalStack } from "./local_stack.ts";
-import { opensslVerify } from "../tests/e2e/_openssl.ts";
+import { opensslVerify } from "../testing/openssl.ts";
 
 async function main(): Promise<number> {
   installPlatformBackends();

@@ -26,6 +26,6 @@ const out = {
   safePrimes: primes,
 };
 writeFileSync(
-  new URL("../tests/fixtures/safe_primes.json", import.meta.url),
+  new URL("../testing/fixtures/safe_primes.json", import.meta.url),
   JSON.stringify(out, null, 2) + "\n",
 );

@@ -15,7 +15,7 @@ import { decodeKeyShareFile, encodeKeyShareFile, validateKeyShare } from "../cor
 import { randomBelow, randomBytes } from "../core/math/mod.ts";
 import { Point, Q } from "../core/params.ts";
 import type { KeyShare } from "../core/protocols/types.ts";
-import { fixturePaillier, fixtureRingPedersen } from "../tests/fixtures/keys.ts";
+import { fixturePaillier, fixtureRingPedersen } from "../testing/fixtures/keys.ts";
 
 /** Both parties' shares of a fresh random key (test data only). */
 function testOnlySplit(fixtureKeys: readonly number[]): KeyShare[] {
@@ -45,7 +45,7 @@ function testOnlySplit(fixtureKeys: readonly number[]): KeyShare[] {
   });
 }
 
-const out = process.argv[2] ?? new URL("../tests/fixtures/keyshare_v1.json", import.meta.url);
+const out = process.argv[2] ?? new URL("../testing/fixtures/keyshare_v1.json", import.meta.url);
 const a = testOnlySplit([0, 1]);
 const b = testOnlySplit([2, 3]);
 const text = encodeKeyShareFile(

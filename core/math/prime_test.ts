@@ -1,4 +1,4 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -12,8 +12,8 @@ import {
   millerRabin,
 } from "./prime.ts";
 import { bitLength, toBytesBE } from "./bigint.ts";
-import { FIXTURE_SAFE_PRIMES } from "../../tests/fixtures/keys.ts";
-import { SLOW } from "../../tests/setup.ts";
+import { FIXTURE_SAFE_PRIMES } from "../../testing/fixtures/keys.ts";
+import { SLOW } from "../../testing/setup.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 
 function opensslSaysPrime(n: bigint): boolean | null {

@@ -4,11 +4,11 @@
  * key, Pi-mod's prover and CRT exponentiation use them on the real (fixture) safe primes.
  * @module
  */
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { FIXTURE_SAFE_PRIMES, fixturePaillier } from "../../tests/fixtures/keys.ts";
+import { FIXTURE_SAFE_PRIMES, fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { modInv } from "./bigint.ts";
 import {
   inverseOfFour,

@@ -15,7 +15,7 @@ import {
   runLockstepFrom,
   sentIn,
   stateAt,
-} from "../../tests/protocols/_adversary.ts";
+} from "../../testing/adversary.ts";
 import type { Message, Protocol, ProtocolState } from "./types.ts";
 
 /**

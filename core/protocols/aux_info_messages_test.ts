@@ -1,10 +1,10 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
-import { fixturePaillier } from "../../tests/fixtures/keys.ts";
+import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { auxInfo } from "./aux_info.ts";
 import * as msg from "./aux_info_messages.ts";
 import { assertMalformedRefused, assertRoundTrips, recordedRun } from "./_messages_test.ts";
-import { testSid } from "../../tests/protocols/_adversary.ts";
+import { testSid } from "../../testing/adversary.ts";
 
 const n = 2;
 const sid = testSid(61);

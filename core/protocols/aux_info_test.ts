@@ -1,8 +1,8 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SLOW } from "../../tests/setup.ts";
-import { bitforgeModulus } from "../../tests/zk_helpers.ts";
+import { SLOW } from "../../testing/setup.ts";
+import { bitforgeModulus } from "../../testing/zk_helpers.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import {
   bitLength,
@@ -42,7 +42,7 @@ import {
 } from "./aux_info.ts";
 import { RoundFaults } from "./echo.ts";
 import { envelope } from "./inbox.ts";
-import { fixturePaillier, fixtureRingPedersen } from "../../tests/fixtures/keys.ts";
+import { fixturePaillier, fixtureRingPedersen } from "../../testing/fixtures/keys.ts";
 import type { AuxInfo, Message } from "./types.ts";
 import { toHex } from "./types.ts";
 import {
@@ -54,7 +54,7 @@ import {
   sentIn,
   stateAt,
   testSid,
-} from "../../tests/protocols/_adversary.ts";
+} from "../../testing/adversary.ts";
 
 const rng = (b: Uint8Array) => void crypto.getRandomValues(b);
 const primesOf = (k: number) => {

@@ -1,9 +1,9 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import { keygen } from "./keygen.ts";
 import * as msg from "./keygen_messages.ts";
 import { assertMalformedRefused, assertRoundTrips, recordedRun } from "./_messages_test.ts";
-import { testSid } from "../../tests/protocols/_adversary.ts";
+import { testSid } from "../../testing/adversary.ts";
 
 const n = 3;
 const sid = testSid(60);

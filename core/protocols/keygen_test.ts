@@ -1,4 +1,4 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mod, toHexInt } from "../math/mod.ts";
@@ -23,7 +23,7 @@ import {
   sentIn,
   stateAt,
   testSid,
-} from "../../tests/protocols/_adversary.ts";
+} from "../../testing/adversary.ts";
 
 type KG = Protocol<KeygenInput, KeygenState, KeyShareCore>;
 const inputs = (sid: Uint8Array, n: number): KeygenInput[] =>

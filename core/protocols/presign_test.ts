@@ -1,7 +1,7 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { dealKeyShares, freshSid, recording } from "../../tests/fixtures/protocol_fixtures.ts";
+import { dealKeyShares, freshSid, recording } from "../../testing/fixtures/protocol_fixtures.ts";
 import { type AbortCode, InvalidKeyShare, ProtocolAbort } from "../errors.ts";
 import { deriveShift } from "../hd.ts";
 import { toHexInt } from "../math/mod.ts";

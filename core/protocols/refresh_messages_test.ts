@@ -1,11 +1,11 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
-import { fixturePaillier } from "../../tests/fixtures/keys.ts";
+import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { keygen } from "./keygen.ts";
 import { refresh } from "./refresh.ts";
 import * as msg from "./refresh_messages.ts";
 import { assertMalformedRefused, assertRoundTrips, recordedRun } from "./_messages_test.ts";
-import { outputs, runLockstepFrom, testSid } from "../../tests/protocols/_adversary.ts";
+import { outputs, runLockstepFrom, testSid } from "../../testing/adversary.ts";
 
 const n = 2;
 const kid = testSid(62);

@@ -1,8 +1,8 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { fixturePaillier } from "../../tests/fixtures/keys.ts";
+import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { mod, randomBytes, toHexInt } from "../math/mod.ts";
 import { PaillierPublicKey } from "../paillier.ts";
 import { KAPPA_BYTES, Point, Q } from "../params.ts";
@@ -33,7 +33,7 @@ import {
   sentIn,
   stateAt,
   testSid,
-} from "../../tests/protocols/_adversary.ts";
+} from "../../testing/adversary.ts";
 
 const rng = (b: Uint8Array) => void crypto.getRandomValues(b);
 const primesOf = (k: number) => {

@@ -1,10 +1,10 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
-import { dealKeyShares } from "../../tests/fixtures/protocol_fixtures.ts";
+import { dealKeyShares } from "../../testing/fixtures/protocol_fixtures.ts";
 import { fullSignProtocol } from "./sign.ts";
 import * as msg from "./sign_messages.ts";
 import { assertMalformedRefused, assertRoundTrips, recordedRun } from "./_messages_test.ts";
-import { testSid } from "../../tests/protocols/_adversary.ts";
+import { testSid } from "../../testing/adversary.ts";
 
 const n = 2;
 const sid = testSid(65);

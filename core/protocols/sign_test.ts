@@ -1,5 +1,5 @@
-import "../../tests/setup.ts";
-import { SLOW } from "../../tests/setup.ts";
+import "../../testing/setup.ts";
+import { SLOW } from "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -13,7 +13,7 @@ import {
   DEALT_EPOCH,
   freshSid,
   recording,
-} from "../../tests/fixtures/protocol_fixtures.ts";
+} from "../../testing/fixtures/protocol_fixtures.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import { type AbortCode, ProtocolAbort } from "../errors.ts";
 import { deriveShift } from "../hd.ts";

@@ -1,8 +1,8 @@
-import "../../tests/setup.ts";
-import { SLOW } from "../../tests/setup.ts";
+import "../../testing/setup.ts";
+import { SLOW } from "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fixturePaillier } from "../../tests/fixtures/keys.ts";
+import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import { ProofError, type ProofErrorCode } from "../errors.ts";
 import { bitLength, mod, randomBelow, randomSigned } from "../math/mod.ts";
@@ -11,7 +11,7 @@ import { ELL, ELL_PRIME, EPSILON, Point, Q } from "../params.ts";
 import { generateRingPedersen } from "../ring_pedersen.ts";
 import { CHALLENGE_Q, maskBound } from "./pi_enc.ts";
 import * as piAffG from "./pi_aff_g.ts";
-import { HUGE, publicRp, rejects } from "../../tests/zk_helpers.ts";
+import { HUGE, publicRp, rejects } from "../../testing/zk_helpers.ts";
 
 const utf8 = new TextEncoder();
 const ctx = { sid: utf8.encode("pi-aff-g test session"), prover: 1 };

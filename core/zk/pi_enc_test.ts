@@ -1,8 +1,8 @@
-import "../../tests/setup.ts";
-import { SLOW } from "../../tests/setup.ts";
+import "../../testing/setup.ts";
+import { SLOW } from "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fixturePaillier } from "../../tests/fixtures/keys.ts";
+import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import { ProofError, type ProofErrorCode } from "../errors.ts";
 import { bitLength, randomSigned } from "../math/mod.ts";
@@ -10,7 +10,7 @@ import { PaillierSecretKey } from "../paillier.ts";
 import { ELL, EPSILON } from "../params.ts";
 import { generateRingPedersen, type RingPedersenParams } from "../ring_pedersen.ts";
 import * as piEnc from "./pi_enc.ts";
-import { HUGE, publicRp, rejects } from "../../tests/zk_helpers.ts";
+import { HUGE, publicRp, rejects } from "../../testing/zk_helpers.ts";
 
 const utf8 = new TextEncoder();
 const ctx = { sid: utf8.encode("pi-enc test session"), prover: 1 };

@@ -1,8 +1,8 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SLOW } from "../../tests/setup.ts";
-import { fixturePaillier, fixtureRingPedersen } from "../../tests/fixtures/keys.ts";
+import { SLOW } from "../../testing/setup.ts";
+import { fixturePaillier, fixtureRingPedersen } from "../../testing/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import { mod, modPow, randomBelow, randomBits, randomInRange, randomUnit } from "../math/mod.ts";
 import { ELL, EPSILON } from "../params.ts";
@@ -23,7 +23,7 @@ import {
   expectProofError,
   randomPrime,
   rejectsCheaply,
-} from "../../tests/zk_helpers.ts";
+} from "../../testing/zk_helpers.ts";
 
 const ctx = { sid: new Uint8Array([4, 2, 4, 2]), prover: 1 };
 /** The prover's Paillier key (N0) and its own ring-Pedersen parameters over N0. */

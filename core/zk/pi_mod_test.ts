@@ -1,8 +1,8 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SLOW } from "../../tests/setup.ts";
-import { fixturePaillier } from "../../tests/fixtures/keys.ts";
+import { SLOW } from "../../testing/setup.ts";
+import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import {
   bigintBackend,
@@ -30,7 +30,12 @@ import {
   verify,
   verifyWithChallenge,
 } from "./pi_mod.ts";
-import { expectProofError, randomPrime, rejectsCheaply, replaced } from "../../tests/zk_helpers.ts";
+import {
+  expectProofError,
+  randomPrime,
+  rejectsCheaply,
+  replaced,
+} from "../../testing/zk_helpers.ts";
 
 const ctx = { sid: new Uint8Array([9, 9, 1]), prover: 0 };
 const key = fixturePaillier(2);

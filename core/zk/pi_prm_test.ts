@@ -1,8 +1,8 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SLOW } from "../../tests/setup.ts";
-import { fixturePaillier, fixtureRingPedersen } from "../../tests/fixtures/keys.ts";
+import { SLOW } from "../../testing/setup.ts";
+import { fixturePaillier, fixtureRingPedersen } from "../../testing/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import { modInv, modPow, randomBelow, randomBits } from "../math/mod.ts";
 import { M_REPS } from "../params.ts";
@@ -18,7 +18,12 @@ import {
   verify,
   verifyWithChallenge,
 } from "./pi_prm.ts";
-import { expectProofError, randomPrime, rejectsCheaply, replaced } from "../../tests/zk_helpers.ts";
+import {
+  expectProofError,
+  randomPrime,
+  rejectsCheaply,
+  replaced,
+} from "../../testing/zk_helpers.ts";
 
 const ctx = { sid: new Uint8Array([7, 7, 7, 1]), prover: 1 };
 const rp = fixtureRingPedersen(1);

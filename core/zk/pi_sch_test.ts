@@ -1,11 +1,11 @@
-import "../../tests/setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ProofError, type ProofErrorCode } from "../errors.ts";
 import { mod, randomBelow } from "../math/mod.ts";
 import { Point, Q } from "../params.ts";
 import * as piSch from "./pi_sch.ts";
-import { HUGE, rejects } from "../../tests/zk_helpers.ts";
+import { HUGE, rejects } from "../../testing/zk_helpers.ts";
 
 const utf8 = new TextEncoder();
 const ctx = { sid: utf8.encode("pi-sch test session"), prover: 0 };

@@ -19,7 +19,7 @@ import {
   type UncheckedKeyShare,
 } from "../../core/keyshare.ts";
 import { samePayload } from "../../core/protocols/types.ts";
-import { dealKeyShares } from "../../tests/fixtures/protocol_fixtures.ts";
+import { dealKeyShares } from "../../testing/fixtures/protocol_fixtures.ts";
 import {
   allowOnly,
   bytesOf,

@@ -30,8 +30,8 @@ import { createAuthenticator, generateToken, hashToken } from "../../service/aut
 import { createRateLimiter, createSessionLimiter } from "../../service/rate_limit.ts";
 import { createSignServiceFetchHandler, signServiceRoutes } from "../../service/routes.ts";
 import { createSignServiceImpl } from "../../service/sign_service.ts";
-import { dealKeyShares } from "../../tests/fixtures/protocol_fixtures.ts";
-import { fixturePaillier } from "../../tests/fixtures/keys.ts";
+import { dealKeyShares } from "../../testing/fixtures/protocol_fixtures.ts";
+import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { createGatewayClient } from "../../transport/mod.ts";
 import { type Harness, OracleFailure } from "../_engine.ts";
 

@@ -10,7 +10,7 @@
  * checks from the recorded requests that the page used gRPC-web and nothing else.
  * @module
  */
-import "../setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
@@ -20,7 +20,7 @@ import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import type { Browser, Request as PwRequest, Response as PwResponse } from "playwright-core";
 import { encodeAccountsFile } from "../../core/keyshare.ts";
 import { startLocalStack } from "../../tools/local_stack.ts";
-import { fixtureAccounts } from "../e2e/_accounts.ts";
+import { fixtureAccounts } from "../../testing/accounts.ts";
 import { bounded } from "../e2e/_stack.ts";
 import { missing, ROOT } from "../gateway/_helpers.ts";
 import type { BrowserRunRequest, BrowserRunResult } from "./_entry.ts";

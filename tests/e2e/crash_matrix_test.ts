@@ -14,7 +14,7 @@
  * `WALLET_MPC_CRASH_ROWS="<op> <side> <point>,..."` the rows named.
  * @module
  */
-import { SLOW } from "../setup.ts";
+import { SLOW } from "../../testing/setup.ts";
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -26,7 +26,7 @@ import type { CrashPoint } from "../../core/account_records.ts";
 import { openKeyStore } from "../../keystore/key_store.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import { DENO, NODE, ROOT } from "../gateway/_helpers.ts";
-import { opensslMissing, opensslVerify } from "./_openssl.ts";
+import { opensslMissing, opensslVerify } from "../../testing/openssl.ts";
 import {
   ACCOUNT,
   bounded,

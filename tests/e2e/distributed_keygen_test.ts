@@ -12,14 +12,14 @@
  * primes itself (four: keygen and refresh), about 1.5 minutes per runtime, so this is slow tier.
  * @module
  */
-import { SLOW } from "../setup.ts";
+import { SLOW } from "../../testing/setup.ts";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { MemoryKeyStore, newMpcClient } from "../../client/mpc_client.ts";
 import type { AccountEntry } from "../../core/keyshare.ts";
-import { fixturePrimes } from "./_accounts.ts";
+import { fixturePrimes } from "../../testing/accounts.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import { toHex } from "../../core/protocols/types.ts";
 

@@ -18,8 +18,8 @@
  *   primes, load in the service and the client, and sign.
  * @module
  */
-import "../setup.ts";
-import { SLOW } from "../setup.ts";
+import "../../testing/setup.ts";
+import { SLOW } from "../../testing/setup.ts";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -44,7 +44,7 @@ import {
   startGateway,
   startRedis,
 } from "../gateway/_helpers.ts";
-import { fixturePrimes, type PartyAccounts, secretsOf } from "./_accounts.ts";
+import { fixturePrimes, type PartyAccounts, secretsOf } from "../../testing/accounts.ts";
 import {
   ACCOUNT,
   bounded,

@@ -9,7 +9,7 @@
  * The service and gateway run under the runtime of this test (grpc-js runs on Deno's node:http2).
  * @module
  */
-import "../setup.ts";
+import "../../testing/setup.ts";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -23,7 +23,7 @@ import { newRoomId } from "../../session/inputs.ts";
 import { signAsParty } from "../../session/party.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import { createGatewayClient } from "../../transport/mod.ts";
-import type { PartyAccounts } from "./_accounts.ts";
+import type { PartyAccounts } from "../../testing/accounts.ts";
 import { ACCOUNT, bounded, e2eAccounts, randomDigest, RUNTIME, waitAudit } from "./_stack.ts";
 
 const PROTO = fileURLToPath(new URL("../../proto/wallet_mpc/v1/sign.proto", import.meta.url));

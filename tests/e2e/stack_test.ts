@@ -6,15 +6,15 @@
  * and the audit file holds an `ok` line with the session id and no token or share.
  * @module
  */
-import "../setup.ts";
+import "../../testing/setup.ts";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { newMpcClient } from "../../client/mpc_client.ts";
 import { fromHex } from "../../core/protocols/types.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
-import { type PartyAccounts, secretsOf } from "./_accounts.ts";
-import { opensslMissing, opensslVerify } from "./_openssl.ts";
+import { type PartyAccounts, secretsOf } from "../../testing/accounts.ts";
+import { opensslMissing, opensslVerify } from "../../testing/openssl.ts";
 import { ACCOUNT, auditLines, bounded, e2eAccounts, randomDigest, waitAudit } from "./_stack.ts";
 
 const SIGN_MS = 60_000;

@@ -8,7 +8,7 @@
  * gateway tests (tests/transport/) cover the attack catalogue; this is the whole product.
  * @module
  */
-import "../setup.ts";
+import "../../testing/setup.ts";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";

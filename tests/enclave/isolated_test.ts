@@ -47,9 +47,9 @@ import {
 import { type Moto, motoMissing, startMoto } from "../../enclave/testing/moto.ts";
 import { serveNsm } from "../../enclave/testing/nsm_server.ts";
 import { DENO, type GatewayProcess, ROOT, startGateway } from "../gateway/_helpers.ts";
-import { fixturePrimes, secretsOf } from "../e2e/_accounts.ts";
+import { fixturePrimes, secretsOf } from "../../testing/accounts.ts";
 import { ACCOUNT, e2eAccounts, randomDigest } from "../e2e/_stack.ts";
-import { opensslVerify } from "../e2e/_openssl.ts";
+import { opensslVerify } from "../../testing/openssl.ts";
 import { isolationMissing, type LoggedProcess, makeNetns, run, spawnLogged } from "./_harness.ts";
 
 const skip = process.env.WALLET_MPC_ENCLAVE !== "1"

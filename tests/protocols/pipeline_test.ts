@@ -5,8 +5,8 @@
  * signature is checked by @noble/curves (verify with the digest as is, and key recovery).
  * @module
  */
-import "../setup.ts";
-import { SLOW } from "../setup.ts";
+import "../../testing/setup.ts";
+import { SLOW } from "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
@@ -23,8 +23,8 @@ import { refresh } from "../../core/protocols/refresh.ts";
 import { signDigest, signMessageWithPresignature } from "../../core/protocols/sign.ts";
 import type { AuxInfo, KeyShare, KeyShareCore } from "../../core/protocols/types.ts";
 import { type EcdsaSignature, hashMessage } from "../../core/signature.ts";
-import { fixturePaillier } from "../fixtures/keys.ts";
-import { outputs, runAll } from "./_adversary.ts";
+import { fixturePaillier } from "../../testing/fixtures/keys.ts";
+import { outputs, runAll } from "../../testing/adversary.ts";
 
 const utf8 = new TextEncoder();
 const KEY = "pipeline-key";

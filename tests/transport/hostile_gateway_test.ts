@@ -5,7 +5,7 @@
  * stream) are absorbed and the protocol completes.
  * @module
  */
-import "../setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ed25519 } from "@noble/curves/ed25519.js";

@@ -4,7 +4,7 @@
  * cancellation and close.
  * @module
  */
-import "../setup.ts";
+import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { TransportError } from "../../core/errors.ts";
@@ -13,7 +13,7 @@ import { runProtocol } from "../../core/protocols/driver.ts";
 import { keygen } from "../../core/protocols/keygen.ts";
 import { type Message, toHex } from "../../core/protocols/types.ts";
 import { createRoomTokenAuthority } from "../../gateway/tokens.ts";
-import { fixturePaillier } from "../fixtures/keys.ts";
+import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import {
   createGatewayClient,
   generateIdentity,
