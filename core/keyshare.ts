@@ -43,7 +43,7 @@
  * Points are compressed SEC1 (`02`/`03` + 32 bytes), lowercase hex. Integers other than `x` are
  * minimal lowercase even-length hex (`toHexInt`: no leading zero byte), at most 384 bytes.
  * Fields are exact: a missing or unknown field is an error, and a later format gets a new
- * `version` (older versions keep loading: `tests/fixtures/keyshare_v1.json` is kept for that).
+ * `version` (older versions keep loading: `testing/fixtures/keyshare_v1.json` is kept for that).
  *
  * ## Validation on load (cggmp21 notes, "Key share validation on load")
  *

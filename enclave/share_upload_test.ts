@@ -29,7 +29,7 @@ import {
 const skip = typeof Deno !== "undefined" ? false : "the enclave side runs on Deno only";
 const PORT = 7103;
 
-/** Party 1's fixture share (tests/fixtures/keyshare_v1.json). */
+/** Party 1's fixture share (testing/fixtures/keyshare_v1.json). */
 async function party1(): Promise<AccountEntry> {
   const url = new URL("../testing/fixtures/keyshare_v1.json", import.meta.url);
   return decodeAccountsFile(new Uint8Array(await readFile(url))).get("TEST-ONLY-fixture-b")!;

@@ -1,4 +1,4 @@
-// Regenerates tests/fixtures/safe_primes.json: pre-generated 1536-bit safe primes for the
+// Regenerates testing/fixtures/safe_primes.json: pre-generated 1536-bit safe primes for the
 // fast test tier, made by this project's own platform code (OpenSSL under Node) and each
 // re-checked by core's own safe-prime test. Run: `deno task fixtures` (uses Node).
 import { writeFileSync } from "node:fs";

@@ -1,4 +1,4 @@
-// TEST DATA ONLY. Writes tests/fixtures/keyshare_v1.json: a key share file of format version 1
+// TEST DATA ONLY. Writes testing/fixtures/keyshare_v1.json: a key share file of format version 1
 // with two accounts of a 2-party key, made from the fixture safe primes and random secrets.
 // The product never deals keys (key generation is distributed); this script splits random
 // secrets in one process only to pin today's file format, so that later versions of

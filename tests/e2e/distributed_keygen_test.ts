@@ -8,7 +8,7 @@
  * This is the one distributed key generation of the project: `deno task client keygen`
  * (client/cli.ts) runs this `client.keygen` (the former `keygen distributed` duplicate is gone).
  *
- * The client uses fixture primes (tests/fixtures); the service generates real 1536-bit safe
+ * The client uses fixture primes (testing/fixtures); the service generates real 1536-bit safe
  * primes itself (four: keygen and refresh), about 1.5 minutes per runtime, so this is slow tier.
  * @module
  */
