@@ -35,7 +35,7 @@ import { encodeAccountEntries } from "../core/account_records.ts";
 import { generateOfflineAccounts } from "../keygen/offline.ts";
 import { installPlatformBackends } from "../platform/mod.ts";
 import { fixturePrimes } from "../testing/accounts.ts";
-import { DENO, NODE, ROOT } from "../tests/gateway/_helpers.ts";
+import { DENO, NODE, ROOT } from "../testing/processes.ts";
 import { startLocalStack } from "../tools/local_stack.ts";
 import { arg, runtimeLabel } from "./_harness.ts";
 import { type ComputeSample, measureSigningCompute, SLOTS } from "./e2e/_compute.ts";

@@ -33,7 +33,7 @@ import {
   startGateway,
   startRedis,
   until,
-} from "../tests/gateway/_helpers.ts";
+} from "../testing/processes.ts";
 import type { LoadOptions, LoadResult } from "./gateway/loadgen.ts";
 
 interface Shape {

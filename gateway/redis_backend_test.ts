@@ -8,7 +8,7 @@ import { backendContract } from "./_backend_contract.ts";
 import type { BackendEvent, BackendMessage } from "./backend.ts";
 import { GatewayError } from "./errors.ts";
 import { createRedisBackend, type RedisBackend } from "./redis_backend.ts";
-import { missing, startRedis, until } from "../tests/gateway/_helpers.ts";
+import { missing, startRedis, until } from "../testing/processes.ts";
 
 const skip = missing("redis-server");
 let prefixes = 0;

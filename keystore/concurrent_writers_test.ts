@@ -24,7 +24,7 @@ import { createMemoryNetwork } from "../core/protocols/memory_transport.ts";
 import { signDigest } from "../core/protocols/sign.ts";
 import type { KeyShare } from "../core/protocols/types.ts";
 import { dealKeyShares, freshSid } from "../testing/fixtures/protocol_fixtures.ts";
-import { DENO, NODE, ROOT } from "../tests/gateway/_helpers.ts";
+import { DENO, NODE, ROOT } from "../testing/processes.ts";
 import { detectRuntime } from "../platform/mod.ts";
 import { openKeyStore } from "./key_store.ts";
 import { refreshOffset, reshared, withDir } from "./_key_store_test_util.ts";

@@ -40,7 +40,7 @@ import {
   ROOT,
   startGateway,
   waitForOutput,
-} from "../tests/gateway/_helpers.ts";
+} from "../testing/processes.ts";
 
 /** Options of `startLocalStack`. */
 export interface LocalStackOptions {

@@ -22,7 +22,7 @@ import { encodeAccountsFile } from "../../core/keyshare.ts";
 import { startLocalStack } from "../../tools/local_stack.ts";
 import { fixtureAccounts } from "../../testing/accounts.ts";
 import { bounded } from "../e2e/_stack.ts";
-import { missing, ROOT } from "../gateway/_helpers.ts";
+import { missing, ROOT } from "../../testing/processes.ts";
 import type { BrowserRunRequest, BrowserRunResult } from "./_entry.ts";
 
 const CHROMIUM = "/usr/bin/chromium";

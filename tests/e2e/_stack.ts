@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { detectRuntime } from "../../platform/mod.ts";
 import type { LocalStack } from "../../tools/local_stack.ts";
-import { until } from "../gateway/_helpers.ts";
+import { until } from "../../testing/processes.ts";
 import { fixtureAccounts, type PartyAccounts } from "../../testing/accounts.ts";
 
 /** The account of every end-to-end test file (one cached key, see `_accounts.ts`). */

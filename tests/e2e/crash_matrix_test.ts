@@ -25,7 +25,7 @@ import { statement } from "../../core/account_records.ts";
 import type { CrashPoint } from "../../core/account_records.ts";
 import { openKeyStore } from "../../keystore/key_store.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
-import { DENO, NODE, ROOT } from "../gateway/_helpers.ts";
+import { DENO, NODE, ROOT } from "../../testing/processes.ts";
 import { opensslMissing, opensslVerify } from "../../testing/openssl.ts";
 import {
   ACCOUNT,

@@ -43,7 +43,7 @@ import {
   ROOT,
   startGateway,
   startRedis,
-} from "../gateway/_helpers.ts";
+} from "../../testing/processes.ts";
 import { fixturePrimes, type PartyAccounts, secretsOf } from "../../testing/accounts.ts";
 import {
   ACCOUNT,

@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import process from "node:process";
-import { waitForOutput } from "../gateway/_helpers.ts";
+import { waitForOutput } from "../../testing/processes.ts";
 
 /** A child process with its log lines. */
 export interface LoggedProcess {

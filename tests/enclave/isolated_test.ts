@@ -46,7 +46,7 @@ import {
 } from "../../enclave/testing/kms_standin.ts";
 import { type Moto, motoMissing, startMoto } from "../../enclave/testing/moto.ts";
 import { serveNsm } from "../../enclave/testing/nsm_server.ts";
-import { DENO, type GatewayProcess, ROOT, startGateway } from "../gateway/_helpers.ts";
+import { DENO, type GatewayProcess, ROOT, startGateway } from "../../testing/processes.ts";
 import { fixturePrimes, secretsOf } from "../../testing/accounts.ts";
 import { ACCOUNT, e2eAccounts, randomDigest } from "../e2e/_stack.ts";
 import { opensslVerify } from "../../testing/openssl.ts";

@@ -11,7 +11,7 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
-import { missing, startGateway, startRedis } from "./_helpers.ts";
+import { missing, startGateway, startRedis } from "../../testing/processes.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const noChromium = missing(CHROMIUM);

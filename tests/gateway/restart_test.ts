@@ -8,7 +8,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { SseReader } from "../../gateway/_test_util.ts";
-import { type GatewayProcess, missing, PortInUse, startGateway, startRedis } from "./_helpers.ts";
+import {
+  type GatewayProcess,
+  missing,
+  PortInUse,
+  startGateway,
+  startRedis,
+} from "../../testing/processes.ts";
 
 test("redis backend: kill -9 mid-stream, restart, resume with Last-Event-ID without loss", {
   skip: missing("redis-server"),

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SseReader } from "../../gateway/_test_util.ts";
-import { curl, curlStream, missing, startGateway } from "./_helpers.ts";
+import { curl, curlStream, missing, startGateway } from "../../testing/processes.ts";
 
 const noCurl = missing("curl");
 
