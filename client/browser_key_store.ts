@@ -180,6 +180,30 @@ function checkParty(records: ReadonlyMap<string, AccountRecord>, partyIndex: num
 }
 
 /**
+ * Whether the database `name` holds a key share file, without opening it (no passphrase): a page
+ * asks this to offer "unlock" or "import".
+ *
+ * @param o the database name (default "wallet-mpc") and the IndexedDB factory.
+ * @returns whether a file is stored.
+ * @throws {KeyStoreError} `io` when IndexedDB fails.
+ */
+export async function browserKeyStoreExists(
+  o: { readonly name?: string; readonly indexedDB?: IdbFactoryLike } = {},
+): Promise<boolean> {
+  const factory = o.indexedDB ?? (globalThis as { indexedDB?: IdbFactoryLike }).indexedDB;
+  if (!factory) throw new TypeError("browser key store: IndexedDB is not available here");
+  const db = await openDatabase(factory, o.name ?? "wallet-mpc");
+  try {
+    const get = db.transaction(STORE, "readonly").objectStore(STORE).get(KEY);
+    return (await request(get)) !== undefined;
+  } catch (e) {
+    throw ioError("reading", e);
+  } finally {
+    db.close();
+  }
+}
+
+/**
  * Opens the key store of the database `name`: decrypts the stored file with the passphrase
  * (scrypt), or opens an empty store when nothing is stored yet (the first write creates it,
  * encrypted with this passphrase).

@@ -10,7 +10,11 @@ import {
   generateAgeIdentity,
 } from "../keystore/age_file.ts";
 import { KeyStoreError } from "../keystore/errors.ts";
-import { type BrowserKeyStoreOptions, openBrowserKeyStore } from "./browser_key_store.ts";
+import {
+  browserKeyStoreExists,
+  type BrowserKeyStoreOptions,
+  openBrowserKeyStore,
+} from "./browser_key_store.ts";
 import { newMpcClient } from "./mpc_client.ts";
 
 /**
@@ -18,7 +22,7 @@ import { newMpcClient } from "./mpc_client.ts";
  * accounts here are the party-0 share under two ids (a record's MAC is made when it is encoded).
  */
 const V1 = decodeAccountRecords(
-  readFileSync(new URL("../tests/fixtures/keyshare_v1.json", import.meta.url)),
+  readFileSync(new URL("../testing/fixtures/keyshare_v1.json", import.meta.url)),
 );
 const CLIENT_SHARE = [...V1.values()].find((r) => r.epochs[0].keyShare.i === 0)!;
 const SERVICE_SHARE = [...V1.values()].find((r) => r.epochs[0].keyShare.i === 1)!;
@@ -40,14 +44,17 @@ function opener(indexedDB: InstanceType<typeof IDBFactory>) {
 }
 
 test("browser key store: imported shares survive a reopening (a page reload) and sign-side reads work", async () => {
-  const open = opener(new IDBFactory());
+  const indexedDB = new IDBFactory();
+  const open = opener(indexedDB);
   const { identity, recipient } = await generateAgeIdentity();
+  assert.equal(await browserKeyStoreExists({ indexedDB }), false);
   const first = await open();
   assert.equal(await first.exists(), false);
   assert.deepEqual(await first.ids(), []);
   assert.deepEqual(await first.importFile(await fileOf([A, B], recipient), { identity }), [A, B]);
   first.close();
 
+  assert.equal(await browserKeyStoreExists({ indexedDB }), true);
   const again = await open();
   assert.deepEqual(await again.ids(), [A, B]);
   const share = (await again.get(A))!.keyShare;

@@ -6,7 +6,15 @@
 // runs with noCheck here and only emits. Relative `.ts` specifiers become `.js` in the
 // JavaScript (rewriteRelativeImportExtensions) and here in the declarations too.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -35,30 +43,41 @@ for (const [subpath, entry] of Object.entries(pkg.exports)) {
 rmSync(join(ROOT, OUT), { recursive: true, force: true });
 mkdirSync(join(ROOT, OUT), { recursive: true });
 const tsconfig = join(ROOT, OUT, "tsconfig.build.json");
-writeFileSync(tsconfig, JSON.stringify({
-  compilerOptions: {
-    target: "ES2022",
-    module: "NodeNext",
-    moduleResolution: "NodeNext",
-    rewriteRelativeImportExtensions: true,
-    declaration: true,
-    declarationMap: true,
-    sourceMap: true,
-    inlineSources: true,
-    noCheck: true,
-    strict: true,
-    skipLibCheck: true,
-    isolatedModules: true,
-    verbatimModuleSyntax: true,
-    lib: ["ES2022", "DOM"],
-    types: ["node"],
-    typeRoots: [join(ROOT, "node_modules/@types")],
-    rootDir: ROOT,
-    outDir: join(ROOT, OUT),
-  },
-  files: [...sources].sort().map((s) => join(ROOT, s)),
-}, null, 2));
-const tsc = spawnSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", tsconfig], {
+writeFileSync(
+  tsconfig,
+  JSON.stringify(
+    {
+      compilerOptions: {
+        target: "ES2022",
+        module: "NodeNext",
+        moduleResolution: "NodeNext",
+        rewriteRelativeImportExtensions: true,
+        declaration: true,
+        declarationMap: true,
+        sourceMap: true,
+        inlineSources: true,
+        noCheck: true,
+        strict: true,
+        skipLibCheck: true,
+        isolatedModules: true,
+        verbatimModuleSyntax: true,
+        lib: ["ES2022", "DOM"],
+        types: ["node"],
+        typeRoots: [join(ROOT, "node_modules/@types")],
+        rootDir: ROOT,
+        outDir: join(ROOT, OUT),
+      },
+      files: [...sources].sort().map((s) => join(ROOT, s)),
+    },
+    null,
+    2,
+  ),
+);
+const tsc = spawnSync(process.execPath, [
+  join(ROOT, "node_modules/typescript/bin/tsc"),
+  "-p",
+  tsconfig,
+], {
   cwd: ROOT,
   stdio: "inherit",
 });
@@ -88,4 +107,6 @@ for (const entry of Object.values(pkg.exports)) {
     if (!existsSync(join(ROOT, t))) throw new Error(`built package lacks ${t}`);
   }
 }
-console.error(`build_package: ${sources.size} entries, ${files} modules in ${relative(ROOT, join(ROOT, OUT))}/`);
+console.error(
+  `build_package: ${sources.size} entries, ${files} modules in ${relative(ROOT, join(ROOT, OUT))}/`,
+);
