@@ -1,0 +1,117 @@
+/**
+ * The import rule of README.md ("Layers"), checked on every TypeScript file of the tree: a
+ * folder imports only the folders below it, client / service / gateway never import each other,
+ * and nothing but tests/ imports tests/. Imports are read with the TypeScript compiler's own
+ * pre-processor (`ts.preProcessFile`: static, re-export and dynamic imports; comments and
+ * strings are not imports, so doc examples do not count).
+ * @module
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, normalize, relative, sep } from "node:path";
+import ts from "typescript";
+
+const ROOT = normalize(join(dirname(new URL(import.meta.url).pathname), ".."));
+const SKIP = new Set(["node_modules", ".git", ".ci", "dist"]);
+
+/**
+ * What each top-level folder (or root file) may import besides itself, bottom up. Library
+ * folders first; then the programs that use them; `*_test.ts` files and test helpers inside a
+ * library folder may also import the other library folders and testing/ (never tests/).
+ */
+const LIBRARY: Record<string, readonly string[]> = {
+  core: [],
+  proto: [],
+  platform: ["core"],
+  transport: ["core", "platform"],
+  keystore: ["core", "platform"],
+  session: ["core", "platform", "transport", "keystore"],
+  gateway: ["core", "platform"],
+  service: ["core", "platform", "proto", "transport", "keystore", "session"],
+  client: ["core", "platform", "proto", "transport", "keystore", "session"],
+  keygen: ["core", "platform", "keystore", "session", "transport", "client"],
+  adapters: ["core", "platform", "proto", "transport", "keystore", "session", "client"],
+  "mod.ts": ["core", "client", "transport", "platform", "keystore", "session", "proto"],
+  "mod_native.ts": ["mod.ts", "core", "client", "transport", "platform", "keystore", "session"],
+};
+const LIBRARIES = Object.keys(LIBRARY);
+const PROGRAMS: Record<string, readonly string[]> = {
+  testing: LIBRARIES,
+  tools: [...LIBRARIES, "testing"],
+  enclave: [...LIBRARIES, "testing"],
+  examples: LIBRARIES,
+  fuzz: [...LIBRARIES, "testing"],
+  bench: [...LIBRARIES, "testing", "tools"],
+  tests: [...LIBRARIES, "testing", "tools", "enclave", "fuzz", "examples"],
+};
+
+/** Whether a file is a test or a test helper (may import any library folder and testing/). */
+function isTestFile(rel: string): boolean {
+  const name = rel.split("/").pop() as string;
+  return name.endsWith("_test.ts") || /^_.*test/.test(name);
+}
+
+function allowed(from: string, to: string, testFile: boolean): boolean {
+  const a = from.split("/")[0];
+  const b = to.split("/")[0];
+  if (a === b) return true;
+  const own = LIBRARY[a] ?? PROGRAMS[a];
+  if (own === undefined) return false; // an unknown folder: add it to the table
+  if (own.includes(b)) return true;
+  return testFile && a in LIBRARY && (b in LIBRARY || b === "testing");
+}
+
+function tsFiles(dir: string, out: string[] = []): string[] {
+  for (const name of readdirSync(dir)) {
+    if (SKIP.has(name) || name.startsWith(".")) continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) tsFiles(path, out);
+    else if (name.endsWith(".ts")) out.push(path);
+  }
+  return out;
+}
+
+/** The repository-relative targets of a file's relative imports. */
+export function importsOf(path: string, source: string): string[] {
+  const info = ts.preProcessFile(source, true, true);
+  return info.importedFiles
+    .map((f) => f.fileName)
+    .filter((s) => s.startsWith("."))
+    .map((s) => relative(ROOT, normalize(join(dirname(path), s))).split(sep).join("/"));
+}
+
+/** Every import that breaks the rule: "from -> to". */
+export function violations(files: readonly string[]): string[] {
+  const bad: string[] = [];
+  for (const path of files) {
+    const rel = relative(ROOT, path).split(sep).join("/");
+    for (const to of importsOf(path, readFileSync(path, "utf8"))) {
+      if (!allowed(rel, to, isTestFile(rel))) bad.push(`${rel} -> ${to}`);
+    }
+  }
+  return [...new Set(bad)];
+}
+
+test("imports run only downward: no file imports a folder above it, a sibling server, or tests/", () => {
+  const files = tsFiles(ROOT);
+  assert.ok(files.length > 100, "the tree was read");
+  assert.deepEqual(violations(files), []);
+});
+
+test("the rule catches a planted wrong-way import (client -> service, core -> platform, tools -> tests)", () => {
+  const planted = [
+    ["client/x.ts", 'import { a } from "../service/auth.ts";'],
+    ["core/x.ts", 'export * from "../platform/mod.ts";'],
+    ["tools/x.ts", 'const m = await import("../tests/setup.ts");'],
+    ["service/x_test.ts", 'import "../tests/setup.ts";'],
+    ["gateway/x.ts", "import type { S } from '../session/party.ts';"],
+  ];
+  for (const [rel, src] of planted) {
+    const path = join(ROOT, rel);
+    const [to] = importsOf(path, src);
+    assert.equal(allowed(rel, to, isTestFile(rel)), false, `${rel}: ${src}`);
+  }
+  // And the comment of a doc example is not an import.
+  assert.deepEqual(importsOf(join(ROOT, "core/x.ts"), '/**\n * import "../tests/a.ts";\n */'), []);
+});
