@@ -343,12 +343,18 @@ function stepHarness(name: RunName, seconds: number): Harness {
     maxBytes: 64 * 1024,
     async setup() {
       const run = await recordedRun(name);
-      const seeds: Recipe[] = run.rounds.flatMap((_, round) => [
-        { round, ops: [] },
-        { round, ops: [{ op: "dup", msg: 0 }] },
-        { round, ops: [{ op: "deep", msg: 0, path: [], depth: 3 }, { op: "dup", msg: 0 }] },
-        { round, ops: [{ op: "early", msg: 0 }] },
-      ]);
+      // The attacks refused before any proof is verified first, then the honest rounds (whose
+      // verification takes seconds with 3072-bit moduli).
+      const rounds = run.rounds.map((_, round) => round);
+      const seeds: Recipe[] = [
+        ...rounds.map((round) => ({
+          round,
+          ops: [{ op: "deep", msg: 0, path: [], depth: 3 }, { op: "dup", msg: 0 }],
+        })),
+        ...rounds.map((round) => ({ round, ops: [{ op: "early", msg: 0 }] })),
+        ...rounds.map((round) => ({ round, ops: [] })),
+        ...rounds.map((round) => ({ round, ops: [{ op: "dup", msg: 0 }] })),
+      ];
       return {
         seeds: seeds.map((s) => bytesOf(JSON.stringify(s))),
         allowed: (e) => e instanceof SyntaxError,
