@@ -72,6 +72,9 @@ const SLOW_ROWS = [
   "keygen service keygen:after-commit-sent",
   "refresh service keystore:before-rename#1",
   "refresh client keystore:after-rename#1",
+  // The client dies before its pending write lands: caught only if the service waits for the
+  // client's commit confirmation before promoting (checked by promoting early: no common epoch).
+  "refresh client keystore:before-rename#1",
 ];
 const FULL = process.env.WALLET_MPC_CRASH_MATRIX === "all";
 /** `WALLET_MPC_CRASH_ROWS="refresh service refresh:after-promote,..."` runs the rows named. */
