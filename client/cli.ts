@@ -257,11 +257,15 @@ async function main(): Promise<number> {
         try {
           const ids = await client.listAccounts();
           console.error(`accounts: ${ids.join(", ") || "(none)"}`);
+          // The end of the input (Ctrl-D, a pipe that ends) quits like an empty answer.
+          let closed = false;
+          rl.once("close", () => (closed = true));
+          const ask = (q: string) => closed ? Promise.resolve("") : rl.question(q).catch(() => "");
           for (;;) {
-            const account = (await rl.question("account (empty to quit): ")).trim();
+            const account = (await ask("account (empty to quit): ")).trim();
             if (!account) return 0;
-            const digest = (await rl.question("digest (64 hex digits): ")).trim();
-            const path = (await rl.question("path (empty for the root key): ")).trim();
+            const digest = (await ask("digest (64 hex digits): ")).trim();
+            const path = (await ask("path (empty for the root key): ")).trim();
             try {
               const sig = await client.signTx(digest, account, { path });
               console.log(JSON.stringify(sig));
