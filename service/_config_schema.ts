@@ -29,6 +29,7 @@ const SCHEMA: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
     key_store: { t: "section" },
     auth: { t: "section" },
     rate_limit: { t: "section" },
+    compute: { t: "section" },
     audit: { t: "section" },
     logging: { t: "section" },
   },
@@ -62,6 +63,7 @@ const SCHEMA: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
     max_concurrent_sessions: int(1, 100_000),
     max_sessions_per_caller: int(1, 100_000),
   },
+  compute: { workers: int(0, 256), max_queue_wait_ms: int(0, 3_600_000) },
   audit: { file: str, fsync: bool },
   logging: {
     level: { t: "string", oneOf: LOG_LEVELS },

@@ -17,10 +17,20 @@
  * | `digest` | string | optional: the digest signed, hex |
  * | `path` | string | optional: the derivation path |
  * | `session_id` | string | optional: the protocol session id |
- * | `outcome` | string | `ok`, `denied`, `rate-limited`, `invalid`, `aborted` or `error` |
+ * | `call_id` | string | optional: pairs a session's `started` record with its end |
+ * | `outcome` | string | `ok`, `denied`, `rate-limited`, `invalid`, `aborted`, `error`; `started`, `interrupted` (below) |
  * | `error_code` | string | optional: the error's code (`permission-denied`, `proof-failed`, ...) |
  * | `blame` | number[] | optional: party indices blamed by an aborted protocol |
  * | `duration_ms` | number | time the request took |
+ *
+ * ## Write-ahead records of sessions
+ *
+ * A protocol session (sign, keygen, refresh) writes a `started` record, with a fresh `call_id`,
+ * before it does anything, and its end record repeats that `call_id`. A process that dies in
+ * between (a crash, `kill -9`, power loss with `fsync`) leaves a `started` record without an
+ * end: at its next start the service writes, for each, an `interrupted` record with the same
+ * fields ({@link findInterrupted}), then a `service_start` record, which bounds the next search
+ * (audit_file.ts reads the file back to the last one).
  *
  * ## What is never written
  *
@@ -44,7 +54,15 @@
  */
 
 /** How a request ended. */
-export type AuditOutcome = "ok" | "denied" | "rate-limited" | "invalid" | "aborted" | "error";
+export type AuditOutcome =
+  | "ok"
+  | "denied"
+  | "rate-limited"
+  | "invalid"
+  | "aborted"
+  | "error"
+  | "started" // write-ahead record of a session (module doc)
+  | "interrupted"; // a session whose process died before its end record
 
 const OUTCOMES: readonly AuditOutcome[] = [
   "ok",
@@ -53,7 +71,12 @@ const OUTCOMES: readonly AuditOutcome[] = [
   "invalid",
   "aborted",
   "error",
+  "started",
+  "interrupted",
 ];
+
+/** The action of the record a service writes when it starts (after its recovery). */
+export const SERVICE_START_ACTION = "service_start";
 
 /** One audit record; see the module doc for each field. */
 export interface AuditRecord {
@@ -69,6 +92,8 @@ export interface AuditRecord {
   readonly path?: string;
   /** The protocol session id (written as `session_id`). */
   readonly sessionId?: string;
+  /** Pairs a session's `started` record with its end (written as `call_id`). */
+  readonly callId?: string;
   /** How the request ended. */
   readonly outcome: AuditOutcome;
   /** The error's code, when it failed (written as `error_code`). */
@@ -107,6 +132,7 @@ const CAPS = {
   digest: 128,
   path: 256,
   session_id: 128,
+  call_id: 64,
   error_code: 64,
 } as const;
 const MAX_BLAME = 64;
@@ -167,6 +193,7 @@ function formatLine(record: AuditRecord, ts: number): string {
     digest: digestText(r.digest),
     path: cut(r.path, CAPS.path),
     session_id: cut(r.sessionId, CAPS.session_id),
+    call_id: cut(r.callId, CAPS.call_id),
     outcome,
     error_code: cut(r.errorCode, CAPS.error_code),
     blame: blameList(r.blame),
@@ -202,4 +229,54 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       await write(formatLine(record, clock()));
     },
   };
+}
+
+/**
+ * The sessions a dead process left without an end: the `started` records among `lines` (the
+ * audit file since the last `service_start` record, oldest first) whose `call_id` no later
+ * record repeats. Lines that do not parse are skipped.
+ *
+ * @param lines audit lines, oldest first.
+ * @returns one `interrupted` record per such session, with the started record's fields and
+ *   the time since it was started (`durationMs`, from `now`).
+ * @example
+ * ```ts
+ * import { findInterrupted } from "./audit.ts";
+ * const started = '{"ts":"1970-01-01T00:00:00.000Z","type":"audit","caller":"app",' +
+ *   '"action":"sign","account":"a","call_id":"c1","outcome":"started","duration_ms":0}';
+ * const [r] = findInterrupted([started], 5000);
+ * console.assert(r.outcome === "interrupted" && r.callId === "c1" && r.durationMs === 5000);
+ * console.assert(findInterrupted([started, started.replace('"started"', '"ok"')], 0).length === 0);
+ * ```
+ */
+export function findInterrupted(lines: Iterable<string>, now: number): AuditRecord[] {
+  const open = new Map<string, Record<string, unknown>>();
+  for (const line of lines) {
+    let o: unknown;
+    try {
+      o = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (typeof o !== "object" || o === null) continue;
+    const r = o as Record<string, unknown>;
+    if (typeof r.call_id !== "string") continue;
+    if (r.outcome === "started") open.set(r.call_id, r);
+    else open.delete(r.call_id);
+  }
+  return [...open.values()].map((r) => {
+    const ts = typeof r.ts === "string" ? Date.parse(r.ts) : NaN;
+    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+    return {
+      caller: str(r.caller) ?? null,
+      action: str(r.action) ?? "unknown",
+      account: str(r.account) ?? null,
+      digest: str(r.digest),
+      path: str(r.path),
+      callId: str(r.call_id),
+      outcome: "interrupted",
+      errorCode: "process-died",
+      durationMs: Number.isFinite(ts) ? Math.max(0, now - ts) : 0,
+    };
+  });
 }

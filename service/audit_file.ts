@@ -5,6 +5,10 @@
  * followed by a newline and, when asked, an fsync. A failed write rejects its own promise only:
  * later lines are still attempted.
  *
+ * At start, {@link recoverAuditFile} closes what a dead process left open: an `interrupted`
+ * record for every session whose write-ahead `started` record has no end (audit.ts), then a
+ * `service_start` record.
+ *
  * @example
  * ```ts
  * import { openAuditFile } from "./audit_file.ts";
@@ -18,6 +22,7 @@
  */
 
 import * as nodeFs from "node:fs/promises";
+import { type AuditLog, findInterrupted, SERVICE_START_ACTION } from "./audit.ts";
 
 /** The file-system call this module makes (tests inject failures). */
 export type AuditFs = Pick<typeof nodeFs, "open">;
@@ -69,7 +74,11 @@ export async function openAuditFile(
   const fh = await fs.open(path, "a", options.mode ?? 0o600);
   const fsync = options.fsync ?? false;
   const encoder = new TextEncoder();
-  let tail: Promise<unknown> = Promise.resolve();
+  // A process that died in the middle of a line left it without its newline: end it first, so
+  // the next record is a line of its own.
+  let tail: Promise<unknown> = endsCut(fs, path)
+    .then((cut) => (cut ? append(encoder.encode("\n")) : undefined))
+    .catch(() => {});
   let closed = false;
 
   async function append(bytes: Uint8Array): Promise<void> {
@@ -101,4 +110,130 @@ export async function openAuditFile(
   }
 
   return { write, close };
+}
+
+/** Whether a file is not empty and does not end with a newline. */
+async function endsCut(fs: AuditFs, path: string): Promise<boolean> {
+  const fh = await fs.open(path, "r");
+  try {
+    const { size } = await fh.stat();
+    if (size === 0) return false;
+    const last = new Uint8Array(1);
+    await fh.read(last, 0, 1, size - 1);
+    return last[0] !== 0x0a;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Options of {@link recoverAuditFile}. */
+export interface RecoverOptions {
+  /** Bytes read back from the end at most, looking for the last `service_start` (default 64 MiB). */
+  readonly maxBytes?: number;
+  /** Milliseconds since the epoch (default `Date.now`). */
+  readonly clock?: () => number;
+  readonly fs?: Pick<typeof nodeFs, "open">;
+}
+
+/**
+ * The lines of an audit file after its last `service_start` record (all of them when it has
+ * none), read backwards from the end in blocks, at most `maxBytes`: a long log costs what its
+ * last run wrote, not its size.
+ *
+ * @param path the audit file (missing: no lines).
+ * @param options the read bound and the file system.
+ * @returns the lines, oldest first (a line cut by the bound is left out).
+ * @throws the file-system error of a file that exists but cannot be read.
+ */
+export async function readSinceLastStart(
+  path: string,
+  options: Pick<RecoverOptions, "maxBytes" | "fs"> = {},
+): Promise<string[]> {
+  const fs = options.fs ?? nodeFs;
+  const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
+  let fh;
+  try {
+    fh = await fs.open(path, "r");
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT") return [];
+    throw e;
+  }
+  try {
+    const { size } = await fh.stat();
+    const lines: string[] = [];
+    const decoder = new TextDecoder();
+    let pos = size;
+    let carry = new Uint8Array(0);
+    const block = 64 * 1024;
+    while (pos > 0 && size - pos < maxBytes) {
+      const len = Math.min(block, pos);
+      pos -= len;
+      const buf = new Uint8Array(len + carry.length);
+      const { bytesRead } = await fh.read(buf, 0, len, pos);
+      if (bytesRead !== len) throw new Error("audit file: short read");
+      buf.set(carry, len);
+      // Every complete line after the first newline of the block; the rest waits for more.
+      let end = buf.length;
+      for (let k = buf.length - 1; k >= 0; k--) {
+        if (buf[k] !== 0x0a) continue;
+        const line = decoder.decode(buf.subarray(k + 1, end));
+        end = k;
+        if (line === "") continue;
+        if (isServiceStart(line)) return lines.reverse();
+        lines.push(line);
+      }
+      carry = buf.slice(0, end);
+    }
+    if (pos === 0 && carry.length > 0) {
+      const line = decoder.decode(carry);
+      if (!isServiceStart(line)) lines.push(line);
+    }
+    return lines.reverse();
+  } finally {
+    await fh.close();
+  }
+}
+
+function isServiceStart(line: string): boolean {
+  if (!line.includes(SERVICE_START_ACTION)) return false;
+  try {
+    return JSON.parse(line).action === SERVICE_START_ACTION;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Closes what a dead process left open in an audit file, before the service takes requests:
+ * appends an `interrupted` record for every session of the last run whose `started` record has
+ * no end, then a `service_start` record (audit.ts, "Write-ahead records of sessions").
+ *
+ * @param path the audit file.
+ * @param log the audit log writing to it (opened on `path`).
+ * @param options the read bound, clock and file system.
+ * @returns the interrupted sessions recorded.
+ * @throws the file-system errors of reading or writing.
+ * @example
+ * ```ts ignore
+ * const file = await openAuditFile(path);
+ * const audit = createAuditLog({ write: file.write });
+ * const interrupted = await recoverAuditFile(path, audit);
+ * ```
+ */
+export async function recoverAuditFile(
+  path: string,
+  log: AuditLog,
+  options: RecoverOptions = {},
+): Promise<number> {
+  const clock = options.clock ?? Date.now;
+  const open = findInterrupted(await readSinceLastStart(path, options), clock());
+  for (const r of open) await log.record(r);
+  await log.record({
+    caller: null,
+    action: SERVICE_START_ACTION,
+    account: null,
+    outcome: "ok",
+    durationMs: 0,
+  });
+  return open.length;
 }

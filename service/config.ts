@@ -144,6 +144,16 @@ export interface ServiceConfig {
     /** Protocol sessions one caller may run at once. */
     maxSessionsPerCaller: number;
   };
+  /** Protocol compute: worker threads and admission control (service/admission.ts). */
+  compute: {
+    /** Compute worker threads; 0: one per core. */
+    workers: number;
+    /**
+     * Longest expected wait of an admitted session (its deadline when the request gives none
+     * or a later one); 0: `mpc.round_timeout_ms`.
+     */
+    maxQueueWaitMs: number;
+  };
   /** Audit log (JSON lines). */
   audit: {
     /** `-` for standard output, else a file appended to. */
@@ -197,9 +207,10 @@ export function defaultServiceConfig(): ServiceConfig {
     rateLimit: {
       perCallerPerMinute: 60,
       burst: 10,
-      maxConcurrentSessions: 8,
+      maxConcurrentSessions: 16,
       maxSessionsPerCaller: 2,
     },
+    compute: { workers: 0, maxQueueWaitMs: 0 },
     audit: { file: "-", fsync: false },
     logging: { level: "info", format: "json" },
     configFile: null,

@@ -94,7 +94,8 @@ export class AuthError extends Error {
 export type RateLimitedCode =
   | "rate-limited" // the caller's token bucket is empty
   | "too-many-sessions" // the service runs its maximum of concurrent sessions
-  | "too-many-caller-sessions"; // this caller runs its maximum of concurrent sessions
+  | "too-many-caller-sessions" // this caller runs its maximum of concurrent sessions
+  | "overloaded"; // the admitted work would not let the session start before its deadline
 
 /**
  * A request was refused by a rate or concurrency limit. `retryAfterMs` is when a retry may

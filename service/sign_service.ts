@@ -21,12 +21,22 @@
  * Key generation and refresh commit in two phases with the client, and every session of an
  * account starts by reconciling the key epochs (session/lifecycle.ts, docs/key-lifecycle.md);
  * a key change excludes every other session of its account.
+ *
+ * A protocol session (sign, keygen, refresh) passes, in order: the caller's rate limit, the
+ * draining check, the session counts (global and per caller), admission control
+ * (admission.ts: refused at once when it could not start before its deadline), the account's
+ * lock; then a write-ahead `started` audit record, and the session itself, whose protocol
+ * compute runs on the compute pool (platform/compute_pool.ts) at the priority of its admission.
+ * The call's signal (the client gone, its deadline passed) cancels the session and its compute
+ * jobs, queued or running. A refusal by a limit carries a retry hint: the `retry-after` header
+ * (seconds) and `retry-after-ms`.
  * @module
  */
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { deriveShift } from "../core/hd.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
 import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
+import type { StepCompute } from "../core/protocols/driver.ts";
 import { toHex } from "../core/protocols/types.ts";
 import { InvalidKeyShare, KeyEpochError, ProtocolAbort, TransportError } from "../core/errors.ts";
 import type { PresignatureStore } from "../core/presignature_store.ts";
@@ -44,7 +54,11 @@ import type { AccountStore, CrashHook } from "../session/lifecycle.ts";
 import { keygenAsParty, refreshAsParty, resumeAsParty, signAsParty } from "../session/party.ts";
 import type { PartyLifecycle } from "../session/party.ts";
 import type { GatewayClient } from "../transport/mod.ts";
+import type { ComputePool, JobTimes } from "../platform/compute_pool.ts";
 import { AccountLocks } from "./_account_locks.ts";
+import type { Admission, AdmissionTicket, SessionKind } from "./admission.ts";
+import type { AuditOutcome } from "./audit.ts";
+import type { RejectionReason, ServiceMetrics } from "./metrics.ts";
 
 /** The caller an authenticator recognised. */
 export interface Caller {
@@ -82,8 +96,17 @@ export interface SignServiceDeps {
   /** Appends one audit record. */
   audit(record: AuditRecord): void | Promise<void>;
   readonly gateway: GatewayClient;
-  /** Generates this party's Paillier safe primes (keygen, refresh). */
-  generatePrimes(): Promise<PaillierPrimes>;
+  /**
+   * Generates this party's Paillier safe primes (keygen, refresh); `options` carry the session's
+   * signal, the priority of its jobs and where their worker time is counted.
+   */
+  generatePrimes(options?: PrimeOptions): Promise<PaillierPrimes>;
+  /** Where the sessions' protocol compute runs (default: inline, on the event loop). */
+  readonly compute?: ComputePool;
+  /** Admission control of sessions (default: the session counts only). */
+  readonly admission?: Admission;
+  /** Counters of sessions and refusals (`/metrics`). */
+  readonly metrics?: ServiceMetrics;
   /** Holds the key locks of signing (an invalid partial signature locks the key). */
   readonly presignatures: PresignatureStore;
   readonly roundTimeoutMs?: number;
@@ -95,6 +118,13 @@ export interface SignServiceDeps {
   readonly clock?: () => number;
 }
 
+/** What a prime generator gets from the session it works for. */
+export interface PrimeOptions {
+  readonly signal?: AbortSignal;
+  readonly priority?: number;
+  readonly onSettled?: (t: JobTimes) => void;
+}
+
 /** One audit line. Only these fields are ever written. */
 export interface AuditRecord {
   readonly caller: string | null;
@@ -103,7 +133,9 @@ export interface AuditRecord {
   readonly digest?: string;
   readonly path?: string;
   readonly sessionId?: string;
-  readonly outcome: "ok" | "denied" | "rate-limited" | "invalid" | "aborted" | "error";
+  /** Pairs a session's write-ahead `started` record with its end (or `interrupted`). */
+  readonly callId?: string;
+  readonly outcome: AuditOutcome;
   readonly errorCode?: string;
   readonly blame?: readonly number[];
   readonly durationMs: number;
@@ -158,11 +190,22 @@ export function classify(e: unknown): {
     return { error: new ConnectError(e.message, code), outcome: "denied", code: e.code };
   }
   if (named(e, "RateLimited")) {
+    const ms = (e as Error & { retryAfterMs?: unknown }).retryAfterMs;
+    const hint = typeof ms === "number" && Number.isFinite(ms) && ms > 0
+      ? { "retry-after": String(Math.ceil(ms / 1000)), "retry-after-ms": String(Math.ceil(ms)) }
+      : undefined;
     return {
-      error: new ConnectError(e.message, Code.ResourceExhausted),
+      error: new ConnectError(e.message, Code.ResourceExhausted, hint),
       outcome: "rate-limited",
       code: e.code,
     };
+  }
+  if (named(e, "ComputeWorkerError")) {
+    const msg = e.code === "crashed"
+      ? "the service's compute worker failed during the session (the worker was replaced); retry"
+      : "the service's compute workers are unavailable";
+    const code = e.code === "crashed" ? Code.Internal : Code.Unavailable;
+    return { error: new ConnectError(msg, code), outcome: "error", code: `worker-${e.code}` };
   }
   if (e instanceof ProtocolAbort) {
     const msg =
@@ -259,6 +302,11 @@ interface Call {
   readonly ctx: HandlerContext;
   /** Adds fields to the call's audit record. */
   readonly note: (f: Partial<AuditRecord>) => void;
+  /**
+   * Writes the write-ahead `started` record of a session (the fields noted so far and a fresh
+   * call id, which the final record repeats), before the session does anything.
+   */
+  readonly started: () => Promise<void>;
 }
 
 /** The body of an audited call. */
@@ -284,7 +332,19 @@ async function runAudited<T>(
     // Every authenticated request takes from the caller's bucket, refused or not, so a flood
     // of reads or of denied / invalid requests is limited like a flood of signatures.
     deps.rateLimit(caller);
-    const out = await body({ caller, ctx, note });
+    const who = caller.id;
+    const started = async () => {
+      note({ callId: randomCallId() });
+      await deps.audit({
+        caller: who,
+        action,
+        account: extra.account ?? null,
+        ...extra,
+        outcome: "started",
+        durationMs: clock() - t0,
+      });
+    };
+    const out = await body({ caller, ctx, note, started });
     await deps.audit({
       caller: caller.id,
       action,
@@ -296,7 +356,9 @@ async function runAudited<T>(
     return out;
   } catch (e) {
     const c = classify(e);
-    if (c.code === "internal") deps.logError?.(action, e);
+    if (c.code === "internal" || c.code === "worker-crashed") deps.logError?.(action, e);
+    const reason = rejectionReason(e);
+    if (reason) deps.metrics?.rejected(reason);
     await deps.audit({
       caller: caller?.id ?? null,
       action,
@@ -311,29 +373,71 @@ async function runAudited<T>(
   }
 }
 
+/** The random id pairing a session's audit records (16 hex digits). */
+function randomCallId(): string {
+  return toHex(globalThis.crypto.getRandomValues(new Uint8Array(8)));
+}
+
+/** The metrics label of a refusal before any work, or undefined for any other failure. */
+function rejectionReason(e: unknown): RejectionReason | undefined {
+  if (named(e, "RateLimited")) return e.code.replaceAll("-", "_") as RejectionReason;
+  if (e instanceof ConnectError && e.code === Code.Unavailable && e.rawMessage === DRAINING) {
+    return "draining";
+  }
+  return undefined;
+}
+
+/** How one admitted session runs: its compute, the priority of its jobs, its signal. */
+interface SessionRun {
+  /** The session's `RunOptions.compute` (undefined: inline). */
+  readonly compute?: StepCompute;
+  /** Options for its prime generation. */
+  readonly primes: PrimeOptions;
+}
+
 /**
  * Runs a protocol session under the service's limits: refused while draining, one of the
- * caller's session slots, and the account's lock (`lock` returns its release); both are released
- * when the session ends.
+ * caller's session slots, admission (refused at once when it could not start before its
+ * deadline), and the account's lock (`lock` returns its release); then the write-ahead audit
+ * record and the session, its compute on the pool at the priority of its admission. Everything
+ * is released when the session ends, and its outcome counted.
  */
 async function underLimits<T>(
   s: Rpc,
-  caller: Caller,
+  call: Call,
+  kind: SessionKind,
   lock: () => () => void,
-  session: () => Promise<T>,
+  session: (run: SessionRun) => Promise<T>,
 ): Promise<T> {
-  notDraining(s.deps);
-  const release = s.deps.acquireSession(caller);
+  const { deps } = s;
+  notDraining(deps);
+  const release = deps.acquireSession(call.caller);
+  let ticket: AdmissionTicket | undefined;
   let unlock: () => void;
   try {
+    ticket = deps.admission?.admit(kind, call.ctx.timeoutMs());
     unlock = lock();
   } catch (e) {
+    ticket?.finish("failed");
     release();
     throw e;
   }
+  const charge = (t: JobTimes) => ticket?.charge(t.busyMs);
+  const signal = call.ctx.signal;
+  const run: SessionRun = {
+    compute: deps.compute?.stepper({ priority: ticket?.priority, label: kind, onJob: charge }),
+    primes: { signal, priority: ticket?.priority, onSettled: charge },
+  };
+  let outcome = "ok";
   try {
-    return await session();
+    await call.started();
+    return await session(run);
+  } catch (e) {
+    outcome = codeName(classify(e).error.code).replaceAll("-", "_");
+    throw e;
   } finally {
+    ticket?.finish(outcome === "ok" ? "ok" : "failed");
+    deps.metrics?.sessionEnded(kind, outcome);
     unlock();
     release();
   }
@@ -353,19 +457,25 @@ function account(deps: SignServiceDeps, id: string): AccountEntry {
   return entry;
 }
 
+const DRAINING = "the service is shutting down";
+
 function notDraining(deps: SignServiceDeps): void {
-  if (deps.draining?.()) {
-    throw new ConnectError("the service is shutting down", Code.Unavailable);
-  }
+  if (deps.draining?.()) throw new ConnectError(DRAINING, Code.Unavailable);
 }
 
-function sessionOptions(deps: SignServiceDeps, ctx: HandlerContext, room: string) {
+function sessionOptions(
+  deps: SignServiceDeps,
+  ctx: HandlerContext,
+  room: string,
+  run: SessionRun,
+) {
   return {
     gateway: deps.gateway,
     room,
     signal: ctx.signal,
     roundTimeoutMs: deps.roundTimeoutMs,
     handshakeTimeoutMs: deps.handshakeTimeoutMs,
+    compute: run.compute,
   };
 }
 
@@ -422,11 +532,11 @@ async function sign(s: Rpc, req: Req<"sign">, call: Call): Promise<Answer<"sign"
   const room = arg(() => parseRoomId(req.roomId));
   call.note({ digest: toHex(digest), path: formatPath(path) });
   account(deps, id);
-  return await underLimits(s, call.caller, () => s.locks.shared(id), async () => {
+  return await underLimits(s, call, "sign", () => s.locks.shared(id), async (run) => {
     const r = await signAsParty(
       deps.accounts,
       { accountId: id, digest, path },
-      sessionOptions(deps, call.ctx, room),
+      sessionOptions(deps, call.ctx, room, run),
       deps.presignatures,
       s.life,
     );
@@ -479,8 +589,8 @@ async function keygen(s: Rpc, req: Req<"keygen">, call: Call): Promise<Answer<"k
       );
     }
   };
-  return await underLimits(s, call.caller, lock, async () => {
-    const opts = sessionOptions(deps, call.ctx, room);
+  return await underLimits(s, call, "keygen", lock, async (run) => {
+    const opts = sessionOptions(deps, call.ctx, room, run);
     if (req.resume) {
       const r = await resumeAsParty(deps.accounts, id, opts, s.life);
       call.note({ sessionId: r.sessionId });
@@ -491,7 +601,7 @@ async function keygen(s: Rpc, req: Req<"keygen">, call: Call): Promise<Answer<"k
         sessionId: r.sessionId,
       };
     }
-    const primes = await deps.generatePrimes();
+    const primes = await deps.generatePrimes(run.primes);
     const identitySecret = globalThis.crypto.getRandomValues(new Uint8Array(32));
     const peers: (Uint8Array | null)[] = new Array(deps.parties).fill(null);
     peers[clientIndex] = clientKey;
@@ -517,12 +627,12 @@ async function refresh(s: Rpc, req: Req<"refresh">, call: Call): Promise<Answer<
   const id = authorizedAccount(deps, call, req.accountId, "refresh");
   const room = arg(() => parseRoomId(req.roomId));
   account(deps, id);
-  return await underLimits(s, call.caller, () => s.locks.exclusive(id), async () => {
-    const primes = await deps.generatePrimes();
+  return await underLimits(s, call, "refresh", () => s.locks.exclusive(id), async (run) => {
+    const primes = await deps.generatePrimes(run.primes);
     const r = await refreshAsParty(
       deps.accounts,
       { accountId: id, primes },
-      sessionOptions(deps, call.ctx, room),
+      sessionOptions(deps, call.ctx, room, run),
       s.life,
     );
     call.note({ sessionId: r.sessionId });

@@ -507,8 +507,11 @@ describe("sign service: allowed requests", () => {
           { prehash: false },
         ),
       );
-      const [a] = f.audited();
+      const [started, a] = f.audited();
+      assert.equal(started.outcome, "started", "a write-ahead record before the session");
+      assert.equal(started.digest, toHex(digest));
       assert.equal(a.outcome, "ok");
+      assert.equal(a.call_id, started.call_id, "the end record names the started one");
       assert.equal(a.action, "sign");
       assert.equal(a.session_id, mine.sessionId);
       assert.equal(a.digest, toHex(digest));

@@ -21,9 +21,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Server as NetServer } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { openPresignatureJournal } from "../platform/presignature_journal.ts";
-import { generatePaillierPrimes } from "../core/protocols/aux_info.ts";
 import { crashHookFrom } from "../platform/crash_hook.ts";
-import { detectRuntime, installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
+import { detectRuntime, installPlatformBackends } from "../platform/mod.ts";
 import type { Logger } from "../platform/logger.ts";
 import { createNodeListener, serveNode } from "../platform/node_adapter.ts";
 import { createGatewayClient } from "../transport/mod.ts";
@@ -37,7 +36,9 @@ import {
 import { createAuthenticator, parseCallersFile } from "./auth.ts";
 import { createRateLimiter, createSessionLimiter } from "./rate_limit.ts";
 import { createAuditLog } from "./audit.ts";
-import { openAuditFile } from "./audit_file.ts";
+import { openAuditFile, recoverAuditFile } from "./audit_file.ts";
+import { startServiceCompute } from "./compute.ts";
+import { withMetricsRoute } from "./metrics.ts";
 import { createSignServiceImpl } from "./sign_service.ts";
 import { createSignServiceFetchHandler, signServiceRoutes } from "./routes.ts";
 
@@ -127,9 +128,12 @@ export async function startSignService(
     perMinute: config.rateLimit.perCallerPerMinute,
     burst: config.rateLimit.burst,
   });
+  // Protocol compute on worker threads, admission control and metrics (service/compute.ts).
+  const compute = await startServiceCompute(config, { logger });
   const sessions = createSessionLimiter({
     maxConcurrent: config.rateLimit.maxConcurrentSessions,
     maxPerCaller: config.rateLimit.maxSessionsPerCaller,
+    retryAfterMs: compute.sessionRetryAfterMs,
   });
   const auditFile = config.audit.file === "-" ? null : await openAuditFile(config.audit.file, {
     fsync: config.audit.fsync,
@@ -141,6 +145,13 @@ export async function startSignService(
       return undefined;
     },
   });
+  if (auditFile) {
+    // Sessions a dead process left without an end record (audit.ts, write-ahead records).
+    const interrupted = await recoverAuditFile(config.audit.file, audit);
+    if (interrupted > 0) {
+      logger.log("warn", "sessions interrupted by the last stop, audited", { interrupted });
+    }
+  }
   const gateway = createGatewayClient({
     url: config.gateway.url,
     token: config.gateway.token === "" ? undefined : config.gateway.token,
@@ -166,7 +177,10 @@ export async function startSignService(
     acquireSession: (caller) => sessions.acquire(caller.id),
     audit: (r) => audit.record(r),
     gateway,
-    generatePrimes: () => generatePaillierPrimes((bits) => platformSafePrime(bits)),
+    generatePrimes: compute.generatePrimes,
+    compute: compute.pool,
+    admission: compute.admission,
+    metrics: compute.metrics,
     presignatures,
     roundTimeoutMs: config.mpc.roundTimeoutMs,
     handshakeTimeoutMs: config.mpc.roundTimeoutMs,
@@ -176,9 +190,10 @@ export async function startSignService(
   });
 
   const routes = signServiceRoutes(impl);
-  const fetchHandler = createSignServiceFetchHandler(impl, {
-    corsOrigins: config.server.corsOrigins,
-  });
+  const fetchHandler = withMetricsRoute(
+    createSignServiceFetchHandler(impl, { corsOrigins: config.server.corsOrigins }),
+    compute.metrics,
+  );
   const nodeHandler = connectNodeAdapter({ routes });
   const logAdapterError = (e: unknown) =>
     logger.log("error", "unexpected error", { call: "http", error: (e as Error)?.name ?? "error" });
@@ -200,7 +215,10 @@ export async function startSignService(
     });
     server.on("request", (req, res) => {
       // HTTP/1.1 (browsers) goes through the fetch handler for CORS; HTTP/2 to the adapter.
-      if (req.httpVersionMajor === 1) {
+      if (req.httpVersionMajor !== 1 && req.method === "GET" && req.url === "/metrics") {
+        res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+        res.end(compute.metrics.render());
+      } else if (req.httpVersionMajor === 1) {
         http1(req as unknown as IncomingMessage, res as unknown as ServerResponse);
       } else nodeHandler(req, res);
     });
@@ -244,6 +262,7 @@ export async function startSignService(
         Promise.all(closers.map((c) => c())),
         new Promise((r) => setTimeout(r, 1000)),
       ]);
+      await compute.close();
       await auditFile?.close();
       await presignatures.close();
       logger.log("info", "stopped", {});

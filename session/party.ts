@@ -25,7 +25,7 @@ import type { AccountEntry, AccountIdentity } from "../core/keyshare.ts";
 import type { RandomSource } from "../core/math/random.ts";
 import type { Point } from "../core/params.ts";
 import { auxInfo, type PaillierPrimes } from "../core/protocols/aux_info.ts";
-import type { ProgressEvent } from "../core/protocols/driver.ts";
+import type { ProgressEvent, StepCompute } from "../core/protocols/driver.ts";
 import { runProtocol } from "../core/protocols/driver.ts";
 import { keygen } from "../core/protocols/keygen.ts";
 import { refresh } from "../core/protocols/refresh.ts";
@@ -53,6 +53,11 @@ export interface SessionOptions {
   readonly roundTimeoutMs?: number;
   readonly onProgress?: (e: ProgressEvent) => void;
   readonly rng?: RandomSource;
+  /**
+   * Where the protocol machines compute (default inline; the service gives a compute pool's
+   * stepper, platform/compute_pool.ts). The session's `signal` cancels its jobs.
+   */
+  readonly compute?: StepCompute;
 }
 
 async function withSession<T>(
@@ -88,6 +93,7 @@ function runOptions(opts: SessionOptions) {
     roundTimeoutMs: opts.roundTimeoutMs ?? 60_000,
     onProgress: opts.onProgress,
     rng: opts.rng,
+    compute: opts.compute,
   };
 }
 

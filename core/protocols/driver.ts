@@ -2,6 +2,11 @@
  * The one async driver: runs a pure protocol machine over any transport, with cancellation and
  * per-round timeouts through `AbortSignal`, progress events, and a yield to the event loop after
  * each (heavy) step.
+ *
+ * The machine's `start` and `step` run on this thread, or wherever `RunOptions.compute` puts
+ * them (the sign-service hands them to a pool of worker threads, platform/compute_pool.ts):
+ * the driver keeps the waiting, the routing and the timeouts, and a step in flight is
+ * cancelled by the run's signal.
  * @module
  */
 import { ProtocolAbort, TransportError } from "../errors.ts";
@@ -28,14 +33,43 @@ export type ProgressEvent =
   | { readonly type: "round-finished"; readonly protocol: string; readonly round: number }
   | { readonly type: "dropped-message"; readonly protocol: string; readonly reason: string };
 
+/** One call of a machine: its `start` with the input, or a `step` with a state and an inbox. */
+export type ComputeCall<I, S> =
+  | { readonly op: "start"; readonly input: I }
+  | { readonly op: "step"; readonly state: S; readonly inbox: readonly Message[] };
+
+/**
+ * Runs a machine's `start` / `step` somewhere else (another thread). The state it returns may
+ * be an opaque form of the machine's state: the driver reads only its routing fields (`sid`,
+ * `i`, `n`, `round`) and hands it back to the next call.
+ */
+export interface StepCompute {
+  /**
+   * Runs one call of `protocol`.
+   * @param signal aborts the call: a queued call is dropped, a running one stopped.
+   * @returns the transition, as the machine's own call would.
+   * @throws what the machine throws; {TransportError} "aborted" when `signal` aborts.
+   */
+  run<I, S extends ProtocolState, O>(
+    protocol: Protocol<I, S, O>,
+    call: ComputeCall<I, S>,
+    signal: AbortSignal | undefined,
+  ): Promise<Transition<S, O>>;
+}
+
 /** Options of `runProtocol`. */
 export interface RunOptions {
   /** Cancels the run. */
   signal?: AbortSignal;
   /** Time allowed for the messages of one round to arrive (default 120 s). */
   roundTimeoutMs?: number;
-  /** Randomness for the machine (default Web Crypto). */
+  /** Randomness for the machine (default Web Crypto); used by inline runs only. */
   rng?: RandomSource;
+  /**
+   * Where `start` and `step` run (default: inline, on this thread, with `rng`). A compute of
+   * its own uses its own randomness (Web Crypto).
+   */
+  compute?: StepCompute;
   onProgress?: (e: ProgressEvent) => void;
   /** Envelopes of later rounds kept while waiting (default 64); more is a protocol abuse. */
   maxBuffered?: number;
@@ -58,7 +92,10 @@ export async function runProtocol<I, S extends ProtocolState, O>(
   const emit = options.onProgress ?? (() => {});
   const maxBuffered = options.maxBuffered ?? 64;
   const name = protocol.name;
-  let t: Transition<S, O> = protocol.start(input, rng);
+  const compute = options.compute;
+  let t: Transition<S, O> = compute
+    ? await compute.run(protocol, { op: "start", input }, options.signal)
+    : protocol.start(input, rng);
   const buffered: Message[] = [];
   for (;;) {
     for (const m of t.outgoing) await transport.send(m);
@@ -118,8 +155,12 @@ export async function runProtocol<I, S extends ProtocolState, O>(
       }
       accept(m);
     }
-    t = protocol.step(state, inbox, rng);
+    if (compute) {
+      t = await compute.run(protocol, { op: "step", state, inbox }, options.signal);
+    } else {
+      t = protocol.step(state, inbox, rng);
+    }
     emit({ type: "round-finished", protocol: name, round: state.round });
-    await tick();
+    if (!compute) await tick();
   }
 }

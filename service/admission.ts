@@ -1,0 +1,190 @@
+/**
+ * Admission control of the sign-service's protocol sessions: the service knows the work it has
+ * admitted and what each kind of session costs, and refuses at once a request that could not
+ * start before its deadline, instead of letting it queue, time out, and take others with it.
+ *
+ * - **Cost per kind**: the worker time a session of that kind takes (the sum of its jobs'
+ *   busy time on the compute pool), starting from measured defaults ({@link DEFAULT_COSTS_MS},
+ *   docs/performance.md) and following what sessions of this process measure (a running
+ *   average over the sessions that end well).
+ * - **Backlog**: over the admitted sessions, what each is still expected to take (its kind's
+ *   cost less the worker time it has used so far). The expected start of a new session is the
+ *   backlog spread over the workers, `backlog / workers`: the pool runs the steps of older
+ *   sessions first (their admission number is their priority), so a new session waits for
+ *   about that much.
+ * - **Refusal**: when the queue is not empty and `now + backlog / workers + cost(kind)` is after
+ *   the request's deadline, the request is refused with {@link RateLimited} `overloaded` and a
+ *   retry hint (when, with no new arrivals, the backlog will have drained enough). A request
+ *   with an empty queue ahead of it is always admitted. The deadline is the caller's own
+ *   (Connect / gRPC timeout), capped by the protocol's round timeout: a session whose first
+ *   step waits longer than that is timed out by its peer anyway.
+ *
+ * The per-caller token bucket and the session counts of rate_limit.ts stay in front of this.
+ * Deadlines are relative (time left) and the backlog is counted in worker time, so the
+ * controller reads no clock and tests need no timers.
+ *
+ * @example
+ * ```ts
+ * import { createAdmission } from "./admission.ts";
+ * const admission = createAdmission({ workers: 2, costMs: { sign: 1000 } });
+ * const a = admission.admit("sign", 10_000);
+ * const b = admission.admit("sign", 10_000); // backlog 1 s over 2 workers: starts at ~0.5 s
+ * try {
+ *   admission.admit("sign", 1_500); // would start at 1 s and end at 2 s: after its deadline
+ * } catch (e) {
+ *   console.assert((e as { code: string }).code === "overloaded");
+ * }
+ * a.finish("ok");
+ * b.finish("ok");
+ * ```
+ * @module
+ */
+import { RateLimited } from "./errors.ts";
+
+/** The kinds of protocol session the service runs. */
+export type SessionKind = "sign" | "keygen" | "refresh";
+
+/** The session kinds, for metrics. */
+export const SESSION_KINDS: readonly SessionKind[] = ["sign", "keygen", "refresh"];
+
+/**
+ * Worker time per session on the service's side at start, ms: the measured cost of each kind
+ * under each runtime on the reference machine (2 cores; docs/performance.md), before this
+ * process has measured its own. Keygen and refresh include the service's two safe primes.
+ */
+export const DEFAULT_COSTS_MS: Readonly<Record<"deno" | "node", Record<SessionKind, number>>> = {
+  deno: { sign: 2400, keygen: 16_000, refresh: 14_000 },
+  node: { sign: 900, keygen: 14_000, refresh: 12_000 },
+};
+
+/** Options of {@link createAdmission}. */
+export interface AdmissionOptions {
+  /** Workers the sessions' jobs run on (the compute pool's size). */
+  readonly workers: number;
+  /** Expected worker time per session at start, ms (kinds left out: `DEFAULT_COSTS_MS.deno`). */
+  readonly costMs?: Partial<Record<SessionKind, number>>;
+  /** Longest accepted wait, ms, also for requests without a deadline (the round timeout). */
+  readonly maxWaitMs?: number;
+  /** Weight of one session's measured cost in the running estimate (default 0.2). */
+  readonly learningRate?: number;
+}
+
+/** One admitted session. */
+export interface AdmissionTicket {
+  /** Its admission number: the priority of its jobs (older first). */
+  readonly priority: number;
+  readonly kind: SessionKind;
+  /** The expected wait before its first job runs, ms, as estimated at admission. */
+  readonly expectedStartMs: number;
+  /** Adds worker time the session used (each job's busy time), ms. */
+  charge(busyMs: number): void;
+  /**
+   * Ends the session (later calls do nothing). A session that ended `ok` teaches the estimate
+   * its kind's cost; one that failed or was cancelled only leaves the backlog.
+   */
+  finish(outcome: "ok" | "failed"): void;
+}
+
+/** The admission controller (module doc). */
+export interface Admission {
+  /**
+   * Admits a session or refuses it at once.
+   * @param kind what the session runs.
+   * @param deadlineMs time left before the caller's deadline, ms (undefined: none given).
+   * @returns the ticket; `finish` it when the session ends.
+   * @throws {RateLimited} `overloaded`, with the wait after which a retry may be admitted.
+   */
+  admit(kind: SessionKind, deadlineMs?: number): AdmissionTicket;
+  /** The current expected worker time of one session of `kind`, ms. */
+  cost(kind: SessionKind): number;
+  /** Expected worker time the admitted sessions still need, ms. */
+  backlogMs(): number;
+  /** Expected wait of a session admitted now, ms (`backlog / workers`). */
+  expectedStartMs(): number;
+  /** Sessions admitted and not finished. */
+  active(): number;
+}
+
+function positive(v: unknown, what: string): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+    throw new RangeError(`${what}: expected a number > 0, got ${String(v)}`);
+  }
+  return v;
+}
+
+interface Admitted {
+  readonly kind: SessionKind;
+  spent: number;
+}
+
+/**
+ * Creates an admission controller (module doc).
+ * @param options workers, starting costs, the longest wait and the learning rate.
+ * @returns the controller.
+ * @throws {RangeError} for a worker count, cost, wait or rate out of range.
+ */
+export function createAdmission(options: AdmissionOptions): Admission {
+  const workers = positive(options.workers, "workers");
+  const maxWaitMs = positive(options.maxWaitMs ?? 60_000, "maxWaitMs");
+  const rate = options.learningRate ?? 0.2;
+  if (!(rate > 0 && rate <= 1)) throw new RangeError(`learningRate: expected (0, 1], got ${rate}`);
+  const costs: Record<SessionKind, number> = { ...DEFAULT_COSTS_MS.deno };
+  for (const [k, v] of Object.entries(options.costMs ?? {})) {
+    costs[k as SessionKind] = positive(v, `costMs.${k}`);
+  }
+  const running = new Set<Admitted>();
+  let admitted = 0;
+
+  const backlogMs = () => {
+    let sum = 0;
+    for (const s of running) sum += Math.max(0, costs[s.kind] - s.spent);
+    return sum;
+  };
+
+  function admit(kind: SessionKind, deadlineMs?: number): AdmissionTicket {
+    if (!Object.hasOwn(costs, kind)) throw new TypeError(`unknown session kind ${String(kind)}`);
+    const budget = Math.min(maxWaitMs, deadlineMs ?? Infinity);
+    const backlog = backlogMs();
+    const start = backlog / workers;
+    const own = costs[kind];
+    if (backlog > 0 && start + own > budget) {
+      // With no new arrivals the queue drains at `workers` ms of work per ms.
+      const retryAfterMs = Math.max(start + own - budget, 100);
+      const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+      throw new RateLimited(
+        "overloaded",
+        retryAfterMs,
+        `the service is busy: a ${kind} session would start in about ${s(start)} and take ` +
+          `${s(own)}, after the request's deadline (${s(Math.max(0, budget))}); ` +
+          `retry in ${s(retryAfterMs)}`,
+      );
+    }
+    const entry: Admitted = { kind, spent: 0 };
+    running.add(entry);
+    let done = false;
+    return {
+      priority: ++admitted,
+      kind,
+      expectedStartMs: start,
+      charge(busyMs) {
+        if (!done && Number.isFinite(busyMs) && busyMs > 0) entry.spent += busyMs;
+      },
+      finish(outcome) {
+        if (done) return;
+        done = true;
+        running.delete(entry);
+        if (outcome === "ok" && entry.spent > 0) {
+          costs[kind] = costs[kind] * (1 - rate) + entry.spent * rate;
+        }
+      },
+    };
+  }
+
+  return {
+    admit,
+    cost: (kind) => costs[kind],
+    backlogMs,
+    expectedStartMs: () => backlogMs() / workers,
+    active: () => running.size,
+  };
+}
