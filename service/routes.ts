@@ -60,8 +60,18 @@ export function signServiceRoutes(
   };
 }
 
-/** The message prefix of connect-es's binary request parser (`createBinarySerialization`). */
-const PARSE_BINARY = "parse binary: ";
+/**
+ * The messages with which connect-es refuses a request body as INTERNAL: its binary parser
+ * (`createBinarySerialization`), a frame flagged compressed without a negotiated encoding
+ * (`envelopeDecompress`, whose own doc says InvalidArgument), and a compressed body zlib cannot
+ * inflate (connect-node; a truncated gzip stream).
+ */
+const REQUEST_FAULTS = [
+  "parse binary: ",
+  "received compressed envelope, but do not know how to decompress",
+  "decompression failed",
+];
+const isRequestFault = (message: string) => REQUEST_FAULTS.some((m) => message.startsWith(m));
 const GRPC_INTERNAL = "13";
 const GRPC_INVALID_ARGUMENT = "3";
 
@@ -70,11 +80,13 @@ const GRPC_INVALID_ARGUMENT = "3";
  *
  * 1. connect-es parses a request body before any interceptor runs and answers a binary body its
  *    parser refuses ("parse binary: premature EOF", "illegal tag ...", "invalid varint") with
- *    INTERNAL, whatever the protocol; the JSON parser's refusals are INVALID_ARGUMENT. A
- *    malformed request must not drive 5xx alerting (issue 15, finding 3), so exactly those
- *    answers become INVALID_ARGUMENT, message kept: the Connect JSON error body (HTTP 500 -> 400,
- *    `internal` -> `invalid_argument`), the gRPC `grpc-status` trailer (13 -> 3, set before the
- *    response resolves), the gRPC-web trailer frame at the end of the body.
+ *    INTERNAL, whatever the protocol; the JSON parser's refusals are INVALID_ARGUMENT. So are a
+ *    frame flagged compressed without an encoding and a compressed body that does not inflate
+ *    (`REQUEST_FAULTS`; found by the rpc-routes fuzz harness). A malformed request must not drive
+ *    5xx alerting (issue 15, finding 3), so exactly those answers become INVALID_ARGUMENT,
+ *    message kept: the Connect JSON error body (HTTP 500 -> 400, `internal` ->
+ *    `invalid_argument`), the gRPC `grpc-status` trailer (13 -> 3, set before the response
+ *    resolves), the gRPC-web trailer frame at the end of the body.
  * 2. Over gRPC and gRPC-web, connect-es percent-encodes the error message into the
  *    `grpc-message` trailer with `encodeURIComponent`, which throws on a lone surrogate; a JSON
  *    request naming an unknown field `"\ud800"` puts one there (the parser quotes the name). The
@@ -151,18 +163,18 @@ function unencodableRequest(requestType: string): UniversalServerResponse {
   };
 }
 
-/** Whether a status and its (percent-encoded) gRPC message are the binary parser's refusal. */
-function isBinaryParseError(status: string | null, message: string | null): boolean {
+/** Whether a gRPC status and its (percent-encoded) message refuse the request body. */
+function isGrpcRequestFault(status: string | null, message: string | null): boolean {
   if (status !== GRPC_INTERNAL || message === null) return false;
   try {
-    return decodeURIComponent(message).startsWith(PARSE_BINARY);
+    return isRequestFault(decodeURIComponent(message));
   } catch {
     return false;
   }
 }
 
 function mapGrpcStatus(trailer: Headers): void {
-  if (isBinaryParseError(trailer.get("grpc-status"), trailer.get("grpc-message"))) {
+  if (isGrpcRequestFault(trailer.get("grpc-status"), trailer.get("grpc-message"))) {
     trailer.set("grpc-status", GRPC_INVALID_ARGUMENT);
   }
 }
@@ -178,7 +190,7 @@ async function* mapGrpcWebTrailers(body: AsyncIterable<Uint8Array>): AsyncIterab
       continue;
     }
     const trailer = trailerParse(chunk.subarray(5));
-    if (!isBinaryParseError(trailer.get("grpc-status"), trailer.get("grpc-message"))) {
+    if (!isGrpcRequestFault(trailer.get("grpc-status"), trailer.get("grpc-message"))) {
       yield chunk;
       continue;
     }
@@ -202,7 +214,7 @@ async function mapConnectError(
   }
   if (
     error?.code !== "internal" || typeof error.message !== "string" ||
-    !error.message.startsWith(PARSE_BINARY)
+    !isRequestFault(error.message)
   ) {
     return {
       ...res,

@@ -4,6 +4,7 @@
  * reach the implementation.
  */
 import http2 from "node:http2";
+import { gzipSync } from "node:zlib";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -288,7 +289,11 @@ test("routes: the mapping is narrow: a valid binary request succeeds, an impleme
  * The gRPC status of one call over real gRPC: `connectNodeAdapter` on an h2c server on port 0,
  * a raw `node:http2` client. Rejects when no status arrives within 10 s (a stream left open).
  */
-async function h2cStatus(contentType: string, body: Uint8Array): Promise<string | undefined> {
+async function h2cStatus(
+  contentType: string,
+  body: Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<string | undefined> {
   const server = http2.createServer(
     connectNodeAdapter({
       routes: signServiceRoutes(setup().impl as ServiceImpl<typeof SignService>),
@@ -304,6 +309,7 @@ async function h2cStatus(contentType: string, body: Uint8Array): Promise<string 
         ":path": "/wallet_mpc.v1.SignService/GetPublicKey",
         "content-type": contentType,
         te: "trailers",
+        ...headers,
       });
       req.setTimeout(10_000, () => {
         req.close();
@@ -356,5 +362,26 @@ test("routes: a JSON body with a lone-surrogate field name is INVALID_ARGUMENT o
     new Request(`${BASE}/GetPublicKey`, connectJson('{"accountId":"a","\\ud800":""}')),
   );
   assert.equal((await connect.json()).code, "invalid_argument");
+  assert.deepEqual(calls, []);
+});
+
+test("routes: a frame flagged compressed without an encoding, or a gzip body that does not inflate, is INVALID_ARGUMENT (gRPC-web, gRPC)", async () => {
+  const msg = new Uint8Array([0x0a, 0x01, 0x61]);
+  const flagged = encodeEnvelope(1, msg); // compressed flag, no grpc-encoding header
+  const { calls, handler } = setup();
+  const web = await handler(
+    new Request(`${BASE}/GetPublicKey`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
+      body: flagged,
+    }),
+  );
+  assert.equal(grpcWebTrailer(new Uint8Array(await web.arrayBuffer())).get("grpc-status"), "3");
+  assert.equal((await grpcCall({}, flagged)).get("grpc-status"), "3");
+  assert.equal(await h2cStatus("application/grpc", flagged), "3");
+  // connect-node inflates gzip: a truncated stream is "decompression failed".
+  const gz = gzipSync(msg);
+  const truncated = encodeEnvelope(1, gz.subarray(0, gz.length - 6));
+  assert.equal(await h2cStatus("application/grpc", truncated, { "grpc-encoding": "gzip" }), "3");
   assert.deepEqual(calls, []);
 });
