@@ -42,7 +42,7 @@ function proofHarness([name, codec, run, round, fields]: (typeof PROOFS)[number]
     kind: "value",
     fast: true,
     // Pi-prm and Pi-mod are 128 repetitions of 3072-bit integers (~200 KB): slower to decode.
-    seconds: name === "zk-prm" || name === "zk-mod" ? 90 : 60,
+    seconds: name === "zk-prm" || name === "zk-mod" ? 120 : 60,
     timeoutMs: 2000,
     maxBytes: 512 * 1024,
     async setup() {
