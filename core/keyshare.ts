@@ -95,20 +95,25 @@ import {
   toHexInt,
   webCryptoRandom,
 } from "./math/mod.ts";
-import { KAPPA_BYTES, MODULUS_MAX_BITS, MODULUS_MIN_BITS, Point, PRIME_BITS, Q } from "./params.ts";
+import {
+  KAPPA_BYTES,
+  MAX_KEY_SHARE_PARTIES,
+  MODULUS_BYTES,
+  MODULUS_MAX_BITS,
+  MODULUS_MIN_BITS,
+  Point,
+  PRIME_BITS,
+  Q,
+} from "./params.ts";
 import { fromHex, type KeyShare, type PartyAux, toHex } from "./protocols/types.ts";
 
 /** The format version this module writes. */
 export const KEY_SHARE_VERSION = 1;
-/** Largest number of parties a key share may name. */
-export const MAX_PARTIES = 64;
 /** Largest key share file accepted by `decodeKeyShareFile` unless told otherwise (64 MiB). */
 export const MAX_FILE_BYTES: number = 64 * 1024 * 1024;
 /** Account ids: 1 to 128 characters of `A-Z a-z 0-9 . _ -`. */
 export const ACCOUNT_ID_PATTERN: RegExp = /^[A-Za-z0-9._-]{1,128}$/;
 
-/** Largest integer field (bytes): a 3072-bit modulus. */
-const MAX_INT_BYTES = MODULUS_MAX_BITS / 8;
 /** Miller-Rabin rounds for half of each own prime (error <= 4^-20 per prime, random bases). */
 const PRIME_TEST_ROUNDS = 20;
 /** Own s, t must have at least bitLength(N) minus this many bits (module doc). */
@@ -238,16 +243,16 @@ function expectString(v: unknown, what: string, maxChars: number): string {
 }
 
 function expectIndex(v: unknown, what: string): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > MAX_PARTIES) {
-    throw malformed(`${what}: expected an integer in 0..${MAX_PARTIES}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > MAX_KEY_SHARE_PARTIES) {
+    throw malformed(`${what}: expected an integer in 0..${MAX_KEY_SHARE_PARTIES}`);
   }
   return v;
 }
 
 function expectArray(v: unknown, what: string): unknown[] {
   if (!Array.isArray(v)) throw malformed(`${what}: expected an array, got ${typeOf(v)}`);
-  if (v.length > MAX_PARTIES) {
-    throw malformed(`${what}: expected at most ${MAX_PARTIES} entries, got ${v.length}`);
+  if (v.length > MAX_KEY_SHARE_PARTIES) {
+    throw malformed(`${what}: expected at most ${MAX_KEY_SHARE_PARTIES} entries, got ${v.length}`);
   }
   return v;
 }
@@ -261,9 +266,9 @@ function decodeBytes(v: unknown, what: string, length: number): Uint8Array {
 }
 
 function decodeInt(v: unknown, what: string): bigint {
-  const s = expectString(v, what, 2 * MAX_INT_BYTES);
+  const s = expectString(v, what, 2 * MODULUS_BYTES);
   try {
-    return parseHexInt(s, MAX_INT_BYTES, what);
+    return parseHexInt(s, MODULUS_BYTES, what);
   } catch (e) {
     throw malformed(e instanceof Error ? e.message : `${what}: bad integer`);
   }
@@ -516,8 +521,8 @@ export function validateKeyShare(u: UncheckedKeyShare): KeyShare {
     throw new InvalidKeyShare("wrong-curve", `key share: expected curve "${CURVE}"`);
   }
   const { i, n } = u;
-  if (!Number.isInteger(n) || n < 2 || n > MAX_PARTIES) {
-    throw inconsistent(`expected 2 to ${MAX_PARTIES} parties, got n = ${n}`);
+  if (!Number.isInteger(n) || n < 2 || n > MAX_KEY_SHARE_PARTIES) {
+    throw inconsistent(`expected 2 to ${MAX_KEY_SHARE_PARTIES} parties, got n = ${n}`);
   }
   if (!Number.isInteger(i) || i < 0 || i >= n) {
     throw inconsistent(`expected a party index 0 <= i < ${n}, got i = ${i}`);
@@ -733,8 +738,10 @@ function decodeKey32(v: unknown, what: string): Uint8Array {
 export function decodeIdentity(v: unknown): AccountIdentity {
   const o = expectObject(v, "identity", ["secret_key", "public_keys"]);
   const secretKey = decodeKey32(o.secret_key, "identity.secret_key");
-  if (!Array.isArray(o.public_keys) || o.public_keys.length > MAX_PARTIES) {
-    throw malformed(`identity.public_keys: expected an array of at most ${MAX_PARTIES} keys`);
+  if (!Array.isArray(o.public_keys) || o.public_keys.length > MAX_KEY_SHARE_PARTIES) {
+    throw malformed(
+      `identity.public_keys: expected an array of at most ${MAX_KEY_SHARE_PARTIES} keys`,
+    );
   }
   const publicKeys = o.public_keys.map((k, j) => decodeKey32(k, `identity.public_keys[${j}]`));
   return { secretKey, publicKeys };

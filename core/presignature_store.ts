@@ -32,7 +32,7 @@
  */
 import { ProtocolAbort } from "./errors.ts";
 import { mod, modInv } from "./math/mod.ts";
-import { Point, Q } from "./params.ts";
+import { MAX_PARTIES, MAX_SID_BYTES, MIN_SID_BYTES, Point, Q } from "./params.ts";
 import { assertKeyEpoch, type Presignature } from "./protocols/presign.ts";
 import { assertHashName, type HashName } from "./signature.ts";
 
@@ -226,6 +226,9 @@ const FIELDS = [
   "view",
 ];
 
+/** A presignature's id: the hex of its presigning session's id. */
+const SID_HEX = new RegExp(`^([0-9a-f]{2}){${MIN_SID_BYTES},${MAX_SID_BYTES}}$`);
+
 function scalarOf(v: unknown, field: string): bigint {
   if (typeof v !== "string" || !/^[0-9a-f]{64}$/.test(v)) {
     throw new SyntaxError(`presignature: field "${field}" is not a 32-byte scalar`);
@@ -272,13 +275,13 @@ export function decodePresignature(json: unknown): Presignature {
   if (o.v !== 2) throw new RangeError("presignature: unsupported version (expected 2)");
   const n = o.n;
   const i = o.i;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 2 || n > 255) {
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 2 || n > MAX_PARTIES) {
     throw new RangeError("presignature: bad n");
   }
   if (typeof i !== "number" || !Number.isInteger(i) || i < 0 || i >= n) {
     throw new RangeError("presignature: bad i");
   }
-  if (typeof o.id !== "string" || !/^([0-9a-f]{2}){16,1024}$/.test(o.id)) {
+  if (typeof o.id !== "string" || !SID_HEX.test(o.id)) {
     throw new SyntaxError("presignature: bad id");
   }
   if (typeof o.keyId !== "string" || o.keyId.length === 0 || o.keyId.length > 256) {

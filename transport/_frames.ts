@@ -13,10 +13,10 @@
  * @module
  */
 import { base64 } from "@scure/base";
+import { MAX_PARTIES, MAX_PAYLOAD_DEPTH } from "../core/params.ts";
 import {
   canonicalJson,
   fromHex,
-  MAX_PAYLOAD_DEPTH,
   type Message,
   samePayload,
   toHex,
@@ -26,8 +26,6 @@ import {
 export const VERSION = 1;
 /** Domain-separation prefix of every label of the transport. */
 export const LABEL = "wallet-mpc/transport/v1";
-/** Largest party count a frame may name. */
-export const MAX_PARTIES = 255;
 /** Largest sequence number (2^32 - 1; the AEAD nonce holds 64 bits). */
 export const MAX_SEQ = 0xffffffff;
 /** Bytes of the session tag carried by data frames. */

@@ -16,7 +16,7 @@ import {
   packBodies,
   seqNonce,
 } from "./_frames.ts";
-import { MAX_PAYLOAD_DEPTH } from "../core/protocols/types.ts";
+import { MAX_PAYLOAD_DEPTH } from "../core/params.ts";
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 const hello: HelloFrame = {

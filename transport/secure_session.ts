@@ -49,6 +49,7 @@ import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { TransportError, type TransportErrorCode } from "../core/errors.ts";
 import { type RandomSource, webCryptoRandom } from "../core/math/random.ts";
+import { MAX_PARTIES } from "../core/params.ts";
 import type { Transport } from "../core/protocols/driver.ts";
 import { type Message, toHex } from "../core/protocols/types.ts";
 import {
@@ -62,7 +63,6 @@ import {
   type Frame,
   type HelloFrame,
   helloSignedBytes,
-  MAX_PARTIES,
   MAX_SEQ,
   packBodies,
   seqNonce,

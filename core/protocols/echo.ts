@@ -23,7 +23,14 @@
  */
 import { type AbortCode, ProofError, ProtocolAbort } from "../errors.ts";
 import { parseHexInt } from "../math/mod.ts";
-import { MODULUS_MAX_BITS, Point, Q } from "../params.ts";
+import {
+  CIPHERTEXT_BYTES,
+  MAX_PARTIES,
+  MAX_SID_BYTES,
+  MIN_SID_BYTES,
+  Point,
+  Q,
+} from "../params.ts";
 import { Transcript } from "../transcript.ts";
 import { canonicalJson, fromHex, type ProtocolName, toHex } from "./types.ts";
 
@@ -276,9 +283,6 @@ export function decodeUint(v: unknown, field: string, maxBytes: number): bigint 
   return parseHexInt(v as string, maxBytes, `field "${field}"`);
 }
 
-/** Largest Paillier ciphertext on the wire (bytes): an element of Z*_{N^2} for the largest N. */
-export const CIPHERTEXT_BYTES = (2 * MODULUS_MAX_BITS) / 8;
-
 /**
  * A Paillier ciphertext as received: canonical lowercase hex of at most `CIPHERTEXT_BYTES`
  * (length checked first). Whether it is a unit modulo N^2 depends on whose N it is under: the
@@ -291,13 +295,6 @@ export const CIPHERTEXT_BYTES = (2 * MODULUS_MAX_BITS) / 8;
 export function decodeCiphertext(v: unknown, field: string): bigint {
   return decodeUint(v, field, CIPHERTEXT_BYTES);
 }
-
-/** Smallest accepted session id (bytes): a fresh random id of 128 bits or more. */
-export const MIN_SID_BYTES = 16;
-/** Largest accepted session id (bytes). */
-export const MAX_SID_BYTES = 1024;
-/** Largest number of parties the protocols accept. */
-export const MAX_PARTIES = 255;
 
 /**
  * Checks the session parameters every protocol starts from.

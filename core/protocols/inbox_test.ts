@@ -7,7 +7,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ProtocolAbort } from "../errors.ts";
 import { keygen } from "./keygen.ts";
-import { MAX_COMPARED_VALUES, MAX_PAYLOAD_DEPTH, type Message, samePayload } from "./types.ts";
+import { MAX_COMPARED_VALUES, MAX_PAYLOAD_DEPTH } from "../params.ts";
+import { type Message, samePayload } from "./types.ts";
 
 /** `{"a":{"a":...inner...}}`, `depth` objects deep, built without recursion. */
 function nested(depth: number, inner: unknown = null): unknown {

@@ -36,7 +36,7 @@
  * @module
  */
 import { InternalError, InvalidKeyShare, ProtocolAbort } from "../errors.ts";
-import { applyShiftToShare, deriveShift } from "../hd.ts";
+import { applyShiftToShare, deriveShift, MAX_DEPTH } from "../hd.ts";
 import {
   bitLength,
   mod,
@@ -306,8 +306,8 @@ function makeSetup(input: PresignInput | InSessionPresignInput, protocol: Protoc
     throw new TypeError("expected a key id of 1-256 characters");
   }
   const hdPath = input.hdPath ?? [];
-  if (!Array.isArray(hdPath) || hdPath.length > 255) {
-    throw new TypeError("expected the HD path as an array of at most 255 indices");
+  if (!Array.isArray(hdPath) || hdPath.length > MAX_DEPTH) {
+    throw new TypeError(`expected the HD path as an array of at most ${MAX_DEPTH} indices`);
   }
   for (const idx of hdPath) {
     if (!Number.isInteger(idx) || idx < 0) throw new RangeError("expected HD indices >= 0");

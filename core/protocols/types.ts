@@ -9,7 +9,7 @@
  * @module
  */
 import type { RandomSource } from "../math/random.ts";
-import type { Point } from "../params.ts";
+import { MAX_COMPARED_VALUES, MAX_PAYLOAD_DEPTH, type Point } from "../params.ts";
 
 /** Names of the protocols (the `protocol` field of every envelope). */
 export type ProtocolName = "keygen" | "aux-info" | "refresh" | "presign" | "sign" | "lifecycle";
@@ -162,16 +162,6 @@ export function fromHex(hex: string): Uint8Array {
   for (let k = 0; k < out.length; k++) out[k] = parseInt(hex.slice(2 * k, 2 * k + 2), 16);
   return out;
 }
-
-/**
- * Deepest nesting of arrays and objects accepted in a received payload (the envelope's own
- * object not counted). Honest payloads nest a few levels; the transport refuses deeper ones
- * when it decodes an envelope, and `samePayload` never finds them equal.
- */
-export const MAX_PAYLOAD_DEPTH = 64;
-
-/** Most values (array entries, object fields, scalars) `samePayload` visits. */
-export const MAX_COMPARED_VALUES = 1 << 22;
 
 /**
  * Whether two received payloads have the same canonical JSON (`canonicalJson`: object keys in

@@ -31,9 +31,6 @@ export function transcriptFor(proof: string, ctx: ProofContext): Transcript {
   return Transcript.create(`zk/${proof}`, ctx.sid, ctx.prover);
 }
 
-/** Largest integer field accepted on the wire (bytes): an element mod N^2 plus slack. */
-export const MAX_INT_BYTES = 1024;
-
 /** A JSON object as received (unchecked). */
 export type WireObject = Record<string, unknown>;
 
@@ -68,7 +65,7 @@ export function decodeUint(
   proof: string,
   o: WireObject,
   field: string,
-  maxBytes = MAX_INT_BYTES,
+  maxBytes: number,
 ): bigint {
   return wrap(proof, field, () => parseHexInt(o[field] as string, maxBytes, field));
 }
@@ -78,7 +75,7 @@ export function decodeInt(
   proof: string,
   o: WireObject,
   field: string,
-  maxBytes = MAX_INT_BYTES,
+  maxBytes: number,
 ): bigint {
   return wrap(proof, field, () => parseHexSigned(o[field] as string, maxBytes, field));
 }

@@ -15,11 +15,7 @@ import {
   modPowSecret,
   parseHexInt,
 } from "../math/mod.ts";
-import { MODULUS_MAX_BITS } from "../params.ts";
 import { decodeArray, type WireObject } from "./_common.ts";
-
-/** Wire cap of an element of Z*_N (bytes of the largest accepted modulus). */
-export const ELEMENT_BYTES: number = MODULUS_MAX_BITS / 8;
 
 /** Wire cap of a signed integer whose magnitude is at most `bound` (bytes). */
 export function capBytes(bound: bigint): number {

@@ -26,7 +26,7 @@ import {
   webCryptoRandom,
 } from "../math/mod.ts";
 import { PaillierPublicKey, type PaillierSecretKey } from "../paillier.ts";
-import { ELL, ELL_PRIME, EPSILON, Point, Q } from "../params.ts";
+import { CIPHERTEXT_BYTES, ELL, ELL_PRIME, EPSILON, MODULUS_BYTES, Point, Q } from "../params.ts";
 import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
 import {
   assertBits,
@@ -57,8 +57,6 @@ import {
   maskBound,
   maskNonce,
   sampleSigned,
-  UNIT_N2_BYTES,
-  UNIT_N_BYTES,
   Z1_BITS,
 } from "./pi_enc.ts";
 
@@ -329,18 +327,18 @@ export function encode(proof: Proof): EncodedProof {
 export function decode(json: unknown): Proof {
   const o = expectObject(PROOF, json, FIELDS);
   return {
-    A: decodeUint(PROOF, o, "A", UNIT_N2_BYTES),
+    A: decodeUint(PROOF, o, "A", CIPHERTEXT_BYTES),
     Bx: decodePoint(PROOF, o, "Bx"),
-    By: decodeUint(PROOF, o, "By", UNIT_N2_BYTES),
-    E: decodeUint(PROOF, o, "E", UNIT_N_BYTES),
-    S: decodeUint(PROOF, o, "S", UNIT_N_BYTES),
-    F: decodeUint(PROOF, o, "F", UNIT_N_BYTES),
-    T: decodeUint(PROOF, o, "T", UNIT_N_BYTES),
+    By: decodeUint(PROOF, o, "By", CIPHERTEXT_BYTES),
+    E: decodeUint(PROOF, o, "E", MODULUS_BYTES),
+    S: decodeUint(PROOF, o, "S", MODULUS_BYTES),
+    F: decodeUint(PROOF, o, "F", MODULUS_BYTES),
+    T: decodeUint(PROOF, o, "T", MODULUS_BYTES),
     z1: decodeInt(PROOF, o, "z1", bitsCapBytes(Z1_BITS)),
     z2: decodeInt(PROOF, o, "z2", bitsCapBytes(Z2_BITS)),
     z3: decodeInt(PROOF, o, "z3", MASK_MAX_BYTES),
     z4: decodeInt(PROOF, o, "z4", MASK_MAX_BYTES),
-    w: decodeUint(PROOF, o, "w", UNIT_N_BYTES),
-    wy: decodeUint(PROOF, o, "wy", UNIT_N_BYTES),
+    w: decodeUint(PROOF, o, "w", MODULUS_BYTES),
+    wy: decodeUint(PROOF, o, "wy", MODULUS_BYTES),
   };
 }

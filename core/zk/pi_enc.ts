@@ -31,7 +31,15 @@ import {
   webCryptoRandom,
 } from "../math/mod.ts";
 import { PaillierPublicKey, type PaillierSecretKey } from "../paillier.ts";
-import { ELL, EPSILON, MODULUS_MAX_BITS, MODULUS_MIN_BITS, type Point } from "../params.ts";
+import {
+  CIPHERTEXT_BYTES,
+  ELL,
+  EPSILON,
+  MODULUS_BYTES,
+  MODULUS_MAX_BITS,
+  MODULUS_MIN_BITS,
+  type Point,
+} from "../params.ts";
 import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
 import type { Transcript } from "../transcript.ts";
 import {
@@ -63,10 +71,6 @@ export const Z1_BITS: number = ELL + EPSILON;
 export function bitsCapBytes(bits: number): number {
   return Math.ceil((bits + 1) / 8);
 }
-/** Wire cap of an element of Z*_N (bytes). */
-export const UNIT_N_BYTES: number = MODULUS_MAX_BITS / 8;
-/** Wire cap of an element of Z*_{N^2} (bytes). */
-export const UNIT_N2_BYTES: number = 2 * UNIT_N_BYTES;
 
 /**
  * Honest bound on a ring-Pedersen mask response z = gamma + e * mu, with gamma in
@@ -331,11 +335,11 @@ export function encode(proof: Proof): EncodedProof {
 export function decode(json: unknown): Proof {
   const o = expectObject(PROOF, json, FIELDS);
   return {
-    S: decodeUint(PROOF, o, "S", UNIT_N_BYTES),
-    A: decodeUint(PROOF, o, "A", UNIT_N2_BYTES),
-    C: decodeUint(PROOF, o, "C", UNIT_N_BYTES),
+    S: decodeUint(PROOF, o, "S", MODULUS_BYTES),
+    A: decodeUint(PROOF, o, "A", CIPHERTEXT_BYTES),
+    C: decodeUint(PROOF, o, "C", MODULUS_BYTES),
     z1: decodeInt(PROOF, o, "z1", bitsCapBytes(Z1_BITS)),
-    z2: decodeUint(PROOF, o, "z2", UNIT_N_BYTES),
+    z2: decodeUint(PROOF, o, "z2", MODULUS_BYTES),
     z3: decodeInt(PROOF, o, "z3", MASK_MAX_BYTES),
   };
 }

@@ -27,7 +27,14 @@ import {
   type RandomSource,
   webCryptoRandom,
 } from "../math/mod.ts";
-import { ELL, EPSILON, MODULUS_MAX_BITS, MODULUS_MIN_BITS, Q as CURVE_Q } from "../params.ts";
+import {
+  ELL,
+  EPSILON,
+  MODULUS_BYTES,
+  MODULUS_MAX_BITS,
+  MODULUS_MIN_BITS,
+  Q as CURVE_Q,
+} from "../params.ts";
 import {
   checkRingPedersenShape,
   commit,
@@ -48,7 +55,6 @@ import {
   assertAbsAtMost,
   assertElement,
   capBytes,
-  ELEMENT_BYTES,
   equationFailed,
 } from "./_prm_mod_fac_helpers.ts";
 
@@ -318,7 +324,7 @@ export function encode(proof: Proof): EncodedProof {
  */
 export function decode(json: unknown): Proof {
   const o = expectObject(PROOF, json, [...ELEMENTS, ...INTEGERS]);
-  const el = (f: (typeof ELEMENTS)[number]) => decodeUint(PROOF, o, f, ELEMENT_BYTES);
+  const el = (f: (typeof ELEMENTS)[number]) => decodeUint(PROOF, o, f, MODULUS_BYTES);
   const int = (f: (typeof INTEGERS)[number]) => decodeInt(PROOF, o, f, CAPS[f]);
   return {
     P: el("P"),

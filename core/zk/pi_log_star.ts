@@ -24,7 +24,7 @@ import {
   webCryptoRandom,
 } from "../math/mod.ts";
 import type { PaillierSecretKey } from "../paillier.ts";
-import { ELL, EPSILON, type Point, Q } from "../params.ts";
+import { CIPHERTEXT_BYTES, ELL, EPSILON, MODULUS_BYTES, type Point, Q } from "../params.ts";
 import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
 import {
   assertBits,
@@ -55,8 +55,6 @@ import {
   maskBound,
   maskNonce,
   sampleSigned,
-  UNIT_N2_BYTES,
-  UNIT_N_BYTES,
   Z1_BITS,
 } from "./pi_enc.ts";
 
@@ -235,12 +233,12 @@ export function encode(proof: Proof): EncodedProof {
 export function decode(json: unknown): Proof {
   const o = expectObject(PROOF, json, FIELDS);
   return {
-    S: decodeUint(PROOF, o, "S", UNIT_N_BYTES),
-    A: decodeUint(PROOF, o, "A", UNIT_N2_BYTES),
+    S: decodeUint(PROOF, o, "S", MODULUS_BYTES),
+    A: decodeUint(PROOF, o, "A", CIPHERTEXT_BYTES),
     Y: decodePoint(PROOF, o, "Y"),
-    D: decodeUint(PROOF, o, "D", UNIT_N_BYTES),
+    D: decodeUint(PROOF, o, "D", MODULUS_BYTES),
     z1: decodeInt(PROOF, o, "z1", bitsCapBytes(Z1_BITS)),
-    z2: decodeUint(PROOF, o, "z2", UNIT_N_BYTES),
+    z2: decodeUint(PROOF, o, "z2", MODULUS_BYTES),
     z3: decodeInt(PROOF, o, "z3", MASK_MAX_BYTES),
   };
 }

@@ -28,7 +28,7 @@ import {
   randomUnit,
   webCryptoRandom,
 } from "../math/mod.ts";
-import { M_REPS } from "../params.ts";
+import { M_REPS, MODULUS_BYTES } from "../params.ts";
 import {
   assertModulus,
   decodeUint,
@@ -43,7 +43,6 @@ import {
   CrtPow,
   decodeBitArray,
   decodeUintArray,
-  ELEMENT_BYTES,
   equationFailed,
 } from "./_prm_mod_fac_helpers.ts";
 
@@ -299,10 +298,10 @@ export function encode(proof: Proof): EncodedProof {
 export function decode(json: unknown): Proof {
   const o = expectObject(PROOF, json, ["w", "x", "a", "b", "z"]);
   return {
-    w: decodeUint(PROOF, o, "w", ELEMENT_BYTES),
-    x: decodeUintArray(PROOF, o, "x", M_REPS, ELEMENT_BYTES),
+    w: decodeUint(PROOF, o, "w", MODULUS_BYTES),
+    x: decodeUintArray(PROOF, o, "x", M_REPS, MODULUS_BYTES),
     a: decodeBitArray(PROOF, o, "a", M_REPS),
     b: decodeBitArray(PROOF, o, "b", M_REPS),
-    z: decodeUintArray(PROOF, o, "z", M_REPS, ELEMENT_BYTES),
+    z: decodeUintArray(PROOF, o, "z", M_REPS, MODULUS_BYTES),
   };
 }

@@ -18,7 +18,7 @@
  */
 import { ProofError } from "../errors.ts";
 import { modPow, randomBelow, type RandomSource, webCryptoRandom } from "../math/mod.ts";
-import { M_REPS } from "../params.ts";
+import { M_REPS, MODULUS_BYTES } from "../params.ts";
 import { checkRingPedersenShape, type RingPedersenParams } from "../ring_pedersen.ts";
 import {
   assertModulus,
@@ -32,7 +32,6 @@ import {
   assertLength,
   CrtPow,
   decodeUintArray,
-  ELEMENT_BYTES,
   equationFailed,
   factorsFromPhi,
 } from "./_prm_mod_fac_helpers.ts";
@@ -185,7 +184,7 @@ export function encode(proof: Proof): EncodedProof {
 export function decode(json: unknown): Proof {
   const o = expectObject(PROOF, json, ["A", "z"]);
   return {
-    A: decodeUintArray(PROOF, o, "A", M_REPS, ELEMENT_BYTES),
-    z: decodeUintArray(PROOF, o, "z", M_REPS, ELEMENT_BYTES),
+    A: decodeUintArray(PROOF, o, "A", M_REPS, MODULUS_BYTES),
+    z: decodeUintArray(PROOF, o, "z", M_REPS, MODULUS_BYTES),
   };
 }
