@@ -347,7 +347,8 @@ describe("the npm package, as a consumer installs it", { timeout: 1_200_000 }, (
       "deno consumer",
       () => consumer(DENO, ["run", "-A", "deno.mjs"], { DIGEST: digest }),
     ) as { signature: Record<string, string>; backends: unknown };
-    assert.deepEqual(r.backends, { public: "deno-node-crypto", secret: "bigint-fixed-window" });
+    // run -A grants FFI: the system libcrypto serves both slots (platform/openssl_ffi.ts).
+    assert.deepEqual(r.backends, { public: "openssl-ffi", secret: "openssl-ffi-consttime" });
     const pk = r.signature.publicKey;
     assert.ok(
       secp256k1.verify(hexToBytes(r.signature.compact), hexToBytes(digest), hexToBytes(pk), {
