@@ -19,9 +19,9 @@
  * @module
  */
 import type { HDSignerAsync, SignerAsync } from "bitcoinjs-lib";
+import { fromHex } from "../core/bytes.ts";
 import { deriveShift, fingerprint, fromXpub } from "../core/hd.ts";
 import type { Point } from "../core/params.ts";
-import { fromHex } from "../core/protocols/types.ts";
 import { type BitcoinNetwork, p2wpkhAddress } from "../client/addresses.ts";
 import { parseDerivationPath } from "../session/inputs.ts";
 import { type MpcAccountOptions, type MpcSignature, signDigest } from "./signature.ts";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { IDBFactory } from "fake-indexeddb";
 import { decodeAccountRecords, encodeAccountRecords } from "../core/account_records.ts";
-import { toHex } from "../core/protocols/types.ts";
+import { toHex } from "../core/bytes.ts";
 import {
   decryptKeyShareFileBytes,
   encryptKeyShareFileBytes,

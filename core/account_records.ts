@@ -78,6 +78,7 @@ import { equalBytes } from "@noble/curves/utils.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { fromHex, toHex, toHexInt } from "./bytes.ts";
 import { InvalidKeyShare, KeyEpochError } from "./errors.ts";
 import {
   type AccountEntry,
@@ -97,9 +98,9 @@ import {
   type UncheckedKeyShare,
   validateKeyShare,
 } from "./keyshare.ts";
-import { toBytesBE, toHexInt } from "./math/mod.ts";
+import { toBytesBE } from "./math/mod.ts";
 import type { Point } from "./params.ts";
-import { fromHex, type KeyShare, toHex } from "./protocols/types.ts";
+import type { KeyShare } from "./protocols/types.ts";
 
 /** The file format version this module writes (3: every account record carries a MAC). */
 export const ACCOUNT_RECORDS_VERSION = 3;

@@ -18,6 +18,7 @@ import {
 } from "./account_records.ts";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { toHex, toHexInt } from "./bytes.ts";
 import { InvalidKeyShare, KeyEpochError } from "./errors.ts";
 import {
   type AccountEntry,
@@ -25,9 +26,7 @@ import {
   decodeKeyShare,
   encodeAccountsFile,
 } from "./keyshare.ts";
-import { toHexInt } from "./math/mod.ts";
 import { Point, PRIME_BITS, Q } from "./params.ts";
-import { toHex } from "./protocols/types.ts";
 import { generateRingPedersen } from "./ring_pedersen.ts";
 import { platformSafePrime } from "../platform/mod.ts";
 import { SLOW } from "../testing/setup.ts";

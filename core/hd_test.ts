@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { HDKey } from "@scure/bip32";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha512 } from "@noble/hashes/sha2.js";
+import { fromHex, toHex } from "./bytes.ts";
 import {
   applyShiftToShare,
   ckdPub,
@@ -19,7 +20,7 @@ import {
 } from "./hd.ts";
 import { fromBytesBE, randomBelow, randomBytes, toBytesBE } from "./math/mod.ts";
 import { Point, Q } from "./params.ts";
-import { fromHex, type KeyShareCore, toHex } from "./protocols/types.ts";
+import type { KeyShareCore } from "./protocols/types.ts";
 
 // BIP-32 "Test Vectors" (bitcoin/bips, bip-0032.mediawiki), test vectors 1 and 2: the
 // non-hardened steps, as (parent xpub, child index, child xpub).

@@ -81,6 +81,7 @@
  * @module
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
+import { fromHex, parseHexInt, scalarHex, toHex, toHexInt } from "./bytes.ts";
 import { InvalidKeyShare } from "./errors.ts";
 import {
   bitLength,
@@ -90,9 +91,6 @@ import {
   isDefinitelyComposite,
   millerRabin,
   modPowSecret,
-  parseHexInt,
-  toBytesBE,
-  toHexInt,
   webCryptoRandom,
 } from "./math/mod.ts";
 import {
@@ -105,7 +103,7 @@ import {
   PRIME_BITS,
   Q,
 } from "./params.ts";
-import { fromHex, type KeyShare, type PartyAux, toHex } from "./protocols/types.ts";
+import type { KeyShare, PartyAux } from "./protocols/types.ts";
 
 /** The format version this module writes. */
 export const KEY_SHARE_VERSION = 1;
@@ -663,7 +661,7 @@ export function encodeKeyShare(share: KeyShare | UncheckedKeyShare): KeyShareJso
     curve: CURVE,
     i: share.i,
     n: share.n,
-    x: toHex(toBytesBE(share.x, SCALAR_BYTES)),
+    x: scalarHex(share.x),
     public_key: share.publicKey.toHex(true),
     public_shares: share.publicShares.map((P) => P.toHex(true)),
     rid: toHex(share.rid),

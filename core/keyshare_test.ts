@@ -2,6 +2,7 @@ import "../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { toHex, toHexInt } from "./bytes.ts";
 import { InvalidKeyShare } from "./errors.ts";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import {
@@ -16,9 +17,8 @@ import {
 } from "./keyshare.ts";
 import { deriveChildShare, keyShareXpub } from "./hd.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { bitLength, hasSmallFactor, isDefinitelyComposite, modInv, toHexInt } from "./math/mod.ts";
+import { bitLength, hasSmallFactor, isDefinitelyComposite, modInv } from "./math/mod.ts";
 import { MODULUS_MIN_BITS, Point } from "./params.ts";
-import { toHex } from "./protocols/types.ts";
 import { FIXTURE_SAFE_PRIMES } from "../testing/fixtures/keys.ts";
 
 const FIXTURE_URL = new URL("../testing/fixtures/keyshare_v1.json", import.meta.url);

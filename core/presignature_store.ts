@@ -30,6 +30,7 @@
  * ```
  * @module
  */
+import { encodePoint, scalarHex } from "./bytes.ts";
 import { ProtocolAbort } from "./errors.ts";
 import { mod, modInv } from "./math/mod.ts";
 import { MAX_PARTIES, MAX_SID_BYTES, MIN_SID_BYTES, Point, Q } from "./params.ts";
@@ -165,14 +166,6 @@ export interface EncodedPresignature {
   readonly view: readonly string[];
 }
 
-function pointHex(P: Point): string {
-  return P.is0() ? "00" : P.toHex(true);
-}
-
-function scalarHex(x: bigint): string {
-  return x.toString(16).padStart(64, "0");
-}
-
 /**
  * Encodes a storable presignature (one made for the fast path, with a hash and a key epoch).
  * @throws {TypeError} for a presignature of full signing (hash or epoch null), which is never
@@ -193,14 +186,14 @@ export function encodePresignature(p: Presignature): EncodedPresignature {
     hdPath: [...p.binding.hdPath],
     shift: scalarHex(p.binding.shift),
     hash: p.binding.hash,
-    publicKey: pointHex(p.publicKey),
-    R: pointHex(p.R),
+    publicKey: encodePoint(p.publicKey),
+    R: encodePoint(p.R),
     k: scalarHex(p.k),
     chi: scalarHex(p.chi),
-    Gamma: pointHex(p.Gamma),
+    Gamma: encodePoint(p.Gamma),
     delta: scalarHex(p.delta),
-    Delta: p.Delta.map(pointHex),
-    S: p.S.map(pointHex),
+    Delta: p.Delta.map(encodePoint),
+    S: p.S.map(encodePoint),
     view: [...p.view],
   };
 }

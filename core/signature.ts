@@ -28,6 +28,7 @@ import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { fromBytesBE, toBytesBE } from "./math/bigint.ts";
+import { toHex } from "./bytes.ts";
 import { type Point, Q } from "./params.ts";
 
 /**
@@ -151,12 +152,6 @@ export interface EcdsaSignature {
   readonly compact: string;
 }
 
-function hex(b: Uint8Array): string {
-  let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
-  return s;
-}
-
 /**
  * Verifies (r, s) on a 32-byte digest with @noble/curves (prehash off: the digest is the
  * message hash; low-S required) and checks that public-key recovery with `recoveryId` gives
@@ -212,7 +207,7 @@ export function finalizeSignature(args: {
     r,
     s: low.s,
     recoveryId: low.recoveryId,
-    der: hex(encodeDer(r, low.s)),
-    compact: hex(encodeCompact(r, low.s)),
+    der: toHex(encodeDer(r, low.s)),
+    compact: toHex(encodeCompact(r, low.s)),
   };
 }

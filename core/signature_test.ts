@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { toHex } from "./bytes.ts";
 import { modInv, randomBelow } from "./math/mod.ts";
 import { Point, Q } from "./params.ts";
 import {
@@ -15,7 +16,6 @@ import {
   recoveryIdFromR,
   verifySignature,
 } from "./signature.ts";
-import { toHex } from "./protocols/types.ts";
 
 const utf8 = new TextEncoder();
 const rnd = () => randomBelow(Q - 1n) + 1n;

@@ -29,8 +29,8 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { toHex } from "../core/bytes.ts";
 import { MAX_FILE_BYTES } from "../core/keyshare.ts";
-import { toHex } from "../core/protocols/types.ts";
 import type { UploadReceipt } from "./share_upload.ts";
 
 /** `CURRENT.json`. */

@@ -19,10 +19,10 @@
  */
 import * as nodeFs from "node:fs/promises";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { toHex } from "../core/protocols/types.ts";
 import type { KeyShareFs } from "../platform/keyshare_file.ts";
 import { acceptEach, closeQuietly } from "./channel.ts";
 import { encodeFrame, FramingError, readFrame, writeAll } from "./framing.ts";
+import { toHex } from "../core/bytes.ts";
 
 /** What the parent answers once a file is stored (S3 object, generation, digest). */
 export interface UploadReceipt {

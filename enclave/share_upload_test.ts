@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { decodeAccountRecords } from "../core/account_records.ts";
+import { toHex } from "../core/bytes.ts";
 import { type AccountEntry, decodeAccountsFile } from "../core/keyshare.ts";
-import { toHex } from "../core/protocols/types.ts";
 import {
   decryptKeyShareFileBytes,
   generateAgeIdentity,

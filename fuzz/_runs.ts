@@ -13,18 +13,13 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { toHex } from "../core/bytes.ts";
 import { auxInfo } from "../core/protocols/aux_info.ts";
 import { keygen } from "../core/protocols/keygen.ts";
 import { presignProtocol } from "../core/protocols/presign.ts";
 import { refresh } from "../core/protocols/refresh.ts";
 import { fullSignProtocol } from "../core/protocols/sign.ts";
-import {
-  type KeyShareCore,
-  type Message,
-  type Protocol,
-  type ProtocolState,
-  toHex,
-} from "../core/protocols/types.ts";
+import type { KeyShareCore, Message, Protocol, ProtocolState } from "../core/protocols/types.ts";
 import { dealKeyShares, runMachines } from "../testing/fixtures/protocol_fixtures.ts";
 import { FIXTURE_SAFE_PRIMES, fixturePaillier } from "../testing/fixtures/keys.ts";
 import { Rng } from "./_engine.ts";

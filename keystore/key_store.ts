@@ -50,9 +50,9 @@ import {
   encodeAccountRecords,
   fromEntry,
 } from "../core/account_records.ts";
+import { toHex } from "../core/bytes.ts";
 import { InvalidKeyShare } from "../core/errors.ts";
 import { ACCOUNT_ID_PATTERN, type AccountEntry, MAX_FILE_BYTES } from "../core/keyshare.ts";
-import { toHex } from "../core/protocols/types.ts";
 import { acquireFileLock, LockError } from "../platform/file_lock.ts";
 import {
   type KeyShareFs,

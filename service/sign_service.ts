@@ -33,11 +33,11 @@
  * @module
  */
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { toHex } from "../core/bytes.ts";
 import { deriveShift } from "../core/hd.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
 import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
 import type { StepCompute } from "../core/protocols/driver.ts";
-import { toHex } from "../core/protocols/types.ts";
 import { InvalidKeyShare, KeyEpochError, ProtocolAbort, TransportError } from "../core/errors.ts";
 import type { PresignatureStore } from "../core/presignature_store.ts";
 import type { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";

@@ -14,10 +14,10 @@
  * @module
  */
 import { keccak_256 } from "@noble/hashes/sha3.js";
+import { fromHex, toHex } from "../core/bytes.ts";
 import { ACCOUNT_ID_PATTERN } from "../core/keyshare.ts";
 import { parsePath } from "../core/hd.ts";
 import type { Point } from "../core/params.ts";
-import { fromHex, toHex } from "../core/protocols/types.ts";
 
 function expectString(v: unknown, what: string): string {
   if (typeof v !== "string") throw new TypeError(`${what}: expected a string, got ${typeof v}`);

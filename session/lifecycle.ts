@@ -28,9 +28,10 @@ import {
   stagePending,
   statement,
 } from "../core/account_records.ts";
+import { toHex } from "../core/bytes.ts";
 import { KeyEpochError, ProtocolAbort, TransportError } from "../core/errors.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
-import { type Message, toHex } from "../core/protocols/types.ts";
+import type { Message } from "../core/protocols/types.ts";
 import type { SecureSession } from "../transport/mod.ts";
 
 /** What the lifecycle needs of a key store (the client's and the service's). */

@@ -18,6 +18,7 @@
  * docs/key-lifecycle.md): the store passed in is written only there.
  * @module
  */
+import { toHex } from "../core/bytes.ts";
 import { deriveShift } from "../core/hd.ts";
 import type { AccountRecord, EpochRecord } from "../core/account_records.ts";
 import { KeyEpochError } from "../core/errors.ts";
@@ -30,7 +31,6 @@ import { runProtocol } from "../core/protocols/driver.ts";
 import { keygen } from "../core/protocols/keygen.ts";
 import { refresh } from "../core/protocols/refresh.ts";
 import { signDigest } from "../core/protocols/sign.ts";
-import { toHex } from "../core/protocols/types.ts";
 import type { KeyShare } from "../core/protocols/types.ts";
 import type { PresignatureStore } from "../core/presignature_store.ts";
 import type { EcdsaSignature } from "../core/signature.ts";

@@ -17,9 +17,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { toHex } from "../core/bytes.ts";
 import { type AccountEntry, decodeAccountsFile, encodeAccountsFile } from "../core/keyshare.ts";
 import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
-import { toHex } from "../core/protocols/types.ts";
 import { generateOfflineAccounts } from "../keygen/offline.ts";
 import { FIXTURE_KEY_COUNT, FIXTURE_SAFE_PRIMES, fixturePaillier } from "./fixtures/keys.ts";
 

@@ -12,9 +12,9 @@ import process from "node:process";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { installPlatformBackends } from "../platform/mod.ts";
 import { newMpcClient } from "../client/mpc_client.ts";
-import { toHex } from "../core/protocols/types.ts";
 import { startLocalStack } from "./local_stack.ts";
 import { opensslVerify } from "../testing/openssl.ts";
+import { toHex } from "../core/bytes.ts";
 
 async function main(): Promise<number> {
   installPlatformBackends();

@@ -2,7 +2,8 @@
 // fast test tier, made by this project's own platform code (OpenSSL under Node) and each
 // re-checked by core's own safe-prime test. Run: `deno task fixtures` (uses Node).
 import { writeFileSync } from "node:fs";
-import { bitLength, isSafePrime, toHexInt } from "../core/math/mod.ts";
+import { toHexInt } from "../core/bytes.ts";
+import { bitLength, isSafePrime } from "../core/math/mod.ts";
 import { installPlatformBackends, platformSafePrime } from "../platform/mod.ts";
 
 installPlatformBackends();

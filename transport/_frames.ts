@@ -13,14 +13,9 @@
  * @module
  */
 import { base64 } from "@scure/base";
+import { canonicalJson, fromHex, samePayload, toHex } from "../core/bytes.ts";
 import { MAX_PARTIES, MAX_PAYLOAD_DEPTH } from "../core/params.ts";
-import {
-  canonicalJson,
-  fromHex,
-  type Message,
-  samePayload,
-  toHex,
-} from "../core/protocols/types.ts";
+import type { Message } from "../core/protocols/types.ts";
 
 /** Frame format version. */
 export const VERSION = 1;

@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { x25519 } from "@noble/curves/ed25519.js";
-import { fromHex, toHex } from "../core/protocols/types.ts";
 import type { HelloFrame } from "./_frames.ts";
 import {
   checkConfirm,
@@ -14,6 +13,7 @@ import {
   sharedSecret,
   transcriptHash,
 } from "./_keys.ts";
+import { fromHex, toHex } from "../core/bytes.ts";
 
 // RFC 7748 section 6.1.
 const A_SECRET = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a";

@@ -15,8 +15,8 @@
  * @module
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
+import { fromHex, toHex } from "../core/bytes.ts";
 import { type RandomSource, webCryptoRandom } from "../core/math/random.ts";
-import { fromHex, toHex } from "../core/protocols/types.ts";
 
 /** Bytes of an identity secret key (the Ed25519 seed) and of a public key. */
 export const IDENTITY_KEY_BYTES = 32;

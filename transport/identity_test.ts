@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { fromHex, toHex } from "../core/protocols/types.ts";
 import {
   generateIdentity,
   identityFromHex,
@@ -9,6 +8,7 @@ import {
   publicKeyFromHex,
   publicKeyToHex,
 } from "./identity.ts";
+import { fromHex, toHex } from "../core/bytes.ts";
 
 // RFC 8032 section 7.1, TEST 1.
 const SECRET = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";

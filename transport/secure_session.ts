@@ -47,11 +47,12 @@
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { toHex } from "../core/bytes.ts";
 import { TransportError, type TransportErrorCode } from "../core/errors.ts";
 import { type RandomSource, webCryptoRandom } from "../core/math/random.ts";
 import { MAX_PARTIES } from "../core/params.ts";
 import type { Transport } from "../core/protocols/driver.ts";
-import { type Message, toHex } from "../core/protocols/types.ts";
+import type { Message } from "../core/protocols/types.ts";
 import {
   dataAad,
   type DataFrame,

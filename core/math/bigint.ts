@@ -7,6 +7,7 @@
  * observer can exploit (for example, a modular inverse of a uniformly random blinded value).
  * @module
  */
+import { fromHex, toHex } from "../bytes.ts";
 
 /** Number of bits of |x| (0 for 0). */
 export function bitLength(x: bigint): number {
@@ -123,58 +124,11 @@ export function toBytesBE(x: bigint, length?: number): Uint8Array {
   const len = length ?? n;
   if (n > len) throw new RangeError(`toBytesBE: value needs ${n} bytes, expected at most ${len}`);
   const out = new Uint8Array(len);
-  for (let i = 0; i < n; i++) out[len - n + i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  out.set(fromHex(hex), len - n);
   return out;
 }
 
 /** Integer from big-endian bytes. */
 export function fromBytesBE(bytes: Uint8Array): bigint {
-  if (bytes.length === 0) return 0n;
-  let hex = "";
-  for (let i = 0; i < bytes.length; i++) hex += bytes[i].toString(16).padStart(2, "0");
-  return BigInt("0x" + hex);
-}
-
-const HEX_RE = /^[0-9a-f]*$/;
-
-/**
- * Parses a lowercase, even-length, unsigned hex string (the wire form of integers) with a cap on
- * its length, so that a hostile megabyte-sized field is refused before any arithmetic.
- * @throws {SyntaxError} on non-hex input; {RangeError} when longer than `maxBytes`.
- */
-export function parseHexInt(hex: string, maxBytes: number, what = "integer"): bigint {
-  if (typeof hex !== "string") throw new TypeError(`${what}: expected a hex string`);
-  if (hex.length > maxBytes * 2) {
-    throw new RangeError(`${what}: expected at most ${maxBytes} bytes, got ${hex.length / 2}`);
-  }
-  if (hex.length === 0 || hex.length % 2 !== 0 || !HEX_RE.test(hex)) {
-    throw new SyntaxError(`${what}: expected even-length lowercase hex`);
-  }
-  if (hex.length > 2 && hex.startsWith("00")) {
-    throw new SyntaxError(`${what}: expected minimal hex without a leading zero byte`);
-  }
-  return BigInt("0x" + hex);
-}
-
-/** Lowercase even-length hex of x >= 0 (the wire form used by `parseHexInt`). */
-export function toHexInt(x: bigint): string {
-  if (x < 0n) throw new RangeError("toHexInt: negative value");
-  const h = x.toString(16);
-  return h.length % 2 === 1 ? "0" + h : h;
-}
-
-/** Signed wire form: "-" prefix for negatives, then `toHexInt` of the magnitude. */
-export function toHexSigned(x: bigint): string {
-  return x < 0n ? "-" + toHexInt(-x) : toHexInt(x);
-}
-
-/** Parses the signed wire form produced by `toHexSigned` (rejects "-00", "-0"). */
-export function parseHexSigned(s: string, maxBytes: number, what = "integer"): bigint {
-  if (typeof s !== "string") throw new TypeError(`${what}: expected a hex string`);
-  if (s.startsWith("-")) {
-    const v = parseHexInt(s.slice(1), maxBytes, what);
-    if (v === 0n) throw new SyntaxError(`${what}: negative zero`);
-    return -v;
-  }
-  return parseHexInt(s, maxBytes, what);
+  return bytes.length === 0 ? 0n : BigInt("0x" + toHex(bytes));
 }

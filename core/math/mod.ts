@@ -15,3 +15,5 @@ export * from "./bigint.ts";
 export * from "./random.ts";
 export * from "./modpow.ts";
 export * from "./prime.ts";
+/** The wire form of integers (moved to `core/bytes.ts`), kept in this public module's API. */
+export { parseHexInt, parseHexSigned, toHexInt, toHexSigned } from "../bytes.ts";

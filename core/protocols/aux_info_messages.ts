@@ -29,13 +29,12 @@
  * ```
  * @module
  */
-import { toHexInt } from "../math/mod.ts";
+import { toHex, toHexInt } from "../bytes.ts";
 import { KAPPA_BYTES } from "../params.ts";
 import * as piFac from "../zk/pi_fac.ts";
 import * as piMod from "../zk/pi_mod.ts";
 import * as piPrm from "../zk/pi_prm.ts";
 import { decodeBytes, decodeEcho, decodeUint, expectFields, type Unchecked } from "./echo.ts";
-import { toHex } from "./types.ts";
 
 // Round 1 is the commitment broadcast of `commitment.ts`, the same message as in key generation.
 export { decodeRound1, encodeRound1, type Round1, type Round1Wire } from "./keygen_messages.ts";

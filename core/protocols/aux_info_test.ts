@@ -1,6 +1,7 @@
 import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { toHex, toHexInt } from "../bytes.ts";
 import { SLOW } from "../../testing/setup.ts";
 import { bitforgeModulus } from "../../testing/zk_helpers.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
@@ -14,7 +15,6 @@ import {
   randomBytes,
   randomUnit,
   setModPowCounter,
-  toHexInt,
 } from "../math/mod.ts";
 import { ProofError, ProtocolAbort } from "../errors.ts";
 import { KAPPA_BYTES } from "../params.ts";
@@ -44,7 +44,6 @@ import { RoundFaults } from "./echo.ts";
 import { envelope } from "./inbox.ts";
 import { fixturePaillier, fixtureRingPedersen } from "../../testing/fixtures/keys.ts";
 import type { AuxInfo, Message } from "./types.ts";
-import { toHex } from "./types.ts";
 import {
   expectAbort,
   outputs,

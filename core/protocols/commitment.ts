@@ -21,12 +21,13 @@
  * ```
  * @module
  */
+import { toHex } from "../bytes.ts";
 import { randomBytes, type RandomSource, webCryptoRandom } from "../math/mod.ts";
 import { KAPPA_BYTES, Point } from "../params.ts";
 import { Transcript } from "../transcript.ts";
 import { checkEcho, decodeBytes, echoVector, expectFields, RoundFaults } from "./echo.ts";
 import { collectInbox } from "./inbox.ts";
-import { type Message, type ProtocolName, type ProtocolState, toHex } from "./types.ts";
+import type { Message, ProtocolName, ProtocolState } from "./types.ts";
 
 /** Bytes of a commitment V. */
 export const COMMITMENT_BYTES = 32;

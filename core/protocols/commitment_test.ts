@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { toHex } from "../bytes.ts";
 import { Point } from "../params.ts";
 import {
   bytesEqual,
@@ -10,7 +11,6 @@ import {
   opens,
   xorBytes,
 } from "./commitment.ts";
-import { toHex } from "./types.ts";
 
 const sid = new TextEncoder().encode("commitment test session id");
 const items: CommitItems = [

@@ -21,8 +21,8 @@
  * failure, and throws one `ProtocolAbort` naming all culprits of the round.
  * @module
  */
+import { canonicalJson, fromHex, parseHexInt, toHex } from "../bytes.ts";
 import { type AbortCode, ProofError, ProtocolAbort } from "../errors.ts";
-import { parseHexInt } from "../math/mod.ts";
 import {
   CIPHERTEXT_BYTES,
   MAX_PARTIES,
@@ -32,7 +32,7 @@ import {
   Q,
 } from "../params.ts";
 import { Transcript } from "../transcript.ts";
-import { canonicalJson, fromHex, type ProtocolName, toHex } from "./types.ts";
+import type { ProtocolName } from "./types.ts";
 
 /** Bytes of one echo digest. */
 export const DIGEST_BYTES = 32;
@@ -264,11 +264,6 @@ export function decodePoint(v: unknown, field: string): Point {
   }
 }
 
-/** Wire form of a point (compressed hex; "00" for the identity). */
-export function encodePoint(P: Point): string {
-  return P.is0() ? "00" : P.toHex(true);
-}
-
 /** A list of exactly `n` points. */
 export function decodePoints(v: unknown, field: string, n: number): Point[] {
   if (!Array.isArray(v)) throw new TypeError(`field "${field}": expected an array`);
@@ -313,11 +308,6 @@ export function assertSession(sid: unknown, i: unknown, n: unknown): void {
   if (typeof i !== "number" || !Number.isInteger(i) || i < 0 || i >= n) {
     throw new RangeError(`expected 0 <= i < n = ${n}, got ${String(i)}`);
   }
-}
-
-/** Wire form of a scalar mod q: 64 lowercase hex digits. */
-export function scalarHex(x: bigint): string {
-  return x.toString(16).padStart(64, "0");
 }
 
 /** A scalar mod q from exactly 64 lowercase hex digits; values >= q are refused. */

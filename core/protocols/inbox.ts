@@ -4,14 +4,9 @@
  * collected over all messages first, so the abort names every culprit.
  * @module
  */
+import { samePayload, toHex } from "../bytes.ts";
 import { ProtocolAbort } from "../errors.ts";
-import {
-  type Message,
-  type ProtocolName,
-  type ProtocolState,
-  samePayload,
-  toHex,
-} from "./types.ts";
+import type { Message, ProtocolName, ProtocolState } from "./types.ts";
 
 /**
  * Returns the payloads of round `state.round` by sender (index j -> payload; none for j = i).

@@ -5,10 +5,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { samePayload } from "../bytes.ts";
 import { ProtocolAbort } from "../errors.ts";
 import { keygen } from "./keygen.ts";
 import { MAX_COMPARED_VALUES, MAX_PAYLOAD_DEPTH } from "../params.ts";
-import { type Message, samePayload } from "./types.ts";
+import type { Message } from "./types.ts";
 
 /** `{"a":{"a":...inner...}}`, `depth` objects deep, built without recursion. */
 function nested(depth: number, inner: unknown = null): unknown {

@@ -25,10 +25,10 @@
  * ```
  * @module
  */
+import { encodePoint, toHex } from "../bytes.ts";
 import { KAPPA_BYTES, type Point } from "../params.ts";
 import * as sch from "../zk/pi_sch.ts";
-import { decodeBytes, decodeEcho, decodePoint, encodePoint, expectFields } from "./echo.ts";
-import { toHex } from "./types.ts";
+import { decodeBytes, decodeEcho, decodePoint, expectFields } from "./echo.ts";
 
 export {
   type CommitmentMessage as Round1,

@@ -1,15 +1,15 @@
 import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mod, toHexInt } from "../math/mod.ts";
+import { encodePoint, fromHex, toHex, toHexInt } from "../bytes.ts";
+import { mod } from "../math/mod.ts";
 import { Point, Q } from "../params.ts";
 import { ProtocolAbort } from "../errors.ts";
 import type * as sch from "../zk/pi_sch.ts";
 import { commitmentHash } from "./commitment.ts";
-import { broadcastDigest, encodePoint } from "./echo.ts";
+import { broadcastDigest } from "./echo.ts";
 import { commitmentItems, keygen, type KeygenInput, type KeygenState } from "./keygen.ts";
 import type { KeyShareCore, Message, Protocol } from "./types.ts";
-import { fromHex, toHex } from "./types.ts";
 import {
   assertAbort,
   assertNoOutput,

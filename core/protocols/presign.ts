@@ -35,6 +35,7 @@
  *
  * @module
  */
+import { encodePoint, toHex } from "../bytes.ts";
 import { InternalError, InvalidKeyShare, ProtocolAbort } from "../errors.ts";
 import { applyShiftToShare, deriveShift, MAX_DEPTH } from "../hd.ts";
 import {
@@ -57,18 +58,17 @@ import * as piAffG from "../zk/pi_aff_g.ts";
 import * as piEnc from "../zk/pi_enc.ts";
 import * as piLogStar from "../zk/pi_log_star.ts";
 import { type RunOptions, runProtocol, type Transport } from "./driver.ts";
-import { assertSession, checkEcho, encodePoint, RoundFaults } from "./echo.ts";
+import { assertSession, checkEcho, RoundFaults } from "./echo.ts";
 import { collectInbox, envelope } from "./inbox.ts";
 import * as msg from "./presign_messages.ts";
-import {
-  type KeyShare,
-  type Message,
-  type Protocol,
-  type ProtocolName,
-  type ProtocolState,
-  type RoundSpec,
-  toHex,
-  type Transition,
+import type {
+  KeyShare,
+  Message,
+  Protocol,
+  ProtocolName,
+  ProtocolState,
+  RoundSpec,
+  Transition,
 } from "./types.ts";
 
 // ---------------------------------------------------------------------------------------------

@@ -25,21 +25,13 @@
  * ```
  * @module
  */
-import { toHexInt } from "../math/mod.ts";
+import { encodePoint, scalarHex, toHexInt } from "../bytes.ts";
 import type { Point } from "../params.ts";
 import { assertUnit } from "../zk/_common.ts";
 import * as piAffG from "../zk/pi_aff_g.ts";
 import * as piEnc from "../zk/pi_enc.ts";
 import * as piLogStar from "../zk/pi_log_star.ts";
-import {
-  decodeCiphertext,
-  decodeEcho,
-  decodePoint,
-  decodeScalar,
-  encodePoint,
-  expectFields,
-  scalarHex,
-} from "./echo.ts";
+import { decodeCiphertext, decodeEcho, decodePoint, decodeScalar, expectFields } from "./echo.ts";
 
 /** A ciphertext under N: a unit modulo N^2 (refused otherwise before any arithmetic). */
 function decodeUnitCiphertext(v: unknown, field: string, N: bigint): bigint {

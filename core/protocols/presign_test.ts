@@ -1,10 +1,10 @@
 import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { toHexInt } from "../bytes.ts";
 import { dealKeyShares, freshSid, recording } from "../../testing/fixtures/protocol_fixtures.ts";
 import { type AbortCode, InvalidKeyShare, ProtocolAbort } from "../errors.ts";
 import { deriveShift } from "../hd.ts";
-import { toHexInt } from "../math/mod.ts";
 import { Point, Q } from "../params.ts";
 import { assertConsistent, MemoryPresignatureStore } from "../presignature_store.ts";
 import { hashMessage, verifySignature } from "../signature.ts";

@@ -31,6 +31,7 @@
  * `multiply`); `multiplyUnsafe` is not used here (SECURITY.md, constant-time policy).
  * @module
  */
+import { toHex } from "../bytes.ts";
 import { InternalError, ProtocolAbort } from "../errors.ts";
 import { mod, randomBelow, type RandomSource } from "../math/mod.ts";
 import { PaillierPublicKey, PaillierSecretKey } from "../paillier.ts";
@@ -68,7 +69,6 @@ import {
   type ProtocolState,
   type RoundSpec,
   stepByRound,
-  toHex,
   type Transition,
 } from "./types.ts";
 

@@ -23,7 +23,7 @@
  * ```
  * @module
  */
-import { toHexInt } from "../math/mod.ts";
+import { encodePoint, toHex, toHexInt } from "../bytes.ts";
 import { KAPPA_BYTES, type Point } from "../params.ts";
 import * as sch from "../zk/pi_sch.ts";
 import {
@@ -38,15 +38,7 @@ import {
   encodeAuxPublic,
 } from "./aux_info_messages.ts";
 import { COMMITMENT_BYTES } from "./commitment.ts";
-import {
-  decodeBytes,
-  decodeCiphertext,
-  decodeEcho,
-  decodePoints,
-  encodePoint,
-  expectFields,
-} from "./echo.ts";
-import { toHex } from "./types.ts";
+import { decodeBytes, decodeCiphertext, decodeEcho, decodePoints, expectFields } from "./echo.ts";
 
 /** Bytes of the digest of the refreshed key's public data. */
 export const KEY_DIGEST_BYTES = 32;

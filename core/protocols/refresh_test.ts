@@ -2,8 +2,9 @@ import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { encodePoint, fromHex, toHex, toHexInt } from "../bytes.ts";
 import { fixturePaillier } from "../../testing/fixtures/keys.ts";
-import { mod, randomBytes, toHexInt } from "../math/mod.ts";
+import { mod, randomBytes } from "../math/mod.ts";
 import { PaillierPublicKey } from "../paillier.ts";
 import { KAPPA_BYTES, Point, Q } from "../params.ts";
 import * as piFac from "../zk/pi_fac.ts";
@@ -11,7 +12,6 @@ import * as piMod from "../zk/pi_mod.ts";
 import * as piPrm from "../zk/pi_prm.ts";
 import type { AuxPublic } from "./aux_info.ts";
 import { commitmentHash } from "./commitment.ts";
-import { encodePoint } from "./echo.ts";
 import { keygen } from "./keygen.ts";
 import {
   refresh,
@@ -22,7 +22,6 @@ import {
   type RefreshState,
 } from "./refresh.ts";
 import type { KeyShare, KeyShareCore, Message } from "./types.ts";
-import { fromHex, toHex } from "./types.ts";
 import {
   expectAbort,
   outputs,

@@ -34,6 +34,7 @@
  * k_j Gamma) always passes it.
  * @module
  */
+import { fromHex, toHex } from "../bytes.ts";
 import { ProtocolAbort } from "../errors.ts";
 import { mod, type RandomSource } from "../math/mod.ts";
 import { Q } from "../params.ts";
@@ -57,16 +58,14 @@ import {
   startPresign,
   stepPresign,
 } from "./presign.ts";
-import {
-  fromHex,
-  type KeyShare,
-  type Message,
-  type Protocol,
-  type ProtocolName,
-  type ProtocolState,
-  type RoundSpec,
-  toHex,
-  type Transition,
+import type {
+  KeyShare,
+  Message,
+  Protocol,
+  ProtocolName,
+  ProtocolState,
+  RoundSpec,
+  Transition,
 } from "./types.ts";
 
 // ---------------------------------------------------------------------------------------------

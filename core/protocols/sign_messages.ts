@@ -22,8 +22,8 @@
  * ```
  * @module
  */
-import { decodeBytes, decodeEcho, decodeScalar, expectFields, scalarHex } from "./echo.ts";
-import { toHex } from "./types.ts";
+import { scalarHex, toHex } from "../bytes.ts";
+import { decodeBytes, decodeEcho, decodeScalar, expectFields } from "./echo.ts";
 
 /** The signing round (Figure 8, Round 1). */
 export interface SignRound {

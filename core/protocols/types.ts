@@ -9,7 +9,7 @@
  * @module
  */
 import type { RandomSource } from "../math/random.ts";
-import { MAX_COMPARED_VALUES, MAX_PAYLOAD_DEPTH, type Point } from "../params.ts";
+import type { Point } from "../params.ts";
 
 /** Names of the protocols (the `protocol` field of every envelope). */
 export type ProtocolName = "keygen" | "aux-info" | "refresh" | "presign" | "sign" | "lifecycle";
@@ -146,88 +146,9 @@ export interface KeyShare extends KeyShareCore {
   readonly aux: AuxInfo;
 }
 
-/** Lowercase hex of bytes. */
-export function toHex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
-}
-
-/** Bytes of lowercase even-length hex. @throws {SyntaxError} otherwise. */
-export function fromHex(hex: string): Uint8Array {
-  if (typeof hex !== "string" || hex.length % 2 !== 0 || !/^[0-9a-f]*$/.test(hex)) {
-    throw new SyntaxError("expected even-length lowercase hex");
-  }
-  const out = new Uint8Array(hex.length / 2);
-  for (let k = 0; k < out.length; k++) out[k] = parseInt(hex.slice(2 * k, 2 * k + 2), 16);
-  return out;
-}
-
 /**
- * Whether two received payloads have the same canonical JSON (`canonicalJson`: object keys in
- * any order, fields set to `undefined` absent), decided without recursion, so a peer's structure
- * cannot exhaust the call stack.
- *
- * @param a one payload (peer-controlled).
- * @param b the other.
- * @returns true only when both are equal and comparable: nested at most `MAX_PAYLOAD_DEPTH`
- *   deep, at most `MAX_COMPARED_VALUES` values, and nothing JSON cannot carry (a non-finite
- *   number, a bigint, a function, a symbol, `undefined` outside an object field, an object that
- *   is neither plain nor an array); false otherwise.
- * @example
- * ```ts
- * import { samePayload } from "./types.ts";
- * console.assert(samePayload({ a: [1, "x"], b: null }, { b: null, a: [1, "x"] }));
- * console.assert(!samePayload({ a: 1 }, { a: 2 }));
- * ```
+ * Hex of bytes now lives in `core/bytes.ts`; re-exported here for the modules that still import
+ * it from this file (`driver.ts`, and files being edited elsewhere).
+ * @deprecated import `toHex` / `fromHex` from `core/bytes.ts`.
  */
-export function samePayload(a: unknown, b: unknown): boolean {
-  const stack: [unknown, unknown, number][] = [[a, b, 0]];
-  for (let visited = 1; stack.length > 0; visited++) {
-    if (visited > MAX_COMPARED_VALUES) return false;
-    const [x, y, depth] = stack.pop()!;
-    const kind = jsonKind(x);
-    if (kind === "bad" || kind !== jsonKind(y)) return false;
-    if (kind === "scalar") {
-      if (x !== y) return false;
-      continue;
-    }
-    if (depth >= MAX_PAYLOAD_DEPTH) return false;
-    if (kind === "array") {
-      const xs = x as unknown[];
-      const ys = y as unknown[];
-      if (xs.length !== ys.length) return false;
-      for (let k = 0; k < xs.length; k++) stack.push([xs[k], ys[k], depth + 1]);
-      continue;
-    }
-    const ox = x as Record<string, unknown>;
-    const oy = y as Record<string, unknown>;
-    const keys = Object.keys(ox).filter((k) => ox[k] !== undefined).sort();
-    const keysY = Object.keys(oy).filter((k) => oy[k] !== undefined).sort();
-    if (keys.length !== keysY.length || keys.some((k, n) => k !== keysY[n])) return false;
-    for (const k of keys) stack.push([ox[k], oy[k], depth + 1]);
-  }
-  return true;
-}
-
-function jsonKind(v: unknown): "scalar" | "array" | "object" | "bad" {
-  if (v === null || typeof v === "string" || typeof v === "boolean") return "scalar";
-  if (typeof v === "number") return Number.isFinite(v) ? "scalar" : "bad";
-  if (typeof v !== "object") return "bad";
-  if (Array.isArray(v)) return "array";
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null ? "object" : "bad";
-}
-
-/** Deterministic JSON (object keys sorted) for hashing received payloads in echo rounds. */
-export function canonicalJson(v: unknown): string {
-  if (v === null || typeof v !== "object") {
-    if (typeof v === "number" && !Number.isFinite(v)) throw new TypeError("non-finite number");
-    if (typeof v === "bigint") throw new TypeError("bigint in payload: encode it as hex");
-    return JSON.stringify(v);
-  }
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  const o = v as Record<string, unknown>;
-  const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(",")}}`;
-}
+export { fromHex, toHex } from "../bytes.ts";

@@ -4,17 +4,9 @@
  * moduli, group elements and ranges that every verifier performs before any arithmetic.
  * @module
  */
+import { parseHexInt, parseHexSigned } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
-import {
-  bitLength,
-  gcd,
-  hasSmallFactor,
-  isDefinitelyComposite,
-  parseHexInt,
-  parseHexSigned,
-  toHexInt,
-  toHexSigned,
-} from "../math/mod.ts";
+import { bitLength, gcd, hasSmallFactor, isDefinitelyComposite } from "../math/mod.ts";
 import { MODULUS_MAX_BITS, MODULUS_MIN_BITS, Point } from "../params.ts";
 import { Transcript } from "../transcript.ts";
 
@@ -117,15 +109,6 @@ export function parsePoint(v: unknown): Point {
   if (P.is0()) throw new RangeError("point at infinity");
   return P;
 }
-
-/** Wire form of a point. */
-export function encodePoint(P: Point): string {
-  return P.toHex(true);
-}
-
-/** Wire forms of integers. */
-export const encodeUint = toHexInt;
-export const encodeInt = toHexSigned;
 
 /** |x| <= 2^bits, else an out-of-range ProofError naming the field. */
 export function assertBits(proof: string, field: string, x: bigint, bits: number): void {

@@ -5,16 +5,9 @@
  * Not exported from the package.
  * @module
  */
+import { parseHexInt } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
-import {
-  crt2,
-  gcd,
-  invertModSecretPrime,
-  isqrt,
-  mod,
-  modPowSecret,
-  parseHexInt,
-} from "../math/mod.ts";
+import { crt2, gcd, invertModSecretPrime, isqrt, mod, modPowSecret } from "../math/mod.ts";
 import { decodeArray, type WireObject } from "./_common.ts";
 
 /** Wire cap of a signed integer whose magnitude is at most `bound` (bytes). */

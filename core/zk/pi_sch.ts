@@ -19,14 +19,13 @@
  * ```
  * @module
  */
+import { encodePoint, toHexInt } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
 import { mod, randomBelow, type RandomSource, webCryptoRandom } from "../math/mod.ts";
 import { Point, Q } from "../params.ts";
 import {
   decodePoint,
   decodeUint,
-  encodePoint,
-  encodeUint,
   expectObject,
   type ProofContext,
   transcriptFor,
@@ -160,7 +159,7 @@ export function verify(ctx: ProofContext, statement: Statement, proof: Proof): v
 
 /** Wire form of a proof (JSON-safe). */
 export function encode(proof: Proof): EncodedProof {
-  return { A: encodePoint(proof.A), z: encodeUint(proof.z) };
+  return { A: encodePoint(proof.A), z: toHexInt(proof.z) };
 }
 
 /**

@@ -8,10 +8,11 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { createBase58check } from "@scure/base";
+import { samePayload, toHex } from "../../core/bytes.ts";
 import { deriveXpub, fromXpub, parsePath, toXpub, TPUB_VERSION } from "../../core/hd.ts";
 import { ACCOUNT_ID_PATTERN } from "../../core/keyshare.ts";
 import { Point } from "../../core/params.ts";
-import { type Message, samePayload, toHex } from "../../core/protocols/types.ts";
+import type { Message } from "../../core/protocols/types.ts";
 import {
   formatPath,
   parseAccountId,

@@ -8,6 +8,7 @@
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { encodeAccountRecords, fromEntry, stagePending } from "../../core/account_records.ts";
 import { decodeAccountRecords } from "../../core/account_records.ts";
+import { samePayload } from "../../core/bytes.ts";
 import { InvalidKeyShare } from "../../core/errors.ts";
 import {
   type AccountEntry,
@@ -18,7 +19,6 @@ import {
   encodeKeyShare,
   type UncheckedKeyShare,
 } from "../../core/keyshare.ts";
-import { samePayload } from "../../core/protocols/types.ts";
 import { dealKeyShares } from "../../testing/fixtures/protocol_fixtures.ts";
 import {
   allowOnly,

@@ -17,9 +17,10 @@
  * every round is checked for soundness this way (the verification runs).
  * @module
  */
+import { samePayload } from "../../core/bytes.ts";
 import { ProofError, ProtocolAbort, TransportError } from "../../core/errors.ts";
 import { runProtocol } from "../../core/protocols/driver.ts";
-import { type Message, samePayload } from "../../core/protocols/types.ts";
+import type { Message } from "../../core/protocols/types.ts";
 import * as affg from "../../core/zk/pi_aff_g.ts";
 import * as enc from "../../core/zk/pi_enc.ts";
 import * as fac from "../../core/zk/pi_fac.ts";

@@ -11,8 +11,9 @@
  * @module
  */
 import { base64 } from "@scure/base";
+import { samePayload } from "../../core/bytes.ts";
 import { TransportError } from "../../core/errors.ts";
-import { type Message, samePayload } from "../../core/protocols/types.ts";
+import type { Message } from "../../core/protocols/types.ts";
 import { createGatewayHandler, type GatewayHandler } from "../../gateway/handler.ts";
 import {
   createGatewayClient,

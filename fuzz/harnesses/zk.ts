@@ -6,8 +6,8 @@
  * in its one canonical form, every length checked).
  * @module
  */
+import { samePayload } from "../../core/bytes.ts";
 import { ProofError } from "../../core/errors.ts";
-import { samePayload } from "../../core/protocols/types.ts";
 import * as affg from "../../core/zk/pi_aff_g.ts";
 import * as enc from "../../core/zk/pi_enc.ts";
 import * as fac from "../../core/zk/pi_fac.ts";

@@ -18,10 +18,10 @@ import assert from "node:assert/strict";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { MemoryKeyStore, newMpcClient } from "../../client/mpc_client.ts";
+import { toHex } from "../../core/bytes.ts";
 import type { AccountEntry } from "../../core/keyshare.ts";
 import { fixturePrimes } from "../../testing/accounts.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
-import { toHex } from "../../core/protocols/types.ts";
 
 const hex = (h: string) => Uint8Array.from(h.match(/../g)!.map((b) => parseInt(b, 16)));
 

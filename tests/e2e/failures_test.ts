@@ -30,8 +30,8 @@ import process from "node:process";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { ConnectError } from "@connectrpc/connect";
 import { newMpcClient } from "../../client/mpc_client.ts";
+import { fromHex } from "../../core/bytes.ts";
 import { TransportError } from "../../core/errors.ts";
-import { fromHex } from "../../core/protocols/types.ts";
 import { ageRecipientOf, generateAgeIdentity, openKeyStore } from "../../keystore/key_store.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import {

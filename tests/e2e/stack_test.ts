@@ -11,11 +11,11 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { newMpcClient } from "../../client/mpc_client.ts";
-import { fromHex } from "../../core/protocols/types.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import { type PartyAccounts, secretsOf } from "../../testing/accounts.ts";
 import { opensslMissing, opensslVerify } from "../../testing/openssl.ts";
 import { ACCOUNT, auditLines, bounded, e2eAccounts, randomDigest, waitAudit } from "./_stack.ts";
+import { fromHex } from "../../core/bytes.ts";
 
 const SIGN_MS = 60_000;
 const NO_OPENSSL = opensslMissing();

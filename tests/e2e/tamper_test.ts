@@ -17,8 +17,8 @@ import { ConnectError } from "@connectrpc/connect";
 import { base64 } from "@scure/base";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { newMpcClient } from "../../client/mpc_client.ts";
+import { fromHex } from "../../core/bytes.ts";
 import { TransportError } from "../../core/errors.ts";
-import { fromHex } from "../../core/protocols/types.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import {
   ACCOUNT,

@@ -10,7 +10,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { base64 } from "@scure/base";
-import { toHex } from "../../core/protocols/types.ts";
 import { generateIdentity } from "../../transport/mod.ts";
 import {
   codeOf,
@@ -26,6 +25,7 @@ import {
   TestGateway,
   type Wire,
 } from "./_helpers.ts";
+import { toHex } from "../../core/bytes.ts";
 
 // Frame numbering of a two-party keygen: seq 0 is the key confirmation, seq 1..3 are the
 // broadcasts of rounds 1..3 (one copy per peer, so one frame each way).

@@ -7,11 +7,12 @@
 import "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { toHex } from "../../core/bytes.ts";
 import { TransportError } from "../../core/errors.ts";
 import { auxInfo } from "../../core/protocols/aux_info.ts";
 import { runProtocol } from "../../core/protocols/driver.ts";
 import { keygen } from "../../core/protocols/keygen.ts";
-import { type Message, toHex } from "../../core/protocols/types.ts";
+import type { Message } from "../../core/protocols/types.ts";
 import { createRoomTokenAuthority } from "../../gateway/tokens.ts";
 import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import {

@@ -1,0 +1,71 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  canonicalJson,
+  encodePoint,
+  fromHex,
+  parseHexInt,
+  parseHexSigned,
+  scalarHex,
+  toHex,
+  toHexInt,
+  toHexSigned,
+} from "./bytes.ts";
+import { Point } from "./params.ts";
+
+test("hex round trips", () => {
+  const x = 0x0102030405060708090an;
+  assert.equal(parseHexInt(toHexInt(x), 64), x);
+  assert.equal(parseHexSigned(toHexSigned(-x), 64), -x);
+  assert.equal(toHexInt(0n), "00");
+  assert.equal(parseHexInt("00", 1), 0n);
+});
+
+test("hex parsing rejects hostile encodings", () => {
+  const bad: Array<[string, unknown]> = [
+    ["empty", ""],
+    ["odd length", "abc"],
+    ["uppercase", "AB"],
+    ["prefix", "0x01"],
+    ["leading zero byte", "0001"],
+    ["sign in unsigned", "-01"],
+    ["whitespace", " 01"],
+    ["not a string", 5],
+  ];
+  for (const [name, v] of bad) {
+    assert.throws(() => parseHexInt(v as string, 8), (e: Error) => e instanceof Error, name);
+  }
+  assert.throws(() => parseHexSigned("-00", 8), SyntaxError);
+  assert.throws(() => parseHexSigned("--01", 8), SyntaxError);
+});
+
+test("hex parsing refuses a 1 MB integer by length, before parsing it", () => {
+  const huge = "ab".repeat(1 << 20);
+  const t0 = performance.now();
+  assert.throws(() => parseHexInt(huge, 1024), RangeError);
+  assert.ok(performance.now() - t0 < 1000, "bounded time");
+});
+
+test("hex of bytes round trips; fromHex refuses anything but lowercase even-length hex", () => {
+  const b = new Uint8Array([0, 1, 0xab, 0xff]);
+  assert.equal(toHex(b), "0001abff");
+  assert.deepEqual(fromHex("0001abff"), b);
+  for (const bad of ["abc", "AB", "0x01", " 01", 5]) {
+    assert.throws(() => fromHex(bad as string), SyntaxError, String(bad));
+  }
+});
+
+test("scalars are 64 hex digits, points compressed with the identity as 00", () => {
+  assert.equal(scalarHex(5n), "0".repeat(63) + "5");
+  assert.equal(encodePoint(Point.BASE), Point.BASE.toHex(true));
+  assert.equal(encodePoint(Point.ZERO), "00");
+});
+
+test("canonical JSON sorts object keys and drops undefined fields", () => {
+  assert.equal(
+    canonicalJson({ b: [1, { d: null, c: "x" }], a: undefined }),
+    '{"b":[1,{"c":"x","d":null}]}',
+  );
+  assert.throws(() => canonicalJson({ a: 1n }), TypeError);
+  assert.throws(() => canonicalJson([NaN]), TypeError);
+});
