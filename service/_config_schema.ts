@@ -63,7 +63,11 @@ const SCHEMA: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
     max_concurrent_sessions: int(1, 100_000),
     max_sessions_per_caller: int(1, 100_000),
   },
-  compute: { workers: int(0, 256), max_queue_wait_ms: int(0, 3_600_000) },
+  compute: {
+    workers: int(0, 256),
+    max_queue_wait_ms: int(0, 3_600_000),
+    allow_variable_time_secrets: bool,
+  },
   audit: { file: str, fsync: bool },
   logging: {
     level: { t: "string", oneOf: LOG_LEVELS },

@@ -153,6 +153,11 @@ export interface ServiceConfig {
      * or a later one); 0: `mpc.round_timeout_ms`.
      */
     maxQueueWaitMs: number;
+    /**
+     * Serve secrets on a variable-time exponentiation backend (BigInt: Deno without FFI) instead
+     * of refusing to start (SECURITY.md, constant-time policy). Default false.
+     */
+    allowVariableTimeSecrets: boolean;
   };
   /** Audit log (JSON lines). */
   audit: {
@@ -210,7 +215,7 @@ export function defaultServiceConfig(): ServiceConfig {
       maxConcurrentSessions: 16,
       maxSessionsPerCaller: 2,
     },
-    compute: { workers: 0, maxQueueWaitMs: 0 },
+    compute: { workers: 0, maxQueueWaitMs: 0, allowVariableTimeSecrets: false },
     audit: { file: "-", fsync: false },
     logging: { level: "info", format: "json" },
     configFile: null,

@@ -77,7 +77,7 @@ test("snake_case keys map to camelCase settings, nested tls included", () => {
   assert.equal(c.rateLimit.perCallerPerMinute, 600);
   assert.equal(c.rateLimit.maxSessionsPerCaller, 1);
   assert.equal(c.rateLimit.maxConcurrentSessions, 16);
-  assert.deepEqual(c.compute, { workers: 0, maxQueueWaitMs: 0 });
+  assert.deepEqual(c.compute, { workers: 0, maxQueueWaitMs: 0, allowVariableTimeSecrets: false });
   assert.deepEqual(c.audit, { file: "/var/log/s/audit.jsonl", fsync: true });
   assert.deepEqual(c.logging, { level: "debug", format: "text" });
 });

@@ -22,7 +22,13 @@ import type { AddressInfo, Server as NetServer } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { openPresignatureJournal } from "../platform/presignature_journal.ts";
 import { crashHookFrom } from "../platform/crash_hook.ts";
-import { detectRuntime, installPlatformBackends } from "../platform/mod.ts";
+import {
+  detectRuntime,
+  installPlatformBackends,
+  platformBackendsInfo,
+  sizeModPowCaches,
+} from "../platform/mod.ts";
+import { ConfigError } from "./errors.ts";
 import type { Logger } from "../platform/logger.ts";
 import { createNodeListener, serveNode } from "../platform/node_adapter.ts";
 import { createGatewayClient } from "../transport/mod.ts";
@@ -88,8 +94,23 @@ export async function startSignService(
 ): Promise<RunningSignService> {
   const { config, logger } = options;
   const env = options.env ?? {};
-  installPlatformBackends();
+  installPlatformBackends(undefined, { warn: (msg, f) => logger.log("warn", msg, f) });
   logger.log("info", "starting", { version: SERVICE_VERSION, runtime: detectRuntime() });
+  const be = platformBackendsInfo();
+  logger.log("info", "exponentiation backends", {
+    public: be.public,
+    secret: be.secret,
+    secret_constant_time: be.secretConstantTime,
+    library: be.library,
+  });
+  if (!be.secretConstantTime && !config.compute.allowVariableTimeSecrets) {
+    throw new ConfigError(
+      "contradictory",
+      "compute.allow_variable_time_secrets",
+      `the secret exponentiation backend "${be.secret}" is not constant-time: run under Node, or ` +
+        "Deno with --allow-ffi and a system libcrypto, or set this to true",
+    );
+  }
 
   const decryptor = options.store ? undefined : options.decryptor ??
     await resolveDecryptor(config.keyStore, { env, readFile: (p) => readFile(p, "utf8") });
@@ -108,6 +129,7 @@ export async function startSignService(
     allowMissing: true,
     recipients: config.keyStore.recipients,
   });
+  sizeModPowCaches(store.accounts().length);
   logger.log("info", "key store loaded", {
     accounts: store.accounts().length,
     format: store.format(),
