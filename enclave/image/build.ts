@@ -14,9 +14,19 @@
  * set, gives the time), so the image bytes are a function of the commit; the PCRs depend on the
  * measured sections only.
  *
- * Usage: deno task enclave:build [--entry enclave/boot.ts] [--out dist/enclave/wallet-mpc.eif]
+ * What the boot program reads on a real host is baked into the customer ramdisk, measured in PCR2
+ * and PCR0 (config.ts): the boot settings (`--settings FILE` of `WALLET_MPC_ENCLAVE_*=VALUE`
+ * lines, and/or `--kms-key-id`, `--region`, `--age-recipient`, `--setting NAME=VALUE`) as lines
+ * of `/env`, the service configuration (`--service-config FILE`, at `/app/config/sign-service.yaml`)
+ * and the callers file (`--callers FILE`, at the path its `auth.tokens_file` names). All three
+ * are required and validated with the boot program's own parsers; a build that would not boot is
+ * refused with the reason. `--unconfigured` builds without them (an image to test the tool only).
+ *
+ * Usage: deno task enclave:build --settings FILE | --kms-key-id ARN --region R --age-recipient A
+ *   --service-config FILE --callers FILE [--setting NAME=VALUE]... [--entry enclave/boot.ts]
+ *   [--out dist/enclave/wallet-mpc.eif]
  *   [--blobs DIR | --kernel F --cmdline-file F --init F --nsm-ko F] [--rootfs-dir DIR]
- *   [--kms-region REGION]... [--deno-binary F] [--deno-flag FLAG]... [--json]
+ *   [--kms-region REGION]... [--deno-binary F] [--deno-flag FLAG]... [--unconfigured] [--json]
  * @module
  */
 
@@ -26,6 +36,13 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { eifMetadata, type Pcrs, writeEif } from "./eif.ts";
+import {
+  type EnclaveConfig,
+  EnclaveConfigError,
+  parseSettingsFile,
+  prepareEnclaveConfig,
+  variableName,
+} from "./config.ts";
 import {
   bootstrapRamdisk,
   bundleEntry,
@@ -101,6 +118,11 @@ export interface BuildOptions {
   buildTime?: string;
   /** Source commit named in the metadata (not measured); default: git HEAD. */
   commit?: string;
+  /**
+   * The boot settings, service configuration and callers file (config.ts's
+   * prepareEnclaveConfig), baked into the customer ramdisk; none: an image that cannot boot.
+   */
+  config?: EnclaveConfig;
 }
 
 /** What a build produced. */
@@ -147,11 +169,18 @@ export function buildEnclaveImage(opts: BuildOptions): BuildResult {
     const tree = collectRootfs({
       denoBinary: opts.denoBinary,
       bundle,
-      loopbackHosts: (opts.kmsRegions ?? []).map((r) => `kms.${r}.amazonaws.com`),
+      loopbackHosts: [
+        ...(opts.kmsRegions ?? []).map((r) => `kms.${r}.amazonaws.com`),
+        ...(opts.config?.loopbackHosts ?? []),
+      ],
+      extraFiles: opts.config?.files ?? [],
     });
     if (opts.rootfsDir) materializeRootfs(tree, opts.rootfsDir);
     const bootstrap = bootstrapRamdisk(opts.blobs.init, opts.blobs.nsmKo);
-    const customer = customerRamdisk(tree, enclaveCommand(opts.denoFlags ?? DEFAULT_DENO_FLAGS));
+    const customer = customerRamdisk(
+      tree,
+      enclaveCommand(opts.denoFlags ?? DEFAULT_DENO_FLAGS, opts.config?.env ?? []),
+    );
     const head = headCommit();
     const metadata = eifMetadata({
       imageName: "wallet-mpc-enclave",
@@ -193,9 +222,20 @@ export function defaultDenoBinary(): string {
     : resolve(dirname(new URL(import.meta.url).pathname), "../../node_modules/deno/deno");
 }
 
+/** The options that name what is baked (configFromArgs). */
+const CONFIG_FLAGS = [
+  "settings",
+  "setting",
+  "kms-key-id",
+  "region",
+  "age-recipient",
+  "service-config",
+  "callers",
+] as const;
+
 function parseArgs(argv: readonly string[]) {
   const o: Record<string, string[]> = {};
-  const flags = new Set(["json"]);
+  const flags = new Set(["json", "unconfigured"]);
   const known = new Set([
     "entry",
     "out",
@@ -208,6 +248,8 @@ function parseArgs(argv: readonly string[]) {
     "kms-region",
     "deno-binary",
     "deno-flag",
+    ...CONFIG_FLAGS,
+    "unconfigured",
     "json",
   ]);
   for (let i = 0; i < argv.length; i++) {
@@ -221,9 +263,61 @@ function parseArgs(argv: readonly string[]) {
   return o;
 }
 
-function main(argv: readonly string[]): void {
+/**
+ * The configuration the command line names (module doc), validated.
+ * @throws {EnclaveConfigError} a missing or refused part.
+ */
+export async function configFromArgs(
+  a: Record<string, string[]>,
+): Promise<EnclaveConfig | undefined> {
+  const one = (k: string) => a[k]?.at(-1);
+  if (a.unconfigured) {
+    const given = CONFIG_FLAGS.filter((k) => a[k]);
+    if (given.length) {
+      throw new EnclaveConfigError(`enclave:build: --unconfigured with --${given.join(", --")}`);
+    }
+    return undefined;
+  }
+  const readAt = (flag: string, p: string) => {
+    try {
+      return new Uint8Array(readFileSync(p));
+    } catch (e) {
+      throw new EnclaveConfigError(`enclave:build: --${flag} ${p}: ${(e as Error).message}`);
+    }
+  };
+  const read = (flag: string) => {
+    const p = one(flag);
+    if (!p) {
+      throw new EnclaveConfigError(
+        `enclave:build: --${flag} FILE is required (the image must hold what the boot program ` +
+          `reads; --unconfigured builds an image that cannot boot)`,
+      );
+    }
+    return readAt(flag, p);
+  };
+  const settings: Record<string, string> = {};
+  for (const f of a.settings ?? []) {
+    Object.assign(settings, parseSettingsFile(new TextDecoder().decode(readAt("settings", f))));
+  }
+  for (const kv of a.setting ?? []) {
+    const i = kv.indexOf("=");
+    if (i <= 0) throw new EnclaveConfigError(`enclave:build: --setting ${kv}: expected NAME=VALUE`);
+    settings[variableName(kv.slice(0, i))] = kv.slice(i + 1);
+  }
+  for (const f of ["kms-key-id", "region", "age-recipient"]) {
+    if (one(f) !== undefined) settings[variableName(f)] = one(f)!;
+  }
+  return await prepareEnclaveConfig({
+    settings,
+    serviceConfig: read("service-config"),
+    callers: read("callers"),
+  });
+}
+
+async function main(argv: readonly string[]): Promise<void> {
   const a = parseArgs(argv);
   const one = (k: string) => a[k]?.at(-1);
+  const config = await configFromArgs(a);
   const anyBlob = ["blobs", "kernel", "cmdline-file", "init", "nsm-ko"].some((k) => a[k]);
   const blobs = anyBlob
     ? readBlobs({
@@ -243,6 +337,7 @@ function main(argv: readonly string[]): void {
     ...(a["deno-flag"] ? { denoFlags: a["deno-flag"] } : {}),
     kmsRegions: a["kms-region"] ?? [],
     ...(one("rootfs-dir") ? { rootfsDir: one("rootfs-dir") } : {}),
+    ...(config ? { config } : {}),
   });
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, r.eif);
@@ -254,12 +349,19 @@ function main(argv: readonly string[]): void {
     PCR2: r.pcrs.pcr2,
     sizes: r.sizes,
     placeholderBlobs: r.placeholder,
+    baked: config ? { ...config.summary, env: config.env } : null,
     seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
   };
   writeFileSync(out.replace(/\.eif$/, "") + ".pcrs.json", JSON.stringify(summary, null, 2) + "\n");
   if (a.json) {
     console.log(JSON.stringify(summary));
     return;
+  }
+  if (!config) {
+    console.error(
+      "WARNING: --unconfigured: no boot settings, service configuration or callers file in this\n" +
+        "image: it cannot boot (the boot program exits at its settings step).",
+    );
   }
   if (r.placeholder) {
     console.error(
@@ -272,12 +374,21 @@ function main(argv: readonly string[]): void {
   console.log(`PCR0 ${r.pcrs.pcr0}`);
   console.log(`PCR1 ${r.pcrs.pcr1}`);
   console.log(`PCR2 ${r.pcrs.pcr2}`);
+  if (config) {
+    console.log(
+      `baked (measured in PCR0 and PCR2): ${
+        config.env.join(" ")
+      }; ${config.summary.serviceConfig} ` +
+        `(gateway ${config.summary.gatewayUrl}); ${config.summary.callersFile} ` +
+        `(${config.summary.callers} callers)`,
+    );
+  }
 }
 
 if (import.meta.main) {
   const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? [];
   try {
-    main(argv);
+    await main(argv);
   } catch (e) {
     console.error(String((e as Error).message ?? e));
     (globalThis as { Deno?: { exit(c: number): never } }).Deno?.exit(1);

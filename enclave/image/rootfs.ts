@@ -45,6 +45,8 @@ export interface RootfsOptions {
   caBundle?: string | null;
   /** Host names resolved to 127.0.0.1 in /etc/hosts (the vsock forwarders, e.g. KMS). */
   loopbackHosts?: readonly string[];
+  /** More files (the baked configuration, config.ts); a path the tree has already is refused. */
+  extraFiles?: readonly CpioEntry[];
 }
 
 /**
@@ -85,7 +87,11 @@ export function lddLibraries(binary: string): string[] {
  * @returns the bundle
  */
 export function bundleEntry(entry: string, denoBinary: string, outFile: string): Uint8Array {
-  if (!existsSync(entry)) throw new Error(`enclave image: entry ${entry} does not exist (the boot program; pass --entry FILE)`);
+  if (!existsSync(entry)) {
+    throw new Error(
+      `enclave image: entry ${entry} does not exist (the boot program; pass --entry FILE)`,
+    );
+  }
   execFileSync(
     denoBinary,
     ["bundle", "--quiet", "--platform", "deno", "--output", outFile, entry],
@@ -129,7 +135,7 @@ export function collectRootfs(opts: RootfsOptions): CpioEntry[] {
         [
           "127.0.0.1\tlocalhost",
           "::1\tlocalhost",
-          ...(opts.loopbackHosts ?? []).map((h) => `127.0.0.1\t${h}`),
+          ...[...new Set(opts.loopbackHosts ?? [])].sort().map((h) => `127.0.0.1\t${h}`),
         ]
           .join("\n") + "\n",
       ),
@@ -140,6 +146,7 @@ export function collectRootfs(opts: RootfsOptions): CpioEntry[] {
       path: d,
       mode: d === "tmp" ? 0o1777 : 0o755,
     })),
+    ...(opts.extraFiles ?? []),
   ];
   const ca = opts.caBundle === undefined ? "/" + CA_BUNDLE_PATH : opts.caBundle;
   if (ca !== null) {
@@ -153,8 +160,15 @@ export function collectRootfs(opts: RootfsOptions): CpioEntry[] {
   return completeTree(entries);
 }
 
-/** The command AWS's init runs (one argument per line of /cmd) and its environment (/env). */
-export function enclaveCommand(denoFlags: readonly string[]): { cmd: string[]; env: string[] } {
+/**
+ * The command AWS's init runs (one argument per line of /cmd) and its environment (/env).
+ * @param denoFlags flags of `deno run`
+ * @param settings more `NAME=VALUE` lines (the boot settings, config.ts), after the fixed ones
+ */
+export function enclaveCommand(
+  denoFlags: readonly string[],
+  settings: readonly string[] = [],
+): { cmd: string[]; env: string[] } {
   return {
     cmd: [
       "/" + ROOTFS_DENO,
@@ -164,7 +178,14 @@ export function enclaveCommand(denoFlags: readonly string[]): { cmd: string[]; e
       ...denoFlags,
       "/" + ROOTFS_BUNDLE,
     ],
-    env: ["DENO_DIR=/tmp/deno", "HOME=/tmp", "NO_COLOR=1", "DENO_NO_UPDATE_CHECK=1", "PATH=/bin"],
+    env: [
+      "DENO_DIR=/tmp/deno",
+      "HOME=/tmp",
+      "NO_COLOR=1",
+      "DENO_NO_UPDATE_CHECK=1",
+      "PATH=/bin",
+      ...settings,
+    ],
   };
 }
 

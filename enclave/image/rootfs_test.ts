@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { readCpio } from "./cpio.ts";
 import { measureEif, readEif, SECTION } from "./eif.ts";
 import { buildEnclaveImage, defaultDenoBinary, placeholderBlobs } from "./build.ts";
+import { prepareEnclaveConfig } from "./config.ts";
+import { testConfigInput } from "./_test_config.ts";
 import {
   bootstrapRamdisk,
   collectRootfs,
@@ -23,6 +25,7 @@ const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 const text = (s: string) => new TextEncoder().encode(s);
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 const SELFTEST = new URL("./selftest.ts", import.meta.url).pathname;
+const BOOT = new URL("../boot.ts", import.meta.url).pathname;
 
 test("parseLdd keeps the library paths and the loader, skips the vDSO, refuses a missing library", () => {
   const out = [
@@ -158,24 +161,7 @@ test(
     assert.ok(built.dir, "the build test above must run first");
     // As AWS's init does: /proc mounted, no network, chroot into the tree, the cmd line run.
     const { cmd, env } = enclaveCommand(["--allow-all"]);
-    const r = spawnSync(
-      which("unshare"),
-      [
-        "--net",
-        "--pid",
-        "--mount",
-        "--fork",
-        `--mount-proc=${join(root, "proc")}`,
-        which("chroot"),
-        root,
-        ...cmd,
-      ],
-      {
-        env: Object.fromEntries(env.map((l) => l.split("=", 2))),
-        encoding: "utf8",
-        timeout: 60_000,
-      },
-    );
+    const r = inChroot(root, cmd, envOf(env));
     assert.equal(r.status, 0, `self-test failed: ${r.stderr}`);
     const result = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
     assert.equal(
@@ -193,6 +179,87 @@ test(
     assert.ok(!files.some((f) => /\/(sh|bash|busybox|apt)$/.test(f)), files.join(" "));
   },
 );
+
+test(
+  "the boot program of a configured image, under unshare --net + chroot with only its /env, reads the baked settings and service configuration and waits for provisioning",
+  {
+    skip: !isDeno
+      ? "Deno only (Node: skipped)"
+      : !isRoot
+      ? "SKIPPED LOUDLY: the chroot smoke test needs root (unshare --net, chroot): it did NOT run"
+      : false,
+  },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rootfs-boot-"));
+    const root = join(dir, "rootfs");
+    try {
+      const r = buildEnclaveImage({
+        entry: BOOT,
+        blobs: placeholderBlobs(),
+        denoBinary: defaultDenoBinary(),
+        buildTime: "2026-01-01T00:00:00.000Z",
+        commit: "test",
+        config: await prepareEnclaveConfig(testConfigInput()),
+      });
+      // The tree, /cmd and /env as AWS's init gets them: from the EIF's customer ramdisk.
+      const customer = readCpio(readEif(r.eif).sections.at(-1)!.data);
+      const item = (p: string) => {
+        const e = customer.find((x) => x.path === p);
+        assert.ok(e?.type === "file", p);
+        return decode(e.data).split("\n").filter((l) => l !== "");
+      };
+      materializeRootfs(
+        customer.filter((e) => e.path.startsWith("rootfs/"))
+          .map((e) => ({ ...e, path: e.path.slice("rootfs/".length) })),
+        root,
+      );
+      const env = envOf(item("env"));
+      assert.equal(env.WALLET_MPC_ENCLAVE_REGION, "eu-west-1");
+      // The only setting not from the image: end the wait for a parent that never comes.
+      const run = inChroot(root, [...item("cmd"), "--provision-timeout-ms", "1500"], env);
+      spawnSync("umount", [join(root, "proc")]);
+      const lines = (run.stdout + run.stderr).split("\n").filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l));
+      const waiting = lines.find((l) => l.msg === "waiting for provisioning");
+      assert.ok(waiting, `the boot program did not reach provisioning: ${run.stdout}${run.stderr}`);
+      assert.equal(waiting.channel, "vsock");
+      const failed = lines.find((l) => l.msg === "enclave boot failed");
+      assert.equal(failed?.step, "provisioning", JSON.stringify(failed));
+      assert.equal(run.status, 1);
+    } finally {
+      spawnSync("umount", [join(root, "proc")]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+/** `NAME=VALUE` lines (an /env file) as an environment. */
+function envOf(lines: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    lines.map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
+}
+
+/**
+ * Runs a command as AWS's init does: /proc mounted, no network, chroot into the tree, only the
+ * given environment.
+ */
+function inChroot(root: string, cmd: readonly string[], env: Record<string, string>) {
+  return spawnSync(
+    which("unshare"),
+    [
+      "--net",
+      "--pid",
+      "--mount",
+      "--fork",
+      `--mount-proc=${join(root, "proc")}`,
+      which("chroot"),
+      root,
+      ...cmd,
+    ],
+    { env, encoding: "utf8", timeout: 60_000 },
+  );
+}
 
 /** Absolute path of a host tool (the child's PATH is the enclave's, /bin only). */
 function which(tool: string): string {
