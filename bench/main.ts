@@ -1,7 +1,9 @@
 /**
  * Benchmark entry: `deno task bench` runs it under Deno, then under Node. Prints markdown
- * tables. Flags: --suites=modpow,prime,zk,peer,peer-prime,protocols  --runs=N  --prime-runs=N
- * --peer-prime-runs=N (the peer's safe prime takes about 100 s each; 0 skips it).
+ * tables. Flags: --suites=modpow,prime,zk,peer,peer-prime,protocols,signing  --runs=N  --prime-runs=N
+ * --peer-prime-runs=N (the peer's safe prime takes about 100 s each; 0 skips it)
+ * --signing-rounds=N --signing-runs=N (the `signing` suite: ours against DKLs23, run from the Deno
+ * pass only, in child processes alternating Deno with FFI, Deno without it and Node).
  * @module
  */
 import "../testing/setup.ts";
@@ -9,7 +11,9 @@ import { arg, runtimeLabel, table } from "./_harness.ts";
 import { benchModPow, benchSafePrime } from "./math_bench.ts";
 import { getModPowBackends } from "../core/math/mod.ts";
 
-const suites = new Set(arg("suites", "modpow,prime,zk,peer,peer-prime,protocols").split(","));
+const suites = new Set(
+  arg("suites", "modpow,prime,zk,peer,peer-prime,protocols,signing").split(","),
+);
 const runs = Number(arg("runs", "10"));
 const primeRuns = Number(arg("prime-runs", "7"));
 const rt = runtimeLabel();
@@ -36,4 +40,10 @@ if (suites.has("peer-prime") && peerPrimeRuns > 0) {
 if (suites.has("protocols")) {
   const { benchProtocols } = await import("./protocol_bench.ts");
   console.log(table("protocols (all parties in one process)", rt, await benchProtocols(runs)));
+}
+if (suites.has("signing") && rt.startsWith("Deno")) {
+  const { compareRuntimes } = await import("./signing_bench.ts");
+  console.log(
+    compareRuntimes(Number(arg("signing-rounds", "3")), Number(arg("signing-runs", "3"))),
+  );
 }

@@ -10,17 +10,16 @@ import {
   type ModPowBackend,
   randomBits,
 } from "../core/math/mod.ts";
+import { Buffer } from "node:buffer";
+import { createDiffieHellman } from "node:crypto";
 import { createNodeCryptoBackend, opensslSafePrime } from "../platform/node_crypto.ts";
+import { openSslFfiBackends } from "../platform/openssl_ffi.ts";
 import { detectRuntime } from "../platform/mod.ts";
 import { FIXTURE_SAFE_PRIMES } from "../testing/fixtures/keys.ts";
 import { measure, type Row } from "./_harness.ts";
 
-/** exp mod N^2 for every backend available in this runtime. */
-export async function benchModPow(runs: number): Promise<Row[]> {
-  const N = FIXTURE_SAFE_PRIMES[0] * FIXTURE_SAFE_PRIMES[1];
-  const N2 = N * N;
-  const e = randomBits(3072) | (1n << 3071n);
-  const b = randomBits(6000);
+/** Every backend available in this runtime, with a note on its timing behaviour. */
+function runtimeBackends(): Array<[ModPowBackend, string]> {
   const rt = detectRuntime();
   const backends: Array<[ModPowBackend, string]> = [
     [bigintBackend, "variable-time"],
@@ -33,11 +32,34 @@ export async function benchModPow(runs: number): Promise<Row[]> {
       rt === "node" ? "BN_mod_exp_mont_consttime" : "Rust polyfill, variable-time",
     ],
   ];
+  if (rt === "deno") {
+    const ffi = openSslFfiBackends();
+    if ("secret" in ffi) {
+      backends.push([ffi.secret, `BN_mod_exp_mont_consttime, FFI (${ffi.version})`]);
+      backends.push([ffi.public, "BN_mod_exp_mont, FFI, variable-time"]);
+    }
+  }
+  return backends;
+}
+
+/**
+ * exp mod N^2 (3072-bit exponent) and mod p^2 (1536-bit exponent: a CRT half) for every backend
+ * of this runtime; mod N and N^2 with a 486-bit exponent (the median public exponent of a
+ * signing) for the OpenSSL ones; and, in Node, the first use of a modulus (a DH context and its
+ * `DH_check`) for a 1536-bit prime p, for 3p (what the backend builds for p) and for N^2.
+ */
+export async function benchModPow(runs: number): Promise<Row[]> {
+  const N = FIXTURE_SAFE_PRIMES[0] * FIXTURE_SAFE_PRIMES[1];
+  const N2 = N * N;
+  const e = randomBits(3072) | (1n << 3071n);
+  const b = randomBits(6000);
+  const backends = runtimeBackends();
   const rows: Row[] = [];
   for (const [be, note] of backends) {
     rows.push(await measure(`exp mod N^2, ${be.name}`, () => be.modPow(b, e, N2), runs, 1, note));
   }
-  const p2 = FIXTURE_SAFE_PRIMES[0] ** 2n;
+  const p = FIXTURE_SAFE_PRIMES[0];
+  const p2 = p ** 2n;
   const ep = randomBits(1536);
   for (const [be, note] of backends) {
     rows.push(
@@ -49,6 +71,38 @@ export async function benchModPow(runs: number): Promise<Row[]> {
         note,
       ),
     );
+  }
+  const e486 = randomBits(486) | (1n << 485n);
+  for (const [be, note] of backends.slice(2)) {
+    for (const [name, m] of [["N", N], ["N^2", N2]] as const) {
+      rows.push(
+        await measure(
+          `exp mod ${name}, 486-bit exponent, ${be.name}`,
+          () => be.modPow(b % m, e486, m),
+          runs,
+          1,
+          note,
+        ),
+      );
+    }
+  }
+  if (detectRuntime() === "node") {
+    for (const [name, m] of [["p (1536-bit prime)", p], ["3p", 3n * p], ["N^2", N2]] as const) {
+      rows.push(
+        await measure(
+          `new DH context (DH_check), ${name}`,
+          () =>
+            createDiffieHellman(
+              m.toString(16).padStart(2 * Math.ceil(m.toString(16).length / 2), "0"),
+              "hex",
+              Buffer.from([2]),
+            ),
+          Math.min(runs, 5),
+          0,
+          "paid once per modulus and cache",
+        ),
+      );
+    }
   }
   return rows;
 }

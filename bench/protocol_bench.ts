@@ -20,15 +20,15 @@ import { platformSafePrime } from "../platform/mod.ts";
 import { fixturePaillier } from "../testing/fixtures/keys.ts";
 import { measure, type Row } from "./_harness.ts";
 
-const KEY = "bench-key";
+export const KEY = "bench-key";
 /** A stand-in key epoch (the key store names real ones; presigning treats it as opaque). */
-const EPOCH = "be".repeat(32);
-const sid = () => crypto.getRandomValues(new Uint8Array(32));
-const message = new TextEncoder().encode("benchmark message");
-const digest = hashMessage("sha256", message);
+export const EPOCH = "be".repeat(32);
+export const sid = (): Uint8Array => crypto.getRandomValues(new Uint8Array(32));
+export const message: Uint8Array = new TextEncoder().encode("benchmark message");
+export const digest: Uint8Array = hashMessage("sha256", message);
 
 /** Runs `protocol` for every party (input j to party j) over one memory network. */
-function runParties<I, S extends ProtocolState, O>(
+export function runParties<I, S extends ProtocolState, O>(
   protocol: Protocol<I, S, O> | readonly Protocol<I, S, O>[],
   inputs: readonly I[],
 ): Promise<O[]> {
@@ -37,12 +37,14 @@ function runParties<I, S extends ProtocolState, O>(
   return Promise.all(inputs.map((input, j) => runProtocol(pick(j), input, net[j])));
 }
 
-function fixturePrimes(k: number): PaillierPrimes {
+/** The Paillier primes of fixture key `k`. */
+export function fixturePrimes(k: number): PaillierPrimes {
   const key = fixturePaillier(k);
   return { p: key.p, q: key.q };
 }
 
-async function keygenAndAux(primes: readonly PaillierPrimes[]): Promise<KeyShare[]> {
+/** Key shares of `primes.length` parties: keygen, then aux info on the given primes. */
+export async function keygenAndAux(primes: readonly PaillierPrimes[]): Promise<KeyShare[]> {
   const n = primes.length;
   const s1 = sid();
   const cores = await runParties(keygen, primes.map((_, i) => ({ sid: s1, i, n })));
@@ -51,13 +53,35 @@ async function keygenAndAux(primes: readonly PaillierPrimes[]): Promise<KeyShare
   return cores.map((c, i) => ({ ...c, aux: aux[i] }));
 }
 
+/** One presigning session of every party (SHA-256, the benchmark key and epoch). */
+export function presignAll(shares: readonly KeyShare[]): Promise<Presignature[]> {
+  const s = sid();
+  return runParties(
+    presignProtocol,
+    shares.map((share) => ({ share, sid: s, keyId: KEY, epoch: EPOCH, hash: "sha256" as const })),
+  );
+}
+
+/** `protocol` with every (synchronous) machine call, `start` and `step`, run inside `around`. */
+export function aroundSteps<I, S extends ProtocolState, O>(
+  protocol: Protocol<I, S, O>,
+  around: <T>(f: () => T) => T,
+): Protocol<I, S, O> {
+  return {
+    name: protocol.name,
+    rounds: protocol.rounds,
+    start: (input, rng) => around(() => protocol.start(input, rng)),
+    step: (state, inbox, rng) => around(() => protocol.step(state, inbox, rng)),
+  };
+}
+
 /** `protocol` with every (synchronous) machine call counted into `counter` and timed. */
-function counted<I, S extends ProtocolState, O>(
+export function counted<I, S extends ProtocolState, O>(
   protocol: Protocol<I, S, O>,
   counter: ModPowCounter,
   time: { ms: number },
 ): Protocol<I, S, O> {
-  const wrap = <T>(f: () => T): T => {
+  return aroundSteps(protocol, (f) => {
     setModPowCounter(counter);
     const t0 = performance.now();
     try {
@@ -66,13 +90,7 @@ function counted<I, S extends ProtocolState, O>(
       time.ms += performance.now() - t0;
       setModPowCounter(null);
     }
-  };
-  return {
-    name: protocol.name,
-    rounds: protocol.rounds,
-    start: (input, rng) => wrap(() => protocol.start(input, rng)),
-    step: (state, inbox, rng) => wrap(() => protocol.step(state, inbox, rng)),
-  };
+  });
 }
 
 /** Rows for n = 2 and n = 3; `runs` timed runs each (the fresh-prime row runs once). */
@@ -127,19 +145,7 @@ export async function benchProtocols(runs: number): Promise<Row[]> {
       await measure(
         `presign n=${n}`,
         async () => {
-          const s = sid();
-          made.push(
-            await runParties(
-              presignProtocol,
-              shares.map((share) => ({
-                share,
-                sid: s,
-                keyId: KEY,
-                epoch: EPOCH,
-                hash: "sha256" as const,
-              })),
-            ),
-          );
+          made.push(await presignAll(shares));
         },
         runs,
         0,
@@ -182,7 +188,7 @@ export async function benchProtocols(runs: number): Promise<Row[]> {
  * The one-round signing with a presignature, through the only exported path: each party puts
  * its presignature into a memory store and `signMessageWithPresignature` takes it from there.
  */
-async function signThroughStores(pres: readonly Presignature[]) {
+export async function signThroughStores(pres: readonly Presignature[]) {
   const stores = pres.map(() => new MemoryPresignatureStore());
   await Promise.all(pres.map((p, j) => stores[j].put(p)));
   const net = createMemoryNetwork(pres.length);
