@@ -163,6 +163,72 @@ export function backendContract(name: string, make: BackendFactory): ContractCas
     },
   );
 
+  t(
+    "charges new rooms to their source: a source at its quota is refused, others are not",
+    async (mk) => {
+      const b = await mk({ maxRoomsPerSource: 2 });
+      const s1 = { source: "198.51.100.1", anonymous: false };
+      const s2 = { source: "198.51.100.2", anonymous: false };
+      await b.open("q1", s1);
+      await append(b, "q2", "x").then(() => b.issueUniqueIdx("q3", s1));
+      await assert.rejects(
+        b.open("q4", s1),
+        (e: unknown) =>
+          e instanceof GatewayError && e.code === "too_many_source_rooms" && e.status === 429 &&
+          e.limit === "max_rooms_per_source",
+      );
+      await assert.rejects(b.append("q4", "x", 1, s1), /maximum of 2 rooms/);
+      assert.equal(await b.issueUniqueIdx("q1", s1), 1, "a source still uses its own rooms");
+      assert.equal(await b.issueUniqueIdx("q2", s1), 1, "and rooms others created");
+      await b.open("q4", s2);
+      await b.open("q5");
+    },
+  );
+
+  t("anonymous rooms are capped apart from the others", async (mk) => {
+    const b = await mk({ maxAnonymousRooms: 1, maxRooms: 3 });
+    const anon = { source: null, anonymous: true };
+    await b.open("a1", anon);
+    await assert.rejects(
+      b.open("a2", anon),
+      (e: unknown) =>
+        e instanceof GatewayError && e.code === "too_many_anonymous_rooms" &&
+        e.limit === "max_anonymous_rooms",
+    );
+    await b.open("a2", { source: null, anonymous: false });
+    await b.open("a3");
+    await assert.rejects(
+      b.open("a4"),
+      (e: unknown) => e instanceof GatewayError && e.code === "too_many_rooms",
+    );
+  });
+
+  t(
+    "a room never used expires after the empty-room TTL, freeing its quota; a used one stays",
+    async (mk) => {
+      const b = await mk({ emptyRoomTtlMs: 150, roomIdleTtlMs: 60_000, maxRoomsPerSource: 2 });
+      const s = { source: "198.51.100.9", anonymous: false };
+      await b.open("e1", s);
+      await append(b, "u1", "kept");
+      await b.issueUniqueIdx("u2", s);
+      await assert.rejects(
+        b.open("e2", s),
+        (e: unknown) => (e as GatewayError).limit !== undefined,
+      );
+      const gone = async () => {
+        b.sweep();
+        return (await b.read("e1", 0, 1)).epoch === "";
+      };
+      for (let i = 0; i < 400 && !(await gone()); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(await gone(), "the unused room was forgotten");
+      await b.open("e2", s);
+      assert.deepEqual((await b.read("u1", 0, 1)).messages.map((m) => m.body), ["kept"]);
+      assert.equal(await b.issueUniqueIdx("u2", s), 2, "a room with an index issued is kept");
+    },
+  );
+
   t("reports healthy when connected", async (mk) => {
     const b = await mk();
     const h = await b.health();

@@ -6,67 +6,104 @@
  * @module
  */
 import type { Redis } from "ioredis";
-import type { BackendMessage, HistoryRead } from "./backend.ts";
+import { type BackendMessage, type HistoryRead, roomRefusal } from "./backend.ts";
+import type { GatewayLimits } from "./config.ts";
 import { GatewayError } from "./errors.ts";
 
-const PRELUDE = `
+/**
+ * Shared Lua: the clock, and how a room is kept alive. A room's keys and its entries in the
+ * sorted sets that count rooms (all, anonymous, per source) expire together: `idle` ms after the
+ * last use, or `empty` ms while the room never had a message or an index. The sorted sets are
+ * scored by expiry time, so a count first drops the entries whose time has passed.
+ */
+const COMMON = `
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- KEYS: meta, list, rooms, epoch counter. ARGV[1] room, ARGV[2] ttl ms, ARGV[3] max rooms.
-local function ensure(now)
-  local epoch = redis.call('HGET', KEYS[1], 'epoch')
-  if epoch then return epoch end
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[2]))
-  if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[3]) then return false end
-  local t = redis.call('TIME')
-  epoch = t[1] .. '.' .. t[2] .. '-' .. redis.call('INCR', KEYS[4])
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0, 'bytes', 0, 'idx', 0)
-  return epoch
+local function keep_room(room, meta, list, rooms, anon, prefix, idle, empty, now)
+  local m = redis.call('HMGET', meta, 'seq', 'idx', 'src', 'anon')
+  if not m[1] then return 0 end
+  local ttl = idle
+  if tonumber(m[1]) == 0 and tonumber(m[2]) == 0 then ttl = math.min(empty, idle) end
+  redis.call('PEXPIRE', meta, ttl)
+  redis.call('PEXPIRE', list, ttl)
+  redis.call('ZADD', rooms, now + ttl, room)
+  if m[3] and m[3] ~= '' then
+    local k = prefix .. 'source:' .. m[3]
+    redis.call('ZADD', k, now + ttl, room)
+    redis.call('PEXPIRE', k, idle)
+  end
+  if m[4] == '1' then redis.call('ZADD', anon, now + ttl, room) end
+  return 1
 end
-local function keep(now)
-  local ttl = tonumber(ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('ZADD', KEYS[3], now, ARGV[1])
+local function count(set, now)
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', now)
+  return redis.call('ZCARD', set)
 end
 `;
 
-/** ARGV[4] body, ARGV[5] max messages, ARGV[6] max bytes, ARGV[7] channel. Returns the id. */
+/**
+ * The room scripts' prelude. KEYS: meta, list, rooms, epoch counter, anonymous rooms, the
+ * source's rooms. ARGV[1] room, ARGV[2] idle ttl ms, ARGV[3] max rooms, ARGV[4] empty ttl ms,
+ * ARGV[5] source ('' none), ARGV[6] '1' when anonymous, ARGV[7] max rooms per source, ARGV[8]
+ * max anonymous rooms, ARGV[9] key prefix; the scripts' own arguments from ARGV[10].
+ */
+const PRELUDE = COMMON + `
+local function ensure(now)
+  local epoch = redis.call('HGET', KEYS[1], 'epoch')
+  if epoch then return epoch end
+  if ARGV[5] ~= '' and count(KEYS[6], now) >= tonumber(ARGV[7]) then return false, 'GWSRC' end
+  if ARGV[6] == '1' and count(KEYS[5], now) >= tonumber(ARGV[8]) then return false, 'GWANON' end
+  if count(KEYS[3], now) >= tonumber(ARGV[3]) then return false, 'GWFULL' end
+  local t = redis.call('TIME')
+  epoch = t[1] .. '.' .. t[2] .. '-' .. redis.call('INCR', KEYS[4])
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0, 'bytes', 0, 'idx', 0,
+    'src', ARGV[5], 'anon', ARGV[6])
+  return epoch
+end
+local function keep(now)
+  keep_room(ARGV[1], KEYS[1], KEYS[2], KEYS[3], KEYS[5], ARGV[9], tonumber(ARGV[2]),
+    tonumber(ARGV[4]), now)
+end
+`;
+
+/** ARGV[10] body, ARGV[11] max messages, ARGV[12] max bytes, ARGV[13] channel. Returns the id. */
 const APPEND = PRELUDE + `
 local now = now_ms()
-local epoch = ensure(now)
-if not epoch then return redis.error_reply('GWFULL too many rooms') end
+local epoch, full = ensure(now)
+if not epoch then return redis.error_reply(full .. ' room quota reached') end
 local id = redis.call('HINCRBY', KEYS[1], 'seq', 1) - 1
-local len = redis.call('RPUSH', KEYS[2], ARGV[4])
-local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', string.len(ARGV[4]))
-local max_len = tonumber(ARGV[5])
-local max_bytes = tonumber(ARGV[6])
+local len = redis.call('RPUSH', KEYS[2], ARGV[10])
+local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', string.len(ARGV[10]))
+local max_len = tonumber(ARGV[11])
+local max_bytes = tonumber(ARGV[12])
 while len > 1 and (len > max_len or bytes > max_bytes) do
   local old = redis.call('LPOP', KEYS[2])
   bytes = redis.call('HINCRBY', KEYS[1], 'bytes', -string.len(old))
   len = len - 1
 end
 keep(now)
-redis.call('PUBLISH', ARGV[7], epoch .. ':' .. string.format('%d', id) .. ':' .. ARGV[4])
+redis.call('PUBLISH', ARGV[13], epoch .. ':' .. string.format('%d', id) .. ':' .. ARGV[10])
 return id
 `;
 
 /** Returns the new unique index. */
 const ISSUE_IDX = PRELUDE + `
 local now = now_ms()
-if not ensure(now) then return redis.error_reply('GWFULL too many rooms') end
+local epoch, full = ensure(now)
+if not epoch then return redis.error_reply(full .. ' room quota reached') end
+local idx = redis.call('HINCRBY', KEYS[1], 'idx', 1)
 keep(now)
-return redis.call('HINCRBY', KEYS[1], 'idx', 1)
+return idx
 `;
 
 /** Returns the epoch. */
 const OPEN = PRELUDE + `
 local now = now_ms()
-local epoch = ensure(now)
-if not epoch then return redis.error_reply('GWFULL too many rooms') end
+local epoch, full = ensure(now)
+if not epoch then return redis.error_reply(full .. ' room quota reached') end
 keep(now)
 return epoch
 `;
@@ -86,17 +123,17 @@ end
 return out
 `;
 
-/** KEYS[1] rooms; ARGV[1] ttl, ARGV[2] prefix, ARGV[3..] rooms. Refreshes existing rooms. */
-const TOUCH = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[1])
-for i = 3, #ARGV do
-  local meta = ARGV[2] .. '{' .. ARGV[i] .. '}:m'
-  if redis.call('PEXPIRE', meta, ttl) == 1 then
-    redis.call('PEXPIRE', ARGV[2] .. '{' .. ARGV[i] .. '}:l', ttl)
-    redis.call('ZADD', KEYS[1], now, ARGV[i])
-  end
+/**
+ * KEYS[1] rooms, KEYS[2] anonymous rooms; ARGV[1] idle ttl, ARGV[2] empty ttl, ARGV[3] prefix,
+ * ARGV[4..] rooms. Keeps existing rooms alive (rooms with local subscribers).
+ */
+const TOUCH = COMMON + `
+local now = now_ms()
+local idle = tonumber(ARGV[1])
+local empty = tonumber(ARGV[2])
+for i = 4, #ARGV do
+  local base = ARGV[3] .. '{' .. ARGV[i] .. '}:'
+  keep_room(ARGV[i], base .. 'm', base .. 'l', KEYS[1], KEYS[2], ARGV[3], idle, empty, now)
 end
 return 0
 `;
@@ -108,37 +145,56 @@ export type ScriptName = keyof typeof SCRIPTS;
 
 /** Key and channel names under one prefix (a room's keys share the hash tag `{room}`). */
 export class RedisKeys {
-  /** Sorted set of room ids scored by last activity. */
+  /** Sorted set of room ids scored by expiry time (counts rooms for `maxRooms`). */
   readonly rooms: string;
+  /** Sorted set of the rooms created anonymously, scored by expiry time. */
+  readonly anonymous: string;
   /** Counter that makes each room incarnation's epoch unique. */
   readonly epoch: string;
-  readonly #prefix: string;
+  /** The prefix of every key and channel. */
+  readonly prefix: string;
 
   /** @param prefix prefix of every key and channel */
   constructor(prefix: string) {
-    this.#prefix = prefix;
-    this.rooms = `${prefix}rooms`;
+    this.prefix = prefix;
+    this.rooms = `${prefix}room_expiry`;
+    this.anonymous = `${prefix}anonymous_rooms`;
     this.epoch = `${prefix}epoch`;
   }
 
   /** The room's hash (`epoch`, `seq`, `bytes`, `idx`). */
   meta(room: string): string {
-    return `${this.#prefix}{${room}}:m`;
+    return `${this.prefix}{${room}}:m`;
   }
 
   /** The room's list of message bodies. */
   list(room: string): string {
-    return `${this.#prefix}{${room}}:l`;
+    return `${this.prefix}{${room}}:l`;
   }
 
   /** The room's pub/sub channel. */
   channel(room: string): string {
-    return `${this.#prefix}c:${room}`;
+    return `${this.prefix}c:${room}`;
   }
 
-  /** KEYS of the OPEN, APPEND and ISSUE_IDX scripts: meta, list, rooms, epoch counter. */
-  room(room: string): string[] {
-    return [this.meta(room), this.list(room), this.rooms, this.epoch];
+  /** Sorted set of the rooms a source created, scored by expiry time. */
+  source(source: string): string {
+    return `${this.prefix}source:${source}`;
+  }
+
+  /**
+   * KEYS of the OPEN, APPEND and ISSUE_IDX scripts: meta, list, rooms, epoch counter, anonymous
+   * rooms, the source's rooms (any key when there is no source: not touched then).
+   */
+  room(room: string, source: string | null): string[] {
+    return [
+      this.meta(room),
+      this.list(room),
+      this.rooms,
+      this.epoch,
+      this.anonymous,
+      this.source(source ?? ""),
+    ];
   }
 }
 
@@ -200,21 +256,21 @@ export function decodeRead(out: (string | number)[], from: number): HistoryRead 
 }
 
 /**
- * The gateway's error for a failed Redis call: `too_many_rooms` for a script's GWFULL reply,
- * else `backend_unavailable`.
+ * The gateway's error for a failed Redis call: the room quota a script's GWFULL, GWSRC or GWANON
+ * reply names, else `backend_unavailable`.
  *
  * @param e what the call threw
- * @param maxRooms the room limit, for the message
+ * @param limits the room limits, for the messages
  * @returns the error to throw
  */
-export function redisFailure(e: unknown, maxRooms: number): GatewayError {
+export function redisFailure(
+  e: unknown,
+  limits: Pick<GatewayLimits, "maxRooms" | "maxRoomsPerSource" | "maxAnonymousRooms">,
+): GatewayError {
   const m = e instanceof Error ? e.message : String(e);
-  if (m.startsWith("GWFULL")) {
-    return new GatewayError(
-      "too_many_rooms",
-      `the gateway holds its maximum of ${maxRooms} rooms; retry later`,
-    );
-  }
+  if (m.startsWith("GWFULL")) return roomRefusal("rooms", limits.maxRooms);
+  if (m.startsWith("GWSRC")) return roomRefusal("source", limits.maxRoomsPerSource);
+  if (m.startsWith("GWANON")) return roomRefusal("anonymous", limits.maxAnonymousRooms);
   return new GatewayError(
     "backend_unavailable",
     "the Redis backend is unavailable; retry later",

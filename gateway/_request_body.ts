@@ -1,7 +1,9 @@
 /**
  * Request bodies under the gateway's limits (private to `gateway/`): one body's size
- * (`Content-Length` checked before reading, the bytes counted while streaming) and the bytes of
- * all bodies being received at once (`limits.maxInflightBodyBytes`, 503 `server_busy` beyond it).
+ * (`Content-Length` checked before reading, the bytes counted while streaming), the bytes of
+ * all bodies being received at once (`limits.maxInflightBodyBytes`, 503 `server_busy` beyond it),
+ * and the time a body may take to arrive (`server.request_timeout_ms`, 408 `request_timeout`,
+ * enforced by {@link BodyBudget.expire} on the maintenance tick).
  * @module
  */
 import { GatewayError } from "./errors.ts";
@@ -9,14 +11,51 @@ import { GatewayError } from "./errors.ts";
 /** Bodies declared up to this size are read in one call rather than streamed. */
 const FAST_BODY_BYTES = 64 * 1024;
 
+/** A body being read: when it must be complete, and how to fail the read. */
+interface Deadline {
+  readonly at: number;
+  fail: ((e: Error) => void) | null;
+}
+
 /** The bytes of all request bodies being received, held until each request is done with its body. */
 export class BodyBudget {
   #inflight = 0;
   readonly #maxInflight: number;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+  readonly #reading = new Set<Deadline>();
 
-  /** @param maxInflightBodyBytes largest sum of the bodies being received at once */
-  constructor(maxInflightBodyBytes: number) {
+  /**
+   * @param maxInflightBodyBytes largest sum of the bodies being received at once
+   * @param timeoutMs time allowed to receive one body (default: unbounded)
+   * @param now clock in milliseconds
+   */
+  constructor(maxInflightBodyBytes: number, timeoutMs = Infinity, now: () => number = Date.now) {
     this.#maxInflight = maxInflightBodyBytes;
+    this.#timeoutMs = timeoutMs;
+    this.#now = now;
+  }
+
+  /**
+   * Fails the reads whose time is up (408 `request_timeout`); called by the maintenance tick.
+   *
+   * @param t the current time
+   * @returns how many reads were failed
+   */
+  expire(t: number = this.#now()): number {
+    let n = 0;
+    for (const d of this.#reading) {
+      if (d.at > t) continue;
+      this.#reading.delete(d);
+      n++;
+      d.fail?.(
+        new GatewayError(
+          "request_timeout",
+          `expected the request body within ${this.#timeoutMs} ms; it did not arrive in time`,
+        ),
+      );
+    }
+    return n;
   }
 
   /** Bytes of request bodies being received (held by a {@link BodyBudget.withBody} call). */
@@ -41,11 +80,29 @@ export class BodyBudget {
     use: (bytes: Uint8Array) => T | Promise<T>,
   ): Promise<T> {
     const held = { bytes: 0 };
+    const deadline: Deadline = { at: this.#now() + this.#timeoutMs, fail: null };
+    if (this.#timeoutMs !== Infinity) this.#reading.add(deadline);
+    let bytes: Uint8Array;
     try {
-      return await use(await this.#read(req, max, held));
+      bytes = await this.#read(req, max, held, deadline);
+    } catch (e) {
+      this.#inflight -= held.bytes;
+      throw e;
+    } finally {
+      this.#reading.delete(deadline);
+    }
+    try {
+      return await use(bytes);
     } finally {
       this.#inflight -= held.bytes;
     }
+  }
+
+  /** `p`, or the deadline's failure if that comes first. */
+  #timed<T>(p: Promise<T>, d: Deadline): Promise<T> {
+    if (this.#timeoutMs === Infinity) return p;
+    p.catch(() => {}); // a read abandoned at its deadline may still fail later
+    return Promise.race([p, new Promise<never>((_, reject) => (d.fail = reject))]);
   }
 
   #reserve(bytes: number, held: { bytes: number }): void {
@@ -53,13 +110,19 @@ export class BodyBudget {
       throw new GatewayError(
         "server_busy",
         "too many request bodies are being received at once; retry later",
+        { limit: "max_inflight_body_bytes" },
       );
     }
     this.#inflight += bytes;
     held.bytes += bytes;
   }
 
-  async #read(req: Request, max: number, held: { bytes: number }): Promise<Uint8Array> {
+  async #read(
+    req: Request,
+    max: number,
+    held: { bytes: number },
+    deadline: Deadline,
+  ): Promise<Uint8Array> {
     const cl = req.headers.get("content-length");
     if (cl !== null) {
       if (!/^[0-9]{1,15}$/.test(cl)) {
@@ -77,7 +140,7 @@ export class BodyBudget {
         // length is still checked, for requests built in-process). `req.body` is not touched:
         // creating the body stream would cost more than the whole read.
         this.#reserve(declared, held);
-        const bytes = new Uint8Array(await req.arrayBuffer());
+        const bytes = new Uint8Array(await this.#timed(req.arrayBuffer(), deadline));
         if (bytes.length > declared) {
           throw new GatewayError(
             "body_too_large",
@@ -93,7 +156,7 @@ export class BodyBudget {
     let total = 0;
     try {
       for (;;) {
-        const { done, value } = await reader.read();
+        const { done, value } = await this.#timed(reader.read(), deadline);
         if (done) break;
         total += value.length;
         if (total > max) {

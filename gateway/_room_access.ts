@@ -1,6 +1,7 @@
 /**
  * Access control of the gateway's rooms (private to `gateway/`): the room token a request must
- * carry when access control is enabled, and the issuer secret that authorises issuing tokens.
+ * carry when access control is enabled (or, with anonymous requests allowed, may carry to be
+ * exempt from the anonymous quotas), and the issuer secret that authorises issuing tokens.
  * @module
  */
 import type { AccessConfig } from "./config.ts";
@@ -30,6 +31,8 @@ export class RoomAccess {
   readonly allowQueryToken: boolean;
   /** Longest lifetime of an issued token, in seconds. */
   readonly tokenTtlS: number;
+  /** With access control on: requests without a token are served as anonymous. */
+  readonly allowAnonymous: boolean;
   readonly #authority: Promise<RoomTokenAuthority> | null;
   readonly #issuerCheck: Promise<(presented: string) => Promise<boolean>> | null;
 
@@ -46,6 +49,7 @@ export class RoomAccess {
       issuerSecret: "",
       tokenTtlS: 86_400,
       allowQueryToken: false,
+      allowAnonymous: false,
       ...options,
     };
     if (access.enabled && new TextEncoder().encode(access.tokenSecret).length < 32) {
@@ -56,6 +60,7 @@ export class RoomAccess {
     }
     this.allowQueryToken = access.allowQueryToken;
     this.tokenTtlS = access.tokenTtlS;
+    this.allowAnonymous = access.allowAnonymous;
     this.#authority = access.enabled
       ? createRoomTokenAuthority({ secret: access.tokenSecret, now })
       : null;
@@ -83,10 +88,32 @@ export class RoomAccess {
    * the room
    */
   async authorize(req: Request, url: URL, room: string, allowQuery: boolean): Promise<void> {
-    if (!this.#authority) return;
+    await this.identify(req, url, room, allowQuery);
+  }
+
+  /**
+   * Who a request to `room` is: `token` (it carries a valid room token), `anonymous` (no token,
+   * and the gateway serves anonymous requests), or `open` (access control is off).
+   *
+   * @param req the request
+   * @param url its parsed URL (for the `access_token` query parameter)
+   * @param room the room the request is for
+   * @param allowQuery whether the token may come in the query when the header is absent
+   * @returns the kind of requester
+   * @throws {GatewayError} `unauthorized` without a token when anonymous requests are not
+   * served, `forbidden` for a token not valid for the room
+   */
+  async identify(
+    req: Request,
+    url: URL,
+    room: string,
+    allowQuery: boolean,
+  ): Promise<"token" | "anonymous" | "open"> {
+    if (!this.#authority) return "open";
     let token = bearer(req);
     if (token === null && allowQuery) token = url.searchParams.get("access_token");
     if (token === null) {
+      if (this.allowAnonymous) return "anonymous";
       throw new GatewayError(
         "unauthorized",
         "this gateway requires a room token: send Authorization: Bearer <token>",
@@ -96,6 +123,7 @@ export class RoomAccess {
     if (!check.ok) {
       throw new GatewayError("forbidden", "the room token is not valid for this room");
     }
+    return "token";
   }
 
   /**

@@ -1,10 +1,11 @@
 /**
  * The room routes of the gateway (private to `gateway/`): subscribe (an SSE stream from the hub),
- * broadcast (append a body), issue_unique_idx and tokens. Each takes a validated room id; the
- * router has checked the method and that the gateway is not shutting down.
+ * broadcast (append a body), issue_unique_idx and tokens. Each takes a validated room id and the
+ * requester's source key (null when no per-source quota applies); the router has checked the
+ * method and that the gateway is not shutting down.
  * @module
  */
-import type { Backend } from "./backend.ts";
+import type { Backend, RoomCreator } from "./backend.ts";
 import { GatewayError, isGatewayError } from "./errors.ts";
 import type { Hub } from "./hub.ts";
 import type { GatewayMetrics } from "./metrics.ts";
@@ -14,6 +15,9 @@ import type { RoomAccess } from "./_room_access.ts";
 import { parseLastEventId } from "./sse.ts";
 
 const TOKEN_REQUEST_MAX_BYTES = 1024;
+
+/** A requester with a valid room token: no per-source or anonymous quota. */
+const WITH_TOKEN: RoomCreator = Object.freeze({ source: null, anonymous: false });
 
 /** What the room routes work with. */
 export interface RoomRoutesDeps {
@@ -37,23 +41,42 @@ export class RoomRoutes {
   }
 
   /**
+   * Who a room request is for the quotas: a token holder is exempt; without a token the source
+   * is charged, and counted as anonymous when the gateway checks tokens.
+   *
+   * @throws {GatewayError} as the access control refuses it
+   */
+  async #requester(
+    req: Request,
+    url: URL,
+    room: string,
+    allowQuery: boolean,
+    source: string | null,
+  ): Promise<RoomCreator> {
+    const { access } = this.#d;
+    const who = access.enabled ? await access.identify(req, url, room, allowQuery) : "open";
+    return who === "token" ? WITH_TOKEN : { source, anonymous: who === "anonymous" };
+  }
+
+  /**
    * `GET /rooms/{room_id}/subscribe`: the room's SSE stream from `Last-Event-ID` (header, else
    * the `last_event_id` query parameter).
    *
    * @param req the request
    * @param url its parsed URL
    * @param room the room
+   * @param source the requester's source key, or null
    * @returns the stream response
    * @throws {GatewayError} as the access control and the hub refuse it
    */
-  async subscribe(req: Request, url: URL, room: string): Promise<Response> {
+  async subscribe(req: Request, url: URL, room: string, source: string | null): Promise<Response> {
     const { access, hub } = this.#d;
-    if (access.enabled) await access.authorize(req, url, room, access.allowQueryToken);
+    const requester = await this.#requester(req, url, room, access.allowQueryToken, source);
     const header = req.headers.get("last-event-id");
     const after = parseLastEventId(
       header !== null ? header : url.searchParams.get("last_event_id"),
     );
-    const sub = await hub.subscribe(room, after);
+    const sub = await hub.subscribe(room, after, requester);
     return new Response(sub.stream, { status: 200, headers: SSE_HEADERS });
   }
 
@@ -63,12 +86,13 @@ export class RoomRoutes {
    * @param req the request
    * @param url its parsed URL
    * @param room the room
+   * @param source the requester's source key, or null
    * @returns 200 with an empty body
    * @throws {GatewayError} `empty_body`, `invalid_body`, the body limits' and the backend's codes
    */
-  async broadcast(req: Request, url: URL, room: string): Promise<Response> {
-    const { access, backend, metrics } = this.#d;
-    if (access.enabled) await access.authorize(req, url, room, false);
+  async broadcast(req: Request, url: URL, room: string, source: string | null): Promise<Response> {
+    const { backend, metrics } = this.#d;
+    const requester = await this.#requester(req, url, room, false, source);
     return await this.#d.bodies.withBody(req, this.#d.maxBodyBytes, async (bytes) => {
       if (bytes.length === 0) {
         throw new GatewayError(
@@ -88,7 +112,7 @@ export class RoomRoutes {
           "expected a body without carriage returns (SSE cannot carry CR exactly; use LF)",
         );
       }
-      await backend.append(room, text, bytes.length);
+      await backend.append(room, text, bytes.length, requester);
       metrics.messagesPosted++;
       metrics.bytesPosted += bytes.length;
       return new Response(null, { status: 200 });
@@ -101,13 +125,14 @@ export class RoomRoutes {
    * @param req the request
    * @param url its parsed URL
    * @param room the room
+   * @param source the requester's source key, or null
    * @returns the JSON answer
    * @throws {GatewayError} as the access control and the backend refuse it
    */
-  async issueIdx(req: Request, url: URL, room: string): Promise<Response> {
-    const { access, backend } = this.#d;
-    if (access.enabled) await access.authorize(req, url, room, false);
-    const n = await backend.issueUniqueIdx(room);
+  async issueIdx(req: Request, url: URL, room: string, source: string | null): Promise<Response> {
+    const { backend } = this.#d;
+    const requester = await this.#requester(req, url, room, false, source);
+    const n = await backend.issueUniqueIdx(room, requester);
     return new Response(`{"unique_idx":${n}}`, { status: 200, headers: JSON_HEADERS });
   }
 

@@ -17,6 +17,8 @@ export interface RouteInfo {
   route: string;
   /** The validated room id, when there is one. */
   room?: string;
+  /** The requester's source key for the per-source quotas (null: none applies). */
+  source: string | null;
 }
 
 /** Where the router sends requests. */
@@ -101,11 +103,11 @@ export function route(
   if (to.closing()) throw new GatewayError("shutting_down", "the gateway is shutting down");
   switch (action) {
     case "subscribe":
-      return to.rooms.subscribe(req, url, room);
+      return to.rooms.subscribe(req, url, room, info.source);
     case "broadcast":
-      return to.rooms.broadcast(req, url, room);
+      return to.rooms.broadcast(req, url, room, info.source);
     case "issue_unique_idx":
-      return to.rooms.issueIdx(req, url, room);
+      return to.rooms.issueIdx(req, url, room, info.source);
     default:
       return to.rooms.issueToken(req, room);
   }

@@ -4,10 +4,18 @@
  * A backend keeps, per room, a bounded history of messages numbered from 0, a unique-index
  * counter, and notifies listeners of new messages. It knows nothing of HTTP or SSE; the hub
  * (`hub.ts`) turns its messages into streams. Errors are {@link GatewayError}s
- * (`too_many_rooms`, `storage_full`, `backend_unavailable`).
+ * (`too_many_rooms`, `too_many_source_rooms`, `too_many_anonymous_rooms`, `storage_full`,
+ * `backend_unavailable`).
+ *
+ * Room lifetime: a room that never had a message or a unique index and has no listener is
+ * forgotten `emptyRoomTtlMs` after its last use; any other room without a listener after
+ * `roomIdleTtlMs`. A room remembers who created it ({@link RoomCreator}) until it is forgotten,
+ * so a source's rooms and the anonymous rooms can be counted.
  *
  * @module
  */
+
+import { GatewayError } from "./errors.ts";
 
 /** One message of a room. */
 export interface BackendMessage {
@@ -50,6 +58,18 @@ export interface BackendHealth {
  */
 export type BackendEvent = "down" | "up";
 
+/**
+ * Who is asking for a room, for the room quotas: a request that would create a room is refused
+ * when its source already holds `maxRoomsPerSource` rooms, or (anonymous) when
+ * `maxAnonymousRooms` anonymous rooms exist. Omitted: counted against `maxRooms` only.
+ */
+export interface RoomCreator {
+  /** Source key of the request (see `platform/net_address.ts`); null: no per-source quota. */
+  readonly source: string | null;
+  /** Created without a room token on a gateway that checks them. */
+  readonly anonymous: boolean;
+}
+
 /** Receives live messages of one room. */
 export type MessageListener = (message: BackendMessage) => void;
 
@@ -59,23 +79,28 @@ export interface Backend {
   readonly kind: string;
   /**
    * Creates the room if it does not exist and marks it active.
-   * @throws {GatewayError} `too_many_rooms`, `backend_unavailable`
+   * @param room room id (already validated)
+   * @param creator who asks, charged when the room is created (optional)
+   * @throws {GatewayError} the room quotas' codes, `backend_unavailable`
    */
-  open(room: string): Promise<void>;
+  open(room: string, creator?: RoomCreator): Promise<void>;
   /**
    * Appends a message, drops the oldest ones beyond the history limits, notifies listeners.
    * @param room room id (already validated)
    * @param body the exact text
    * @param bytes UTF-8 length of `body`
+   * @param creator who asks, charged when the room is created (optional)
    * @returns the id of the new message
-   * @throws {GatewayError} `too_many_rooms`, `storage_full`, `backend_unavailable`
+   * @throws {GatewayError} the room quotas' codes, `storage_full`, `backend_unavailable`
    */
-  append(room: string, body: string, bytes: number): Promise<number>;
+  append(room: string, body: string, bytes: number, creator?: RoomCreator): Promise<number>;
   /**
    * Returns the next unique index of the room: 1, 2, ... (atomic across instances).
-   * @throws {GatewayError} `too_many_rooms`, `backend_unavailable`
+   * @param room room id (already validated)
+   * @param creator who asks, charged when the room is created (optional)
+   * @throws {GatewayError} the room quotas' codes, `backend_unavailable`
    */
-  issueUniqueIdx(room: string): Promise<number>;
+  issueUniqueIdx(room: string, creator?: RoomCreator): Promise<number>;
   /**
    * Reads up to `limit` messages with id >= `from`.
    * @throws {GatewayError} `backend_unavailable`
@@ -100,4 +125,39 @@ export interface Backend {
   stats(): Record<string, number>;
   /** Releases connections and timers. */
   close(): Promise<void>;
+}
+
+/** The room quotas a backend enforces. */
+export type RoomQuota = "rooms" | "source" | "anonymous";
+
+/**
+ * The refusal of a room that a quota does not allow.
+ *
+ * @param quota which quota: all rooms, the source's rooms, the anonymous rooms
+ * @param max its limit, for the message
+ * @returns the error (`too_many_rooms` 503, `too_many_source_rooms` 429,
+ * `too_many_anonymous_rooms` 503), naming the limit's setting
+ */
+export function roomRefusal(quota: RoomQuota, max: number): GatewayError {
+  switch (quota) {
+    case "source":
+      return new GatewayError(
+        "too_many_source_rooms",
+        `this source already holds its maximum of ${max} rooms; retry when one has expired`,
+        { limit: "max_rooms_per_source" },
+      );
+    case "anonymous":
+      return new GatewayError(
+        "too_many_anonymous_rooms",
+        `the gateway holds its maximum of ${max} rooms created without a room token; ` +
+          "retry later or use a room token",
+        { limit: "max_anonymous_rooms" },
+      );
+    default:
+      return new GatewayError(
+        "too_many_rooms",
+        `the gateway holds its maximum of ${max} rooms; retry later`,
+        { limit: "max_rooms" },
+      );
+  }
 }

@@ -9,6 +9,7 @@
 
 import { parse as parseYaml } from "yaml";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../platform/logger.ts";
+import { AddressSet } from "../platform/net_address.ts";
 import { applyOverrides as applyPathOverrides } from "../platform/settings_layers.ts";
 
 export type { LogFormat, LogLevel };
@@ -37,6 +38,37 @@ export interface GatewayLimits {
   subscriberQueueBytes: number;
   /** Bytes of request bodies being received at once on one instance (503 `server_busy`). */
   maxInflightBodyBytes: number;
+  /**
+   * A room with no message, no unique index issued and no subscriber is forgotten after this
+   * long (rooms nobody uses do not hold a slot for {@link roomIdleTtlMs}).
+   */
+  emptyRoomTtlMs: number;
+  /** Rooms created by one source that exist at once (429 `too_many_source_rooms`). */
+  maxRoomsPerSource: number;
+  /**
+   * Rooms created without a room token that exist at once, when access control is on and
+   * anonymous requests are allowed (503 `too_many_anonymous_rooms`); the rest of
+   * {@link maxRooms} stays for requests with a token.
+   */
+  maxAnonymousRooms: number;
+  /** Subscribers of one source on one instance (429 `too_many_source_subscribers`). */
+  maxSubscribersPerSource: number;
+  /**
+   * Bytes queued for all subscribers of one instance; beyond it the subscribers with the
+   * largest queues (those that do not read) are disconnected.
+   */
+  maxTotalQueuedBytes: number;
+  /** Open connections of one instance; more are refused (closed at once). */
+  maxConnections: number;
+  /** Open connections of one source on one instance; more are refused (closed at once). */
+  maxConnectionsPerSource: number;
+  /**
+   * Sources (addresses or CIDR ranges) that the per-source limits do not apply to (default:
+   * loopback, where the local stack and a same-host proxy live).
+   */
+  quotaExemptSources: string[];
+  /** `/healthz` reports a limit as saturated for this long after it last refused something. */
+  degradedWindowMs: number;
 }
 
 /** Server-sent-events options. */
@@ -59,6 +91,20 @@ export interface AccessConfig {
   tokenTtlS: number;
   /** Also accept the token in an `access_token` query parameter of subscribe (for EventSource). */
   allowQueryToken: boolean;
+  /**
+   * With access control on: serve requests that carry no token as anonymous, under the
+   * per-source quotas and `limits.max_anonymous_rooms` (a request with an invalid token is still
+   * refused). Off: no token is 401.
+   */
+  allowAnonymous: boolean;
+}
+
+/** TLS of the listening socket: PEM files, both empty for plain HTTP. */
+export interface TlsConfig {
+  /** Certificate chain (PEM), leaf first. */
+  certFile: string;
+  /** Private key (PEM). */
+  keyFile: string;
 }
 
 /** Redis backend settings. */
@@ -88,6 +134,22 @@ export interface GatewayConfig {
     corsOrigins: string[];
     /** How long a graceful shutdown waits for streams to flush before cutting them. */
     shutdownGraceMs: number;
+    /** TLS certificate and key (HTTP/1.1 and HTTP/2 over TLS); both empty: plain HTTP/1.1. */
+    tls: TlsConfig;
+    /**
+     * A connection must have sent a complete request head (and finished its TLS handshake)
+     * this long after it opened; else it is closed.
+     */
+    headersTimeoutMs: number;
+    /** A connection with no request in progress is closed after this long. */
+    keepAliveTimeoutMs: number;
+    /** A request body must be received within this long (408 `request_timeout`). */
+    requestTimeoutMs: number;
+    /**
+     * Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client for
+     * the per-source room and subscriber quotas.
+     */
+    trustedProxies: string[];
   };
   /** Log level and format. */
   logging: { level: LogLevel; format: LogFormat };
@@ -114,7 +176,21 @@ export const DEFAULT_LIMITS: Readonly<GatewayLimits> = Object.freeze({
   maxSubscribers: 15_000,
   subscriberQueueBytes: 2 * 1024 * 1024,
   maxInflightBodyBytes: 64 * 1024 * 1024,
+  emptyRoomTtlMs: 10_000,
+  maxRoomsPerSource: 100,
+  maxAnonymousRooms: 1000,
+  maxSubscribersPerSource: 64,
+  maxTotalQueuedBytes: 64 * 1024 * 1024,
+  maxConnections: 20_000,
+  maxConnectionsPerSource: 128,
+  quotaExemptSources: Object.freeze(["127.0.0.0/8", "::1/128"]) as unknown as string[],
+  degradedWindowMs: 60_000,
 });
+
+/** Default timeouts of the listening socket. */
+export const DEFAULT_TIMEOUTS: Readonly<
+  { headersTimeoutMs: number; keepAliveTimeoutMs: number; requestTimeoutMs: number }
+> = Object.freeze({ headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5000, requestTimeoutMs: 30_000 });
 
 /** Default SSE options. */
 export const DEFAULT_SSE: Readonly<SseOptions> = Object.freeze({
@@ -129,9 +205,17 @@ export const DEFAULT_SSE: Readonly<SseOptions> = Object.freeze({
  */
 export function defaultConfig(): GatewayConfig {
   return {
-    server: { host: "127.0.0.1", port: 8080, corsOrigins: [], shutdownGraceMs: 5000 },
+    server: {
+      host: "127.0.0.1",
+      port: 8080,
+      corsOrigins: [],
+      shutdownGraceMs: 5000,
+      tls: { certFile: "", keyFile: "" },
+      ...DEFAULT_TIMEOUTS,
+      trustedProxies: [],
+    },
     logging: { level: "info", format: "json" },
-    limits: { ...DEFAULT_LIMITS },
+    limits: { ...DEFAULT_LIMITS, quotaExemptSources: [...DEFAULT_LIMITS.quotaExemptSources] },
     sse: { ...DEFAULT_SSE },
     access: {
       enabled: false,
@@ -139,6 +223,7 @@ export function defaultConfig(): GatewayConfig {
       issuerSecret: "",
       tokenTtlS: 86_400,
       allowQueryToken: false,
+      allowAnonymous: false,
     },
     backend: {
       kind: "memory",
@@ -163,7 +248,12 @@ const RULES: Record<string, Record<string, Rule>> = {
     port: pos(0, 65535),
     cors_origins: { t: "strings" },
     shutdown_grace_ms: pos(0, 600_000),
+    headers_timeout_ms: pos(100, 3_600_000),
+    keep_alive_timeout_ms: pos(100, 3_600_000),
+    request_timeout_ms: pos(100, 3_600_000),
+    trusted_proxies: { t: "strings" },
   },
+  "server.tls": { cert_file: { t: "string" }, key_file: { t: "string" } },
   logging: {
     level: { t: "string", oneOf: LOG_LEVELS },
     format: { t: "string", oneOf: LOG_FORMATS },
@@ -180,6 +270,15 @@ const RULES: Record<string, Record<string, Rule>> = {
     max_subscribers: pos(),
     subscriber_queue_bytes: pos(1024),
     max_inflight_body_bytes: pos(),
+    empty_room_ttl_ms: pos(1000),
+    max_rooms_per_source: pos(),
+    max_anonymous_rooms: pos(),
+    max_subscribers_per_source: pos(),
+    max_total_queued_bytes: pos(1024),
+    max_connections: pos(),
+    max_connections_per_source: pos(),
+    quota_exempt_sources: { t: "strings" },
+    degraded_window_ms: pos(1000, 86_400_000),
   },
   sse: { keepalive_ms: pos(0, 3_600_000), retry_ms: pos(0, 3_600_000) },
   access: {
@@ -188,6 +287,7 @@ const RULES: Record<string, Record<string, Rule>> = {
     issuer_secret: { t: "string" },
     token_ttl_s: pos(1, 366 * 86_400),
     allow_query_token: { t: "bool" },
+    allow_anonymous: { t: "bool" },
   },
   backend: { kind: { t: "string", oneOf: ["memory", "redis"] } },
   "backend.redis": {
@@ -245,14 +345,21 @@ function applySection(
   const rules = RULES[section];
   for (const [key, value] of Object.entries(input)) {
     const path = `${section}.${key}`;
-    if (section === "backend" && key === "redis") {
-      applySection("backend.redis", value, target.redis as Record<string, unknown>);
+    if (Object.hasOwn(RULES, path)) {
+      applySection(path, value, target[key] as Record<string, unknown>);
       continue;
     }
     const rule = Object.hasOwn(rules, key) ? rules[key] : undefined;
     if (!rule) {
       throw new RangeError(
-        `${path}: unknown key; expected one of ${Object.keys(rules).join(", ")}`,
+        `${path}: unknown key; expected one of ${
+          [
+            ...Object.keys(rules),
+            ...Object.keys(RULES).filter((k) => k.startsWith(`${section}.`)).map((k) =>
+              k.slice(section.length + 1)
+            ),
+          ].join(", ")
+        }`,
       );
     }
     target[camel(key)] = checkValue(path, rule, value);
@@ -319,6 +426,21 @@ export function validateConfig(config: GatewayConfig): void {
   if (l.maxHistoryBytes > l.maxTotalHistoryBytes) {
     throw new RangeError(
       `limits.max_history_bytes (${l.maxHistoryBytes}) must not exceed limits.max_total_history_bytes (${l.maxTotalHistoryBytes})`,
+    );
+  }
+  if (l.maxBodyBytes > l.maxTotalQueuedBytes) {
+    throw new RangeError(
+      `limits.max_body_bytes (${l.maxBodyBytes}) must not exceed limits.max_total_queued_bytes (${l.maxTotalQueuedBytes})`,
+    );
+  }
+  AddressSet.parse(l.quotaExemptSources, "limits.quota_exempt_sources");
+  AddressSet.parse(config.server.trustedProxies, "server.trusted_proxies");
+  const tls = config.server.tls;
+  if ((tls.certFile === "") !== (tls.keyFile === "")) {
+    throw new RangeError(
+      `${
+        tls.certFile === "" ? "server.tls.cert_file" : "server.tls.key_file"
+      }: expected both server.tls.cert_file and server.tls.key_file, or neither`,
     );
   }
   if (l.maxBodyBytes > l.maxInflightBodyBytes) {

@@ -5,8 +5,9 @@
  * `WALLET_MPC_GATEWAY__SECTION__KEY`, and the deprecated `GATEWAY_*` names. Pure: `argv` and
  * `env` are parameters.
  *
- * Override values are parsed as YAML scalars (`true`, `500`), except secrets, URLs and hosts,
- * which are taken verbatim, and `server.cors_origins`, a comma-separated list.
+ * Override values are parsed as YAML scalars (`true`, `500`), except secrets, URLs, hosts and
+ * file paths, which are taken verbatim, and the address lists (`server.cors_origins`,
+ * `server.trusted_proxies`, `limits.quota_exempt_sources`), comma-separated.
  *
  * @example
  * ```ts
@@ -37,10 +38,19 @@ const VERBATIM = new Set([
   "backend.redis.url",
   "backend.redis.key_prefix",
   "server.host",
+  "server.tls.cert_file",
+  "server.tls.key_file",
+]);
+
+/** Lists given as `a,b` (or as a YAML list, `[a, b]`). */
+const LISTS = new Set([
+  "server.cors_origins",
+  "server.trusted_proxies",
+  "limits.quota_exempt_sources",
 ]);
 
 function value(path: string, raw: string): unknown {
-  if (path === "server.cors_origins") {
+  if (LISTS.has(path) && !raw.trim().startsWith("[")) {
     return raw.trim() === "" ? [] : raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
   }
   if (VERBATIM.has(path)) return raw;

@@ -68,3 +68,24 @@ test("the deprecated GATEWAY_* names still set the gateway, with a warning each"
   });
   assert.equal(warnings.length, 4, "GATEWAY_INTERFACE is not the gateway's");
 });
+
+test("address lists and TLS paths from the environment and --set", () => {
+  const cli = parseGatewayArgs(
+    ["--set", "limits.quota_exempt_sources=", "--set", "server.trusted_proxies=[10.0.0.1]"],
+    {
+      WALLET_MPC_GATEWAY__SERVER__TLS__CERT_FILE: "0123.pem",
+      WALLET_MPC_GATEWAY__SERVER__TLS__KEY_FILE: "key.pem",
+      WALLET_MPC_GATEWAY__LIMITS__MAX_CONNECTIONS_PER_SOURCE: "4",
+    },
+  );
+  const c = parseConfig("", cli.overrides);
+  assert.deepEqual(c.limits.quotaExemptSources, []);
+  assert.deepEqual(c.server.trustedProxies, ["10.0.0.1"]);
+  assert.deepEqual(c.server.tls, { certFile: "0123.pem", keyFile: "key.pem" });
+  assert.equal(c.limits.maxConnectionsPerSource, 4);
+  const listed = parseGatewayArgs(["--set", "limits.quota_exempt_sources=127.0.0.1, ::1"], {});
+  assert.deepEqual(parseConfig("", listed.overrides).limits.quotaExemptSources, [
+    "127.0.0.1",
+    "::1",
+  ]);
+});

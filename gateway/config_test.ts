@@ -42,6 +42,26 @@ backend:
   assert.equal(c.backend.redis.keyPrefix, "x:");
 });
 
+test("TLS, timeouts, per-source quotas and address lists are settings like any other", () => {
+  const c = parseConfig(`
+server:
+  tls: { cert_file: /etc/gw/cert.pem, key_file: /etc/gw/key.pem }
+  headers_timeout_ms: 2000
+  trusted_proxies: [10.0.0.0/8, "fd00::/8"]
+limits: { max_rooms_per_source: 5, quota_exempt_sources: [], empty_room_ttl_ms: 3000 }
+access: { allow_anonymous: true }
+`);
+  assert.deepEqual(c.server.tls, { certFile: "/etc/gw/cert.pem", keyFile: "/etc/gw/key.pem" });
+  assert.equal(c.server.headersTimeoutMs, 2000);
+  assert.equal(c.server.keepAliveTimeoutMs, defaultConfig().server.keepAliveTimeoutMs);
+  assert.deepEqual(c.server.trustedProxies, ["10.0.0.0/8", "fd00::/8"]);
+  assert.equal(c.limits.maxRoomsPerSource, 5);
+  assert.deepEqual(c.limits.quotaExemptSources, []);
+  assert.equal(c.limits.emptyRoomTtlMs, 3000);
+  assert.equal(c.access.allowAnonymous, true);
+  assert.deepEqual(defaultConfig().limits.quotaExemptSources, ["127.0.0.0/8", "::1/128"]);
+});
+
 test("overrides by dotted path win over the file", () => {
   const c = parseConfig("server: { port: 1 }", {
     "server.port": 2,
@@ -73,6 +93,18 @@ const BAD: [string, string, RegExp][] = [
   ["short token secret", "access: { enabled: true, token_secret: short }", /at least 32 bytes/],
   ["short issuer secret", "access: { issuer_secret: short }", /at least 32 bytes/],
   ["section not a mapping", "server: 5", /server: expected a mapping/],
+  ["certificate without key", "server: { tls: { cert_file: c.pem } }", /server\.tls\.key_file/],
+  ["key without certificate", "server: { tls: { key_file: k.pem } }", /server\.tls\.cert_file/],
+  ["unknown tls key", "server: { tls: { ca_file: x } }", /server\.tls\.ca_file: unknown key/],
+  ["tls not a mapping", "server: { tls: on }", /server\.tls: expected a mapping/],
+  ["bad exempt range", "limits: { quota_exempt_sources: [10.0.0.0/33] }", /quota_exempt_sources/],
+  ["bad trusted proxy", "server: { trusted_proxies: [proxy.local] }", /server\.trusted_proxies/],
+  ["tiny header timeout", "server: { headers_timeout_ms: 5 }", /headers_timeout_ms/],
+  [
+    "body larger than the queue budget",
+    "limits: { max_total_queued_bytes: 1024 }",
+    /must not exceed limits\.max_total_queued_bytes/,
+  ],
   ["document not a mapping", "- a\n- b", /expected a mapping/],
   ["prototype key", "constructor: {}", /unknown section/],
   ["inherited key", "server: { toString: 1 }", /unknown key/],

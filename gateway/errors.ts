@@ -26,6 +26,10 @@ export type GatewayErrorCode =
   | "unknown_event_id"
   | "too_many_subscribers"
   | "too_many_rooms"
+  | "too_many_source_rooms"
+  | "too_many_anonymous_rooms"
+  | "too_many_source_subscribers"
+  | "request_timeout"
   | "server_busy"
   | "storage_full"
   | "backend_unavailable"
@@ -49,6 +53,10 @@ export const STATUS_BY_CODE: Readonly<Record<GatewayErrorCode, number>> = {
   unknown_event_id: 410,
   too_many_subscribers: 429,
   too_many_rooms: 503,
+  too_many_source_rooms: 429,
+  too_many_anonymous_rooms: 503,
+  too_many_source_subscribers: 429,
+  request_timeout: 408,
   server_busy: 503,
   storage_full: 503,
   backend_unavailable: 503,
@@ -74,22 +82,28 @@ export class GatewayError extends Error {
   readonly status: number;
   /** Extra response headers (e.g. `allow` for 405). */
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * The capacity limit that refused the request (its setting name, e.g. `max_rooms`), for
+   * `/healthz` and `gateway_limit_refusals_total`; undefined for other refusals.
+   */
+  readonly limit: string | undefined;
 
   /**
    * @param code one of {@link GatewayErrorCode}
    * @param message human-readable text; must not contain secrets or message bodies
-   * @param options standard `cause`, and extra response headers
+   * @param options standard `cause`, extra response headers, the capacity limit that refused
    */
   constructor(
     code: GatewayErrorCode,
     message: string,
-    options?: { cause?: unknown; headers?: Record<string, string> },
+    options?: { cause?: unknown; headers?: Record<string, string>; limit?: string },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "GatewayError";
     this.code = code;
     this.status = STATUS_BY_CODE[code];
     this.headers = options?.headers ?? {};
+    this.limit = options?.limit;
   }
 }
 

@@ -9,6 +9,10 @@
  *   secret).
  * - `GET /healthz`, `GET /metrics`, and CORS preflights.
  *
+ * Per-source quotas (rooms, subscribers) apply when the server passes the peer's address as the
+ * second argument (`Deno.serve`'s `info.remoteAddr`, or the same shape from the Node adapter);
+ * a request without it (in-process calls) is charged to no source.
+ *
  * Uses only `Request`, `Response`, `Headers`, `ReadableStream`, `TextEncoder`/`TextDecoder`, `URL`,
  * `crypto.subtle` and timers, so it runs unchanged in Deno, Node, Bun or a worker.
  *
@@ -30,9 +34,14 @@ import { createMemoryBackend } from "./memory_backend.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { BodyBudget } from "./_request_body.ts";
 import { errorResponse, JSON_HEADERS } from "./_responses.ts";
+import { isGatewayError } from "./errors.ts";
 import { RoomAccess } from "./_room_access.ts";
 import { RoomRoutes } from "./_room_routes.ts";
 import { roomIdCheck, route, type RouteInfo, type RouteTargets } from "./_router.ts";
+import { type SaturatedLimit, Saturation } from "./_saturation.ts";
+import { CounterFamily } from "./metrics.ts";
+import type { ConnectionRefusal, ConnectionStats } from "../platform/connection_guard.ts";
+import { AddressSet, clientAddress, sourceKey } from "../platform/net_address.ts";
 
 /** A gauge value with its HELP text. */
 export interface Gauge {
@@ -40,6 +49,12 @@ export interface Gauge {
   help: string;
   /** Current value. */
   value: number;
+}
+
+/** What the server tells the handler of a request's connection (`Deno.serve`'s shape). */
+export interface RequestInfo {
+  /** The peer of the connection. */
+  readonly remoteAddr?: { readonly hostname?: string };
 }
 
 /** Options of {@link createGatewayHandler}. All optional; the defaults are safe. */
@@ -64,6 +79,15 @@ export interface GatewayOptions {
   timers?: boolean;
   /** How long `close()` waits for streams to flush (default 5000 ms). */
   shutdownGraceMs?: number;
+  /** Time allowed to receive a request body (default 30 s; 408 `request_timeout`). */
+  requestTimeoutMs?: number;
+  /**
+   * Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client for the
+   * per-source quotas (default none).
+   */
+  trustedProxies?: readonly string[];
+  /** The server's connection counters (from its `ConnectionGuard`), for health and metrics. */
+  connections?: () => ConnectionStats;
 }
 
 /** Counters a test or an operator can read without scraping `/metrics`. */
@@ -76,14 +100,22 @@ export interface GatewayStats {
   queuedBytes: number;
   /** Bytes of request bodies being received. */
   inflightBodyBytes: number;
+  /** Sources with subscribers on this instance. */
+  subscriberSources: number;
+  /** Limits that refused something within `limits.degradedWindowMs` (or are at their maximum). */
+  saturated: SaturatedLimit[];
   /** Counters. */
   metrics: GatewayMetrics;
 }
 
 /** The handler returned by {@link createGatewayHandler}: a fetch function with a lifecycle. */
 export interface GatewayHandler {
-  /** Serves one request. Never rejects: errors become JSON responses. */
-  (req: Request): Promise<Response>;
+  /**
+   * Serves one request. Never rejects: errors become JSON responses.
+   * @param req the request
+   * @param info the connection's peer, for the per-source quotas (optional)
+   */
+  (req: Request, info?: RequestInfo): Promise<Response>;
   /** Stops accepting requests (503), closes every stream after flushing it, stops timers. */
   close(): Promise<void>;
   /** Runs maintenance now: keep-alive comments, TTL refresh, idle-room sweep, retries. */
@@ -97,8 +129,8 @@ export interface GatewayHandler {
  *
  * @param options backend, limits, CORS, access control, logger; all optional
  * @returns a {@link GatewayHandler}
- * @throws {RangeError} when access control is enabled without a 32-byte secret, or the room-id
- * pattern is not a regular expression
+ * @throws {RangeError} when access control is enabled without a 32-byte secret, the room-id
+ * pattern is not a regular expression, or an address list does not parse
  * @example
  * ```ts
  * import { createGatewayHandler } from "./handler.ts";
@@ -123,6 +155,14 @@ export function createGatewayHandler(options: GatewayOptions = {}): GatewayHandl
   const graceMs = options.shutdownGraceMs ?? 5000;
   const validRoom = roomIdCheck(limits.roomIdPattern);
   const access = new RoomAccess(options.access ?? {}, now);
+  const saturation = new Saturation(limits.degradedWindowMs, now);
+  const sources = new SourceResolver(
+    AddressSet.parse(limits.quotaExemptSources, "limits.quotaExemptSources"),
+    AddressSet.parse(options.trustedProxies ?? [], "trustedProxies"),
+  );
+  const connections = options.connections
+    ? new ConnectionLimits(options.connections, saturation)
+    : null;
 
   const hub = new Hub({
     backend,
@@ -131,10 +171,17 @@ export function createGatewayHandler(options: GatewayOptions = {}): GatewayHandl
     maxSubscribersPerRoom: limits.maxSubscribersPerRoom,
     maxSubscribers: limits.maxSubscribers,
     subscriberQueueBytes: limits.subscriberQueueBytes,
+    maxTotalQueuedBytes: limits.maxTotalQueuedBytes,
+    maxSubscribersPerSource: limits.maxSubscribersPerSource,
+    onLimit: (limit) => saturation.hit(limit),
     retryMs: sse.retryMs,
   });
   const unsubscribeBackend = logBackendEvents(backend, metrics, logger);
-  const bodies = new BodyBudget(limits.maxInflightBodyBytes);
+  const bodies = new BodyBudget(
+    limits.maxInflightBodyBytes,
+    options.requestTimeoutMs ?? 30_000,
+    now,
+  );
   let closing = false;
   let closed: Promise<void> | null = null;
   const maintenance = new Maintenance({
@@ -144,15 +191,30 @@ export function createGatewayHandler(options: GatewayOptions = {}): GatewayHandl
     now,
     keepaliveMs: sse.keepaliveMs,
     roomIdleTtlMs: limits.roomIdleTtlMs,
+    emptyRoomTtlMs: limits.emptyRoomTtlMs,
+    bodies,
     timers: options.timers !== false,
   });
-  const stats = (): GatewayStats => ({
-    subscribers: hub.subscriberCount,
-    localRooms: hub.roomCount,
-    queuedBytes: hub.queuedBytes,
-    inflightBodyBytes: bodies.inflight,
-    metrics,
-  });
+  const stats = (): GatewayStats => {
+    const queuedBytes = hub.queuedBytes;
+    const conn = connections?.sync() ?? null;
+    const backendGauges = backend.stats();
+    const atMax: string[] = [];
+    if (hub.subscriberCount >= limits.maxSubscribers) atMax.push("max_subscribers");
+    if (queuedBytes >= limits.maxTotalQueuedBytes) atMax.push("max_total_queued_bytes");
+    if (bodies.inflight >= limits.maxInflightBodyBytes) atMax.push("max_inflight_body_bytes");
+    if ((backendGauges.rooms ?? 0) >= limits.maxRooms) atMax.push("max_rooms");
+    if (conn !== null && conn.open >= conn.max) atMax.push("max_connections");
+    return {
+      subscribers: hub.subscriberCount,
+      localRooms: hub.roomCount,
+      queuedBytes,
+      inflightBodyBytes: bodies.inflight,
+      subscriberSources: hub.sourceCount,
+      saturated: saturation.saturated(atMax),
+      metrics,
+    };
+  };
   const targets: RouteTargets = {
     cors,
     rooms: new RoomRoutes({
@@ -164,14 +226,16 @@ export function createGatewayHandler(options: GatewayOptions = {}): GatewayHandl
       maxBodyBytes: limits.maxBodyBytes,
     }),
     validRoom,
-    health: () => healthResponse(backend, hub, closing),
-    metrics: () => metricsResponse(stats(), backend, options.gauges),
+    health: () => healthResponse(backend, stats(), closing, connections?.sync() ?? null),
+    metrics: () =>
+      metricsResponse(stats(), backend, saturation, connections?.sync() ?? null, options.gauges),
     closing: () => closing,
   };
 
   const corsEnabled = (options.corsOrigins ?? []).length > 0;
-  const observed = { cors: corsEnabled ? cors : null, metrics, logger, now };
-  const handler = (req: Request): Promise<Response> => serve(req, targets, observed);
+  const observed = { cors: corsEnabled ? cors : null, metrics, logger, now, saturation, sources };
+  const handler = (req: Request, info?: RequestInfo): Promise<Response> =>
+    serve(req, targets, observed, info);
 
   return Object.assign(handler, {
     close(): Promise<void> {
@@ -192,25 +256,108 @@ export function createGatewayHandler(options: GatewayOptions = {}): GatewayHandl
 }
 
 /**
- * Serves one request: routes it, answers a throw with its JSON error, applies CORS, counts the
- * request and logs it (at debug level, or as a warning for a 5xx).
+ * The source key a request is charged to: the peer's address (or, behind a trusted proxy, the
+ * client's from `X-Forwarded-For`) as an IPv4 address or IPv6 /64; null for an exempt source or
+ * a request without a peer. Results for a peer are cached.
+ */
+class SourceResolver {
+  readonly #exempt: AddressSet;
+  readonly #trusted: AddressSet;
+  readonly #cache = new Map<string, string | null>();
+
+  /**
+   * @param exempt sources no per-source quota applies to
+   * @param trusted proxies whose `X-Forwarded-For` is believed
+   */
+  constructor(exempt: AddressSet, trusted: AddressSet) {
+    this.#exempt = exempt;
+    this.#trusted = trusted;
+  }
+
+  /** The source key of a request (class doc). */
+  of(req: Request, info: RequestInfo | undefined): string | null {
+    const peer = info?.remoteAddr?.hostname;
+    if (peer === undefined) return null;
+    const address = this.#trusted.empty
+      ? peer
+      : clientAddress(peer, req.headers.get("x-forwarded-for"), this.#trusted);
+    let key = this.#cache.get(address);
+    if (key === undefined) {
+      key = this.#exempt.has(address) ? null : sourceKey(address);
+      if (this.#cache.size >= 10_000) this.#cache.clear();
+      this.#cache.set(address, key);
+    }
+    return key;
+  }
+}
+
+/** The server's connection counters, folded into the limits' saturation as they grow. */
+class ConnectionLimits {
+  readonly #read: () => ConnectionStats;
+  readonly #saturation: Saturation;
+  readonly #seen: Record<ConnectionRefusal, number> = {
+    max_connections: 0,
+    max_connections_per_source: 0,
+  };
+
+  /**
+   * @param read the server's counters
+   * @param saturation where refusals are recorded
+   */
+  constructor(read: () => ConnectionStats, saturation: Saturation) {
+    this.#read = read;
+    this.#saturation = saturation;
+  }
+
+  /** Reads the counters and records the refusals since the last read. */
+  sync(): ConnectionStats {
+    const s = this.#read();
+    for (const limit of Object.keys(this.#seen) as ConnectionRefusal[]) {
+      const more = s.refused[limit] - this.#seen[limit];
+      if (more > 0) this.#saturation.hit(limit, more, s.lastRefusedAt[limit]);
+      this.#seen[limit] = s.refused[limit];
+    }
+    return s;
+  }
+}
+
+/** What {@link serve} needs besides the routes. */
+interface Observed {
+  /** CORS (null when no origin is allowed). */
+  readonly cors: Cors | null;
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** Records refusals by capacity limits. */
+  readonly saturation: Saturation;
+  readonly sources: SourceResolver;
+}
+
+/**
+ * Serves one request: routes it, answers a throw with its JSON error (recording a refusal by a
+ * capacity limit), applies CORS, counts the request and logs it (at debug level, or as a warning
+ * for a 5xx).
  *
  * @param req the request
  * @param targets the routes
- * @param o CORS (null when no origin is allowed), counters, logger and clock
+ * @param o CORS, counters, logger, clock, refusals and sources
+ * @param conn the connection's peer
  * @returns the response; never rejects
  */
 async function serve(
   req: Request,
   targets: RouteTargets,
-  o: { cors: Cors | null; metrics: GatewayMetrics; logger: Logger; now: () => number },
+  o: Observed,
+  conn: RequestInfo | undefined,
 ): Promise<Response> {
   const t0 = o.now();
-  const info: RouteInfo = { route: "other" };
+  const info: RouteInfo = { route: "other", source: null };
   let res: Response;
   try {
+    info.source = o.sources.of(req, conn);
     res = await route(req, new URL(req.url), info, targets);
   } catch (e) {
+    if (isGatewayError(e) && e.limit !== undefined) o.saturation.hit(e.limit);
     res = errorResponse(e, o.logger);
   }
   o.cors?.apply(req.headers.get("origin"), res.headers);
@@ -249,27 +396,39 @@ interface MaintenanceOptions {
   /** SSE keep-alive interval (0: none). */
   readonly keepaliveMs: number;
   readonly roomIdleTtlMs: number;
+  readonly emptyRoomTtlMs: number;
+  /** Request bodies, whose deadlines the tick enforces. */
+  readonly bodies: BodyBudget;
   /** Whether to run a timer; else only {@link Maintenance.tick} calls run it. */
   readonly timers: boolean;
 }
 
-/** The periodic work: keep-alive comments, the backend's sweep, and the TTL of active rooms. */
+/**
+ * The periodic work: keep-alive comments, the backend's sweep, request-body deadlines, and the
+ * TTL of active rooms (rooms that never had a message every tick, since their TTL is short; all
+ * rooms every quarter of the idle TTL).
+ */
 class Maintenance {
   readonly #o: MaintenanceOptions;
   #lastKeepalive: number;
+  #lastFullTouch: number;
+  readonly #fullTouchMs: number;
   readonly #timer: ReturnType<typeof setInterval> | undefined;
 
   /** @param options hub, backend, logger, clock, intervals; starts the timer unless disabled */
   constructor(options: MaintenanceOptions) {
     this.#o = options;
+    this.#fullTouchMs = Math.min(15_000, Math.floor(options.roomIdleTtlMs / 4));
     const tickMs = Math.max(
       10,
       Math.min(
         options.keepaliveMs > 0 ? options.keepaliveMs : 15_000,
-        Math.floor(options.roomIdleTtlMs / 4),
+        this.#fullTouchMs,
+        Math.floor(options.emptyRoomTtlMs / 4),
       ),
     );
     this.#lastKeepalive = options.now();
+    this.#lastFullTouch = options.now();
     this.#timer = options.timers ? setInterval(() => this.tick(false), tickMs) : undefined;
   }
 
@@ -281,7 +440,10 @@ class Maintenance {
     if (keepalive) this.#lastKeepalive = t;
     hub.tick(keepalive);
     backend.sweep();
-    const rooms = hub.activeRooms();
+    this.#o.bodies.expire(t);
+    const all = force || t - this.#lastFullTouch >= this.#fullTouchMs - 5;
+    if (all) this.#lastFullTouch = t;
+    const rooms = hub.activeRooms(all);
     if (rooms.length > 0) {
       backend.touch(rooms).catch((e) =>
         logger.log("debug", "touch failed", { error: (e as Error).message })
@@ -295,8 +457,17 @@ class Maintenance {
   }
 }
 
-/** `GET /healthz`: 200 when the backend is up and the gateway is not shutting down, else 503. */
-async function healthResponse(backend: Backend, hub: Hub, closing: boolean): Promise<Response> {
+/**
+ * `GET /healthz`: 200 `ok`, or 200 `degraded` when a capacity limit refused something within
+ * `limits.degradedWindowMs` or is at its maximum (the limits are listed in `saturated`); 503
+ * `unavailable` while the backend is down, `shutting_down` during a graceful shutdown.
+ */
+async function healthResponse(
+  backend: Backend,
+  stats: GatewayStats,
+  closing: boolean,
+  conn: ConnectionStats | null,
+): Promise<Response> {
   let b: Awaited<ReturnType<Backend["health"]>>;
   try {
     b = await backend.health();
@@ -304,11 +475,21 @@ async function healthResponse(backend: Backend, hub: Hub, closing: boolean): Pro
     b = { ok: false, kind: backend.kind, detail: { error: (e as Error).message } };
   }
   const ok = b.ok && !closing;
+  const saturated = stats.saturated;
   const body = {
-    status: closing ? "shutting_down" : b.ok ? "ok" : "unavailable",
+    status: closing
+      ? "shutting_down"
+      : !b.ok
+      ? "unavailable"
+      : saturated.length > 0
+      ? "degraded"
+      : "ok",
+    saturated,
     backend: b,
-    subscribers: hub.subscriberCount,
-    local_rooms: hub.roomCount,
+    subscribers: stats.subscribers,
+    local_rooms: stats.localRooms,
+    queued_bytes: stats.queuedBytes,
+    ...(conn === null ? {} : { connections: conn.open, max_connections: conn.max }),
   };
   return new Response(JSON.stringify(body), {
     status: ok ? 200 : 503,
@@ -320,6 +501,8 @@ async function healthResponse(backend: Backend, hub: Hub, closing: boolean): Pro
 function metricsResponse(
   stats: GatewayStats,
   backend: Backend,
+  saturation: Saturation,
+  conn: ConnectionStats | null,
   extra: (() => Record<string, Gauge>) | undefined,
 ): Response {
   const gauges: Record<string, Gauge> = {
@@ -336,12 +519,49 @@ function metricsResponse(
       help: "Bytes of request bodies being received.",
       value: stats.inflightBodyBytes,
     },
+    gateway_subscriber_sources: {
+      help: "Sources with subscribers on this instance.",
+      value: stats.subscriberSources,
+    },
+    gateway_degraded: {
+      help: "1 while a capacity limit is saturated (see /healthz), else 0.",
+      value: stats.saturated.length > 0 ? 1 : 0,
+    },
   };
+  const families: CounterFamily[] = [];
+  const refusals = new CounterFamily(
+    "gateway_limit_refusals_total",
+    "Requests, connections and subscribers refused or dropped by a capacity limit, by limit.",
+    ["limit"],
+  );
+  for (const [limit, n] of saturation.counts()) refusals.inc([limit], n);
+  families.push(refusals);
+  if (conn !== null) {
+    gauges.gateway_connections = { help: "Open connections.", value: conn.open };
+    gauges.gateway_connection_sources = {
+      help: "Sources with open connections (per-source limits apply).",
+      value: conn.sources,
+    };
+    const refused = new CounterFamily(
+      "gateway_connections_refused_total",
+      "Connections closed at once by a connection limit, by limit.",
+      ["limit"],
+    );
+    for (const [limit, n] of Object.entries(conn.refused)) refused.inc([limit], n);
+    const timedOut = new CounterFamily(
+      "gateway_connections_timed_out_total",
+      "Connections closed by a deadline: headers (no complete request head in time), " +
+        "keep_alive (idle between requests).",
+      ["phase"],
+    );
+    for (const [phase, n] of Object.entries(conn.timedOut)) timedOut.inc([phase], n);
+    families.push(refused, timedOut);
+  }
   for (const [k, v] of Object.entries(backend.stats())) {
     gauges[`gateway_backend_${k}`] = { help: `Backend gauge ${k}.`, value: v };
   }
   Object.assign(gauges, extra?.());
-  return new Response(stats.metrics.render(gauges), {
+  return new Response(stats.metrics.render(gauges, families), {
     status: 200,
     headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
   });

@@ -11,12 +11,12 @@
  * @module
  */
 
-import type { Backend, BackendMessage, HistoryRead } from "./backend.ts";
+import type { Backend, BackendMessage, HistoryRead, RoomCreator } from "./backend.ts";
 import { GatewayError } from "./errors.ts";
 import type { Logger } from "../platform/logger.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { encodeErrorEvent, encodeMessageEvent, encodePrelude, KEEPALIVE_FRAME } from "./sse.ts";
-import { type EndReason, Subscriber } from "./subscriber.ts";
+import { type EndReason, QueueBudget, Subscriber } from "./subscriber.ts";
 
 /** Options of {@link Hub}. */
 export interface HubOptions {
@@ -32,6 +32,12 @@ export interface HubOptions {
   maxSubscribers: number;
   /** Queue bound of one subscriber in bytes. */
   subscriberQueueBytes: number;
+  /** Bound of all subscribers' queues in bytes (default: no bound beyond the per-subscriber). */
+  maxTotalQueuedBytes?: number;
+  /** Subscribers of one source on this instance (default: no bound). */
+  maxSubscribersPerSource?: number;
+  /** Told when a capacity limit refuses or drops something (its setting name). */
+  onLimit?: (limit: string) => void;
   /** `retry:` advertised in the prelude (0: none). */
   retryMs: number;
   /** Messages per history read (default 256). */
@@ -41,6 +47,8 @@ export interface HubOptions {
 interface LocalRoom {
   readonly name: string;
   readonly subs: Set<Subscriber>;
+  /** The room had a message (its backend TTL is the idle one, not the short empty-room one). */
+  used: boolean;
   listening: Promise<void> | null;
   unlisten: (() => void) | null;
   dead: boolean;
@@ -54,12 +62,21 @@ export class Hub {
   #o: Required<HubOptions>;
   #rooms = new Map<string, LocalRoom>();
   #count = 0;
+  #bySource = new Map<string, number>();
+  #budget: QueueBudget;
   #closing = false;
   #prelude: Uint8Array;
 
   /** @param options backend, metrics, logger and limits */
   constructor(options: HubOptions) {
-    this.#o = { historyBatch: 256, ...options };
+    this.#o = {
+      historyBatch: 256,
+      maxTotalQueuedBytes: Number.MAX_SAFE_INTEGER,
+      maxSubscribersPerSource: Number.MAX_SAFE_INTEGER,
+      onLimit: () => {},
+      ...options,
+    };
+    this.#budget = new QueueBudget(this.#o.maxTotalQueuedBytes, (need) => this.#reclaim(need));
     this.#prelude = encodePrelude(options.retryMs);
     options.backend.onEvent((e) => {
       if (e === "up") this.resyncAll();
@@ -83,21 +100,39 @@ export class Hub {
     return n;
   }
 
+  /** Sources with subscribers on this instance. */
+  get sourceCount(): number {
+    return this.#bySource.size;
+  }
+
   /**
    * Adds a subscriber to a room and queues the prelude and the first part of the history.
    *
    * @param room validated room id
    * @param after id of the last message the client has (Last-Event-ID), or null for all history
+   * @param creator who subscribes: its source is charged a subscriber, and the room when this
+   * creates it (optional)
    * @returns the subscriber, whose `stream` is the response body
    * @throws {GatewayError} `shutting_down`, `server_busy`, `too_many_subscribers`,
-   * `too_many_rooms`, `history_gone`, `unknown_event_id`, `backend_unavailable`
+   * `too_many_source_subscribers`, the room quotas' codes, `history_gone`, `unknown_event_id`,
+   * `backend_unavailable`
    */
-  async subscribe(room: string, after: number | null): Promise<Subscriber> {
+  async subscribe(room: string, after: number | null, creator?: RoomCreator): Promise<Subscriber> {
     if (this.#closing) throw new GatewayError("shutting_down", "the gateway is shutting down");
     if (this.#count >= this.#o.maxSubscribers) {
       throw new GatewayError(
         "server_busy",
         `this instance serves its maximum of ${this.#o.maxSubscribers} subscribers; retry later`,
+        { limit: "max_subscribers" },
+      );
+    }
+    const source = creator?.source ?? null;
+    const fromSource = source === null ? 0 : this.#bySource.get(source) ?? 0;
+    if (fromSource >= this.#o.maxSubscribersPerSource) {
+      throw new GatewayError(
+        "too_many_source_subscribers",
+        `this source already has its maximum of ${this.#o.maxSubscribersPerSource} subscribers on this instance`,
+        { limit: "max_subscribers_per_source" },
       );
     }
     let lr = this.#rooms.get(room);
@@ -105,22 +140,33 @@ export class Hub {
       throw new GatewayError(
         "too_many_subscribers",
         `room already has ${lr.subs.size} subscribers on this instance; the maximum is ${this.#o.maxSubscribersPerRoom}`,
+        { limit: "max_subscribers_per_room" },
       );
     }
     if (!lr) {
-      lr = { name: room, subs: new Set(), listening: null, unlisten: null, dead: false };
+      lr = {
+        name: room,
+        subs: new Set(),
+        used: false,
+        listening: null,
+        unlisten: null,
+        dead: false,
+      };
       this.#rooms.set(room, lr);
     }
     const sub = new Subscriber({
       room,
       next: after === null ? 0 : after + 1,
       maxQueueBytes: this.#o.subscriberQueueBytes,
+      budget: this.#budget,
+      source,
       onEnd: (s, reason) => this.#onEnd(lr, s, reason),
     });
     lr.subs.add(sub);
     this.#count++;
+    if (source !== null) this.#bySource.set(source, fromSource + 1);
     try {
-      await this.#o.backend.open(room);
+      await this.#o.backend.open(room, creator);
       await this.#listen(lr);
       sub.liveMax = -1;
       let r = await this.#o.backend.read(room, sub.next, this.#o.historyBatch);
@@ -130,6 +176,7 @@ export class Hub {
         r = await this.#o.backend.read(room, sub.next, this.#o.historyBatch);
       }
       sub.epoch = r.epoch;
+      if (r.nextId > 0) lr.used = true;
       const outcome = this.#check(sub, r);
       if (outcome === "gone" || outcome === "ahead") {
         throw new GatewayError(
@@ -179,9 +226,17 @@ export class Hub {
     }
   }
 
-  /** Room ids with local subscribers (kept alive in the backend). */
-  activeRooms(): string[] {
-    return [...this.#rooms.keys()];
+  /**
+   * Room ids with local subscribers (kept alive in the backend).
+   *
+   * @param all every such room (default), or only those that never had a message here
+   * @returns the room ids
+   */
+  activeRooms(all = true): string[] {
+    if (all) return [...this.#rooms.keys()];
+    const out: string[] = [];
+    for (const lr of this.#rooms.values()) if (!lr.used) out.push(lr.name);
+    return out;
   }
 
   /**
@@ -243,9 +298,39 @@ export class Hub {
     u?.();
   }
 
+  /**
+   * Makes `need` more bytes fit in the queue budget: measures every queue, then drops the
+   * subscribers with the largest queues (those that do not read) until they fit.
+   */
+  #reclaim(need: number): void {
+    const all: Subscriber[] = [];
+    let total = 0;
+    for (const lr of this.#rooms.values()) {
+      for (const s of lr.subs) {
+        total += s.measure();
+        all.push(s);
+      }
+    }
+    if (total + need <= this.#budget.max) return;
+    all.sort((a, b) => b.queuedBytes - a.queuedBytes);
+    for (const s of all) {
+      if (total + need <= this.#budget.max) break;
+      const q = s.queuedBytes;
+      if (q === 0) break;
+      total -= q;
+      s.abort("queue_total");
+    }
+  }
+
   #onEnd(lr: LocalRoom, sub: Subscriber, reason: EndReason): void {
     lr.subs.delete(sub);
     this.#count--;
+    if (sub.source !== null) {
+      const n = (this.#bySource.get(sub.source) ?? 1) - 1;
+      if (n > 0) this.#bySource.set(sub.source, n);
+      else this.#bySource.delete(sub.source);
+    }
+    if (reason === "queue_total") this.#o.onLimit("max_total_queued_bytes");
     if (lr.subs.size === 0) this.#release(lr);
     if (reason !== "client_closed" && reason !== "rejected") {
       this.#o.metrics.dropped.inc([reason]);
@@ -256,6 +341,7 @@ export class Hub {
   }
 
   #onMessage(lr: LocalRoom, msg: BackendMessage): void {
+    lr.used = true;
     let frame: Uint8Array | null = null;
     for (const sub of lr.subs) {
       if (sub.mode !== "live") {

@@ -1,9 +1,16 @@
 /**
  * Entry point of the sign-gateway: reads its configuration file (`config/sign-gateway.yaml`, or
  * the file given as the only argument), applies environment and command-line overrides
- * (gateway/config_args.ts), builds the backend and the handler, and serves it with `Deno.serve`
- * under Deno or with the `node:http` adapter (platform/node_adapter.ts) under Node. The only file
- * of `gateway/` that touches the environment, the file system or runtime APIs.
+ * (gateway/config_args.ts), builds the backend and the handler, and serves it under a connection
+ * guard (platform/connection_guard.ts: connection limits, header and keep-alive deadlines):
+ *
+ * - plain HTTP under Deno: platform/deno_server.ts (Deno's per-connection HTTP server on
+ *   connections it accepts itself), else the `node:http` adapter (platform/node_adapter.ts);
+ * - plain HTTP under Node: the `node:http` adapter;
+ * - TLS (`server.tls.cert_file` / `key_file`), under either runtime: the adapter on a
+ *   `node:http2` secure server, HTTP/2 and HTTP/1.1 by ALPN.
+ *
+ * The only file of `gateway/` that touches the environment, the file system or runtime APIs.
  *
  * ```sh
  * deno task gateway --port 8080 --backend redis --redis-url redis://127.0.0.1:6379/0
@@ -31,9 +38,12 @@ import {
   parseGatewayArgs,
 } from "./config_args.ts";
 import { applyEnvAliases } from "../platform/settings_layers.ts";
-import { createGatewayHandler } from "./handler.ts";
+import { createGatewayHandler, type GatewayHandler } from "./handler.ts";
 import { createLogger, type Logger } from "../platform/logger.ts";
 import { createMemoryBackend } from "./memory_backend.ts";
+import { ConnectionGuard } from "../platform/connection_guard.ts";
+import { denoConnectionServer, serveDeno } from "../platform/deno_server.ts";
+import { AddressSet } from "../platform/net_address.ts";
 
 function loadConfig(cli: GatewayCommandLine): GatewayConfig {
   let text = "";
@@ -63,7 +73,52 @@ async function makeBackend(config: GatewayConfig, logger: Logger): Promise<Backe
 interface Running {
   hostname: string;
   port: number;
+  /** How it serves: `deno-connections`, `node-http`, or `node-http2-tls`. */
+  serving: string;
   shutdown(graceMs: number): Promise<void>;
+}
+
+/** Serves the handler as the module doc says; logs a fallback. */
+async function listen(
+  handler: GatewayHandler,
+  config: GatewayConfig,
+  guard: ConnectionGuard,
+  logger: Logger,
+): Promise<Running> {
+  const { server, limits } = config;
+  const onError = (e: unknown) =>
+    logger.log("error", "unhandled error", { error: (e as Error)?.message ?? String(e) });
+  const tls = server.tls.certFile === "" ? undefined : {
+    cert: readFileSync(server.tls.certFile, "utf8"),
+    key: readFileSync(server.tls.keyFile, "utf8"),
+  };
+  if (tls === undefined && typeof Deno !== "undefined") {
+    if (denoConnectionServer() !== null) {
+      const s = serveDeno(handler, { hostname: server.host, port: server.port, guard, onError });
+      return { ...s, serving: "deno-connections", shutdown: (g) => s.shutdown(g) };
+    }
+    logger.log("warn", "this Deno has no per-connection HTTP server; serving with node:http", {});
+  }
+  const { serveNode } = await import("../platform/node_adapter.ts");
+  const s = await serveNode(handler, {
+    hostname: server.host,
+    port: server.port,
+    bufferBodyBytes: limits.maxBodyBytes,
+    onError,
+    tls,
+    guard,
+    timeouts: {
+      headersMs: server.headersTimeoutMs,
+      keepAliveMs: server.keepAliveTimeoutMs,
+      requestMs: server.requestTimeoutMs,
+    },
+  });
+  return {
+    hostname: s.hostname,
+    port: s.port,
+    serving: tls ? "node-http2-tls" : "node-http",
+    shutdown: (g) => s.shutdown(g),
+  };
 }
 
 async function main(): Promise<void> {
@@ -82,6 +137,13 @@ async function main(): Promise<void> {
     base: { service: "sign-gateway", pid: process.pid },
   });
   const backend = await makeBackend(config, logger);
+  const guard = new ConnectionGuard({
+    maxConnections: config.limits.maxConnections,
+    maxConnectionsPerSource: config.limits.maxConnectionsPerSource,
+    headersTimeoutMs: config.server.headersTimeoutMs,
+    keepAliveTimeoutMs: config.server.keepAliveTimeoutMs,
+    exempt: AddressSet.parse(config.limits.quotaExemptSources),
+  });
   const handler = createGatewayHandler({
     backend,
     limits: config.limits,
@@ -90,6 +152,9 @@ async function main(): Promise<void> {
     access: config.access,
     logger,
     shutdownGraceMs: config.server.shutdownGraceMs,
+    requestTimeoutMs: config.server.requestTimeoutMs,
+    trustedProxies: config.server.trustedProxies,
+    connections: () => guard.stats(),
     gauges: () => {
       const m = process.memoryUsage();
       return {
@@ -99,36 +164,7 @@ async function main(): Promise<void> {
     },
   });
 
-  let running: Running;
-  if (runtime === "deno") {
-    const server = Deno.serve({
-      hostname: config.server.host,
-      port: config.server.port,
-      onListen: () => {},
-      onError: (e) => {
-        logger.log("error", "unhandled error", { error: (e as Error).message });
-        return new Response('{"error":"internal","message":"internal error"}', { status: 500 });
-      },
-    }, (req) => handler(req));
-    running = {
-      hostname: server.addr.hostname,
-      port: server.addr.port,
-      shutdown: async (graceMs) => {
-        let t: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([server.shutdown(), new Promise((r) => (t = setTimeout(r, graceMs)))]);
-        clearTimeout(t);
-      },
-    };
-  } else {
-    const { serveNode } = await import("../platform/node_adapter.ts");
-    const server = await serveNode(handler, {
-      hostname: config.server.host,
-      port: config.server.port,
-      bufferBodyBytes: config.limits.maxBodyBytes,
-      onError: (e) => logger.log("error", "unhandled error", { error: (e as Error).message }),
-    });
-    running = server;
-  }
+  const running = await listen(handler, config, guard, logger);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
@@ -143,6 +179,7 @@ async function main(): Promise<void> {
     const grace = config.server.shutdownGraceMs;
     await handler.close();
     await running.shutdown(grace);
+    guard.stop();
     await backend.close();
     logger.log("info", "stopped", {});
     process.exit(0);
@@ -153,6 +190,8 @@ async function main(): Promise<void> {
     host: running.hostname,
     port: running.port,
     runtime,
+    serving: running.serving,
+    tls: config.server.tls.certFile !== "",
     backend: backend.kind,
     access: config.access.enabled,
   });

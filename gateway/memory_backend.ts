@@ -6,20 +6,22 @@
  * @module
  */
 
-import type {
-  Backend,
-  BackendEvent,
-  BackendHealth,
-  BackendMessage,
-  HistoryRead,
-  MessageListener,
+import {
+  type Backend,
+  type BackendEvent,
+  type BackendHealth,
+  type BackendMessage,
+  type HistoryRead,
+  type MessageListener,
+  type RoomCreator,
+  roomRefusal,
 } from "./backend.ts";
 import { DEFAULT_LIMITS, type GatewayLimits } from "./config.ts";
 import { GatewayError } from "./errors.ts";
 
 /** Options of {@link createMemoryBackend}. */
 export interface MemoryBackendOptions {
-  /** History, room and TTL limits (defaults from {@link DEFAULT_LIMITS}). */
+  /** History, room, quota and TTL limits (defaults from {@link DEFAULT_LIMITS}). */
   limits?: Partial<
     Pick<
       GatewayLimits,
@@ -27,7 +29,10 @@ export interface MemoryBackendOptions {
       | "maxHistoryBytes"
       | "maxTotalHistoryBytes"
       | "roomIdleTtlMs"
+      | "emptyRoomTtlMs"
       | "maxRooms"
+      | "maxRoomsPerSource"
+      | "maxAnonymousRooms"
     >
   >;
   /** Clock in milliseconds (default `Date.now`); tests inject a fake one. */
@@ -39,6 +44,7 @@ interface StoredMessage extends BackendMessage {
 }
 
 interface Room {
+  readonly name: string;
   epoch: string;
   /** Id of `msgs[head]`. */
   firstId: number;
@@ -48,18 +54,27 @@ interface Room {
   head: number;
   bytes: number;
   idx: number;
+  /** False until the room gets a message or issues an index (it expires after the empty TTL). */
+  used: boolean;
   lastActive: number;
-  /** `lastActive` when the room was last moved to the end of the map. */
+  /** `lastActive` when the room was last moved to the end of its queue. */
   ordered: number;
   listeners: Set<MessageListener>;
+  /** Source charged for the room (null: none). */
+  readonly source: string | null;
+  /** Counted against `maxAnonymousRooms`. */
+  readonly anonymous: boolean;
 }
 
 /**
  * Creates an in-memory backend.
  *
  * Memory is bounded by `maxTotalHistoryBytes` for message bodies (appends beyond it get 503
- * `storage_full`) and by `maxRooms` rooms (503 `too_many_rooms`). Idle rooms (no listener, no
- * activity for `roomIdleTtlMs`) are forgotten by {@link Backend.sweep} and lazily when full.
+ * `storage_full`) and by `maxRooms` rooms (503 `too_many_rooms`); a source holds at most
+ * `maxRoomsPerSource` rooms (429 `too_many_source_rooms`) and anonymous requests at most
+ * `maxAnonymousRooms` (503 `too_many_anonymous_rooms`). Rooms without a listener are forgotten
+ * after `emptyRoomTtlMs` of inactivity while they never had a message or an index, after
+ * `roomIdleTtlMs` otherwise: by {@link Backend.sweep}, and lazily when a quota is reached.
  *
  * @param options limits and clock
  * @returns a {@link Backend}
@@ -76,9 +91,12 @@ interface Room {
 export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend {
   const lim = { ...DEFAULT_LIMITS, ...options.limits };
   const now = options.now ?? Date.now;
-  /** Rooms in (approximate) order of last activity, oldest first. */
   const rooms = new Map<string, Room>();
-  const reorderMs = Math.min(1000, Math.floor(lim.roomIdleTtlMs / 10));
+  /** Rooms in (approximate) order of last activity, oldest first: never used, and used. */
+  const fresh = new Map<string, Room>();
+  const used = new Map<string, Room>();
+  const bySource = new Map<string, number>();
+  let anonymousRooms = 0;
   let totalBytes = 0;
   let epochs = 0;
   let closed = false;
@@ -87,49 +105,87 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
     if (closed) throw new GatewayError("backend_unavailable", "the backend is closed");
   }
 
-  function touchRoom(name: string, room: Room, t: number): void {
+  const emptyTtlMs = Math.min(lim.emptyRoomTtlMs, lim.roomIdleTtlMs);
+  const ttlOf = (room: Room) => (room.used ? lim.roomIdleTtlMs : emptyTtlMs);
+  const reorderMs = Math.min(1000, Math.floor(emptyTtlMs / 10));
+  const queueOf = (room: Room) => (room.used ? used : fresh);
+
+  function touchRoom(room: Room, t: number): void {
     room.lastActive = t;
     if (t - room.ordered >= reorderMs) {
       room.ordered = t;
-      rooms.delete(name);
-      rooms.set(name, room);
+      const q = queueOf(room);
+      q.delete(room.name);
+      q.set(room.name, room);
+    }
+  }
+
+  function markUsed(room: Room): void {
+    if (room.used) return;
+    fresh.delete(room.name);
+    room.used = true;
+    room.ordered = room.lastActive;
+    used.set(room.name, room);
+  }
+
+  function forget(room: Room): void {
+    rooms.delete(room.name);
+    queueOf(room).delete(room.name);
+    totalBytes -= room.bytes;
+    if (room.source !== null) {
+      const n = (bySource.get(room.source) ?? 1) - 1;
+      if (n > 0) bySource.set(room.source, n);
+      else bySource.delete(room.source);
+    }
+    if (room.anonymous) anonymousRooms--;
+  }
+
+  function sweepQueue(q: Map<string, Room>, ttl: number, t: number): void {
+    for (const room of q.values()) {
+      if (t - room.lastActive < ttl) break;
+      if (room.listeners.size > 0) {
+        room.ordered = -Infinity;
+        touchRoom(room, t);
+        continue;
+      }
+      forget(room);
     }
   }
 
   function sweep(): void {
     const t = now();
-    for (const [name, room] of rooms) {
-      if (t - room.lastActive < lim.roomIdleTtlMs) break;
-      if (room.listeners.size > 0) {
-        room.ordered = -Infinity;
-        touchRoom(name, room, t);
-        continue;
-      }
-      totalBytes -= room.bytes;
-      rooms.delete(name);
-    }
+    sweepQueue(fresh, emptyTtlMs, t);
+    sweepQueue(used, lim.roomIdleTtlMs, t);
   }
 
-  function getRoom(name: string): Room {
+  /** Which quota refuses a new room of `creator`, or null. */
+  function refusal(creator: RoomCreator | undefined): GatewayError | null {
+    if (creator?.source != null && (bySource.get(creator.source) ?? 0) >= lim.maxRoomsPerSource) {
+      return roomRefusal("source", lim.maxRoomsPerSource);
+    }
+    if (creator?.anonymous && anonymousRooms >= lim.maxAnonymousRooms) {
+      return roomRefusal("anonymous", lim.maxAnonymousRooms);
+    }
+    if (rooms.size >= lim.maxRooms) return roomRefusal("rooms", lim.maxRooms);
+    return null;
+  }
+
+  function getRoom(name: string, creator?: RoomCreator): Room {
     const t = now();
     let room = rooms.get(name);
-    if (room && room.listeners.size === 0 && t - room.lastActive >= lim.roomIdleTtlMs) {
-      totalBytes -= room.bytes;
-      rooms.delete(name);
+    if (room && room.listeners.size === 0 && t - room.lastActive >= ttlOf(room)) {
+      forget(room);
       room = undefined;
     }
     if (room) {
-      touchRoom(name, room, t);
+      touchRoom(room, t);
       return room;
     }
-    if (rooms.size >= lim.maxRooms) sweep();
-    if (rooms.size >= lim.maxRooms) {
-      throw new GatewayError(
-        "too_many_rooms",
-        `the gateway holds its maximum of ${lim.maxRooms} rooms; retry later`,
-      );
-    }
+    if (refusal(creator) !== null) sweep();
+    const refused = refusal(creator);
+    if (refused !== null) throw refused;
     room = {
+      name,
       epoch: String(++epochs),
       firstId: 0,
       nextId: 0,
@@ -137,11 +193,17 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
       head: 0,
       bytes: 0,
       idx: 0,
+      used: false,
       lastActive: t,
       ordered: t,
       listeners: new Set(),
+      source: creator?.source ?? null,
+      anonymous: creator?.anonymous ?? false,
     };
     rooms.set(name, room);
+    fresh.set(name, room);
+    if (room.source !== null) bySource.set(room.source, (bySource.get(room.source) ?? 0) + 1);
+    if (room.anonymous) anonymousRooms++;
     return room;
   }
 
@@ -185,24 +247,26 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
 
   return {
     kind: "memory",
-    open: (room) =>
+    open: (room, creator) =>
       later(() => {
         checkOpen();
-        getRoom(room);
+        getRoom(room, creator);
       }),
-    append: (name, body, bytes) =>
+    append: (name, body, bytes, creator) =>
       later(() => {
         checkOpen();
-        const room = getRoom(name);
+        const room = getRoom(name, creator);
         if (totalBytes + bytes - bytesFreedBy(room, bytes) > lim.maxTotalHistoryBytes) {
           sweep();
           if (totalBytes + bytes - bytesFreedBy(room, bytes) > lim.maxTotalHistoryBytes) {
             throw new GatewayError(
               "storage_full",
               `the gateway holds its maximum of ${lim.maxTotalHistoryBytes} bytes of history; retry later`,
+              { limit: "max_total_history_bytes" },
             );
           }
         }
+        markUsed(room);
         const msg: StoredMessage = { id: room.nextId++, body, epoch: room.epoch, bytes };
         room.msgs.push(msg);
         room.bytes += bytes;
@@ -217,10 +281,12 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
         }
         return msg.id;
       }),
-    issueUniqueIdx: (name) =>
+    issueUniqueIdx: (name, creator) =>
       later(() => {
         checkOpen();
-        return ++getRoom(name).idx;
+        const room = getRoom(name, creator);
+        markUsed(room);
+        return ++room.idx;
       }),
     read: (name, from, limit) =>
       later((): HistoryRead => {
@@ -242,7 +308,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
         room.listeners.add(listener);
         return () => {
           room.listeners.delete(listener);
-          touchRoom(name, room, now());
+          touchRoom(room, now());
         };
       }),
     touch: (names) =>
@@ -250,7 +316,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
         const t = now();
         for (const name of names) {
           const room = rooms.get(name);
-          if (room) touchRoom(name, room, t);
+          if (room) touchRoom(room, t);
         }
       }),
     sweep,
@@ -262,15 +328,29 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
       later((): BackendHealth => ({
         ok: !closed,
         kind: "memory",
-        detail: { rooms: rooms.size, history_bytes: totalBytes },
+        detail: {
+          rooms: rooms.size,
+          anonymous_rooms: anonymousRooms,
+          sources: bySource.size,
+          history_bytes: totalBytes,
+        },
       })),
     stats() {
-      return { rooms: rooms.size, history_bytes: totalBytes };
+      return {
+        rooms: rooms.size,
+        anonymous_rooms: anonymousRooms,
+        room_sources: bySource.size,
+        history_bytes: totalBytes,
+      };
     },
     close: () =>
       later(() => {
         closed = true;
         rooms.clear();
+        fresh.clear();
+        used.clear();
+        bySource.clear();
+        anonymousRooms = 0;
         totalBytes = 0;
       }),
   };

@@ -79,7 +79,7 @@ export class GatewayMetrics {
   /** Subscribers removed by the gateway, by reason. */
   readonly dropped: CounterFamily = new CounterFamily(
     "gateway_subscribers_dropped_total",
-    "Subscribers disconnected by the gateway, by reason (slow, history_gone, room_reset, shutdown).",
+    "Subscribers disconnected by the gateway, by reason (slow, queue_total, history_gone, room_reset, shutdown).",
     ["reason"],
   );
   /** Backend state changes. */
@@ -124,9 +124,13 @@ export class GatewayMetrics {
    * Renders all counters plus the given gauges in text format.
    *
    * @param gauges current gauge values by metric name, each with its HELP text
+   * @param families more counter families (sampled elsewhere)
    * @returns the `/metrics` body
    */
-  render(gauges: Record<string, { help: string; value: number }>): string {
+  render(
+    gauges: Record<string, { help: string; value: number }>,
+    families: readonly CounterFamily[] = [],
+  ): string {
     const simple: [string, string, number][] = [
       ["gateway_messages_posted_total", "Messages accepted by broadcast.", this.messagesPosted],
       ["gateway_message_bytes_posted_total", "Message body bytes accepted.", this.bytesPosted],
@@ -150,6 +154,7 @@ export class GatewayMetrics {
       for (const [status, n] of m) requests.inc([route, String(status)], n);
     }
     out += requests.render() + this.dropped.render() + this.backendEvents.render();
+    for (const f of families) out += f.render();
     for (const [name, g] of Object.entries(gauges)) {
       out += `# HELP ${name} ${g.help}\n# TYPE ${name} gauge\n${name} ${g.value}\n`;
     }

@@ -4,12 +4,16 @@
  * Data model (prefix `P`, room `r`):
  * - `P{r}:m`: hash `epoch`, `seq` (next id), `bytes` (history bytes), `idx` (unique index);
  * - `P{r}:l`: list of message bodies, oldest first; the first element has id `seq - LLEN`;
- * - `Prooms`: sorted set of room ids scored by last activity (counts rooms for `maxRooms`);
+ * - `Proom_expiry`: sorted set of room ids scored by expiry time (counts rooms for `maxRooms`);
+ *   `Panonymous_rooms` and `Psource:<source>` the same for the anonymous rooms and each source's
+ *   rooms (quotas `maxAnonymousRooms`, `maxRoomsPerSource`); the room's hash names its creator
+ *   (`src`, `anon`);
  * - `Pepoch`: counter that makes each room incarnation's epoch unique;
  * - channel `Pc:r`: `epoch:id:body` for each appended message.
  *
  * Every mutation is one Lua script (atomic): append = ensure room, id from `seq`, RPUSH, trim by
- * count and bytes, PEXPIRE (idle TTL), ZADD, PUBLISH. Because a message is stored before it is
+ * count and bytes, PEXPIRE (the idle TTL, or the empty-room TTL while a room never had a message
+ * or an index), ZADD, PUBLISH. Because a message is stored before it is
  * published and a subscriber listens before it reads history, no message falls between history
  * and live delivery. Pub/sub is at-most-once: after a reconnect the backend emits `up` and the hub
  * re-reads history from each subscriber's position, so nothing is lost across a Redis restart that
@@ -23,7 +27,7 @@
  */
 
 import { Redis, type RedisOptions } from "ioredis";
-import type { Backend, BackendEvent, BackendHealth } from "./backend.ts";
+import type { Backend, BackendEvent, BackendHealth, RoomCreator } from "./backend.ts";
 import { DEFAULT_LIMITS, type GatewayLimits } from "./config.ts";
 import { GatewayError } from "./errors.ts";
 import { type Logger, silentLogger } from "../platform/logger.ts";
@@ -44,9 +48,18 @@ export interface RedisBackendOptions {
   keyPrefix?: string;
   /** Per-command timeout in milliseconds (default 5000). */
   commandTimeoutMs?: number;
-  /** History, room and TTL limits (defaults from {@link DEFAULT_LIMITS}). */
+  /** History, room, quota and TTL limits (defaults from {@link DEFAULT_LIMITS}). */
   limits?: Partial<
-    Pick<GatewayLimits, "maxHistoryMessages" | "maxHistoryBytes" | "roomIdleTtlMs" | "maxRooms">
+    Pick<
+      GatewayLimits,
+      | "maxHistoryMessages"
+      | "maxHistoryBytes"
+      | "roomIdleTtlMs"
+      | "emptyRoomTtlMs"
+      | "maxRooms"
+      | "maxRoomsPerSource"
+      | "maxAnonymousRooms"
+    >
   >;
   /** Logger for connection events (never logs the URL's password). */
   logger?: Logger;
@@ -84,7 +97,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   const prefix = options.keyPrefix ?? "gw:";
   const where = redisAddress(options.url);
   const { cmd, sub } = openConnections(options);
-  const failure = (e: unknown) => redisFailure(e, lim.maxRooms);
+  const failure = (e: unknown) => redisFailure(e, lim);
   const keys = new RedisKeys(prefix);
   const scripts = new ScriptRunner(cmd);
   const fanout = new RedisFanout(sub, failure);
@@ -107,16 +120,28 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       throw failure(e);
     }
   }
-  const roomArgs = (room: string) => [room, lim.roomIdleTtlMs, lim.maxRooms];
+  const roomArgs = (room: string, creator: RoomCreator | undefined) => [
+    room,
+    lim.roomIdleTtlMs,
+    lim.maxRooms,
+    lim.emptyRoomTtlMs,
+    creator?.source ?? "",
+    creator?.anonymous ? "1" : "0",
+    lim.maxRoomsPerSource,
+    lim.maxAnonymousRooms,
+    prefix,
+  ];
+  const roomKeys = (room: string, creator: RoomCreator | undefined) =>
+    keys.room(room, creator?.source ?? null);
 
   return {
     kind: "redis",
-    async open(room) {
-      await run("OPEN", keys.room(room), roomArgs(room));
+    async open(room, creator) {
+      await run("OPEN", roomKeys(room, creator), roomArgs(room, creator));
     },
-    async append(room, body) {
-      const id = await run("APPEND", keys.room(room), [
-        ...roomArgs(room),
+    async append(room, body, _bytes, creator) {
+      const id = await run("APPEND", roomKeys(room, creator), [
+        ...roomArgs(room, creator),
         body,
         lim.maxHistoryMessages,
         lim.maxHistoryBytes,
@@ -124,8 +149,10 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       ]);
       return Number(id);
     },
-    async issueUniqueIdx(room) {
-      return Number(await run("ISSUE_IDX", keys.room(room), roomArgs(room)));
+    async issueUniqueIdx(room, creator) {
+      return Number(
+        await run("ISSUE_IDX", roomKeys(room, creator), roomArgs(room, creator)),
+      );
     },
     async read(room, from, limit) {
       const out = await run("READ", [keys.meta(room), keys.list(room)], [from, limit]);
@@ -137,7 +164,12 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     },
     async touch(rooms) {
       for (let i = 0; i < rooms.length; i += 500) {
-        await run("TOUCH", [keys.rooms], [lim.roomIdleTtlMs, prefix, ...rooms.slice(i, i + 500)]);
+        await run("TOUCH", [keys.rooms, keys.anonymous], [
+          lim.roomIdleTtlMs,
+          lim.emptyRoomTtlMs,
+          prefix,
+          ...rooms.slice(i, i + 500),
+        ]);
       }
     },
     sweep() {

@@ -8,8 +8,49 @@
  * a client that does not read. The runtime drains the queue only as fast as the client's socket
  * accepts data, so a slow client is seen here as a growing queue.
  *
+ * The queues of all subscribers share a {@link QueueBudget}: a push that would take the sum past
+ * it first measures every queue exactly, then drops the subscribers with the largest queues (the
+ * ones that do not read) until the push fits. Frames larger than {@link CHUNK_BYTES} are enqueued
+ * as several views of the same bytes, so the runtime, which takes chunks from the queue into a
+ * buffer of its own (Deno: up to 64 KiB plus one chunk; the Node adapter: its socket's 16 KiB plus
+ * one chunk), never holds more than a small, fixed amount per stream outside the budget.
+ *
  * @module
  */
+
+/** Largest chunk handed to the runtime at once (a frame's view; never a copy). */
+export const CHUNK_BYTES = 16 * 1024;
+
+/**
+ * The bytes all subscribers of an instance may have queued. It tracks the sum of each queue's
+ * upper bound (cheap to keep on every push); when a push would take that sum past the maximum,
+ * `reclaim` is asked to measure the queues and drop the largest ones.
+ */
+export class QueueBudget {
+  /** Largest sum of queued bytes. */
+  readonly max: number;
+  /** Sum of the subscribers' upper bounds (at least the bytes really queued). */
+  bound = 0;
+  readonly #reclaim: (need: number) => void;
+
+  /**
+   * @param max largest sum of queued bytes
+   * @param reclaim measures every queue and drops the largest until `need` more bytes fit
+   */
+  constructor(max: number, reclaim: (need: number) => void) {
+    this.max = max;
+    this.#reclaim = reclaim;
+  }
+
+  /**
+   * Makes room for `need` bytes, dropping subscribers if needed.
+   *
+   * @param need bytes about to be queued
+   */
+  reserve(need: number): void {
+    if (this.bound + need > this.max) this.#reclaim(need);
+  }
+}
 
 /** Why a subscriber stream ended. */
 export type EndReason =
@@ -19,7 +60,8 @@ export type EndReason =
   | "room_reset"
   | "shutdown"
   | "backend_error"
-  | "rejected";
+  | "rejected"
+  | "queue_total";
 
 /** Options of {@link Subscriber}. */
 export interface SubscriberOptions {
@@ -29,6 +71,10 @@ export interface SubscriberOptions {
   next: number;
   /** Largest number of queued bytes before the subscriber is dropped as slow. */
   maxQueueBytes: number;
+  /** The budget shared by all subscribers (default: none). */
+  budget?: QueueBudget;
+  /** Source key of the client (for the per-source quota; default null). */
+  source?: string | null;
   /** Called once when the stream ends, whatever the reason. */
   onEnd: (sub: Subscriber, reason: EndReason) => void;
 }
@@ -40,6 +86,8 @@ export interface SubscriberOptions {
 export class Subscriber {
   /** Room id. */
   readonly room: string;
+  /** Source key of the client, or null. */
+  readonly source: string | null;
   /** Id of the next message to deliver. */
   next: number;
   /** Room incarnation the subscriber is following ("" until the first history read). */
@@ -60,6 +108,7 @@ export class Subscriber {
   #max: number;
   /** Upper bound of the queued bytes, refreshed from the stream only when it nears the limit. */
   #bound = 0;
+  #budget: QueueBudget | null;
   #c!: ReadableStreamDefaultController<Uint8Array>;
   #space: { bytes: number; resolve: () => void }[] = [];
   /** Resolves a parked `pull` (see {@link #pull}). */
@@ -74,6 +123,8 @@ export class Subscriber {
   /** @param options room, starting id, queue bound and end callback */
   constructor(options: SubscriberOptions) {
     this.room = options.room;
+    this.source = options.source ?? null;
+    this.#budget = options.budget ?? null;
     this.next = options.next;
     this.#max = options.maxQueueBytes;
     this.#onEnd = options.onEnd;
@@ -133,12 +184,43 @@ export class Subscriber {
         this.abort("slow");
         return false;
       }
-      this.#bound = queued;
+      this.#setBound(queued);
     }
-    this.#c.enqueue(frame);
-    this.#bound += frame.length;
+    if (this.#budget !== null) {
+      this.#budget.reserve(frame.length);
+      if (this.#ended !== null) return false;
+    }
+    this.#enqueue(frame);
     this.active = true;
     return true;
+  }
+
+  /**
+   * Measures the queue exactly and lowers the upper bound to it (used by the budget's reclaim).
+   *
+   * @returns the bytes queued
+   */
+  measure(): number {
+    if (this.#ended !== null) return 0;
+    const queued = this.queuedBytes;
+    this.#setBound(queued);
+    return queued;
+  }
+
+  #setBound(bytes: number): void {
+    if (this.#budget !== null) this.#budget.bound += bytes - this.#bound;
+    this.#bound = bytes;
+  }
+
+  #enqueue(frame: Uint8Array): void {
+    if (frame.length <= CHUNK_BYTES) {
+      this.#c.enqueue(frame);
+    } else {
+      for (let at = 0; at < frame.length; at += CHUNK_BYTES) {
+        this.#c.enqueue(frame.subarray(at, at + CHUNK_BYTES));
+      }
+    }
+    this.#setBound(this.#bound + frame.length);
   }
 
   /**
@@ -163,10 +245,7 @@ export class Subscriber {
    */
   close(final?: Uint8Array, reason: EndReason = "shutdown"): void {
     if (this.#ended !== null || this.#closing) return;
-    if (final) {
-      this.#c.enqueue(final);
-      this.#bound += final.length;
-    }
+    if (final) this.#enqueue(final);
     this.#closing = true;
     this.#closeReason = reason;
     this.#drained();
@@ -214,7 +293,7 @@ export class Subscriber {
   #drained(): void {
     if (this.#ended !== null || (!this.#closing && this.#space.length === 0)) return;
     const queued = this.queuedBytes;
-    this.#bound = queued;
+    this.#setBound(queued);
     if (this.#closing && queued === 0) {
       try {
         this.#c.close();
@@ -235,6 +314,7 @@ export class Subscriber {
 
   #end(reason: EndReason): void {
     if (this.#ended !== null) return;
+    this.#setBound(0);
     this.#ended = reason;
     this.#unpark();
     const waiters = this.#space;

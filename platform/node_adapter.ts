@@ -5,7 +5,11 @@
  * client that stops reading stops the pump; the handler's bounded queue then decides), and a
  * client that disconnects cancels the response body.
  *
- * {@link serveNode} runs a whole HTTP/1.1 server; {@link createNodeListener} is the same
+ * {@link serveNode} runs a whole server: HTTP/1.1, or with `tls` HTTP/1.1 and HTTP/2 over TLS
+ * (ALPN; `node:http2`'s compatibility API, converted the same way). With a `guard`
+ * (`platform/connection_guard.ts`) it refuses connections beyond the connection limits and closes
+ * the ones that send no complete request head in time or stay idle. The handler gets the peer's
+ * address as its second argument, in `Deno.serve`'s shape. {@link createNodeListener} is the
  * conversion as a `request` listener, for a server made elsewhere (the service's TLS server,
  * which answers HTTP/1.1 requests with it and HTTP/2 ones with gRPC).
  *
@@ -13,11 +17,23 @@
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { createSecureServer } from "node:http2";
+import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import { LightRequest } from "./_node_request.ts";
+import type { ConnectionGuard, GuardedConnection } from "./connection_guard.ts";
 
-/** A fetch-style handler. */
-export type FetchHandler = (req: Request) => Promise<Response>;
+/** What a server tells a handler of a request's connection (`Deno.serve`'s shape). */
+export interface ServeInfo {
+  /** The peer of the connection. */
+  readonly remoteAddr: {
+    readonly transport: "tcp";
+    readonly hostname: string;
+    readonly port: number;
+  };
+}
+
+/** A fetch-style handler; the second argument names the peer. */
+export type FetchHandler = (req: Request, info?: ServeInfo) => Promise<Response>;
 
 /** Options of {@link createNodeListener}. */
 export interface NodeListenerOptions {
@@ -32,6 +48,11 @@ export interface NodeListenerOptions {
   scheme?: "http" | "https";
   /** Host (`name:port`) of a request that sends no Host header (default `127.0.0.1`). */
   defaultHost?: () => string;
+  /**
+   * Called when a request starts; returns what to call when it ends, or `false` to refuse it
+   * (its connection was refused). Default: nothing to track.
+   */
+  onRequest?: (req: IncomingMessage) => (() => void) | false;
 }
 
 /** A `request` listener that serves a fetch handler. */
@@ -42,17 +63,29 @@ export interface NodeListener {
 }
 
 /** Options of {@link serveNode}. */
-export interface NodeServeOptions extends Omit<NodeListenerOptions, "defaultHost"> {
+export interface NodeServeOptions
+  extends Omit<NodeListenerOptions, "defaultHost" | "scheme" | "onRequest"> {
   /** Interface to bind (default 127.0.0.1). */
   hostname?: string;
   /** Port (0 picks a free one). */
   port: number;
+  /** Certificate chain and key (PEM): HTTP/1.1 and HTTP/2 over TLS. Default: plain HTTP/1.1. */
+  tls?: { readonly cert: string; readonly key: string };
+  /** Connection limits and deadlines (default: none beyond Node's own). */
+  guard?: ConnectionGuard;
+  /**
+   * Node's own deadlines, set a second beyond the guard's so that the guard's act first (and
+   * count): head of a request, idle keep-alive, whole request (body included).
+   */
+  timeouts?: { headersMs: number; keepAliveMs: number; requestMs: number };
+  /** Streams one HTTP/2 connection may carry at once (default 100). */
+  maxConcurrentStreams?: number;
 }
 
 /** A running Node server. */
 export interface NodeServer {
-  /** The underlying server. */
-  readonly server: Server;
+  /** The underlying server (`node:http`, or `node:http2` with TLS). */
+  readonly server: NetServer;
   /** Bound address. */
   readonly hostname: string;
   /** Bound port. */
@@ -65,6 +98,31 @@ export interface NodeServer {
 }
 
 const NO_BODY = new Set(["GET", "HEAD"]);
+
+/** Response headers HTTP/2 forbids (connection-specific). */
+const HTTP1_ONLY = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/** Whether a response (HTTP/1.1, or HTTP/2 compatibility) can no longer be written. */
+function gone(res: ServerResponse): boolean {
+  const r = res as ServerResponse & { stream?: { destroyed?: boolean } };
+  return r.destroyed === true || r.stream?.destroyed === true;
+}
+
+/** The raw `HTTP/1.1 503` written to a connection refused by a limit (then closed). */
+function refusalBytes(limit: string): string {
+  const body = JSON.stringify({
+    error: "too_many_connections",
+    message: `the connection limit ${limit} is reached; retry later`,
+  });
+  return `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n` +
+    `content-length: ${body.length}\r\nconnection: close\r\nretry-after: 1\r\n\r\n${body}`;
+}
 
 function requestHeaders(raw: string[]): Headers {
   const h = new Headers();
@@ -158,8 +216,17 @@ export function createNodeListener(
   const open = new Set<ServerResponse>();
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const done = options.onRequest?.(req);
+    if (done === false) {
+      res.destroy();
+      return;
+    }
     open.add(res);
-    res.on("close", () => open.delete(res));
+    res.on("close", () => {
+      open.delete(res);
+      done?.();
+    });
+    const h2 = req.httpVersionMajor >= 2;
     const method = req.method ?? "GET";
     let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
     let request: LightRequest | null = null;
@@ -172,7 +239,8 @@ export function createNodeListener(
     });
     const state = { attached: false };
     try {
-      const url = `${scheme}://${req.headers.host ?? defaultHost()}${req.url ?? "/"}`;
+      const host = req.headers.host ?? req.headers[":authority"] ?? defaultHost();
+      const url = `${scheme}://${host}${req.url ?? "/"}`;
       new URL(url); // refuse a Host header that does not make a URL
       const headers = requestHeaders(req.rawHeaders);
       let body: Uint8Array | ReadableStream<Uint8Array> | null = null;
@@ -194,13 +262,22 @@ export function createNodeListener(
       }
       request = new LightRequest({ method, url, headers, body });
     } catch {
-      res.writeHead(400, { "content-type": "application/json", connection: "close" });
+      res.writeHead(400, {
+        "content-type": "application/json",
+        ...(h2 ? {} : { connection: "close" }),
+      });
       res.end('{"error":"invalid_request","message":"malformed HTTP request"}');
       return;
     }
     let response: Response;
     try {
-      response = await handler(request as unknown as Request);
+      response = await handler(request as unknown as Request, {
+        remoteAddr: {
+          transport: "tcp",
+          hostname: req.socket.remoteAddress ?? "",
+          port: req.socket.remotePort ?? 0,
+        },
+      });
     } catch (e) {
       onError(e);
       response = new Response('{"error":"internal","message":"internal error"}', {
@@ -208,17 +285,17 @@ export function createNodeListener(
         headers: { "content-type": "application/json" },
       });
     }
-    if (res.destroyed) {
+    if (gone(res)) {
       response.body?.cancel().catch(() => {});
       return;
     }
     const out: Record<string, string | string[]> = {};
     response.headers.forEach((v, k) => {
-      out[k] = v;
+      if (!h2 || !HTTP1_ONLY.has(k)) out[k] = v;
     });
     const cookies = response.headers.getSetCookie();
     if (cookies.length > 0) out["set-cookie"] = cookies;
-    if (state.attached && !req.complete) out["connection"] = "close";
+    if (state.attached && !req.complete && !h2) out["connection"] = "close";
     res.writeHead(response.status, out);
     if (response.body === null || method === "HEAD") {
       finished = true;
@@ -243,7 +320,7 @@ export function createNodeListener(
             res.on("drain", go);
             res.on("close", go);
           });
-          if (res.destroyed) return;
+          if (gone(res)) return;
         }
       }
       finished = true;
@@ -265,10 +342,11 @@ export function createNodeListener(
 }
 
 /**
- * Starts a `node:http` server for a fetch handler.
+ * Starts a `node:http` server (or, with `tls`, a `node:http2` server that also speaks HTTP/1.1)
+ * for a fetch handler, with the guard's connection limits and deadlines.
  *
  * @param handler the fetch handler
- * @param options bind address and port
+ * @param options bind address and port, TLS, connection guard, Node's own deadlines
  * @returns the running server once it listens
  * @throws {Error} when the port cannot be bound
  * @example
@@ -284,19 +362,78 @@ export async function serveNode(
 ): Promise<NodeServer> {
   const hostname = options.hostname ?? "127.0.0.1";
   const sockets = new Set<Socket>();
+  const guard = options.guard;
+  /** Admitted connections by `address|port` (the same for a TLS socket and its TCP socket). */
+  const admitted = new Map<string, GuardedConnection>();
+  const key = (s: { remoteAddress?: string; remotePort?: number }) =>
+    `${s.remoteAddress}|${s.remotePort}`;
   const listener = createNodeListener(handler, {
     ...options,
+    scheme: options.tls ? "https" : "http",
     defaultHost: () => `${hostname}:${port}`,
+    onRequest: guard
+      ? (req) => {
+        const c = admitted.get(key(req.socket));
+        if (c === undefined) return false;
+        c.requestStarted();
+        let ended = false;
+        return () => {
+          if (ended) return;
+          ended = true;
+          c.requestEnded();
+        };
+      }
+      : undefined,
   });
   const open = listener.open;
-  const server = createServer(listener);
+  const t = options.timeouts;
+  // Node's deadlines back the guard's up: a second later, so that the guard's act (and count).
+  const nodeTimeouts = t
+    ? {
+      headersTimeout: t.headersMs + 1000,
+      requestTimeout: Math.max(t.requestMs, t.headersMs + 1000) + 1000,
+      keepAliveTimeout: t.keepAliveMs + 1000,
+      connectionsCheckingInterval: Math.max(100, Math.min(t.headersMs, t.keepAliveMs) / 4),
+    }
+    : {};
+  let server: NetServer;
+  if (options.tls) {
+    const secure = createSecureServer({
+      cert: options.tls.cert,
+      key: options.tls.key,
+      allowHTTP1: true,
+      settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 100 },
+    });
+    secure.on("request", (req, res) => {
+      listener(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+    });
+    secure.on("tlsClientError", (_e, socket: Socket) => socket.destroy());
+    server = secure;
+  } else {
+    const plain = createServer(nodeTimeouts, listener);
+    plain.on("clientError", (_e, socket: Socket) => {
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+      else socket.destroy();
+    });
+    if (t) plain.keepAliveTimeout = nodeTimeouts.keepAliveTimeout!;
+    server = plain;
+  }
   server.on("connection", (s: Socket) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
-  });
-  server.on("clientError", (_e, socket: Socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
-    else socket.destroy();
+    if (!guard) return;
+    const c = guard.admit(s.remoteAddress ?? "", () => s.destroy());
+    if (typeof c === "string") {
+      if (options.tls) s.destroy();
+      else s.end(refusalBytes(c));
+      return;
+    }
+    const k = key(s);
+    admitted.set(k, c);
+    s.on("close", () => {
+      if (admitted.get(k) === c) admitted.delete(k);
+      c.release();
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -306,6 +443,7 @@ export async function serveNode(
     });
   });
   const port = (server.address() as AddressInfo).port;
+  const closeIdle = () => (server as Server).closeIdleConnections?.();
 
   return {
     server,
@@ -313,11 +451,11 @@ export async function serveNode(
     port,
     async shutdown(graceMs = 5000) {
       const closed = new Promise<void>((r) => server.close(() => r()));
-      server.closeIdleConnections();
+      closeIdle();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const waitOpen = new Promise<void>((resolve) => {
         const check = () => {
-          server.closeIdleConnections();
+          closeIdle();
           if (open.size === 0) resolve();
           else timer = setTimeout(check, 20);
         };
@@ -327,7 +465,7 @@ export async function serveNode(
       await Promise.race([waitOpen, new Promise<void>((r) => (cut = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
       clearTimeout(cut);
-      server.closeAllConnections();
+      (server as Server).closeAllConnections?.();
       for (const s of sockets) s.destroy();
       await closed;
     },

@@ -9,6 +9,12 @@
  * answer, so a body may be stored twice when the first attempt reached the gateway; the secure
  * session drops such byte-identical duplicates.
  *
+ * Room tokens (`docs/gateway.md`, "Room capability"): a gateway with access control needs
+ * `Authorization: Bearer <room token>` on each room request (`token`, a string or a function per
+ * room). {@link createRoomTokenIssuer} obtains tokens from the gateway's token endpoint with the
+ * issuer secret, for the party that holds it (the sign-service): its own, cached per room, and
+ * the other party's, to hand over on the authenticated channel the two already share.
+ *
  * @example
  * ```ts
  * import { createGatewayHandler } from "../gateway/handler.ts";
@@ -448,6 +454,137 @@ function issueUniqueIdx(
     }
     return v;
   });
+}
+
+/** Options of {@link createRoomTokenIssuer}. */
+export interface RoomTokenIssuerOptions {
+  /** Base URL of the gateway. */
+  readonly url: string;
+  /** The gateway's `access.issuer_secret` (at least 32 bytes). */
+  readonly secret: string;
+  /** fetch to use (default the global `fetch`). */
+  readonly fetch?: FetchLike;
+  /** Lifetime asked for each token, in seconds (default 3600; the gateway caps it). */
+  readonly ttlS?: number;
+  /** Retry budget of a token request (defaults as the gateway client's). */
+  readonly retry?: Partial<RetryOptions>;
+  /** Clock in milliseconds (default `Date.now`). */
+  readonly now?: () => number;
+}
+
+/** A room token and when it expires. */
+export interface IssuedRoomToken {
+  /** The bearer token. */
+  readonly token: string;
+  /** Expiry, unix seconds. */
+  readonly expiresAt: number;
+}
+
+/** Room tokens from the gateway's token endpoint (`POST /rooms/{room}/tokens`). */
+export interface RoomTokenIssuer {
+  /**
+   * A fresh token for `party` in `room` (to hand to that party).
+   * @param room the room
+   * @param party the party's label (`^[A-Za-z0-9_-]{1,32}$`)
+   * @param ttlS lifetime (default the issuer's)
+   * @throws {RangeError} for a bad room or party; {TransportError} "rejected" when the gateway
+   * refuses (no token endpoint, wrong secret), "malformed" for an answer without a token, "io"
+   * when the retry budget is spent
+   */
+  issue(room: string, party: string, ttlS?: number): Promise<IssuedRoomToken>;
+  /**
+   * A token for `party` in `room`, reused while it has more than a tenth of its lifetime (and at
+   * least 30 s) left: the `token` function of {@link createGatewayClient}.
+   * @throws as {@link RoomTokenIssuer.issue}
+   */
+  token(room: string, party: string): Promise<string>;
+}
+
+/**
+ * Creates a room-token issuer for the party that holds the gateway's issuer secret.
+ *
+ * @param options gateway URL, issuer secret, fetch, token lifetime, retry budget
+ * @returns the issuer
+ * @throws {TypeError} for a URL that does not parse, {RangeError} for a secret shorter than 32
+ * bytes, a bad lifetime or retry budget
+ * @example
+ * ```ts
+ * import { createGatewayHandler } from "../gateway/handler.ts";
+ * import { createGatewayClient, createRoomTokenIssuer } from "./gateway_client.ts";
+ * const tokenSecret = "t".repeat(32), secret = "i".repeat(32);
+ * const handler = createGatewayHandler({
+ *   timers: false,
+ *   access: { enabled: true, tokenSecret, issuerSecret: secret },
+ * });
+ * const fetch = (input: string, init: RequestInit) => handler(new Request(input, init));
+ * const issuer = createRoomTokenIssuer({ url: "http://gw", secret, fetch });
+ * const service = createGatewayClient({
+ *   url: "http://gw", fetch, token: (room) => issuer.token(room, "service"),
+ * });
+ * await service.broadcast("room1", "hello");
+ * const { token } = await issuer.issue("room1", "client"); // handed to the client
+ * const client = createGatewayClient({ url: "http://gw", fetch, token });
+ * console.assert((await client.issueUniqueIdx("room1")) === 1);
+ * await handler.close();
+ * ```
+ */
+export function createRoomTokenIssuer(options: RoomTokenIssuerOptions): RoomTokenIssuer {
+  const requests = new RoomRequests(options.url, undefined);
+  if (new TextEncoder().encode(options.secret).length < 32) {
+    throw new RangeError("secret: expected the gateway's issuer secret (at least 32 bytes)");
+  }
+  const ttlS = options.ttlS ?? 3600;
+  if (!Number.isInteger(ttlS) || ttlS < 1) throw new RangeError("ttlS: expected an integer >= 1");
+  const fetchFn: FetchLike = options.fetch ?? ((input, init) => fetch(input, init));
+  const retry = retryBudget(options.retry);
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, IssuedRoomToken>();
+
+  const issue = (room: string, party: string, ttl = ttlS): Promise<IssuedRoomToken> => {
+    const url = requests.url(room, "tokens");
+    if (typeof party !== "string" || !/^[A-Za-z0-9_-]{1,32}$/.test(party)) {
+      throw new RangeError("party: expected 1-32 characters of [A-Za-z0-9_-]");
+    }
+    const what = `room token for ${party} in room ${room}`;
+    return withRetry(retry, what, undefined, async () => {
+      const res = await fetchFn(url, {
+        method: "POST",
+        headers: { authorization: `Bearer ${options.secret}`, "content-type": "application/json" },
+        body: JSON.stringify({ party, ttl_s: ttl }),
+      });
+      if (res.status !== 200) throw await answerError(res, what);
+      let v: { token?: unknown; expires_at?: unknown } | null = null;
+      try {
+        v = JSON.parse(await readSome(res, 4096));
+      } catch {
+        v = null;
+      }
+      if (
+        typeof v?.token !== "string" || !/^[!-~]{1,512}$/.test(v.token) ||
+        typeof v.expires_at !== "number"
+      ) {
+        throw new TransportError("malformed", `${what}: expected {"token", "expires_at"}`);
+      }
+      return { token: v.token, expiresAt: v.expires_at };
+    });
+  };
+
+  return {
+    issue,
+    async token(room, party) {
+      const key = `${room}\n${party}`;
+      const t = now() / 1000;
+      const cached = cache.get(key);
+      if (cached && cached.expiresAt - t > Math.max(30, ttlS / 10)) return cached.token;
+      const fresh = await issue(room, party);
+      if (cache.size >= 1024) {
+        for (const [k, v] of cache) if (v.expiresAt - t <= 30) cache.delete(k);
+        if (cache.size >= 1024) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(key, fresh);
+      return fresh.token;
+    },
+  };
 }
 
 function describe(e: unknown): string {

@@ -4,6 +4,7 @@ import { TransportError } from "../core/errors.ts";
 import { createGatewayHandler } from "../gateway/handler.ts";
 import {
   createGatewayClient,
+  createRoomTokenIssuer,
   type GatewayClientOptions,
   type GatewayEvent,
 } from "./gateway_client.ts";
@@ -243,4 +244,85 @@ test("issueUniqueIdx rejects an answer that is not a positive index", async () =
     const s = scripted([() => new Response(body, { status: 200 })]);
     await assert.rejects(client(s.fetch).issueUniqueIdx("r"), code("malformed"), body);
   }
+});
+
+test("room token issuer: tokens from the gateway's endpoint open its rooms; cached per room and party", async () => {
+  const tokenSecret = "token-secret-for-tests-0123456789abcdef";
+  const secret = "issuer-secret-for-tests-0123456789abcdef";
+  const h = createGatewayHandler({
+    timers: false,
+    access: { enabled: true, tokenSecret, issuerSecret: secret, tokenTtlS: 600 },
+  });
+  let calls = 0;
+  const fetch = (input: string, init: RequestInit) => {
+    if (input.endsWith("/tokens")) calls++;
+    return h(new Request(input, init));
+  };
+  let clock = Date.now();
+  const issuer = createRoomTokenIssuer({
+    url: "http://gw",
+    secret,
+    fetch,
+    ttlS: 600,
+    retry: FAST,
+    now: () => clock,
+  });
+  const service = client(fetch, { token: (room) => issuer.token(room, "service") });
+  await service.broadcast("cap1", "from the service");
+  await service.broadcast("cap1", "again");
+  assert.equal(calls, 1, "the service's token is reused");
+  const handed = await issuer.issue("cap1", "client");
+  assert.equal(calls, 2);
+  const wallet = client(fetch, { token: handed.token });
+  const ctl = new AbortController();
+  assert.deepEqual(await take(wallet.subscribe("cap1", { signal: ctl.signal }), 2), [
+    { id: 0, data: "from the service" },
+    { id: 1, data: "again" },
+  ]);
+  ctl.abort();
+  await assert.rejects(client(fetch).broadcast("cap1", "anonymous"), code("rejected"));
+  await assert.rejects(
+    client(fetch, { token: handed.token }).broadcast("cap2", "other room"),
+    code("rejected"),
+  );
+  clock += 590_000; // less than a tenth of the lifetime left: a new token
+  await service.broadcast("cap1", "later");
+  assert.equal(calls, 3);
+  await h.close();
+});
+
+test("room token issuer: a wrong secret, no endpoint, or a bad answer is a clear error", async () => {
+  const secret = "issuer-secret-for-tests-0123456789abcdef";
+  const noIssuer = createGatewayHandler({
+    timers: false,
+    access: { enabled: true, tokenSecret: "t".repeat(32) },
+  });
+  const via = (h: (r: Request) => Promise<Response>) => (input: string, init: RequestInit) =>
+    h(new Request(input, init));
+  await assert.rejects(
+    createRoomTokenIssuer({ url: "http://gw", secret, fetch: via(noIssuer), retry: FAST })
+      .token("r", "p"),
+    (e: unknown) => e instanceof TransportError && e.code === "rejected" && /404/.test(e.message),
+  );
+  await noIssuer.close();
+  const wrong = createGatewayHandler({
+    timers: false,
+    access: { enabled: true, tokenSecret: "t".repeat(32), issuerSecret: "x".repeat(32) },
+  });
+  await assert.rejects(
+    createRoomTokenIssuer({ url: "http://gw", secret, fetch: via(wrong), retry: FAST })
+      .issue("r", "p"),
+    (e: unknown) => e instanceof TransportError && e.code === "rejected" && /403/.test(e.message),
+  );
+  await wrong.close();
+  const s = scripted([() => new Response('{"token": 5}', { status: 200 })]);
+  await assert.rejects(
+    createRoomTokenIssuer({ url: "http://gw", secret, fetch: s.fetch, retry: FAST })
+      .issue("r", "p"),
+    code("malformed"),
+  );
+  assert.throws(() => createRoomTokenIssuer({ url: "http://gw", secret: "short" }), RangeError);
+  const issuer = createRoomTokenIssuer({ url: "http://gw", secret, fetch: s.fetch });
+  assert.throws(() => issuer.issue("r", "bad party"), RangeError);
+  assert.throws(() => issuer.issue("bad/room", "p"), RangeError);
 });

@@ -2,7 +2,8 @@
  * The parties' end-to-end secure channel through the untrusted sign-gateway.
  *
  * - {@link createGatewayClient}: the gateway's room API over `fetch` (SSE subscribe with resume,
- *   broadcast with retries, unique indices).
+ *   broadcast with retries, unique indices); {@link createRoomTokenIssuer}: room tokens from the
+ *   gateway's token endpoint, for the party holding the issuer secret.
  * - {@link openSecureSession}: signed handshake with pinned Ed25519 identity keys, X25519 key
  *   agreement, key confirmation bound to a context, then ChaCha20-Poly1305 frames in strict
  *   sequence; the session is a `Transport` for `runProtocol`.
@@ -44,11 +45,15 @@
  */
 export {
   createGatewayClient,
+  createRoomTokenIssuer,
   type FetchLike,
   type GatewayClient,
   type GatewayClientOptions,
   type GatewayEvent,
+  type IssuedRoomToken,
   type RetryOptions,
+  type RoomTokenIssuer,
+  type RoomTokenIssuerOptions,
 } from "./gateway_client.ts";
 export {
   generateIdentity,
