@@ -62,12 +62,16 @@ export async function* readEvents(
   }
 }
 
-/** Next chunk of a body, or rejects on abort / after `idleMs` of silence. */
-function readChunk(
+/**
+ * Next chunk of a body, or rejects on abort (also when the signal was aborted before the call:
+ * an "abort" event never comes again) / after `idleMs` of silence.
+ */
+export function readChunk(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   signal: AbortSignal,
   idleMs: number,
 ): Promise<ReadableStreamReadResult<Uint8Array>> {
+  if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const done = () => {
       clearTimeout(t);

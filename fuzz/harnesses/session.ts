@@ -3,7 +3,8 @@
  * real gateway handler in process, then each sends the other a few envelopes (one large enough
  * to be fragmented). Every body a party posts passes a relay that follows the input, a recipe of
  * operations on the posted frame lines: drop, duplicate, flip a bit, rewrite a field, replace a
- * line, hold a line back to a later post (reorder), replay an earlier line.
+ * line, hold a line back to a later post (reorder), replay an earlier line, fail a post as a
+ * network error would.
  *
  * Oracle: each party either receives exactly the envelopes sent to it, in order, or fails with
  * `TransportError` (or gives up waiting: a dropped frame is detected by the round timeout of a
@@ -44,7 +45,7 @@ function relay(
 ): string[] {
   const out = [...held.splice(0), ...lines];
   for (const o of ops) {
-    if (o.at !== post) continue;
+    if (o === null || typeof o !== "object" || o.at !== post) continue;
     const k = typeof o.line === "number" && out.length > 0
       ? Math.abs(Math.trunc(o.line)) % out.length
       : 0;
@@ -107,6 +108,7 @@ export const secureSession: Harness = {
     '"raw"',
     '"flip"',
     '"field"',
+    '"fail"',
     '"seq"',
     '"from"',
     '"to"',
@@ -127,6 +129,7 @@ export const secureSession: Harness = {
       { ops: [{ at: 4, op: "replay", line: 1 }] },
       { ops: [{ at: 1, op: "field", line: 0, field: "seq", value: 1 }] },
       { ops: [{ at: 0, op: "drop", line: 0 }] },
+      { ops: [{ at: 2, op: "fail" }] },
     ];
     return {
       seeds: seeds.map((s) => bytesOf(JSON.stringify(s))),
@@ -154,6 +157,13 @@ export const secureSession: Harness = {
         const fetch = async (url: string, init: RequestInit): Promise<Response> => {
           const req = new Request(url, init);
           if (req.method === "POST" && url.endsWith("/broadcast")) {
+            const at = post;
+            if (
+              ops.some((o) => o !== null && typeof o === "object" && o.at === at && o.op === "fail")
+            ) {
+              post++;
+              throw new TypeError("fetch failed: the relay dropped the connection");
+            }
             const lines = relay((await req.text()).split("\n"), post++, ops, held, history);
             if (lines.length === 0) return new Response(null, { status: 200 });
             return gw(new Request(url, { method: "POST", body: lines.join("\n") }));
