@@ -78,23 +78,22 @@ import { equalBytes } from "@noble/curves/utils.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { fromHex, toHex, toHexInt } from "./bytes.ts";
+import { expectFields, fromHex, parseJson, toHex, toHexInt } from "./bytes.ts";
 import { InvalidKeyShare, KeyEpochError } from "./errors.ts";
 import {
   type AccountEntry,
   type AccountIdentity,
+  asMalformed,
   checkAccountId,
   checkIdentity,
   decodeAccountsFile,
   decodeIdentity,
   decodeParsed,
-  decodePoint,
   encodeKeyShare,
-  expectObject,
   identityJson,
   inAccount,
   MAX_FILE_BYTES,
-  parseJson,
+  pointField,
   type UncheckedKeyShare,
   validateKeyShare,
 } from "./keyshare.ts";
@@ -374,7 +373,7 @@ const EPOCH_FIELDS = ["counter", "digest", "state", "kind", "session_id", "key_s
 
 function decodeEpochSyntax(v: unknown, k: number): UncheckedEpoch {
   const what = `epochs[${k}]`;
-  const o = expectObject(v, what, EPOCH_FIELDS);
+  const o = asMalformed(() => expectFields(v, EPOCH_FIELDS, what));
   const counter = o.counter;
   if (
     typeof counter !== "number" || !Number.isSafeInteger(counter) || counter < 0 ||
@@ -552,8 +551,8 @@ function decodeAccountSyntax(raw: unknown, withMac: boolean): AccountSyntax {
     throw tampered(`the record has no MAC, which version ${ACCOUNT_RECORDS_VERSION} requires`);
   }
   const fields = ["public_key", ...(hasIdentity ? ["identity"] : []), "epochs"];
-  const e = expectObject(raw, "account", withMac ? [...fields, "mac"] : fields);
-  const listed = decodePoint(e.public_key, "public_key");
+  const e = asMalformed(() => expectFields(raw, withMac ? [...fields, "mac"] : fields, "account"));
+  const listed = asMalformed(() => pointField(e.public_key, "public_key"));
   if (!Array.isArray(e.epochs) || e.epochs.length === 0 || e.epochs.length > MAX_EPOCHS) {
     throw malformed(`epochs: expected an array of 1..${MAX_EPOCHS} epochs`);
   }
@@ -595,7 +594,7 @@ export function decodeAccountRecords(
   options: DecodeRecordsOptions = {},
 ): Map<string, AccountRecord> {
   const maxBytes = options.maxBytes ?? MAX_FILE_BYTES;
-  const v = parseJson(json, maxBytes, "key share file");
+  const v = asMalformed(() => parseJson(json, maxBytes, "key share file"));
   const versioned = typeof v === "object" && v !== null && !Array.isArray(v) &&
     typeof (v as Obj).version === "number";
   const legacy = (version: number) =>
@@ -620,7 +619,7 @@ export function decodeAccountRecords(
   }
   const withMac = top.version === ACCOUNT_RECORDS_VERSION;
   if (!withMac && options.requireMac) throw legacy(LEGACY_VERSION);
-  const o = expectObject(top, "key share file", ["version", "accounts"]);
+  const o = asMalformed(() => expectFields(top, ["version", "accounts"], "key share file"));
   const accounts = o.accounts;
   if (typeof accounts !== "object" || accounts === null || Array.isArray(accounts)) {
     throw malformed("key share file: expected an object of accounts");

@@ -2,7 +2,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   canonicalJson,
+  decodeArray,
+  decodeBytes,
+  decodePoint,
   encodePoint,
+  expectFields,
   fromHex,
   parseHexInt,
   parseHexSigned,
@@ -68,4 +72,36 @@ test("canonical JSON sorts object keys and drops undefined fields", () => {
   );
   assert.throws(() => canonicalJson({ a: 1n }), TypeError);
   assert.throws(() => canonicalJson([NaN]), TypeError);
+});
+
+test("wire decoders refuse hostile values", () => {
+  const G = Point.BASE.toHex(true);
+  const pointBad = [
+    null,
+    7,
+    G.toUpperCase(),
+    Point.BASE.toHex(false),
+    "04" + G.slice(2),
+    "02" + "05".padStart(64, "0"),
+    "03" + "ff".repeat(32),
+    G + "00",
+    G.slice(2),
+    "",
+  ];
+  for (const v of pointBad) assert.throws(() => decodePoint(v, "X"), SyntaxError, String(v));
+  assert.ok(decodePoint(G, "X").equals(Point.BASE));
+  assert.ok(decodePoint("00", "X").is0());
+  assert.equal(encodePoint(Point.ZERO), "00");
+  assert.throws(() => decodeArray([G], "X", 2, (P) => decodePoint(P, "X[k]")), RangeError);
+  assert.throws(() => decodeArray(G, "X", 1, (P) => decodePoint(P, "X[k]")), TypeError);
+  for (const v of ["", "0", "0g", "AA", "aa".repeat(3), 1, null]) {
+    assert.throws(() => decodeBytes(v, "u", 2), SyntaxError, String(v));
+  }
+  for (const v of ["", "0", "00ff", "FF", "-01", 5, "ff".repeat(9)]) {
+    assert.throws(() => parseHexInt(v, 8, "N"), (e: unknown) => e instanceof Error, String(v));
+  }
+  assert.equal(parseHexInt("ff", 8, "N"), 255n);
+  for (const v of [null, [], "x", { a: 1 }, { a: 1, b: 2, c: 3 }]) {
+    assert.throws(() => expectFields(v, ["a", "b"]), TypeError);
+  }
 });

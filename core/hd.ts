@@ -40,6 +40,7 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { ripemd160 } from "@noble/hashes/legacy.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
 import { createBase58check } from "@scure/base";
+import { assertBytes, assertPoint } from "./bytes.ts";
 import { fromBytesBE } from "./math/bigint.ts";
 import { Point, Q } from "./params.ts";
 import type { KeyShareCore } from "./protocols/types.ts";
@@ -85,18 +86,11 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 }
 
 function assertChainCode(c: unknown): Uint8Array {
-  if (!(c instanceof Uint8Array) || c.length !== 32) {
-    const got = c instanceof Uint8Array ? `${c.length} bytes` : typeof c;
-    throw new TypeError(`hd: expected a 32-byte chain code, got ${got}`);
-  }
-  return c;
+  return assertBytes(c, "hd: chain code", 32);
 }
 
-function assertPoint(P: unknown): Point {
-  if (!(P instanceof Point)) throw new TypeError("hd: expected a secp256k1 point");
-  P.assertValidity();
-  if (P.is0()) throw new RangeError("hd: the public key is the point at infinity");
-  return P;
+function assertPublicKey(P: unknown): Point {
+  return assertPoint(P, "hd: public key");
 }
 
 function hardened(index: string, position: number): RangeError {
@@ -172,7 +166,7 @@ export function parsePath(path: DerivationPath): number[] {
 
 /** The 4-byte key identifier prefix of BIP-32: HASH160(ser_P(P))[0..4] as a big-endian u32. */
 export function fingerprint(publicKey: Point): number {
-  const h = ripemd160(sha256(assertPoint(publicKey).toBytes(true)));
+  const h = ripemd160(sha256(assertPublicKey(publicKey).toBytes(true)));
   return ((h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]) >>> 0;
 }
 
@@ -210,7 +204,7 @@ export function ckdPub(
   index: number,
   mac: Mac = hmacSha512,
 ): ChildStep {
-  assertPoint(parent);
+  assertPublicKey(parent);
   assertChainCode(chainCode);
   const [i] = parsePath([index]);
   const idx = ser32(i);
@@ -272,7 +266,7 @@ export function deriveShift(
   chainCode: Uint8Array,
   path: DerivationPath,
 ): HdDerivation {
-  assertPoint(publicKey);
+  assertPublicKey(publicKey);
   assertChainCode(chainCode);
   const indices = parsePath(path);
   let P = publicKey;
@@ -414,7 +408,7 @@ export function toXpub(key: {
   readonly index?: number;
   readonly version?: number;
 }): string {
-  const P = assertPoint(key.publicKey);
+  const P = assertPublicKey(key.publicKey);
   const c = assertChainCode(key.chainCode);
   const depth = key.depth ?? 0;
   if (!Number.isInteger(depth) || depth < 0 || depth > MAX_DEPTH) {

@@ -81,7 +81,23 @@
  * @module
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { fromHex, parseHexInt, scalarHex, toHex, toHexInt } from "./bytes.ts";
+import {
+  assertBigint,
+  assertBytes,
+  assertPoint,
+  decodeBytes,
+  decodeNonZeroPoint,
+  expectArray,
+  expectFields,
+  expectString,
+  type JsonObject,
+  kindOf,
+  parseHexInt,
+  parseJson,
+  scalarHex,
+  toHex,
+  toHexInt,
+} from "./bytes.ts";
 import { InvalidKeyShare } from "./errors.ts";
 import {
   bitLength,
@@ -199,45 +215,27 @@ export interface UncheckedKeyShare {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Syntax
-
-/** @internal */
-export type Obj = Record<string, unknown>;
+// Syntax (the decoders of core/bytes.ts; their errors become InvalidKeyShare "malformed")
 
 function malformed(message: string): InvalidKeyShare {
   return new InvalidKeyShare("malformed", message);
 }
 
-/** @internal shared with `account_records.ts`. */
-export function expectObject(v: unknown, what: string, fields: readonly string[]): Obj {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw malformed(`${what}: expected an object, got ${v === null ? "null" : typeOf(v)}`);
+/**
+ * Runs `f`, turning the built-in errors of the decoders and asserters of `core/bytes.ts`
+ * (`TypeError`, `SyntaxError`, `RangeError`, whose message names the field) into
+ * `InvalidKeyShare` "malformed".
+ * @internal shared with `account_records.ts`.
+ */
+export function asMalformed<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof TypeError || e instanceof SyntaxError || e instanceof RangeError) {
+      throw malformed(e.message);
+    }
+    throw e;
   }
-  const o = v as Obj;
-  for (const k of Object.keys(o)) {
-    if (!fields.includes(k)) throw malformed(`${what}: unexpected field ${showKey(k)}`);
-  }
-  for (const f of fields) {
-    if (!Object.hasOwn(o, f)) throw malformed(`${what}: missing field "${f}"`);
-  }
-  return o;
-}
-
-function typeOf(v: unknown): string {
-  return Array.isArray(v) ? "an array" : typeof v;
-}
-
-/** A field name for a message: shown when short and plain, else only its length. */
-function showKey(k: string): string {
-  return /^[A-Za-z0-9._-]{1,64}$/.test(k) ? `"${k}"` : `(a name of ${k.length} characters)`;
-}
-
-function expectString(v: unknown, what: string, maxChars: number): string {
-  if (typeof v !== "string") throw malformed(`${what}: expected a string, got ${typeOf(v)}`);
-  if (v.length > maxChars) {
-    throw malformed(`${what}: expected at most ${maxChars} characters, got ${v.length}`);
-  }
-  return v;
 }
 
 function expectIndex(v: unknown, what: string): number {
@@ -247,69 +245,22 @@ function expectIndex(v: unknown, what: string): number {
   return v;
 }
 
-function expectArray(v: unknown, what: string): unknown[] {
-  if (!Array.isArray(v)) throw malformed(`${what}: expected an array, got ${typeOf(v)}`);
-  if (v.length > MAX_KEY_SHARE_PARTIES) {
-    throw malformed(`${what}: expected at most ${MAX_KEY_SHARE_PARTIES} entries, got ${v.length}`);
-  }
-  return v;
+/** Hex of exactly `length` bytes; the text's length is capped (and named) first. */
+function hexField(v: unknown, what: string, length: number): Uint8Array {
+  return decodeBytes(expectString(v, what, 2 * length), what, length);
 }
 
-function decodeBytes(v: unknown, what: string, length: number): Uint8Array {
-  const s = expectString(v, what, 2 * length);
-  if (s.length !== 2 * length || !/^[0-9a-f]*$/.test(s)) {
-    throw malformed(`${what}: expected ${length} bytes of lowercase hex`);
-  }
-  return fromHex(s);
+/** An integer (N, s, t, p, q): minimal hex of at most `MODULUS_BYTES`, the text capped first. */
+function intField(v: unknown, what: string): bigint {
+  return parseHexInt(expectString(v, what, 2 * MODULUS_BYTES), MODULUS_BYTES, what);
 }
 
-function decodeInt(v: unknown, what: string): bigint {
-  const s = expectString(v, what, 2 * MODULUS_BYTES);
-  try {
-    return parseHexInt(s, MODULUS_BYTES, what);
-  } catch (e) {
-    throw malformed(e instanceof Error ? e.message : `${what}: bad integer`);
-  }
-}
-
-/** @internal shared with `account_records.ts`. */
-export function decodePoint(v: unknown, what: string): Point {
-  const s = expectString(v, what, 66);
-  if (!/^0[23][0-9a-f]{64}$/.test(s)) {
-    throw malformed(`${what}: expected a 33-byte compressed point in lowercase hex`);
-  }
-  try {
-    const P = Point.fromHex(s);
-    P.assertValidity();
-    return P;
-  } catch {
-    throw malformed(`${what}: not a point of secp256k1`);
-  }
-}
-
-/** @internal shared with `account_records.ts`. */
-export function parseJson(text: string | Uint8Array, maxBytes: number, what: string): unknown {
-  // A string's length in UTF-16 units is at most its UTF-8 size: the cap is never loosened.
-  const size = typeof text === "string" ? text.length : text.byteLength;
-  if (size > maxBytes) {
-    throw malformed(`${what}: expected at most ${maxBytes} bytes, got ${size}`);
-  }
-  let s: string;
-  if (typeof text === "string") {
-    s = text;
-  } else {
-    try {
-      s = new TextDecoder("utf-8", { fatal: true }).decode(text);
-    } catch {
-      throw malformed(`${what}: not UTF-8`);
-    }
-  }
-  try {
-    return JSON.parse(s);
-  } catch {
-    // The parser's message may quote the input (a secret): say only that it failed.
-    throw malformed(`${what}: not valid JSON (${s.length} characters, truncated or corrupt?)`);
-  }
+/**
+ * A point other than the identity, compressed; the text's length capped first.
+ * @internal shared with `account_records.ts`.
+ */
+export function pointField(v: unknown, what: string): Point {
+  return decodeNonZeroPoint(expectString(v, what, 66), what);
 }
 
 const KEY_SHARE_FIELDS = [
@@ -345,7 +296,7 @@ const KEY_SHARE_FIELDS = [
 export function decodeKeyShareUnchecked(json: unknown): UncheckedKeyShare {
   return decodeParsed(
     typeof json === "string" || json instanceof Uint8Array
-      ? parseJson(json, MAX_FILE_BYTES, "key share")
+      ? asMalformed(() => parseJson(json, MAX_FILE_BYTES, "key share"))
       : json,
   );
 }
@@ -355,54 +306,61 @@ export function decodeKeyShareUnchecked(json: unknown): UncheckedKeyShare {
  * @internal shared with `account_records.ts`.
  */
 export function decodeParsed(v: unknown): UncheckedKeyShare {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw malformed(`key share: expected an object, got ${v === null ? "null" : typeOf(v)}`);
-  }
-  const raw = v as Obj;
-  // The version first: a later version may have another shape.
-  if (!Object.hasOwn(raw, "version")) throw malformed('key share: missing field "version"');
-  const version = raw.version;
-  if (typeof version !== "number" || !Number.isSafeInteger(version)) {
-    throw malformed("key share: expected an integer version");
-  }
-  if (version !== KEY_SHARE_VERSION) {
-    throw new InvalidKeyShare(
-      "unsupported-version",
-      `key share: expected version ${KEY_SHARE_VERSION}, got ${version}`,
+  return asMalformed(() => {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+      throw malformed(`key share: expected an object, got ${kindOf(v)}`);
+    }
+    // The version first: a later version may have another shape.
+    if (!Object.hasOwn(v, "version")) throw malformed('key share: missing field "version"');
+    const version = (v as JsonObject).version;
+    if (typeof version !== "number" || !Number.isSafeInteger(version)) {
+      throw malformed("key share: expected an integer version");
+    }
+    if (version !== KEY_SHARE_VERSION) {
+      throw new InvalidKeyShare(
+        "unsupported-version",
+        `key share: expected version ${KEY_SHARE_VERSION}, got ${version}`,
+      );
+    }
+    const o = expectFields<KeyShareJsonV1>(v, KEY_SHARE_FIELDS, "key share");
+    // The curve next: the points of another curve would fail to parse with a vaguer message.
+    const curve = expectString(o.curve, "curve", 32);
+    if (curve !== CURVE) {
+      const shown = /^[A-Za-z0-9_-]+$/.test(curve) ? `"${curve}"` : "another curve";
+      throw new InvalidKeyShare(
+        "wrong-curve",
+        `key share: expected curve "${CURVE}", got ${shown}`,
+      );
+    }
+    const i = expectIndex(o.i, "i");
+    const n = expectIndex(o.n, "n");
+    const xBytes = hexField(o.x, "x", SCALAR_BYTES);
+    const x = fromBytesBE(xBytes);
+    xBytes.fill(0);
+    if (x === 0n || x >= Q) throw malformed("x: expected a scalar in [1, q)");
+    const publicKey = pointField(o.public_key, "public_key");
+    const publicShares = expectArray(o.public_shares, "public_shares", MAX_KEY_SHARE_PARTIES).map((
+      P,
+      j,
+    ) => pointField(P, `public_shares[${j}]`));
+    const rid = hexField(o.rid, "rid", KAPPA_BYTES);
+    const chainCode = hexField(o.chain_code, "chain_code", CHAIN_CODE_BYTES);
+    const a = expectFields<KeyShareJsonV1["aux"]>(o.aux, ["p", "q", "parties"], "aux");
+    const p = intField(a.p, "aux.p");
+    const q = intField(a.q, "aux.q");
+    const parties = expectArray(a.parties, "aux.parties", MAX_KEY_SHARE_PARTIES).map(
+      (e, j): PartyAux => {
+        const w = `aux.parties[${j}]`;
+        const po = expectFields<PartyAuxJsonV1>(e, ["N", "s", "t"], w);
+        return {
+          N: intField(po.N, `${w}.N`),
+          s: intField(po.s, `${w}.s`),
+          t: intField(po.t, `${w}.t`),
+        };
+      },
     );
-  }
-  const o = expectObject(raw, "key share", KEY_SHARE_FIELDS);
-  // The curve next: the points of another curve would fail to parse with a vaguer message.
-  const curve = expectString(o.curve, "curve", 32);
-  if (curve !== CURVE) {
-    const shown = /^[A-Za-z0-9_-]+$/.test(curve) ? `"${curve}"` : "another curve";
-    throw new InvalidKeyShare("wrong-curve", `key share: expected curve "${CURVE}", got ${shown}`);
-  }
-  const i = expectIndex(o.i, "i");
-  const n = expectIndex(o.n, "n");
-  const xBytes = decodeBytes(o.x, "x", SCALAR_BYTES);
-  const x = fromBytesBE(xBytes);
-  xBytes.fill(0);
-  if (x === 0n || x >= Q) throw malformed("x: expected a scalar in [1, q)");
-  const publicKey = decodePoint(o.public_key, "public_key");
-  const publicShares = expectArray(o.public_shares, "public_shares").map((p, j) =>
-    decodePoint(p, `public_shares[${j}]`)
-  );
-  const rid = decodeBytes(o.rid, "rid", KAPPA_BYTES);
-  const chainCode = decodeBytes(o.chain_code, "chain_code", CHAIN_CODE_BYTES);
-  const a = expectObject(o.aux, "aux", ["p", "q", "parties"]);
-  const p = decodeInt(a.p, "aux.p");
-  const q = decodeInt(a.q, "aux.q");
-  const parties = expectArray(a.parties, "aux.parties").map((e, j): PartyAux => {
-    const w = `aux.parties[${j}]`;
-    const po = expectObject(e, w, ["N", "s", "t"]);
-    return {
-      N: decodeInt(po.N, `${w}.N`),
-      s: decodeInt(po.s, `${w}.s`),
-      t: decodeInt(po.t, `${w}.t`),
-    };
+    return { curve, i, n, x, publicKey, publicShares, rid, chainCode, aux: { p, q, parties } };
   });
-  return { curve, i, n, x, publicKey, publicShares, rid, chainCode, aux: { p, q, parties } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -414,29 +372,6 @@ function inconsistent(message: string): InvalidKeyShare {
 
 function weak(message: string): InvalidKeyShare {
   return new InvalidKeyShare("weak-aux-info", message);
-}
-
-function assertPoint(P: unknown, what: string): Point {
-  if (!(P instanceof Point)) throw malformed(`${what}: expected a point`);
-  if (P.is0()) throw malformed(`${what}: the point at infinity`);
-  try {
-    P.assertValidity();
-  } catch {
-    throw malformed(`${what}: not a point of secp256k1`);
-  }
-  return P;
-}
-
-function assertBytes(v: unknown, what: string, length: number): Uint8Array {
-  if (!(v instanceof Uint8Array) || v.length !== length) {
-    throw malformed(`${what}: expected ${length} bytes`);
-  }
-  return v;
-}
-
-function assertBigint(v: unknown, what: string): bigint {
-  if (typeof v !== "bigint") throw malformed(`${what}: expected a bigint`);
-  return v;
 }
 
 /**
@@ -532,12 +467,14 @@ export function validateKeyShare(u: UncheckedKeyShare): KeyShare {
   if (!Array.isArray(parties) || parties.length !== n) {
     throw inconsistent(`expected one aux entry per party (${n}), got ${parties?.length}`);
   }
-  const x = assertBigint(u.x, "x");
+  const x = asMalformed(() => assertBigint(u.x, "x"));
   if (x <= 0n || x >= Q) throw malformed("x: expected a scalar in [1, q)");
-  const publicKey = assertPoint(u.publicKey, "public_key");
-  const publicShares = u.publicShares.map((P, j) => assertPoint(P, `public_shares[${j}]`));
-  const rid = Uint8Array.from(assertBytes(u.rid, "rid", KAPPA_BYTES));
-  const chainCode = Uint8Array.from(assertBytes(u.chainCode, "chain_code", CHAIN_CODE_BYTES));
+  const { publicKey, publicShares, rid, chainCode } = asMalformed(() => ({
+    publicKey: assertPoint(u.publicKey, "public_key"),
+    publicShares: u.publicShares.map((P, j) => assertPoint(P, `public_shares[${j}]`)),
+    rid: Uint8Array.from(assertBytes(u.rid, "rid", KAPPA_BYTES)),
+    chainCode: Uint8Array.from(assertBytes(u.chainCode, "chain_code", CHAIN_CODE_BYTES)),
+  }));
 
   // X_i == x_i G, then sum_j X_j == X (n-of-n).
   if (!Point.BASE.multiply(x).equals(publicShares[i])) {
@@ -550,9 +487,9 @@ export function validateKeyShare(u: UncheckedKeyShare): KeyShare {
 
   // Every party's public aux info.
   const checked: PartyAux[] = parties.map((e, j) => {
-    const N = assertBigint(e?.N, `aux.parties[${j}].N`);
-    const s = assertBigint(e?.s, `aux.parties[${j}].s`);
-    const t = assertBigint(e?.t, `aux.parties[${j}].t`);
+    const [N, s, t] = asMalformed(() =>
+      (["N", "s", "t"] as const).map((k) => assertBigint(e?.[k], `aux.parties[${j}].${k}`))
+    );
     const bits = bitLength(N);
     if (bits < MODULUS_MIN_BITS || bits > MODULUS_MAX_BITS) {
       throw weak(
@@ -580,8 +517,9 @@ export function validateKeyShare(u: UncheckedKeyShare): KeyShare {
   }
 
   // This party's secret primes and ring-Pedersen parameters.
-  const p = assertBigint(u.aux.p, "aux.p");
-  const q = assertBigint(u.aux.q, "aux.q");
+  const [p, q] = asMalformed(
+    () => [assertBigint(u.aux.p, "aux.p"), assertBigint(u.aux.q, "aux.q")],
+  );
   if (p * q !== checked[i].N) {
     throw inconsistent(`aux.p * aux.q does not equal the modulus N of party ${i}`);
   }
@@ -721,28 +659,18 @@ export function identityJson(id: AccountIdentity): AccountIdentityJsonV1 {
 
 const IDENTITY_KEY_BYTES = 32;
 
-function decodeKey32(v: unknown, what: string): Uint8Array {
-  if (typeof v !== "string" || v.length !== 2 * IDENTITY_KEY_BYTES) {
-    throw malformed(`${what}: expected ${2 * IDENTITY_KEY_BYTES} hex digits`);
-  }
-  try {
-    return fromHex(v);
-  } catch {
-    throw malformed(`${what}: expected lowercase hex`);
-  }
-}
-
 /** @internal shared with `account_records.ts`. */
 export function decodeIdentity(v: unknown): AccountIdentity {
-  const o = expectObject(v, "identity", ["secret_key", "public_keys"]);
-  const secretKey = decodeKey32(o.secret_key, "identity.secret_key");
-  if (!Array.isArray(o.public_keys) || o.public_keys.length > MAX_KEY_SHARE_PARTIES) {
-    throw malformed(
-      `identity.public_keys: expected an array of at most ${MAX_KEY_SHARE_PARTIES} keys`,
-    );
-  }
-  const publicKeys = o.public_keys.map((k, j) => decodeKey32(k, `identity.public_keys[${j}]`));
-  return { secretKey, publicKeys };
+  return asMalformed(() => {
+    const o = expectFields<AccountIdentityJsonV1>(v, ["secret_key", "public_keys"], "identity");
+    const what = "identity.public_keys";
+    return {
+      secretKey: decodeBytes(o.secret_key, "identity.secret_key", IDENTITY_KEY_BYTES),
+      publicKeys: expectArray(o.public_keys, what, MAX_KEY_SHARE_PARTIES).map((k, j) =>
+        decodeBytes(k, `${what}[${j}]`, IDENTITY_KEY_BYTES)
+      ),
+    };
+  });
 }
 
 /** The identity must list n distinct keys, this party's being the one of its secret key. */
@@ -822,22 +750,24 @@ export function decodeAccountsFile(
   if (typeof json !== "string" && !(json instanceof Uint8Array)) {
     throw malformed("key share file: expected text or bytes");
   }
-  const v = parseJson(json, options.maxBytes ?? MAX_FILE_BYTES, "key share file");
+  const v = asMalformed(() =>
+    parseJson(json, options.maxBytes ?? MAX_FILE_BYTES, "key share file")
+  );
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw malformed(`key share file: expected an object of accounts, got ${typeOf(v)}`);
+    throw malformed(`key share file: expected an object of accounts, got ${kindOf(v)}`);
   }
   const ids = Object.keys(v);
   ids.forEach(checkAccountId); // all ids before any costly validation
   const out = new Map<string, AccountEntry>();
   for (const id of ids) {
     const entry = inAccount(id, (): AccountEntry => {
-      const raw = (v as Obj)[id];
+      const raw = (v as JsonObject)[id];
       const hasIdentity = typeof raw === "object" && raw !== null && Object.hasOwn(raw, "identity");
-      const fields = hasIdentity
+      const fields: (keyof AccountEntryJsonV1)[] = hasIdentity
         ? ["key_share", "public_key", "identity"]
         : ["key_share", "public_key"];
-      const o = expectObject(raw, "account entry", fields);
-      const listed = decodePoint(o.public_key, "public_key");
+      const o = asMalformed(() => expectFields<AccountEntryJsonV1>(raw, fields, "account entry"));
+      const listed = asMalformed(() => pointField(o.public_key, "public_key"));
       const identity = hasIdentity ? decodeIdentity(o.identity) : undefined;
       const keyShare = validateKeyShare(decodeParsed(o.key_share));
       if (!listed.equals(keyShare.publicKey)) {

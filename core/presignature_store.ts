@@ -30,7 +30,14 @@
  * ```
  * @module
  */
-import { encodePoint, scalarHex } from "./bytes.ts";
+import {
+  decodeArray,
+  decodePoint,
+  decodeScalar,
+  encodePoint,
+  expectFields,
+  scalarHex,
+} from "./bytes.ts";
 import { ProtocolAbort } from "./errors.ts";
 import { mod, modInv } from "./math/mod.ts";
 import { MAX_PARTIES, MAX_SID_BYTES, MIN_SID_BYTES, Point, Q } from "./params.ts";
@@ -198,7 +205,10 @@ export function encodePresignature(p: Presignature): EncodedPresignature {
   };
 }
 
-const FIELDS = [
+/** The label of a stored presignature's field in messages. */
+const FIELD = (name: string) => `presignature field "${name}"`;
+
+const FIELDS: (keyof EncodedPresignature)[] = [
   "v",
   "id",
   "i",
@@ -222,34 +232,6 @@ const FIELDS = [
 /** A presignature's id: the hex of its presigning session's id. */
 const SID_HEX = new RegExp(`^([0-9a-f]{2}){${MIN_SID_BYTES},${MAX_SID_BYTES}}$`);
 
-function scalarOf(v: unknown, field: string): bigint {
-  if (typeof v !== "string" || !/^[0-9a-f]{64}$/.test(v)) {
-    throw new SyntaxError(`presignature: field "${field}" is not a 32-byte scalar`);
-  }
-  const x = BigInt("0x" + v);
-  if (x >= Q) throw new RangeError(`presignature: field "${field}" is not below q`);
-  return x;
-}
-
-function pointOf(v: unknown, field: string): Point {
-  if (v === "00") return Point.ZERO;
-  if (typeof v !== "string" || !/^0[23][0-9a-f]{64}$/.test(v)) {
-    throw new SyntaxError(`presignature: field "${field}" is not a compressed point`);
-  }
-  try {
-    return Point.fromHex(v);
-  } catch {
-    throw new SyntaxError(`presignature: field "${field}" is not a point of secp256k1`);
-  }
-}
-
-function listOf<T>(v: unknown, field: string, n: number, f: (x: unknown, k: number) => T): T[] {
-  if (!Array.isArray(v) || v.length !== n) {
-    throw new TypeError(`presignature: field "${field}" must have ${n} entries`);
-  }
-  return v.map(f);
-}
-
 /**
  * Decodes and checks a stored presignature: shapes, then its internal consistency
  * (delta G = sum Delta_j, R = delta^-1 Gamma, Delta_i = k_i Gamma, S_i = chi_i Gamma,
@@ -257,14 +239,7 @@ function listOf<T>(v: unknown, field: string, n: number, f: (x: unknown, k: numb
  * @throws {TypeError} / {SyntaxError} / {RangeError} naming the field or the failed relation.
  */
 export function decodePresignature(json: unknown): Presignature {
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new TypeError("presignature: expected an object");
-  }
-  const o = json as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (!FIELDS.includes(k)) throw new TypeError(`presignature: unexpected field "${k}"`);
-  }
-  for (const f of FIELDS) if (!(f in o)) throw new TypeError(`presignature: missing "${f}"`);
+  const o = expectFields<EncodedPresignature>(json, FIELDS, "presignature");
   if (o.v !== 2) throw new RangeError("presignature: unsupported version (expected 2)");
   const n = o.n;
   const i = o.i;
@@ -281,12 +256,17 @@ export function decodePresignature(json: unknown): Presignature {
     throw new TypeError("presignature: bad key id");
   }
   const epoch = assertKeyEpoch(o.epoch, 'presignature field "epoch"');
-  const hdPath = listOf(o.hdPath, "hdPath", Array.isArray(o.hdPath) ? o.hdPath.length : 0, (x) => {
-    if (typeof x !== "number" || !Number.isInteger(x) || x < 0 || x >= 0x80000000) {
-      throw new RangeError("presignature: bad HD index");
-    }
-    return x;
-  });
+  const hdPath = decodeArray(
+    o.hdPath,
+    FIELD("hdPath"),
+    Array.isArray(o.hdPath) ? o.hdPath.length : 0,
+    (x) => {
+      if (typeof x !== "number" || !Number.isInteger(x) || x < 0 || x >= 0x80000000) {
+        throw new RangeError("presignature: bad HD index");
+      }
+      return x;
+    },
+  );
   const p: Presignature = {
     id: o.id,
     i,
@@ -295,18 +275,18 @@ export function decodePresignature(json: unknown): Presignature {
       keyId: o.keyId,
       epoch,
       hdPath,
-      shift: scalarOf(o.shift, "shift"),
+      shift: decodeScalar(o.shift, FIELD("shift")),
       hash: assertHashName(o.hash),
     },
-    publicKey: pointOf(o.publicKey, "publicKey"),
-    R: pointOf(o.R, "R"),
-    k: scalarOf(o.k, "k"),
-    chi: scalarOf(o.chi, "chi"),
-    Gamma: pointOf(o.Gamma, "Gamma"),
-    delta: scalarOf(o.delta, "delta"),
-    Delta: listOf(o.Delta, "Delta", n, (x, k) => pointOf(x, `Delta[${k}]`)),
-    S: listOf(o.S, "S", n, (x, k) => pointOf(x, `S[${k}]`)),
-    view: listOf(o.view, "view", n, (x) => {
+    publicKey: decodePoint(o.publicKey, FIELD("publicKey")),
+    R: decodePoint(o.R, FIELD("R")),
+    k: decodeScalar(o.k, FIELD("k")),
+    chi: decodeScalar(o.chi, FIELD("chi")),
+    Gamma: decodePoint(o.Gamma, FIELD("Gamma")),
+    delta: decodeScalar(o.delta, FIELD("delta")),
+    Delta: decodeArray(o.Delta, FIELD("Delta"), n, (x, k) => decodePoint(x, FIELD(`Delta[${k}]`))),
+    S: decodeArray(o.S, FIELD("S"), n, (x, k) => decodePoint(x, FIELD(`S[${k}]`))),
+    view: decodeArray(o.view, FIELD("view"), n, (x) => {
       if (typeof x !== "string" || !/^[0-9a-f]{64}$/.test(x)) {
         throw new SyntaxError("presignature: bad view digest");
       }

@@ -13,7 +13,7 @@
  * @module
  */
 import { base64 } from "@scure/base";
-import { canonicalJson, fromHex, samePayload, toHex } from "../core/bytes.ts";
+import { canonicalJson, decodeBytes, samePayload, toHex } from "../core/bytes.ts";
 import { MAX_PARTIES, MAX_PAYLOAD_DEPTH } from "../core/params.ts";
 import type { Message } from "../core/protocols/types.ts";
 
@@ -154,11 +154,7 @@ function int(o: Record<string, unknown>, k: string, lo: number, hi: number): num
 }
 
 function hex(o: Record<string, unknown>, k: string, bytes: number): Uint8Array {
-  const v = o[k];
-  if (typeof v !== "string" || v.length !== 2 * bytes || !/^[0-9a-f]*$/.test(v)) {
-    throw new SyntaxError(`field ${k}: expected ${2 * bytes} lowercase hex digits`);
-  }
-  return fromHex(v);
+  return decodeBytes(o[k], `field ${k}`, bytes);
 }
 
 /**

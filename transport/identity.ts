@@ -15,7 +15,7 @@
  * @module
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { fromHex, toHex } from "../core/bytes.ts";
+import { decodeBytes, toHex } from "../core/bytes.ts";
 import { type RandomSource, webCryptoRandom } from "../core/math/random.ts";
 
 /** Bytes of an identity secret key (the Ed25519 seed) and of a public key. */
@@ -99,10 +99,7 @@ export function publicKeyToHex(publicKey: Uint8Array): string {
  * ```
  */
 export function publicKeyFromHex(hex: string): Uint8Array {
-  if (typeof hex !== "string" || !/^[0-9a-f]{64}$/.test(hex)) {
-    throw new SyntaxError("identity public key: expected 64 lowercase hex digits");
-  }
-  const bytes = fromHex(hex);
+  const bytes = decodeBytes(hex, "identity public key", IDENTITY_KEY_BYTES);
   if (!ed25519.utils.isValidPublicKey(bytes, false)) {
     throw new SyntaxError("identity public key: not a valid Ed25519 point encoding");
   }
@@ -117,8 +114,5 @@ export function publicKeyFromHex(hex: string): Uint8Array {
  * @throws {SyntaxError} for bad hex
  */
 export function identityFromHex(hex: string): Identity {
-  if (typeof hex !== "string" || !/^[0-9a-f]{64}$/.test(hex)) {
-    throw new SyntaxError("identity secret key: expected 64 lowercase hex digits");
-  }
-  return identityFromSecret(fromHex(hex));
+  return identityFromSecret(decodeBytes(hex, "identity secret key", IDENTITY_KEY_BYTES));
 }

@@ -29,12 +29,19 @@
  * ```
  * @module
  */
-import { toHex, toHexInt } from "../bytes.ts";
+import {
+  decodeBytes,
+  expectFields,
+  parseHexInt,
+  toHex,
+  toHexInt,
+  type Unchecked,
+} from "../bytes.ts";
 import { KAPPA_BYTES } from "../params.ts";
 import * as piFac from "../zk/pi_fac.ts";
 import * as piMod from "../zk/pi_mod.ts";
 import * as piPrm from "../zk/pi_prm.ts";
-import { decodeBytes, decodeEcho, decodeUint, expectFields, type Unchecked } from "./echo.ts";
+import { decodeEcho } from "./echo.ts";
 
 // Round 1 is the commitment broadcast of `commitment.ts`, the same message as in key generation.
 export { decodeRound1, encodeRound1, type Round1, type Round1Wire } from "./keygen_messages.ts";
@@ -96,11 +103,11 @@ export function encodeAuxPublic(pub: AuxPublic): AuxPublicWire {
  */
 export function decodeAuxPublic(o: Unchecked<AuxPublicWire>): AuxPublic {
   return {
-    N: decodeUint(o.N, "N", WIRE_INT_BYTES),
-    s: decodeUint(o.s, "s", WIRE_INT_BYTES),
-    t: decodeUint(o.t, "t", WIRE_INT_BYTES),
+    N: parseHexInt(o.N, WIRE_INT_BYTES, 'field "N"'),
+    s: parseHexInt(o.s, WIRE_INT_BYTES, 'field "s"'),
+    t: parseHexInt(o.t, WIRE_INT_BYTES, 'field "t"'),
     prm: piPrm.decode(o.prm),
-    rho: decodeBytes(o.rho, "rho", KAPPA_BYTES),
+    rho: decodeBytes(o.rho, 'field "rho"', KAPPA_BYTES),
   };
 }
 
@@ -177,7 +184,7 @@ export function decodeRound2(v: unknown, n: number): Round2 {
   const o = expectFields<Round2Wire>(v, [...AUX_FIELDS, "u", "echo"]);
   return {
     pub: decodeAuxPublic(o),
-    u: decodeBytes(o.u, "u", KAPPA_BYTES),
+    u: decodeBytes(o.u, 'field "u"', KAPPA_BYTES),
     echo: decodeEcho(o.echo, n),
   };
 }

@@ -21,11 +21,11 @@
  * ```
  * @module
  */
-import { toHex } from "../bytes.ts";
+import { decodeBytes, expectFields, toHex } from "../bytes.ts";
 import { randomBytes, type RandomSource, webCryptoRandom } from "../math/mod.ts";
 import { KAPPA_BYTES, Point } from "../params.ts";
 import { Transcript } from "../transcript.ts";
-import { checkEcho, decodeBytes, echoVector, expectFields, RoundFaults } from "./echo.ts";
+import { checkEcho, echoVector, RoundFaults } from "./echo.ts";
 import { collectInbox } from "./inbox.ts";
 import type { Message, ProtocolName, ProtocolState } from "./types.ts";
 
@@ -153,7 +153,7 @@ export function encodeCommitmentMessage(m: CommitmentMessage): CommitmentMessage
  */
 export function decodeCommitmentMessage(v: unknown): CommitmentMessage {
   const o = expectFields<CommitmentMessageWire>(v, ["V"]);
-  return { V: decodeBytes(o.V, "V", COMMITMENT_BYTES) };
+  return { V: decodeBytes(o.V, 'field "V"', COMMITMENT_BYTES) };
 }
 
 /** What a commit-then-open machine keeps from round 1: every party's V_j and the echo. */

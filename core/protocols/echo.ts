@@ -1,6 +1,6 @@
 /**
  * Checking a round of a CGGMP21 protocol: the echo of broadcasts, blame that names every
- * culprit, and strict decoders of received wire fields.
+ * culprit, the echo vector's decoder and the session parameters' check.
  *
  * Echo broadcast (the reliability check of the Rust reference's `spec/main.tex`, key generation
  * and auxiliary info, "Reliability check"; Goldwasser-Lindell echo broadcast): the paper
@@ -21,16 +21,9 @@
  * failure, and throws one `ProtocolAbort` naming all culprits of the round.
  * @module
  */
-import { canonicalJson, fromHex, parseHexInt, toHex } from "../bytes.ts";
+import { canonicalJson, decodeArray, toHex } from "../bytes.ts";
 import { type AbortCode, ProofError, ProtocolAbort } from "../errors.ts";
-import {
-  CIPHERTEXT_BYTES,
-  MAX_PARTIES,
-  MAX_SID_BYTES,
-  MIN_SID_BYTES,
-  Point,
-  Q,
-} from "../params.ts";
+import { MAX_PARTIES, MAX_SID_BYTES, MIN_SID_BYTES } from "../params.ts";
 import { Transcript } from "../transcript.ts";
 import type { ProtocolName } from "./types.ts";
 
@@ -73,9 +66,7 @@ export function echoVector(
  * @throws {TypeError} / {SyntaxError} on any other shape.
  */
 export function decodeEcho(v: unknown, n: number): string[] {
-  if (!Array.isArray(v)) throw new TypeError('field "echo": expected an array');
-  if (v.length !== n) throw new RangeError(`field "echo": expected ${n} entries, got ${v.length}`);
-  return v.map((d, j) => {
+  return decodeArray(v, 'field "echo"', n, (d, j) => {
     if (typeof d !== "string" || !/^[0-9a-f]{64}$/.test(d)) {
       throw new SyntaxError(`field "echo[${j}]": expected 32 bytes of lowercase hex`);
     }
@@ -200,96 +191,7 @@ export class RoundFaults {
   }
 }
 
-// ---- strict decoders of received wire fields (throw SyntaxError / TypeError / RangeError) ----
-
-/** A received JSON object (unchecked). */
-export type Wire = Readonly<Record<string, unknown>>;
-
-/**
- * A received object that has the fields of the wire shape `W`, each still unchecked: what a
- * round message's decoder reads before it checks every field into its decoded type.
- */
-export type Unchecked<W> = { readonly [K in keyof W]: unknown };
-
-/**
- * A plain object with exactly `fields` as keys (unexpected keys are refused before missing ones).
- * @param v the received value.
- * @param fields every field of the wire shape `W`, in the order they are checked.
- * @returns `v` with the fields of `W`, their values unchecked.
- * @throws {TypeError} for anything else.
- */
-export function expectFields<W = Wire>(
-  v: unknown,
-  fields: readonly (keyof W & string)[],
-): Unchecked<W> {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw new TypeError("expected a JSON object");
-  }
-  const o = v as Wire;
-  const names: readonly string[] = fields;
-  for (const k of Object.keys(o)) {
-    if (!names.includes(k)) throw new TypeError(`unexpected field "${k}"`);
-  }
-  for (const f of fields) if (!(f in o)) throw new TypeError(`missing field "${f}"`);
-  return o as Unchecked<W>;
-}
-
-/** Lowercase hex of exactly `length` bytes. */
-export function decodeBytes(v: unknown, field: string, length: number): Uint8Array {
-  if (typeof v !== "string" || v.length !== 2 * length) {
-    throw new SyntaxError(`field "${field}": expected ${length} bytes of lowercase hex`);
-  }
-  try {
-    return fromHex(v);
-  } catch {
-    throw new SyntaxError(`field "${field}": expected ${length} bytes of lowercase hex`);
-  }
-}
-
-/**
- * A secp256k1 point: 33-byte compressed lowercase hex, on the curve, or "00" for the identity
- * (SEC 1), which decodes so that the value checks can refuse it with a precise code.
- */
-export function decodePoint(v: unknown, field: string): Point {
-  if (v === "00") return Point.ZERO;
-  if (typeof v !== "string" || !/^0[23][0-9a-f]{64}$/.test(v)) {
-    throw new SyntaxError(`field "${field}": expected a 33-byte compressed point in lowercase hex`);
-  }
-  try {
-    const P = Point.fromHex(v);
-    P.assertValidity();
-    return P;
-  } catch {
-    throw new SyntaxError(`field "${field}": not a point of secp256k1`);
-  }
-}
-
-/** A list of exactly `n` points. */
-export function decodePoints(v: unknown, field: string, n: number): Point[] {
-  if (!Array.isArray(v)) throw new TypeError(`field "${field}": expected an array`);
-  if (v.length !== n) {
-    throw new RangeError(`field "${field}": expected ${n} entries, got ${v.length}`);
-  }
-  return v.map((p, k) => decodePoint(p, `${field}[${k}]`));
-}
-
-/** A non-negative integer: canonical lowercase hex of at most `maxBytes` (length checked first). */
-export function decodeUint(v: unknown, field: string, maxBytes: number): bigint {
-  return parseHexInt(v as string, maxBytes, `field "${field}"`);
-}
-
-/**
- * A Paillier ciphertext as received: canonical lowercase hex of at most `CIPHERTEXT_BYTES`
- * (length checked first). Whether it is a unit modulo N^2 depends on whose N it is under: the
- * caller checks that against the right modulus.
- * @param v the received value.
- * @param field its name, for the message.
- * @returns the integer.
- * @throws {TypeError} / {SyntaxError} / {RangeError} for anything else.
- */
-export function decodeCiphertext(v: unknown, field: string): bigint {
-  return decodeUint(v, field, CIPHERTEXT_BYTES);
-}
+// ---- session parameters ----
 
 /**
  * Checks the session parameters every protocol starts from.
@@ -308,14 +210,4 @@ export function assertSession(sid: unknown, i: unknown, n: unknown): void {
   if (typeof i !== "number" || !Number.isInteger(i) || i < 0 || i >= n) {
     throw new RangeError(`expected 0 <= i < n = ${n}, got ${String(i)}`);
   }
-}
-
-/** A scalar mod q from exactly 64 lowercase hex digits; values >= q are refused. */
-export function decodeScalar(v: unknown, field: string): bigint {
-  if (typeof v !== "string" || !/^[0-9a-f]{64}$/.test(v)) {
-    throw new SyntaxError(`field "${field}": expected a 32-byte scalar in lowercase hex`);
-  }
-  const x = BigInt("0x" + v);
-  if (x >= Q) throw new RangeError(`field "${field}": expected a scalar below q`);
-  return x;
 }

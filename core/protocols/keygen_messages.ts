@@ -25,10 +25,10 @@
  * ```
  * @module
  */
-import { encodePoint, toHex } from "../bytes.ts";
+import { decodeBytes, decodePoint, encodePoint, expectFields, toHex } from "../bytes.ts";
 import { KAPPA_BYTES, type Point } from "../params.ts";
 import * as sch from "../zk/pi_sch.ts";
-import { decodeBytes, decodeEcho, decodePoint, expectFields } from "./echo.ts";
+import { decodeEcho } from "./echo.ts";
 
 export {
   type CommitmentMessage as Round1,
@@ -96,11 +96,11 @@ export function encodeRound2(m: Round2): Round2Wire {
 export function decodeRound2(v: unknown, n: number): Round2 {
   const o = expectFields<Round2Wire>(v, ["rid", "X", "A", "c", "u", "echo"]);
   return {
-    rid: decodeBytes(o.rid, "rid", KAPPA_BYTES),
-    X: decodePoint(o.X, "X"),
-    A: decodePoint(o.A, "A"),
-    c: decodeBytes(o.c, "c", CHAIN_CODE_BYTES),
-    u: decodeBytes(o.u, "u", KAPPA_BYTES),
+    rid: decodeBytes(o.rid, 'field "rid"', KAPPA_BYTES),
+    X: decodePoint(o.X, 'field "X"'),
+    A: decodePoint(o.A, 'field "A"'),
+    c: decodeBytes(o.c, 'field "c"', CHAIN_CODE_BYTES),
+    u: decodeBytes(o.u, 'field "u"', KAPPA_BYTES),
     echo: decodeEcho(o.echo, n),
   };
 }

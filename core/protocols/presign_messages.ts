@@ -25,26 +25,28 @@
  * ```
  * @module
  */
-import { encodePoint, scalarHex, toHexInt } from "../bytes.ts";
-import type { Point } from "../params.ts";
+import {
+  decodeNonZeroPoint,
+  decodePoint,
+  decodeScalar,
+  encodePoint,
+  expectFields,
+  parseHexInt,
+  scalarHex,
+  toHexInt,
+} from "../bytes.ts";
+import { CIPHERTEXT_BYTES, type Point } from "../params.ts";
 import { assertUnit } from "../zk/_common.ts";
 import * as piAffG from "../zk/pi_aff_g.ts";
 import * as piEnc from "../zk/pi_enc.ts";
 import * as piLogStar from "../zk/pi_log_star.ts";
-import { decodeCiphertext, decodeEcho, decodePoint, decodeScalar, expectFields } from "./echo.ts";
+import { decodeEcho } from "./echo.ts";
 
 /** A ciphertext under N: a unit modulo N^2 (refused otherwise before any arithmetic). */
 function decodeUnitCiphertext(v: unknown, field: string, N: bigint): bigint {
-  const c = decodeCiphertext(v, field);
+  const c = parseHexInt(v, CIPHERTEXT_BYTES, `field "${field}"`);
   assertUnit("presign", field, c, N * N, N);
   return c;
-}
-
-/** A point other than the identity. */
-function decodeNonZeroPoint(v: unknown, field: string): Point {
-  const P = decodePoint(v, field);
-  if (P.is0()) throw new RangeError(`field "${field}": the identity is not allowed`);
-  return P;
 }
 
 /** Round 1 (Figure 7, Round 1), from P_i to one receiver P_j. */
@@ -192,7 +194,7 @@ export function decodeRound3(v: unknown, Nr: bigint, Ns: bigint): Round3 {
     "psiHat",
     "psiPrime",
   ]);
-  const Gamma = decodeNonZeroPoint(o.Gamma, "Gamma");
+  const Gamma = decodeNonZeroPoint(o.Gamma, 'field "Gamma"');
   const D = decodeUnitCiphertext(o.D, "D", Nr);
   const DHat = decodeUnitCiphertext(o.DHat, "DHat", Nr);
   return {
@@ -256,9 +258,9 @@ export function decodeRound4(v: unknown, n: number): Round4 {
   const o = expectFields<Round4Wire>(v, ["echo", "delta", "Delta", "S", "psiPrimePrime"]);
   return {
     echo: decodeEcho(o.echo, n),
-    delta: decodeScalar(o.delta, "delta"),
-    Delta: decodeNonZeroPoint(o.Delta, "Delta"),
-    S: decodePoint(o.S, "S"),
+    delta: decodeScalar(o.delta, 'field "delta"'),
+    Delta: decodeNonZeroPoint(o.Delta, 'field "Delta"'),
+    S: decodePoint(o.S, 'field "S"'),
     psiPrimePrime: piLogStar.decode(o.psiPrimePrime),
   };
 }

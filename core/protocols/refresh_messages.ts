@@ -23,8 +23,17 @@
  * ```
  * @module
  */
-import { encodePoint, toHex, toHexInt } from "../bytes.ts";
-import { KAPPA_BYTES, type Point } from "../params.ts";
+import {
+  decodeArray,
+  decodeBytes,
+  decodePoint,
+  encodePoint,
+  expectFields,
+  parseHexInt,
+  toHex,
+  toHexInt,
+} from "../bytes.ts";
+import { CIPHERTEXT_BYTES, KAPPA_BYTES, type Point } from "../params.ts";
 import * as sch from "../zk/pi_sch.ts";
 import {
   AUX_FIELDS,
@@ -38,7 +47,7 @@ import {
   encodeAuxPublic,
 } from "./aux_info_messages.ts";
 import { COMMITMENT_BYTES } from "./commitment.ts";
-import { decodeBytes, decodeCiphertext, decodeEcho, decodePoints, expectFields } from "./echo.ts";
+import { decodeEcho } from "./echo.ts";
 
 /** Bytes of the digest of the refreshed key's public data. */
 export const KEY_DIGEST_BYTES = 32;
@@ -75,8 +84,8 @@ export function encodeRound1(m: Round1): Round1Wire {
 export function decodeRound1(v: unknown): Round1 {
   const o = expectFields<Round1Wire>(v, ["V", "key"]);
   return {
-    V: decodeBytes(o.V, "V", COMMITMENT_BYTES),
-    key: decodeBytes(o.key, "key", KEY_DIGEST_BYTES),
+    V: decodeBytes(o.V, 'field "V"', COMMITMENT_BYTES),
+    key: decodeBytes(o.key, 'field "key"', KEY_DIGEST_BYTES),
   };
 }
 
@@ -127,10 +136,10 @@ export function encodeRound2(m: Round2): Round2Wire {
 export function decodeRound2(v: unknown, n: number): Round2 {
   const o = expectFields<Round2Wire>(v, ["X", "A", ...AUX_FIELDS, "u", "echo"]);
   return {
-    X: decodePoints(o.X, "X", n),
-    A: decodePoints(o.A, "A", n),
+    X: decodeArray(o.X, 'field "X"', n, (P, k) => decodePoint(P, `field "X[${k}]"`)),
+    A: decodeArray(o.A, 'field "A"', n, (P, k) => decodePoint(P, `field "A[${k}]"`)),
     pub: decodeAuxPublic(o),
-    u: decodeBytes(o.u, "u", KAPPA_BYTES),
+    u: decodeBytes(o.u, 'field "u"', KAPPA_BYTES),
     echo: decodeEcho(o.echo, n),
   };
 }
@@ -174,7 +183,7 @@ export function decodeRound3(v: unknown, n: number): Round3 {
   }
   return {
     proofs: decodeAuxProofs(o),
-    C: decodeCiphertext(o.C, "C"),
+    C: parseHexInt(o.C, CIPHERTEXT_BYTES, 'field "C"'),
     psi: o.psi.map((p) => sch.decode(p)),
   };
 }

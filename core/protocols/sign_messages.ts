@@ -22,8 +22,8 @@
  * ```
  * @module
  */
-import { scalarHex, toHex } from "../bytes.ts";
-import { decodeBytes, decodeEcho, decodeScalar, expectFields } from "./echo.ts";
+import { decodeBytes, decodeScalar, expectFields, scalarHex, toHex } from "../bytes.ts";
+import { decodeEcho } from "./echo.ts";
 
 /** The signing round (Figure 8, Round 1). */
 export interface SignRound {
@@ -61,8 +61,8 @@ export function encodeSignRound(m: SignRound): SignRoundWire {
 export function decodeSignRound(v: unknown, n: number): SignRound {
   const o = expectFields<SignRoundWire>(v, ["sigma", "digest", "echo"]);
   return {
-    sigma: decodeScalar(o.sigma, "sigma"),
-    digest: decodeBytes(o.digest, "digest", 32),
+    sigma: decodeScalar(o.sigma, 'field "sigma"'),
+    digest: decodeBytes(o.digest, 'field "digest"', 32),
     echo: decodeEcho(o.echo, n),
   };
 }

@@ -1,13 +1,13 @@
 /**
  * Shared pieces of the zero-knowledge proofs: the proof context (session id and prover index
- * that every transcript binds), wire decoding with caps and typed errors, and the validation of
+ * that every transcript binds), the typed errors of wire decoding, and the validation of
  * moduli, group elements and ranges that every verifier performs before any arithmetic.
  * @module
  */
-import { parseHexInt, parseHexSigned } from "../bytes.ts";
+import { assertPoint } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
 import { bitLength, gcd, hasSmallFactor, isDefinitelyComposite } from "../math/mod.ts";
-import { MODULUS_MAX_BITS, MODULUS_MIN_BITS, Point } from "../params.ts";
+import { MODULUS_MAX_BITS, MODULUS_MIN_BITS, type Point } from "../params.ts";
 import { Transcript } from "../transcript.ts";
 
 /** What binds a proof to its use: the session id and the prover's party index. */
@@ -23,91 +23,34 @@ export function transcriptFor(proof: string, ctx: ProofContext): Transcript {
   return Transcript.create(`zk/${proof}`, ctx.sid, ctx.prover);
 }
 
-/** A JSON object as received (unchecked). */
-export type WireObject = Record<string, unknown>;
-
-/** Checks that `v` is a plain object with exactly the `fields` keys. */
-export function expectObject(proof: string, v: unknown, fields: readonly string[]): WireObject {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw new ProofError(proof, "malformed", "expected an object");
-  }
-  const o = v as WireObject;
-  const keys = Object.keys(o);
-  for (const k of keys) {
-    if (!fields.includes(k)) throw new ProofError(proof, "malformed", `unexpected field "${k}"`);
-  }
-  for (const f of fields) {
-    if (!(f in o)) throw new ProofError(proof, "malformed", `missing field "${f}"`);
-  }
-  return o;
-}
-
-function wrap<T>(proof: string, field: string, f: () => T): T {
+/**
+ * Runs the decoder of a proof's wire form, written with the shared decoders of `core/bytes.ts`
+ * (which cap every length before parsing): any error it throws becomes a "malformed" ProofError
+ * of `proof`, with the decoder's message (which names the field).
+ * @param proof the proof's name.
+ * @param decode the decoder.
+ * @returns what `decode` returns.
+ * @throws {ProofError} "malformed".
+ */
+export function decodeProof<T>(proof: string, decode: () => T): T {
   try {
-    return f();
+    return decode();
   } catch (e) {
     if (e instanceof ProofError) throw e;
-    const msg = e instanceof Error ? e.message : String(e);
-    throw new ProofError(proof, "malformed", `field "${field}": ${msg}`);
+    throw new ProofError(proof, "malformed", e instanceof Error ? e.message : String(e));
   }
 }
 
-/** Decodes a non-negative integer field (canonical lowercase hex, at most `maxBytes`). */
-export function decodeUint(
-  proof: string,
-  o: WireObject,
-  field: string,
-  maxBytes: number,
-): bigint {
-  return wrap(proof, field, () => parseHexInt(o[field] as string, maxBytes, field));
-}
-
-/** Decodes a signed integer field ("-" prefix for negatives). */
-export function decodeInt(
-  proof: string,
-  o: WireObject,
-  field: string,
-  maxBytes: number,
-): bigint {
-  return wrap(proof, field, () => parseHexSigned(o[field] as string, maxBytes, field));
-}
-
-/** Decodes an array field of exactly `length` entries with `decode` applied to each. */
-export function decodeArray<T>(
-  proof: string,
-  o: WireObject,
-  field: string,
-  length: number,
-  decode: (v: unknown, i: number) => T,
-): T[] {
-  const v = o[field];
-  if (!Array.isArray(v)) {
-    throw new ProofError(proof, "malformed", `field "${field}": expected an array`);
+/**
+ * A point of a statement or proof: on the curve and not the identity.
+ * @throws {ProofError} "out-of-range".
+ */
+export function assertValidPoint(proof: string, field: string, P: Point): void {
+  try {
+    assertPoint(P, field);
+  } catch {
+    throw new ProofError(proof, "out-of-range", `field "${field}" is not a valid point`);
   }
-  if (v.length !== length) {
-    throw new ProofError(
-      proof,
-      "malformed",
-      `field "${field}": expected ${length} entries, got ${v.length}`,
-    );
-  }
-  return v.map((x, i) => wrap(proof, `${field}[${i}]`, () => decode(x, i)));
-}
-
-/** Decodes a compressed secp256k1 point (33 bytes hex); the identity is refused. */
-export function decodePoint(proof: string, o: WireObject, field: string): Point {
-  return wrap(proof, field, () => parsePoint(o[field]));
-}
-
-/** Parses a compressed point from hex, refusing the identity and off-curve encodings. */
-export function parsePoint(v: unknown): Point {
-  if (typeof v !== "string" || !/^0[23][0-9a-f]{64}$/.test(v)) {
-    throw new SyntaxError("expected a 33-byte compressed point in lowercase hex");
-  }
-  const P = Point.fromHex(v);
-  P.assertValidity();
-  if (P.is0()) throw new RangeError("point at infinity");
-  return P;
 }
 
 /** |x| <= 2^bits, else an out-of-range ProofError naming the field. */

@@ -5,10 +5,9 @@
  * Not exported from the package.
  * @module
  */
-import { parseHexInt } from "../bytes.ts";
+import { decodeArray, parseHexInt } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
 import { crt2, gcd, invertModSecretPrime, isqrt, mod, modPowSecret } from "../math/mod.ts";
-import { decodeArray, type WireObject } from "./_common.ts";
 
 /** Wire cap of a signed integer whose magnitude is at most `bound` (bytes). */
 export function capBytes(bound: bigint): number {
@@ -100,27 +99,32 @@ export function assertLength(
   }
 }
 
-/** Decodes an array of exactly `length` unsigned hex integers, each capped at `maxBytes`. */
+/**
+ * Decodes an array of exactly `length` unsigned hex integers, each capped at `maxBytes`.
+ * @throws {TypeError} / {SyntaxError} / {RangeError} (inside `decodeProof`: "malformed").
+ */
 export function decodeUintArray(
-  proof: string,
-  o: WireObject,
+  v: unknown,
   field: string,
   length: number,
   maxBytes: number,
 ): bigint[] {
-  return decodeArray(proof, o, field, length, (v) => parseHexInt(v as string, maxBytes, field));
+  return decodeArray(
+    v,
+    `field "${field}"`,
+    length,
+    (x, k) => parseHexInt(x, maxBytes, `field "${field}[${k}]"`),
+  );
 }
 
-/** Decodes an array of exactly `length` bits, each the JSON number 0 or 1. */
-export function decodeBitArray(
-  proof: string,
-  o: WireObject,
-  field: string,
-  length: number,
-): (0 | 1)[] {
-  return decodeArray(proof, o, field, length, (v) => {
-    if (v !== 0 && v !== 1) throw new TypeError("expected 0 or 1");
-    return v;
+/**
+ * Decodes an array of exactly `length` bits, each the JSON number 0 or 1.
+ * @throws {TypeError} / {RangeError} (inside `decodeProof`: "malformed").
+ */
+export function decodeBitArray(v: unknown, field: string, length: number): (0 | 1)[] {
+  return decodeArray(v, `field "${field}"`, length, (x, k) => {
+    if (x !== 0 && x !== 1) throw new TypeError(`field "${field}[${k}]": expected 0 or 1`);
+    return x;
   });
 }
 

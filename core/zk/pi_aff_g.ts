@@ -17,6 +17,15 @@
  * @module
  */
 import {
+  decodeNonZeroPoint,
+  encodePoint,
+  expectFields,
+  parseHexInt,
+  parseHexSigned,
+  toHexInt,
+  toHexSigned,
+} from "../bytes.ts";
+import {
   mod,
   modPow,
   modPowSecret,
@@ -31,13 +40,8 @@ import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.
 import {
   assertBits,
   assertUnit,
-  decodeInt,
-  decodePoint,
-  decodeUint,
-  encodeInt,
-  encodePoint,
-  encodeUint,
-  expectObject,
+  assertValidPoint,
+  decodeProof,
   type ProofContext,
   transcriptFor,
 } from "./_common.ts";
@@ -46,7 +50,6 @@ import {
   appendRingPedersen,
   assertAbsAtMost,
   assertModulusShape,
-  assertPoint,
   assertRingPedersen,
   bitsCapBytes,
   CHALLENGE_Q,
@@ -256,14 +259,14 @@ export function validate(statement: Statement, proof: Proof): void {
   assertUnit(PROOF, "C", C, N0sq, N0);
   assertUnit(PROOF, "D", D, N0sq, N0);
   assertUnit(PROOF, "Y", Y, N1sq, N1);
-  assertPoint(PROOF, "X", X);
+  assertValidPoint(PROOF, "X", X);
   assertBits(PROOF, "z1", proof.z1, Z1_BITS);
   assertBits(PROOF, "z2", proof.z2, Z2_BITS);
   const bound = maskBound(aux.N);
   assertAbsAtMost(PROOF, "z3", proof.z3, bound);
   assertAbsAtMost(PROOF, "z4", proof.z4, bound);
   assertUnit(PROOF, "A", proof.A, N0sq, N0);
-  assertPoint(PROOF, "Bx", proof.Bx);
+  assertValidPoint(PROOF, "Bx", proof.Bx);
   assertUnit(PROOF, "By", proof.By, N1sq, N1);
   for (const f of ["E", "S", "F", "T"] as const) assertUnit(PROOF, f, proof[f], aux.N, aux.N);
   assertUnit(PROOF, "w", proof.w, N0, N0);
@@ -303,19 +306,19 @@ export function verify(ctx: ProofContext, statement: Statement, proof: Proof): v
 /** Wire form of a proof (JSON-safe). */
 export function encode(proof: Proof): EncodedProof {
   return {
-    A: encodeUint(proof.A),
+    A: toHexInt(proof.A),
     Bx: encodePoint(proof.Bx),
-    By: encodeUint(proof.By),
-    E: encodeUint(proof.E),
-    S: encodeUint(proof.S),
-    F: encodeUint(proof.F),
-    T: encodeUint(proof.T),
-    z1: encodeInt(proof.z1),
-    z2: encodeInt(proof.z2),
-    z3: encodeInt(proof.z3),
-    z4: encodeInt(proof.z4),
-    w: encodeUint(proof.w),
-    wy: encodeUint(proof.wy),
+    By: toHexInt(proof.By),
+    E: toHexInt(proof.E),
+    S: toHexInt(proof.S),
+    F: toHexInt(proof.F),
+    T: toHexInt(proof.T),
+    z1: toHexSigned(proof.z1),
+    z2: toHexSigned(proof.z2),
+    z3: toHexSigned(proof.z3),
+    z4: toHexSigned(proof.z4),
+    w: toHexInt(proof.w),
+    wy: toHexInt(proof.wy),
   };
 }
 
@@ -325,20 +328,22 @@ export function encode(proof: Proof): EncodedProof {
  * @throws {ProofError} "malformed".
  */
 export function decode(json: unknown): Proof {
-  const o = expectObject(PROOF, json, FIELDS);
-  return {
-    A: decodeUint(PROOF, o, "A", CIPHERTEXT_BYTES),
-    Bx: decodePoint(PROOF, o, "Bx"),
-    By: decodeUint(PROOF, o, "By", CIPHERTEXT_BYTES),
-    E: decodeUint(PROOF, o, "E", MODULUS_BYTES),
-    S: decodeUint(PROOF, o, "S", MODULUS_BYTES),
-    F: decodeUint(PROOF, o, "F", MODULUS_BYTES),
-    T: decodeUint(PROOF, o, "T", MODULUS_BYTES),
-    z1: decodeInt(PROOF, o, "z1", bitsCapBytes(Z1_BITS)),
-    z2: decodeInt(PROOF, o, "z2", bitsCapBytes(Z2_BITS)),
-    z3: decodeInt(PROOF, o, "z3", MASK_MAX_BYTES),
-    z4: decodeInt(PROOF, o, "z4", MASK_MAX_BYTES),
-    w: decodeUint(PROOF, o, "w", MODULUS_BYTES),
-    wy: decodeUint(PROOF, o, "wy", MODULUS_BYTES),
-  };
+  return decodeProof(PROOF, () => {
+    const o = expectFields<EncodedProof>(json, FIELDS);
+    return {
+      A: parseHexInt(o.A, CIPHERTEXT_BYTES, 'field "A"'),
+      Bx: decodeNonZeroPoint(o.Bx, 'field "Bx"'),
+      By: parseHexInt(o.By, CIPHERTEXT_BYTES, 'field "By"'),
+      E: parseHexInt(o.E, MODULUS_BYTES, 'field "E"'),
+      S: parseHexInt(o.S, MODULUS_BYTES, 'field "S"'),
+      F: parseHexInt(o.F, MODULUS_BYTES, 'field "F"'),
+      T: parseHexInt(o.T, MODULUS_BYTES, 'field "T"'),
+      z1: parseHexSigned(o.z1, bitsCapBytes(Z1_BITS), 'field "z1"'),
+      z2: parseHexSigned(o.z2, bitsCapBytes(Z2_BITS), 'field "z2"'),
+      z3: parseHexSigned(o.z3, MASK_MAX_BYTES, 'field "z3"'),
+      z4: parseHexSigned(o.z4, MASK_MAX_BYTES, 'field "z4"'),
+      w: parseHexInt(o.w, MODULUS_BYTES, 'field "w"'),
+      wy: parseHexInt(o.wy, MODULUS_BYTES, 'field "wy"'),
+    };
+  });
 }

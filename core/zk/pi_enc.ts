@@ -16,6 +16,7 @@
  * ```
  * @module
  */
+import { expectFields, parseHexInt, parseHexSigned, toHexInt, toHexSigned } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
 import {
   bitLength,
@@ -45,11 +46,7 @@ import type { Transcript } from "../transcript.ts";
 import {
   assertBits,
   assertUnit,
-  decodeInt,
-  decodeUint,
-  encodeInt,
-  encodeUint,
-  expectObject,
+  decodeProof,
   type ProofContext,
   transcriptFor,
 } from "./_common.ts";
@@ -115,20 +112,6 @@ export function assertRingPedersen(proof: string, aux: RingPedersenParams): void
   if (s <= 1n || t <= 1n || s >= N || t >= N || s === t || gcd(s, N) !== 1n || gcd(t, N) !== 1n) {
     throw new ProofError(proof, "out-of-range", "ring-Pedersen s, t are not distinct units != 1");
   }
-}
-
-/** A point from outside: on the curve and not the identity. */
-export function assertPoint(proof: string, field: string, P: Point): void {
-  let ok = false;
-  try {
-    if (!P.is0()) {
-      P.assertValidity();
-      ok = true;
-    }
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw new ProofError(proof, "out-of-range", `field "${field}" is not a valid point`);
 }
 
 /** Absorbs the ring-Pedersen parameters (N-hat, s, t). */
@@ -318,12 +301,12 @@ export function verify(ctx: ProofContext, statement: Statement, proof: Proof): v
 /** Wire form of a proof (JSON-safe). */
 export function encode(proof: Proof): EncodedProof {
   return {
-    S: encodeUint(proof.S),
-    A: encodeUint(proof.A),
-    C: encodeUint(proof.C),
-    z1: encodeInt(proof.z1),
-    z2: encodeUint(proof.z2),
-    z3: encodeInt(proof.z3),
+    S: toHexInt(proof.S),
+    A: toHexInt(proof.A),
+    C: toHexInt(proof.C),
+    z1: toHexSigned(proof.z1),
+    z2: toHexInt(proof.z2),
+    z3: toHexSigned(proof.z3),
   };
 }
 
@@ -333,13 +316,15 @@ export function encode(proof: Proof): EncodedProof {
  * @throws {ProofError} "malformed".
  */
 export function decode(json: unknown): Proof {
-  const o = expectObject(PROOF, json, FIELDS);
-  return {
-    S: decodeUint(PROOF, o, "S", MODULUS_BYTES),
-    A: decodeUint(PROOF, o, "A", CIPHERTEXT_BYTES),
-    C: decodeUint(PROOF, o, "C", MODULUS_BYTES),
-    z1: decodeInt(PROOF, o, "z1", bitsCapBytes(Z1_BITS)),
-    z2: decodeUint(PROOF, o, "z2", MODULUS_BYTES),
-    z3: decodeInt(PROOF, o, "z3", MASK_MAX_BYTES),
-  };
+  return decodeProof(PROOF, () => {
+    const o = expectFields<EncodedProof>(json, FIELDS);
+    return {
+      S: parseHexInt(o.S, MODULUS_BYTES, 'field "S"'),
+      A: parseHexInt(o.A, CIPHERTEXT_BYTES, 'field "A"'),
+      C: parseHexInt(o.C, MODULUS_BYTES, 'field "C"'),
+      z1: parseHexSigned(o.z1, bitsCapBytes(Z1_BITS), 'field "z1"'),
+      z2: parseHexInt(o.z2, MODULUS_BYTES, 'field "z2"'),
+      z3: parseHexSigned(o.z3, MASK_MAX_BYTES, 'field "z3"'),
+    };
+  });
 }

@@ -17,6 +17,7 @@
  * ```
  * @module
  */
+import { expectFields, parseHexInt, parseHexSigned, toHexInt, toHexSigned } from "../bytes.ts";
 import {
   bitLength,
   isqrt,
@@ -41,16 +42,7 @@ import {
   commitSecret,
   type RingPedersenParams,
 } from "../ring_pedersen.ts";
-import {
-  assertModulus,
-  decodeInt,
-  decodeUint,
-  encodeInt,
-  encodeUint,
-  expectObject,
-  type ProofContext,
-  transcriptFor,
-} from "./_common.ts";
+import { assertModulus, decodeProof, type ProofContext, transcriptFor } from "./_common.ts";
 import {
   assertAbsAtMost,
   assertElement,
@@ -302,17 +294,17 @@ export function verify(ctx: ProofContext, statement: Statement, proof: Proof): v
 /** Wire form of a proof (JSON-safe). */
 export function encode(proof: Proof): EncodedProof {
   return {
-    P: encodeUint(proof.P),
-    Q: encodeUint(proof.Q),
-    A: encodeUint(proof.A),
-    B: encodeUint(proof.B),
-    T: encodeUint(proof.T),
-    sigma: encodeInt(proof.sigma),
-    z1: encodeInt(proof.z1),
-    z2: encodeInt(proof.z2),
-    w1: encodeInt(proof.w1),
-    w2: encodeInt(proof.w2),
-    v: encodeInt(proof.v),
+    P: toHexInt(proof.P),
+    Q: toHexInt(proof.Q),
+    A: toHexInt(proof.A),
+    B: toHexInt(proof.B),
+    T: toHexInt(proof.T),
+    sigma: toHexSigned(proof.sigma),
+    z1: toHexSigned(proof.z1),
+    z2: toHexSigned(proof.z2),
+    w1: toHexSigned(proof.w1),
+    w2: toHexSigned(proof.w2),
+    v: toHexSigned(proof.v),
   };
 }
 
@@ -323,20 +315,22 @@ export function encode(proof: Proof): EncodedProof {
  * @throws {ProofError} "malformed".
  */
 export function decode(json: unknown): Proof {
-  const o = expectObject(PROOF, json, [...ELEMENTS, ...INTEGERS]);
-  const el = (f: (typeof ELEMENTS)[number]) => decodeUint(PROOF, o, f, MODULUS_BYTES);
-  const int = (f: (typeof INTEGERS)[number]) => decodeInt(PROOF, o, f, CAPS[f]);
-  return {
-    P: el("P"),
-    Q: el("Q"),
-    A: el("A"),
-    B: el("B"),
-    T: el("T"),
-    sigma: int("sigma"),
-    z1: int("z1"),
-    z2: int("z2"),
-    w1: int("w1"),
-    w2: int("w2"),
-    v: int("v"),
-  };
+  return decodeProof(PROOF, () => {
+    const o = expectFields<EncodedProof>(json, [...ELEMENTS, ...INTEGERS]);
+    const el = (f: (typeof ELEMENTS)[number]) => parseHexInt(o[f], MODULUS_BYTES, `field "${f}"`);
+    const int = (f: (typeof INTEGERS)[number]) => parseHexSigned(o[f], CAPS[f], `field "${f}"`);
+    return {
+      P: el("P"),
+      Q: el("Q"),
+      A: el("A"),
+      B: el("B"),
+      T: el("T"),
+      sigma: int("sigma"),
+      z1: int("z1"),
+      z2: int("z2"),
+      w1: int("w1"),
+      w2: int("w2"),
+      v: int("v"),
+    };
+  });
 }

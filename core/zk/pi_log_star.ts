@@ -16,6 +16,15 @@
  * @module
  */
 import {
+  decodeNonZeroPoint,
+  encodePoint,
+  expectFields,
+  parseHexInt,
+  parseHexSigned,
+  toHexInt,
+  toHexSigned,
+} from "../bytes.ts";
+import {
   mod,
   modPow,
   randomSigned,
@@ -29,13 +38,8 @@ import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.
 import {
   assertBits,
   assertUnit,
-  decodeInt,
-  decodePoint,
-  decodeUint,
-  encodeInt,
-  encodePoint,
-  encodeUint,
-  expectObject,
+  assertValidPoint,
+  decodeProof,
   type ProofContext,
   transcriptFor,
 } from "./_common.ts";
@@ -44,7 +48,6 @@ import {
   appendRingPedersen,
   assertAbsAtMost,
   assertModulusShape,
-  assertPoint,
   assertRingPedersen,
   bitsCapBytes,
   CHALLENGE_Q,
@@ -181,13 +184,13 @@ export function validate(statement: Statement, proof: Proof): void {
   assertRingPedersen(PROOF, aux);
   const N2 = N0 * N0;
   assertUnit(PROOF, "C", C, N2, N0);
-  assertPoint(PROOF, "X", X);
-  assertPoint(PROOF, "B", B);
+  assertValidPoint(PROOF, "X", X);
+  assertValidPoint(PROOF, "B", B);
   assertBits(PROOF, "z1", proof.z1, Z1_BITS);
   assertAbsAtMost(PROOF, "z3", proof.z3, maskBound(aux.N));
   assertUnit(PROOF, "S", proof.S, aux.N, aux.N);
   assertUnit(PROOF, "A", proof.A, N2, N0);
-  assertPoint(PROOF, "Y", proof.Y);
+  assertValidPoint(PROOF, "Y", proof.Y);
   assertUnit(PROOF, "D", proof.D, aux.N, aux.N);
   assertUnit(PROOF, "z2", proof.z2, N0, N0);
 }
@@ -215,13 +218,13 @@ export function verify(ctx: ProofContext, statement: Statement, proof: Proof): v
 /** Wire form of a proof (JSON-safe). */
 export function encode(proof: Proof): EncodedProof {
   return {
-    S: encodeUint(proof.S),
-    A: encodeUint(proof.A),
+    S: toHexInt(proof.S),
+    A: toHexInt(proof.A),
     Y: encodePoint(proof.Y),
-    D: encodeUint(proof.D),
-    z1: encodeInt(proof.z1),
-    z2: encodeUint(proof.z2),
-    z3: encodeInt(proof.z3),
+    D: toHexInt(proof.D),
+    z1: toHexSigned(proof.z1),
+    z2: toHexInt(proof.z2),
+    z3: toHexSigned(proof.z3),
   };
 }
 
@@ -231,14 +234,16 @@ export function encode(proof: Proof): EncodedProof {
  * @throws {ProofError} "malformed".
  */
 export function decode(json: unknown): Proof {
-  const o = expectObject(PROOF, json, FIELDS);
-  return {
-    S: decodeUint(PROOF, o, "S", MODULUS_BYTES),
-    A: decodeUint(PROOF, o, "A", CIPHERTEXT_BYTES),
-    Y: decodePoint(PROOF, o, "Y"),
-    D: decodeUint(PROOF, o, "D", MODULUS_BYTES),
-    z1: decodeInt(PROOF, o, "z1", bitsCapBytes(Z1_BITS)),
-    z2: decodeUint(PROOF, o, "z2", MODULUS_BYTES),
-    z3: decodeInt(PROOF, o, "z3", MASK_MAX_BYTES),
-  };
+  return decodeProof(PROOF, () => {
+    const o = expectFields<EncodedProof>(json, FIELDS);
+    return {
+      S: parseHexInt(o.S, MODULUS_BYTES, 'field "S"'),
+      A: parseHexInt(o.A, CIPHERTEXT_BYTES, 'field "A"'),
+      Y: decodeNonZeroPoint(o.Y, 'field "Y"'),
+      D: parseHexInt(o.D, MODULUS_BYTES, 'field "D"'),
+      z1: parseHexSigned(o.z1, bitsCapBytes(Z1_BITS), 'field "z1"'),
+      z2: parseHexInt(o.z2, MODULUS_BYTES, 'field "z2"'),
+      z3: parseHexSigned(o.z3, MASK_MAX_BYTES, 'field "z3"'),
+    };
+  });
 }

@@ -15,6 +15,7 @@
  * ```
  * @module
  */
+import { expectFields, parseHexInt, toHexInt } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
 import {
   gcd,
@@ -29,14 +30,7 @@ import {
   webCryptoRandom,
 } from "../math/mod.ts";
 import { M_REPS, MODULUS_BYTES } from "../params.ts";
-import {
-  assertModulus,
-  decodeUint,
-  encodeUint,
-  expectObject,
-  type ProofContext,
-  transcriptFor,
-} from "./_common.ts";
+import { assertModulus, decodeProof, type ProofContext, transcriptFor } from "./_common.ts";
 import {
   assertElement,
   assertLength,
@@ -281,11 +275,11 @@ export function verify(ctx: ProofContext, statement: Statement, proof: Proof): v
 /** Wire form of a proof (JSON-safe). */
 export function encode(proof: Proof): EncodedProof {
   return {
-    w: encodeUint(proof.w),
-    x: proof.x.map(encodeUint),
+    w: toHexInt(proof.w),
+    x: proof.x.map(toHexInt),
     a: [...proof.a],
     b: [...proof.b],
-    z: proof.z.map(encodeUint),
+    z: proof.z.map(toHexInt),
   };
 }
 
@@ -296,12 +290,14 @@ export function encode(proof: Proof): EncodedProof {
  * @throws {ProofError} "malformed".
  */
 export function decode(json: unknown): Proof {
-  const o = expectObject(PROOF, json, ["w", "x", "a", "b", "z"]);
-  return {
-    w: decodeUint(PROOF, o, "w", MODULUS_BYTES),
-    x: decodeUintArray(PROOF, o, "x", M_REPS, MODULUS_BYTES),
-    a: decodeBitArray(PROOF, o, "a", M_REPS),
-    b: decodeBitArray(PROOF, o, "b", M_REPS),
-    z: decodeUintArray(PROOF, o, "z", M_REPS, MODULUS_BYTES),
-  };
+  return decodeProof(PROOF, () => {
+    const o = expectFields<EncodedProof>(json, ["w", "x", "a", "b", "z"]);
+    return {
+      w: parseHexInt(o.w, MODULUS_BYTES, 'field "w"'),
+      x: decodeUintArray(o.x, "x", M_REPS, MODULUS_BYTES),
+      a: decodeBitArray(o.a, "a", M_REPS),
+      b: decodeBitArray(o.b, "b", M_REPS),
+      z: decodeUintArray(o.z, "z", M_REPS, MODULUS_BYTES),
+    };
+  });
 }

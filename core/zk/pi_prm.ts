@@ -16,17 +16,12 @@
  * ```
  * @module
  */
+import { expectFields, toHexInt } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
 import { modPow, randomBelow, type RandomSource, webCryptoRandom } from "../math/mod.ts";
 import { M_REPS, MODULUS_BYTES } from "../params.ts";
 import { checkRingPedersenShape, type RingPedersenParams } from "../ring_pedersen.ts";
-import {
-  assertModulus,
-  encodeUint,
-  expectObject,
-  type ProofContext,
-  transcriptFor,
-} from "./_common.ts";
+import { assertModulus, decodeProof, type ProofContext, transcriptFor } from "./_common.ts";
 import {
   assertElement,
   assertLength,
@@ -173,7 +168,7 @@ export function verify(ctx: ProofContext, statement: Statement, proof: Proof): v
 
 /** Wire form of a proof (JSON-safe). */
 export function encode(proof: Proof): EncodedProof {
-  return { A: proof.A.map(encodeUint), z: proof.z.map(encodeUint) };
+  return { A: proof.A.map(toHexInt), z: proof.z.map(toHexInt) };
 }
 
 /**
@@ -182,9 +177,11 @@ export function encode(proof: Proof): EncodedProof {
  * @throws {ProofError} "malformed".
  */
 export function decode(json: unknown): Proof {
-  const o = expectObject(PROOF, json, ["A", "z"]);
-  return {
-    A: decodeUintArray(PROOF, o, "A", M_REPS, MODULUS_BYTES),
-    z: decodeUintArray(PROOF, o, "z", M_REPS, MODULUS_BYTES),
-  };
+  return decodeProof(PROOF, () => {
+    const o = expectFields<EncodedProof>(json, ["A", "z"]);
+    return {
+      A: decodeUintArray(o.A, "A", M_REPS, MODULUS_BYTES),
+      z: decodeUintArray(o.z, "z", M_REPS, MODULUS_BYTES),
+    };
+  });
 }

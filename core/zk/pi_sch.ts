@@ -19,17 +19,11 @@
  * ```
  * @module
  */
-import { encodePoint, toHexInt } from "../bytes.ts";
+import { decodeNonZeroPoint, encodePoint, expectFields, parseHexInt, toHexInt } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
 import { mod, randomBelow, type RandomSource, webCryptoRandom } from "../math/mod.ts";
 import { Point, Q } from "../params.ts";
-import {
-  decodePoint,
-  decodeUint,
-  expectObject,
-  type ProofContext,
-  transcriptFor,
-} from "./_common.ts";
+import { assertValidPoint, decodeProof, type ProofContext, transcriptFor } from "./_common.ts";
 
 const PROOF = "pi-sch";
 
@@ -117,29 +111,16 @@ export function prove(
   return { A: nonce.A, z: mod(nonce.alpha + e * witness.x, Q) };
 }
 
-function assertPoint(field: string, P: Point): void {
-  let ok = false;
-  try {
-    if (!P.is0()) {
-      P.assertValidity();
-      ok = true;
-    }
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw new ProofError(PROOF, "out-of-range", `field "${field}" is not a valid point`);
-}
-
 /**
  * Checks every value before any arithmetic: X and A valid non-identity points, z in [0, q).
  * @throws {ProofError} "out-of-range".
  */
 export function validate(statement: Statement, proof: Proof): void {
-  assertPoint("X", statement.X);
+  assertValidPoint(PROOF, "X", statement.X);
   if (!(statement.rid instanceof Uint8Array)) {
     throw new ProofError(PROOF, "malformed", 'field "rid" is not bytes');
   }
-  assertPoint("A", proof.A);
+  assertValidPoint(PROOF, "A", proof.A);
   if (proof.z < 0n || proof.z >= Q) {
     throw new ProofError(PROOF, "out-of-range", 'field "z" is not in [0, q)');
   }
@@ -168,6 +149,8 @@ export function encode(proof: Proof): EncodedProof {
  * @throws {ProofError} "malformed".
  */
 export function decode(json: unknown): Proof {
-  const o = expectObject(PROOF, json, FIELDS);
-  return { A: decodePoint(PROOF, o, "A"), z: decodeUint(PROOF, o, "z", 32) };
+  return decodeProof(PROOF, () => {
+    const o = expectFields<EncodedProof>(json, FIELDS);
+    return { A: decodeNonZeroPoint(o.A, 'field "A"'), z: parseHexInt(o.z, 32, 'field "z"') };
+  });
 }
