@@ -9,6 +9,14 @@
  * fails the other is cancelled. The client never sends its share anywhere; the service's
  * signature must equal the client's own (both are verified by the protocol).
  *
+ * Calls beyond the caller's allowance of sessions at the service (`maxConcurrentSessions`,
+ * default 2 as the service's `rate_limit.max_sessions_per_caller`) wait in a bounded local
+ * queue, and a call the service refuses for load or rate with a retry hint tries again when
+ * the hint fits before the call's deadline (`timeoutMs`; `_call_queue.ts`). A service or
+ * gateway that cannot be reached fails the call with a `ConnectError` naming its URL:
+ * UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED as Connect defines them
+ * (`_call_errors.ts`).
+ *
  * Key shares live behind `ClientKeyStore` (a file in Deno/Node: `file_key_store.ts`; IndexedDB
  * in browsers: `browser_key_store.ts`; memory for tests). Public keys, Ethereum addresses and the
  * account's extended public key (`getXpub`) come from the local share; `p2wpkhAddress` gives a
@@ -58,6 +66,8 @@ import {
   signAsParty,
 } from "../session/party.ts";
 import { createGatewayClient, type GatewayClient, generateIdentity } from "../transport/mod.ts";
+import { type CallEndpoints, gatewayFailure, serviceFailure } from "./_call_errors.ts";
+import { createCallQueue } from "./_call_queue.ts";
 
 /**
  * Where the client keeps its key shares: committed accounts (`ids`, `get`) and the epoch
@@ -99,6 +109,13 @@ export interface MpcClientConfig {
   readonly presignatures?: PresignatureStore;
   /** Test hook at the named crash points of the key lifecycle (docs/key-lifecycle.md). */
   readonly crashPoint?: CrashHook;
+  /**
+   * Signing sessions run at once: the caller's allowance at the service (default 2, the
+   * service's default `rate_limit.max_sessions_per_caller`). More `signTx` calls wait.
+   */
+  readonly maxConcurrentSessions?: number;
+  /** `signTx` calls waiting at most (default 64); one more fails with RESOURCE_EXHAUSTED. */
+  readonly maxQueuedCalls?: number;
 }
 
 /** A signature as `signTx` returns it. */
@@ -124,6 +141,11 @@ export interface CallOptions {
   /** Non-hardened derivation path (`m/0/1`); default the account's root key. */
   readonly path?: string;
   readonly signal?: AbortSignal;
+  /**
+   * Time allowed for the whole call, ms: the wait in the local queue, retries after a refusal
+   * for load, and the session (the service gets what is left as the call's deadline).
+   */
+  readonly timeoutMs?: number;
 }
 
 /** The client party. */
@@ -228,6 +250,31 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
     presignatures: store,
   };
   const keyStore = config.keyStore;
+  const where: CallEndpoints = { serviceUrl: config.serviceUrl, gatewayUrl: config.gatewayUrl };
+  const calls = createCallQueue({
+    maxConcurrent: config.maxConcurrentSessions,
+    maxQueued: config.maxQueuedCalls,
+  });
+  /** The client's own party, its failures to reach the gateway named (`_call_errors.ts`). */
+  const party = <T>(p: Promise<T>, signal: AbortSignal): Promise<T> =>
+    p.catch((e) => {
+      const r = signal.reason as { name?: string } | undefined;
+      if (signal.aborted && r?.name === "TimeoutError") {
+        throw new ConnectError(
+          `the call's deadline passed during the session (gateway ${config.gatewayUrl})`,
+          Code.DeadlineExceeded,
+          undefined,
+          undefined,
+          e,
+        );
+      }
+      throw gatewayFailure(e, where);
+    });
+  /** A call to the service, its failures named (`_call_errors.ts`). */
+  const rpc = <T>(p: Promise<T>): Promise<T> =>
+    p.catch((e) => {
+      throw serviceFailure(e, where);
+    });
 
   /** A committed account's entry (for public keys). */
   async function account(id: string): Promise<AccountEntry> {
@@ -285,14 +332,14 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
     try {
       [mine, theirs] = await together(
         signal,
-        (s) => resumeAsParty(keyStore, accountId, opts(room, s), life),
+        (s) => party(resumeAsParty(keyStore, accountId, opts(room, s), life), s),
         (s) =>
-          service.keygen({
+          rpc(service.keygen({
             accountId,
             roomId: room,
             clientIdentityKey: toHex(rec.identity!.publicKeys[ks.i]),
             resume: true,
-          }, { signal: s, headers }),
+          }, { signal: s, headers })),
       );
     } catch (e) {
       if (e instanceof ConnectError && e.code === Code.NotFound) {
@@ -329,19 +376,25 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
         ? parseDigest(toHex(txHash))
         : parseDigest(txHash);
       const path = parseDerivationPath(options.path ?? "");
-      await committed(accountId, options.signal);
-      const room = newRoomId();
-      progress?.({ type: "status", message: `signing in room ${room}` });
-      const [mine, theirs] = await together(
-        options.signal,
-        (signal) =>
-          signAsParty(keyStore, { accountId, digest, path }, opts(room, signal), store, life),
-        (signal) =>
-          service.sign(
-            { accountId, digest: toHex(digest), derivationPath: formatPath(path), roomId: room },
-            { signal, headers },
-          ),
-      );
+      const budget = { signal: options.signal, timeoutMs: options.timeoutMs };
+      const [mine, theirs] = await calls.run(budget, async ({ signal, timeoutMs }) => {
+        await committed(accountId, signal);
+        const room = newRoomId();
+        progress?.({ type: "status", message: `signing in room ${room}` });
+        return await together(
+          signal,
+          (s) =>
+            party(
+              signAsParty(keyStore, { accountId, digest, path }, opts(room, s), store, life),
+              s,
+            ),
+          (s) =>
+            rpc(service.sign(
+              { accountId, digest: toHex(digest), derivationPath: formatPath(path), roomId: room },
+              { signal: s, headers, timeoutMs },
+            )),
+        );
+      });
       const sig = mine.signature;
       if (theirs.signature?.der !== sig.der || theirs.sessionId !== mine.sessionId) {
         throw new MpcClientError("mismatch", "the service reported another signature or session");
@@ -400,7 +453,7 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
         if (!(resumed instanceof Error)) return resumed;
         if (!(resumed instanceof MpcClientError && resumed.code === "uncommitted")) throw resumed;
       }
-      const info = await service.health({});
+      const info = await rpc(service.health({}));
       const n = 2;
       const i = info.partyIndex === 0 ? 1 : 0;
       const own = generateIdentity();
@@ -410,17 +463,20 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       const [mine, theirs] = await together(
         options.signal,
         (signal) =>
-          keygenAsParty(
-            keyStore,
-            { accountId, i, n, identitySecret: own.secretKey, peers, primes: p },
-            opts(room, signal),
-            life,
+          party(
+            keygenAsParty(
+              keyStore,
+              { accountId, i, n, identitySecret: own.secretKey, peers, primes: p },
+              opts(room, signal),
+              life,
+            ),
+            signal,
           ),
         (signal) =>
-          service.keygen(
+          rpc(service.keygen(
             { accountId, roomId: room, clientIdentityKey: toHex(own.publicKey) },
             { signal, headers },
-          ),
+          )),
       );
       // The service's identity was learned in the handshake through the untrusted gateway:
       // promote the share only if the service, over its own channel, confirms the same session.
@@ -446,8 +502,12 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       const room = newRoomId();
       const [mine, theirs] = await together(
         options.signal,
-        (signal) => refreshAsParty(keyStore, { accountId, primes: p }, opts(room, signal), life),
-        (signal) => service.refresh({ accountId, roomId: room }, { signal, headers }),
+        (signal) =>
+          party(
+            refreshAsParty(keyStore, { accountId, primes: p }, opts(room, signal), life),
+            signal,
+          ),
+        (signal) => rpc(service.refresh({ accountId, roomId: room }, { signal, headers })),
       );
       if (theirs.sessionId !== mine.sessionId) {
         throw new MpcClientError("mismatch", "the service confirmed another refresh session");

@@ -328,13 +328,18 @@ export function createComputePool(options: ComputePoolOptions = {}): ComputePool
         new ComputeWorkerError("crashed", `compute worker failed running ${p.label}: ${reason}`),
       );
     }
-    if (wasStarting && ++startFailures >= MAX_START_FAILURES) {
-      broken = new ComputeWorkerError("unavailable", `compute workers fail to start: ${reason}`);
-      firstReady.reject(broken);
-      for (const q of queue.splice(0)) {
-        settle(q, "failed", 0);
-        q.reject(broken);
+    if (wasStarting) {
+      if (++startFailures >= MAX_START_FAILURES) {
+        broken = new ComputeWorkerError("unavailable", `compute workers fail to start: ${reason}`);
+        firstReady.reject(broken);
+        for (const q of queue.splice(0)) {
+          settle(q, "failed", 0);
+          q.reject(broken);
+        }
+        return;
       }
+      // Try again at once, so `ready()` settles even when no job waits.
+      if (!closed) spawn();
       return;
     }
     pump();

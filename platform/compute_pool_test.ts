@@ -18,6 +18,7 @@ import { fullSignProtocol } from "../core/protocols/sign.ts";
 import { verifySignature } from "../core/signature.ts";
 import { dealKeyShares, freshSid } from "../testing/fixtures/protocol_fixtures.ts";
 import { fixturePaillier } from "../testing/fixtures/keys.ts";
+import { TEST_WORKER, watchedPool } from "../testing/compute.ts";
 import {
   type ComputePool,
   type ComputePoolEvent,
@@ -25,34 +26,8 @@ import {
   createComputePool,
 } from "./compute_pool.ts";
 
-const TEST_WORKER = new URL("./_compute_worker_test_helper.ts", import.meta.url);
-
-/** A pool of the test worker, and its events in order. */
-async function testPool(workers: number, workerData?: unknown) {
-  const events: ComputePoolEvent[] = [];
-  const waiters: { pred: (e: ComputePoolEvent) => boolean; resolve(): void }[] = [];
-  const pool = createComputePool({
-    workers,
-    workerUrl: TEST_WORKER,
-    workerData,
-    onEvent: (e) => {
-      events.push(e);
-      for (const w of [...waiters]) {
-        if (w.pred(e)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve();
-        }
-      }
-    },
-  });
-  await pool.ready();
-  /** Resolves at the next event that satisfies `pred` (or one seen already, from `since`). */
-  const next = (pred: (e: ComputePoolEvent) => boolean, since = events.length) =>
-    events.slice(since).some(pred)
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => waiters.push({ pred, resolve }));
-  return { pool, events, next };
-}
+/** A pool of the test worker (testing/compute.ts). */
+const testPool = (workers: number) => watchedPool(workers);
 
 /** A shared work counter: slot 0 and 1 count, slot 2 stops the spinning jobs. */
 function counter() {
@@ -121,7 +96,7 @@ describe("compute pool", () => {
       const blocker = pool.run({ kind: "spin", counter: c.sab, slot: 0, stop: 2 }, {
         label: "blocker",
       });
-      await next((e) => e.type === "started" && e.label === "blocker", since);
+      await next("an event", (e) => e.type === "started" && e.label === "blocker", since);
       const order: string[] = [];
       const jobs = ([[3, "c"], [1, "a"], [2, "b1"], [2, "b2"]] as const).map(([priority, label]) =>
         pool.run({ kind: "count", counter: c.sab, slot: 1, n: 1 }, { priority, label })
@@ -142,13 +117,13 @@ describe("compute pool", () => {
         signal: ac.signal,
         label: "departed",
       });
-      await next((e) => e.type === "started" && e.label === "departed", since);
+      await next("an event", (e) => e.type === "started" && e.label === "departed", since);
       await pool.run({ kind: "count", counter: c.sab, slot: 1, n: 1 }, { label: "other" });
       assert.ok(Atomics.load(c.view, 0) > 0, "the spinning job runs");
       ac.abort(new Error("client gone"));
       const e = await running.then(() => undefined, (e: unknown) => e);
       assert.ok(e instanceof TransportError && e.code === "aborted", String(e));
-      await next((e) => e.type === "stopped" && e.label === "departed", since);
+      await next("an event", (e) => e.type === "stopped" && e.label === "departed", since);
       const stopped = Atomics.load(c.view, 0);
       // Two more jobs on the two workers (the one that ran the departed job included): the
       // departed job's counter stays where it stopped.
@@ -185,10 +160,10 @@ describe("compute pool", () => {
       compute: pool.stepper({ label: "departed" }),
       signal: ac.signal,
     });
-    await next((e) => e.type === "started" && e.label.startsWith("departed"), since);
+    await next("an event", (e) => e.type === "started" && e.label.startsWith("departed"), since);
     ac.abort();
     await assert.rejects(run, (e: unknown) => e instanceof TransportError && e.code === "aborted");
-    await next((e) => e.type === "stopped", since);
+    await next("an event", (e) => e.type === "stopped", since);
     const stopped = events.find((e) => e.type === "stopped" && e.label.startsWith("departed"));
     assert.ok(stopped?.type === "stopped" && stopped.ops < whole, JSON.stringify(stopped));
     const w1 = pool.stats().work;
@@ -203,8 +178,8 @@ describe("compute pool", () => {
       const since = events.length;
       const spin1 = pool.run({ kind: "spin", counter: c.sab, slot: 0, stop: 2 }, { label: "s1" });
       const spin2 = pool.run({ kind: "spin", counter: c.sab, slot: 0, stop: 2 }, { label: "s2" });
-      await next((e) => e.type === "started" && e.label === "s1", since);
-      await next((e) => e.type === "started" && e.label === "s2", since);
+      await next("an event", (e) => e.type === "started" && e.label === "s1", since);
+      await next("an event", (e) => e.type === "started" && e.label === "s2", since);
       const queued = pool.run({ kind: "count", counter: c.sab, slot: 1, n: 1 }, {
         signal: ac.signal,
         label: "queued",
@@ -274,6 +249,23 @@ describe("compute pool", () => {
     assert.equal(await pool.run({ kind: "count", counter: c.sab, slot: 0, n: 3 }), 3);
     assert.equal(pool.stats().crashed, 1);
     assert.equal(pool.stats().spawned, spawned + 1, "one replacement");
+  });
+
+  test("workers that cannot start make ready() fail, after three tries, instead of hanging", async () => {
+    const pool = createComputePool({
+      workers: 2,
+      workerUrl: new URL("./_no_such_compute_worker.ts", import.meta.url),
+    });
+    pools.push(pool);
+    await assert.rejects(
+      pool.ready(),
+      (e: unknown) =>
+        e instanceof ComputeWorkerError && e.code === "unavailable" &&
+        /compute workers fail to start/.test(e.message),
+    );
+    // Two started, then one more for each of the first two failures: the third gives up.
+    assert.equal(pool.stats().spawned, 4);
+    await assert.rejects(pool.run({ kind: "count" }), ComputeWorkerError);
   });
 
   test("a machine's errors come back with their class, code and blame", async () => {

@@ -22,7 +22,6 @@ import { MemoryPresignatureStore } from "../core/presignature_store.ts";
 import { epochDigest } from "../core/account_records.ts";
 import { dealPresignatures } from "../testing/fixtures/protocol_fixtures.ts";
 import { fromHex, toHex } from "../core/protocols/types.ts";
-import { createGatewayHandler } from "../gateway/handler.ts";
 import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
 import { ethereumAddress, newRoomId } from "../session/inputs.ts";
 import { signAsParty } from "../session/party.ts";
@@ -32,8 +31,8 @@ import {
   type PartyAccounts,
   secretsOf,
 } from "../testing/accounts.ts";
-import { createGatewayClient, generateIdentity } from "../transport/mod.ts";
-import { createAuditLog } from "./audit.ts";
+import { generateIdentity } from "../transport/mod.ts";
+import { memoryServiceParts, recordedSurroundings } from "../testing/service_deps.ts";
 import { createAuthenticator, generateToken, hashToken } from "./auth.ts";
 import { createRateLimiter, createSessionLimiter } from "./rate_limit.ts";
 import { signServiceRoutes } from "./routes.ts";
@@ -73,32 +72,16 @@ function fixture(options: { burst?: number; maxPerCaller?: number } = {}) {
     maxConcurrent: 4,
     maxPerCaller: options.maxPerCaller ?? 2,
   });
-  const lines: string[] = [];
-  const audit = createAuditLog({ write: (l) => void lines.push(l) });
-  const gatewayHandler = createGatewayHandler({ timers: false });
-  const gatewayCalls: string[] = [];
-  const gatewayFetch = (input: string, init: RequestInit) => {
-    gatewayCalls.push(`${init.method ?? "GET"} ${new URL(input).pathname}`);
-    return gatewayHandler(new Request(input, init));
-  };
+  const { lines, audit, gatewayHandler, gatewayCalls, gateway, clientGateway } =
+    recordedSurroundings();
   let primeCalls = 0;
   const primes = fixturePrimes(4);
   const impl = createSignServiceImpl({
     partyIndex: 1,
     parties: 2,
     version: "test",
-    accounts: {
-      ids: () => stored.accounts(),
-      get: (id) => stored.entry(id),
-      record: (id) => stored.record(id),
-      update: (id, f) => stored.update(id, f),
-    },
-    authenticate: (h) => auth.authenticate(h),
-    authorize: (caller, id, action) => auth.authorize(caller, id, action),
-    rateLimit: (caller) => rate.take(caller.id),
-    acquireSession: (caller) => sessions.acquire(caller.id),
-    audit: (r) => audit.record(r),
-    gateway: createGatewayClient({ url: "http://gateway.test", fetch: gatewayFetch }),
+    ...memoryServiceParts({ store: stored, auth, rate, sessions, audit }),
+    gateway,
     generatePrimes: () => {
       primeCalls++;
       return primes();
@@ -117,10 +100,7 @@ function fixture(options: { burst?: number; maxPerCaller?: number } = {}) {
     sessions,
     primeCalls: () => primeCalls,
     /** The gateway as the client party sees it (same in-process gateway, not recorded). */
-    clientGateway: createGatewayClient({
-      url: "http://gateway.test",
-      fetch: (input, init) => gatewayHandler(new Request(input, init)),
-    }),
+    clientGateway,
     audited: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
   };
 }
