@@ -128,7 +128,10 @@ async function endsCut(fs: AuditFs, path: string): Promise<boolean> {
 
 /** Options of {@link recoverAuditFile}. */
 export interface RecoverOptions {
-  /** Bytes read back from the end at most, looking for the last `service_start` (default 64 MiB). */
+  /**
+   * Bytes read back from the end at most, looking for the last `service_start`, rounded up to
+   * whole 64 KiB blocks (default 64 MiB).
+   */
   readonly maxBytes?: number;
   /** Milliseconds since the epoch (default `Date.now`). */
   readonly clock?: () => number;

@@ -4,7 +4,7 @@ import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AuditRecord, createAuditLog } from "./audit.ts";
-import { type AuditFs, openAuditFile } from "./audit_file.ts";
+import { type AuditFs, openAuditFile, readSinceLastStart, recoverAuditFile } from "./audit_file.ts";
 
 function memoryLog(clock = () => Date.UTC(2025, 0, 2, 3, 4, 5, 6)) {
   const lines: string[] = [];
@@ -246,4 +246,97 @@ test("openAuditFile fails at once when the file cannot be opened", async () => {
     openAuditFile("/nonexistent-dir-wallet-mpc/audit.jsonl"),
     (e: unknown) => (e as { code?: string }).code === "ENOENT",
   );
+});
+
+/** A temporary audit file path. */
+async function auditPath(): Promise<string> {
+  const dir = await fsp.mkdtemp(join(tmpdir(), "wallet-mpc-audit-"));
+  return join(dir, "audit.jsonl");
+}
+
+const parse = (text: string) =>
+  text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+
+test("a session whose process died after its started record is audited interrupted at the next start", async () => {
+  const path = await auditPath();
+  // The first run: one session ends, one is cut by the crash (mid-line at that), one is open.
+  let file = await openAuditFile(path);
+  let audit = createAuditLog({ write: file.write });
+  assert.equal(await recoverAuditFile(path, audit), 0, "a new file: nothing to recover");
+  const started = { caller: "app", action: "sign", account: "a", outcome: "started" } as const;
+  await audit.record({ ...started, digest: "11", callId: "c-done", durationMs: 0 });
+  await audit.record({ ...started, digest: "22", callId: "c-cut", durationMs: 0 });
+  await audit.record({ ...started, action: "refresh", callId: "c-open", durationMs: 0 });
+  await audit.record({ ...started, outcome: "ok", callId: "c-done", durationMs: 2400 });
+  await file.close();
+  await fsp.appendFile(path, '{"ts":"2025-01-01T00:00:00.000Z","type":"audit","caller":"app","ac');
+
+  // The next start.
+  file = await openAuditFile(path);
+  audit = createAuditLog({ write: file.write });
+  assert.equal(await recoverAuditFile(path, audit), 2);
+  await file.close();
+  const lines = (await fsp.readFile(path, "utf8")).trim().split("\n");
+  const records = lines.filter((l) => l.startsWith("{") && l.endsWith("}")).map((l) =>
+    JSON.parse(l)
+  );
+  const interrupted = records.filter((r) => r.outcome === "interrupted");
+  assert.deepEqual(interrupted.map((r) => r.call_id).sort(), ["c-cut", "c-open"]);
+  const cut = interrupted.find((r) => r.call_id === "c-cut");
+  assert.equal(cut.digest, "22");
+  assert.equal(cut.action, "sign");
+  assert.equal(cut.error_code, "process-died");
+  assert.equal(interrupted.find((r) => r.call_id === "c-open").action, "refresh");
+  assert.equal(records.at(-1).action, "service_start");
+  assert.ok(lines.some((l) => l.endsWith('"ac')), "the cut line stays, on a line of its own");
+
+  // A third start finds nothing left open: the search stops at the last service_start.
+  file = await openAuditFile(path);
+  audit = createAuditLog({ write: file.write });
+  assert.equal(await recoverAuditFile(path, audit), 0);
+  await file.close();
+  assert.deepEqual(await readSinceLastStart(path), []);
+});
+
+test("the recovery reads back to the last service_start only, across read blocks", async () => {
+  const path = await auditPath();
+  const file = await openAuditFile(path);
+  const audit = createAuditLog({ write: file.write });
+  await audit.record({
+    caller: "app",
+    action: "sign",
+    account: "a",
+    outcome: "started",
+    callId: "old",
+    durationMs: 0,
+  });
+  await recoverAuditFile(path, audit); // "old" is interrupted, then a start record
+  const filler = {
+    caller: "app",
+    action: "get_public_key",
+    account: "a".repeat(100),
+    outcome: "ok",
+  } as const;
+  for (let k = 0; k < 2000; k++) await audit.record({ ...filler, durationMs: k }); // > 64 KiB
+  await audit.record({
+    caller: "app",
+    action: "sign",
+    account: "a",
+    outcome: "started",
+    callId: "new",
+    durationMs: 0,
+  });
+  await file.close();
+  const since = await readSinceLastStart(path);
+  assert.equal(since.length, 2001);
+  assert.deepEqual(parse(since.at(-1)!).map((r) => r.call_id), ["new"]);
+  // With a bound smaller than the run, the search stops at the bound (one 64 KiB block): the
+  // newest lines only.
+  const bounded = await readSinceLastStart(path, { maxBytes: 4096 });
+  assert.ok(bounded.length > 0 && bounded.length < 1000, `${bounded.length} lines`);
+  assert.equal(parse(bounded.at(-1)!)[0].call_id, "new");
+  const after = await openAuditFile(path);
+  const log = createAuditLog({ write: after.write });
+  assert.equal(await recoverAuditFile(path, log), 1, "only the session of the last run");
+  await after.close();
 });
