@@ -50,12 +50,28 @@ function neverAnswered(e: ConnectError): boolean {
  * Names and types a failure of a service call (module doc).
  * @param e what the call threw.
  * @param where the URLs.
+ * @param signal the call's signal: a cancellation by its deadline is DEADLINE_EXCEEDED.
  * @returns a `ConnectError` naming the service's URL (its metadata, such as `retry-after`,
  *   kept), or `e` when it is not a Connect error.
  */
-export function serviceFailure(e: unknown, where: CallEndpoints): unknown {
+export function serviceFailure(
+  e: unknown,
+  where: CallEndpoints,
+  signal?: AbortSignal,
+): unknown {
   if (!(e instanceof ConnectError)) return e;
   const url = where.serviceUrl ?? "(the configured transport)";
+  const reason = signal?.aborted ? (signal.reason as { name?: unknown } | undefined) : undefined;
+  if (e.code === Code.Canceled && reason?.name === "TimeoutError") {
+    // Cancelled by the call's own deadline (queue and retries included), not by the caller.
+    return new ConnectError(
+      `sign-service at ${url}: the call's deadline passed`,
+      Code.DeadlineExceeded,
+      e.metadata,
+      undefined,
+      e,
+    );
+  }
   if (neverAnswered(e)) {
     return new ConnectError(
       `sign-service at ${url} unreachable: ${causes(e)}`,

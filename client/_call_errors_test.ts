@@ -32,6 +32,28 @@ before(async () => {
   accounts = await fixtureAccounts(["alice"]);
 });
 
+/**
+ * A client of an in-process service that accepts a sign call and waits for the session until
+ * the call is cancelled, as the real one waits for its peer.
+ */
+function waitingServiceClient(gatewayUrl: string) {
+  const service = createRouterTransport(({ service }) =>
+    service(SignService, {
+      sign: (_req, ctx) =>
+        new Promise((_, reject) =>
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true })
+        ),
+    })
+  );
+  return newMpcClient({
+    rpcTransport: service,
+    serviceUrl: "http://in-process.test",
+    gatewayUrl,
+    token: "t",
+    keyStore: new MemoryKeyStore(accounts[0]),
+  });
+}
+
 const where = { serviceUrl: "http://svc.test:1", gatewayUrl: "http://gw.test:2" };
 
 test("failures to reach are typed as Connect defines them and name the URL", () => {
@@ -81,22 +103,7 @@ test(
   { skip: !SLOW },
   async () => {
     const gatewayUrl = await deadUrl();
-    // A service that accepts the call and waits for the session, as the real one does.
-    const service = createRouterTransport(({ service }) =>
-      service(SignService, {
-        sign: (_req, ctx) =>
-          new Promise((_, reject) =>
-            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true })
-          ),
-      })
-    );
-    const client = newMpcClient({
-      rpcTransport: service,
-      serviceUrl: "http://in-process.test",
-      gatewayUrl,
-      token: "t",
-      keyStore: new MemoryKeyStore(accounts[0]),
-    });
+    const client = waitingServiceClient(gatewayUrl);
     const e = await client.signTx("0x" + "22".repeat(32), "alice").then(
       () => undefined,
       (e: unknown) => e,
@@ -106,3 +113,14 @@ test(
     assert.ok(e.message.includes(`sign-gateway at ${gatewayUrl} unreachable`), e.message);
   },
 );
+
+test("signTx whose deadline passes: DEADLINE_EXCEEDED, not CANCELED", async () => {
+  const client = waitingServiceClient(await deadUrl());
+  const e = await client.signTx("0x" + "33".repeat(32), "alice", { timeoutMs: 300 }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(e instanceof ConnectError, String(e));
+  assert.equal(e.code, Code.DeadlineExceeded, e.message);
+  assert.match(e.message, /deadline passed|timed out/);
+});

@@ -177,8 +177,11 @@ export function createCallQueue(options: CallQueueOptions = {}): CallQueue {
     );
     const deadline = t === undefined ? undefined : timer.signal;
     const signal = AbortSignal.any([budget.signal, deadline].filter((s) => s !== undefined));
+    // Whole milliseconds, at least 1: Connect's timeout header takes an integer.
     const left = () =>
-      budget.timeoutMs === undefined ? undefined : budget.timeoutMs - (clock() - t0);
+      budget.timeoutMs === undefined
+        ? undefined
+        : Math.max(1, Math.floor(budget.timeoutMs - (clock() - t0)));
     try {
       await acquire(signal, deadline);
     } catch (e) {

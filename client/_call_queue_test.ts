@@ -119,3 +119,10 @@ test("a refusal for load is tried again after its hint when the hint fits the de
   );
   assert.equal(retryHintMs(new ConnectError("x", Code.Unavailable)), undefined);
 });
+
+test("a try gets the time left as whole milliseconds (Connect's timeout header takes an integer)", async () => {
+  const q = createCallQueue();
+  const left = await q.run({ timeoutMs: 10_000.7 }, (t) => Promise.resolve(t.timeoutMs));
+  assert.ok(Number.isInteger(left) && left! > 0 && left! <= 10_000, String(left));
+  assert.equal(await q.run({}, (t) => Promise.resolve(t.timeoutMs)), undefined);
+});

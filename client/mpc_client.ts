@@ -81,6 +81,8 @@ export interface ClientKeyStore extends AccountStore {
 }
 
 export { MemoryKeyStore } from "../keystore/memory_key_store.ts";
+/** The retry hint (ms) of a RESOURCE_EXHAUSTED refusal: `retry-after-ms`, else `retry-after`. */
+export { retryHintMs } from "./_call_queue.ts";
 export { BECH32_PREFIX, type BitcoinNetwork, p2wpkhAddress } from "./addresses.ts";
 
 /** Configuration of `newMpcClient`. */
@@ -116,6 +118,11 @@ export interface MpcClientConfig {
   readonly maxConcurrentSessions?: number;
   /** `signTx` calls waiting at most (default 64); one more fails with RESOURCE_EXHAUSTED. */
   readonly maxQueuedCalls?: number;
+  /**
+   * Tries of a `signTx` after the first when the service refuses it for load or rate with a
+   * retry hint that fits the call's deadline (default 8; 0: the refusal is the call's error).
+   */
+  readonly maxRetries?: number;
 }
 
 /** A signature as `signTx` returns it. */
@@ -254,6 +261,7 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
   const calls = createCallQueue({
     maxConcurrent: config.maxConcurrentSessions,
     maxQueued: config.maxQueuedCalls,
+    maxRetries: config.maxRetries,
   });
   /** The client's own party, its failures to reach the gateway named (`_call_errors.ts`). */
   const party = <T>(p: Promise<T>, signal: AbortSignal): Promise<T> =>
@@ -271,9 +279,9 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       throw gatewayFailure(e, where);
     });
   /** A call to the service, its failures named (`_call_errors.ts`). */
-  const rpc = <T>(p: Promise<T>): Promise<T> =>
+  const rpc = <T>(p: Promise<T>, signal?: AbortSignal): Promise<T> =>
     p.catch((e) => {
-      throw serviceFailure(e, where);
+      throw serviceFailure(e, where, signal);
     });
 
   /** A committed account's entry (for public keys). */
@@ -389,10 +397,18 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
               s,
             ),
           (s) =>
-            rpc(service.sign(
-              { accountId, digest: toHex(digest), derivationPath: formatPath(path), roomId: room },
-              { signal: s, headers, timeoutMs },
-            )),
+            rpc(
+              service.sign(
+                {
+                  accountId,
+                  digest: toHex(digest),
+                  derivationPath: formatPath(path),
+                  roomId: room,
+                },
+                { signal: s, headers, timeoutMs },
+              ),
+              signal,
+            ),
         );
       });
       const sig = mine.signature;

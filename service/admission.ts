@@ -4,9 +4,11 @@
  * start before its deadline, instead of letting it queue, time out, and take others with it.
  *
  * - **Cost per kind**: the worker time a session of that kind takes (the sum of its jobs'
- *   busy time on the compute pool), starting from measured defaults ({@link DEFAULT_COSTS_MS},
- *   docs/performance.md) and following what sessions of this process measure (a running
- *   average over the sessions that end well).
+ *   busy time on the compute pool, wall time: a machine shared with other load makes it
+ *   longer), starting from measured defaults ({@link DEFAULT_COSTS_MS}, docs/performance.md)
+ *   and following what sessions of this process measure: a running average over the sessions
+ *   that end well, and a session that failed after using more than the estimate raises it to
+ *   what it used (when nothing completes, the estimate still learns that it was too low).
  * - **Backlog**: over the admitted sessions, what each is still expected to take (its kind's
  *   cost less the worker time it has used so far). The expected start of a new session is the
  *   backlog spread over the workers, `backlog / workers`: the pool runs the steps of older
@@ -80,7 +82,7 @@ export interface AdmissionTicket {
   charge(busyMs: number): void;
   /**
    * Ends the session (later calls do nothing). A session that ended `ok` teaches the estimate
-   * its kind's cost; one that failed or was cancelled only leaves the backlog.
+   * its kind's cost; one that failed or was cancelled teaches it only when it used more.
    */
   finish(outcome: "ok" | "failed"): void;
 }
@@ -174,6 +176,8 @@ export function createAdmission(options: AdmissionOptions): Admission {
         done = true;
         running.delete(entry);
         if (outcome === "ok" && entry.spent > 0) {
+          costs[kind] = costs[kind] * (1 - rate) + entry.spent * rate;
+        } else if (entry.spent > costs[kind]) {
           costs[kind] = costs[kind] * (1 - rate) + entry.spent * rate;
         }
       },

@@ -1,0 +1,88 @@
+/**
+ * Admission control: the expected start of a session is the backlog over the workers; a
+ * request that would not finish before its deadline behind it is refused with a hint of when it
+ * would; the costs follow what sessions measure.
+ * @module
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createAdmission } from "./admission.ts";
+import { RateLimited } from "./errors.ts";
+
+const refusal = (f: () => unknown): RateLimited => {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof RateLimited) return e;
+    throw e;
+  }
+  throw new Error("expected a refusal");
+};
+
+test("the expected start is the admitted sessions' remaining work over the workers", () => {
+  const a = createAdmission({ workers: 2, costMs: { sign: 1000, keygen: 8000 } });
+  assert.equal(a.expectedStartMs(), 0);
+  const s1 = a.admit("sign");
+  const k1 = a.admit("keygen");
+  assert.equal(a.backlogMs(), 9000);
+  assert.equal(a.expectedStartMs(), 4500);
+  s1.charge(400);
+  assert.equal(a.backlogMs(), 8600, "work done leaves the backlog");
+  s1.charge(5000);
+  assert.equal(a.backlogMs(), 8000, "a session over its estimate adds nothing");
+  s1.finish("ok");
+  k1.finish("failed");
+  assert.equal(a.active(), 0);
+  assert.equal(a.backlogMs(), 0);
+});
+
+test("a request that could not finish before its deadline is refused with the wait that would make it fit", () => {
+  const a = createAdmission({ workers: 2, costMs: { sign: 2000 } });
+  for (let k = 0; k < 10; k++) a.admit("sign"); // 20 s of work: a new one starts in 10 s
+  const e = refusal(() => a.admit("sign", 11_000));
+  assert.equal(e.code, "overloaded");
+  assert.equal(e.retryAfterMs, 1000, "10 s + 2 s of its own, 1 s past the deadline");
+  assert.match(e.message, /start in about 10\.0 s and take 2\.0 s/);
+  assert.equal(a.active(), 10, "nothing admitted");
+  a.admit("sign", 12_000); // fits exactly
+  assert.equal(a.active(), 11);
+});
+
+test("the round timeout bounds the wait of a request without a deadline or with a later one", () => {
+  const a = createAdmission({ workers: 1, costMs: { sign: 1000 }, maxWaitMs: 5000 });
+  for (let k = 0; k < 4; k++) a.admit("sign");
+  a.admit("sign"); // 4 s + 1 s: fits 5 s
+  assert.equal(refusal(() => a.admit("sign")).code, "overloaded");
+  assert.equal(refusal(() => a.admit("sign", 3_600_000)).code, "overloaded");
+});
+
+test("an empty queue admits whatever the deadline", () => {
+  const a = createAdmission({ workers: 1, costMs: { keygen: 60_000 } });
+  a.admit("keygen", 1);
+  assert.equal(a.active(), 1);
+});
+
+test("costs follow measured sessions: a running average of the good ones, raised by a failed one that used more", () => {
+  const a = createAdmission({ workers: 1, costMs: { sign: 1000 }, learningRate: 0.5 });
+  const s = a.admit("sign");
+  s.charge(3000);
+  s.finish("ok");
+  assert.equal(a.cost("sign"), 2000);
+  const cheap = a.admit("sign");
+  cheap.charge(100);
+  cheap.finish("failed");
+  assert.equal(a.cost("sign"), 2000, "a failure that used less teaches nothing");
+  const slow = a.admit("sign");
+  slow.charge(6000);
+  slow.finish("failed");
+  assert.equal(a.cost("sign"), 4000, "a failure that used more raises the estimate");
+  slow.finish("ok");
+  assert.equal(a.cost("sign"), 4000, "finish is idempotent");
+});
+
+test("bad options are refused", () => {
+  assert.throws(() => createAdmission({ workers: 0 }), RangeError);
+  assert.throws(() => createAdmission({ workers: 1, costMs: { sign: -1 } }), RangeError);
+  assert.throws(() => createAdmission({ workers: 1, learningRate: 0 }), RangeError);
+  assert.throws(() => createAdmission({ workers: 1 }).admit("x" as "sign"), TypeError);
+});
