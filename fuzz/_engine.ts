@@ -320,6 +320,12 @@ export interface CampaignOptions {
   readonly seed: number;
   /** Time box in milliseconds. */
   readonly ms: number;
+  /**
+   * Keep going past the time box until this many inputs were tried, but never past `maxMs`
+   * (a busy machine still reaches the count CI asks of a fast decoder).
+   */
+  readonly minInputs?: number;
+  readonly maxMs?: number;
   /** Stop after this many inputs (default unbounded). */
   readonly maxInputs?: number;
   /**
@@ -364,7 +370,9 @@ export async function campaign(
   let lastProgress = t0;
   for (let k = 0;; k++) {
     const elapsed = now() - t0;
-    if (elapsed >= o.ms || (o.maxInputs !== undefined && stats.inputs >= o.maxInputs)) break;
+    const boxed = elapsed >= o.ms &&
+      (stats.inputs >= (o.minInputs ?? 0) || elapsed >= (o.maxMs ?? o.ms));
+    if (boxed || (o.maxInputs !== undefined && stats.inputs >= o.maxInputs)) break;
     if (failures.length >= (o.maxFailures ?? 5)) break;
     let input: Uint8Array | Case;
     let keep: () => void;

@@ -17,6 +17,9 @@ export interface WorkerJob {
   readonly harness: string;
   readonly seed: number;
   readonly ms: number;
+  /** A fast decoder: go on past `ms` until this many inputs, up to `maxMs`. */
+  readonly minInputs?: number;
+  readonly maxMs?: number;
   /** Int32Array over it: [index of the running input, ms since `epoch` it started]. */
   readonly control: SharedArrayBuffer;
   readonly epoch: number;
@@ -46,6 +49,8 @@ const wire = (f: Failure) => ({ ...f, input: Array.from(f.input) });
       const r = await campaign(h, target, {
         seed: job.seed,
         ms: job.ms,
+        minInputs: job.minInputs,
+        maxMs: job.maxMs,
         onInput: (index) => {
           Atomics.store(control, 0, index);
           Atomics.store(control, 1, Date.now() - job.epoch);

@@ -10,7 +10,8 @@
  * ```
  *
  * `--seconds` replaces every harness's time box, `--scale` multiplies them (also
- * `WALLET_MPC_FUZZ_SCALE`); `--min-fast-inputs` fails the run when a fast decoder tried fewer.
+ * `WALLET_MPC_FUZZ_SCALE`); with `--min-fast-inputs N` a fast decoder goes on past its time box
+ * until N inputs (at most three times the box), and the run fails when one still tried fewer.
  * @module
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -123,7 +124,13 @@ function replay(job: WorkerJob, index: number, limitMs: number): Promise<Uint8Ar
 }
 
 /** Runs one harness in a worker, with a watchdog for inputs that never return. */
-function runHarness(h: Harness, ms: number, seed: number, epoch: number): Promise<Result> {
+function runHarness(
+  h: Harness,
+  ms: number,
+  seed: number,
+  epoch: number,
+  minFastInputs: number,
+): Promise<Result> {
   const result: Result = {
     name: h.name,
     fast: h.fast,
@@ -135,7 +142,14 @@ function runHarness(h: Harness, ms: number, seed: number, epoch: number): Promis
   const control = new SharedArrayBuffer(8);
   const ctl = new Int32Array(control);
   Atomics.store(ctl, 0, -2);
-  const job: WorkerJob = { harness: h.name, seed, ms, control, epoch };
+  const job: WorkerJob = {
+    harness: h.name,
+    seed,
+    ms,
+    control,
+    epoch,
+    ...(h.fast && minFastInputs > 0 ? { minInputs: minFastInputs, maxMs: 3 * ms } : {}),
+  };
   const hangMs = Math.max(3 * h.timeoutMs, 15_000);
   const found = new Map<string, Failure>();
   return new Promise((resolve) => {
@@ -147,7 +161,7 @@ function runHarness(h: Harness, ms: number, seed: number, epoch: number): Promis
       w.terminate();
       if (hang) {
         let input: Uint8Array | null = null;
-        if (hang.index >= 0) input = await replay(job, hang.index, ms + 120_000);
+        if (hang.index >= 0) input = await replay(job, hang.index, (job.maxMs ?? ms) + 120_000);
         const failure: Failure = {
           kind: "hang",
           signature: "hang",
@@ -236,7 +250,7 @@ async function main(): Promise<number> {
       const k = next++;
       const h = harnesses[k];
       const ms = 1000 * (o.seconds ?? h.seconds * o.scale);
-      const r = await runHarness(h, ms, o.seed + k, epoch);
+      const r = await runHarness(h, ms, o.seed + k, epoch, o.minFastInputs);
       results[k] = r;
       const s = r.stats;
       const rate = s && s.ms > 0 ? Math.round(s.inputs / (s.ms / 1000)) : 0;
