@@ -1,14 +1,34 @@
 /**
- * Shared pieces of the zero-knowledge proofs: the proof context (session id and prover index
- * that every transcript binds), the typed errors of wire decoding, and the validation of
- * moduli, group elements and ranges that every verifier performs before any arithmetic.
+ * The pieces the zero-knowledge proofs share (one home; nothing here is exported from the
+ * package, `mod.ts` exports the proofs): the proof context and transcript helpers, the
+ * parameters and wire caps of the range proofs, the typed errors of wire decoding, the
+ * validation of moduli, group elements and ranges that every verifier performs before any
+ * arithmetic, and the prover's Paillier arithmetic. Exponentiation by the owner of a
+ * factorisation is in `_crt_pow.ts`.
  * @module
  */
-import { assertPoint } from "../bytes.ts";
+import { assertPoint, decodeArray, parseHexInt } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
-import { bitLength, gcd, hasSmallFactor, isDefinitelyComposite } from "../math/mod.ts";
-import { MODULUS_MAX_BITS, MODULUS_MIN_BITS, type Point } from "../params.ts";
+import {
+  bitLength,
+  gcd,
+  hasSmallFactor,
+  isDefinitelyComposite,
+  mod,
+  modInv,
+  modPow,
+  modPowSecret,
+  randomInRange,
+  type RandomSource,
+  randomUnit,
+} from "../math/mod.ts";
+import { PaillierPublicKey, type PaillierSecretKey } from "../paillier.ts";
+import { ELL, EPSILON, MODULUS_MAX_BITS, MODULUS_MIN_BITS, type Point } from "../params.ts";
+import { checkRingPedersenShape, type RingPedersenParams } from "../ring_pedersen.ts";
 import { Transcript } from "../transcript.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Context and transcript
 
 /** What binds a proof to its use: the session id and the prover's party index. */
 export interface ProofContext {
@@ -22,6 +42,56 @@ export interface ProofContext {
 export function transcriptFor(proof: string, ctx: ProofContext): Transcript {
   return Transcript.create(`zk/${proof}`, ctx.sid, ctx.prover);
 }
+
+/** Absorbs the ring-Pedersen parameters (N-hat, s, t). */
+export function appendRingPedersen(tr: Transcript, aux: RingPedersenParams): void {
+  tr.appendUint("Nhat", aux.N).appendUint("s", aux.s).appendUint("t", aux.t);
+}
+
+/** Absorbs a point in its 33-byte compressed form. */
+export function appendPoint(tr: Transcript, label: string, P: Point): void {
+  tr.appendBytes(label, P.toBytes(true));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters and wire caps of the range proofs (Pi-enc, Pi-aff-g, Pi-log*, Pi-fac)
+
+/**
+ * Q: the challenge space +-Q of Pi-enc, Pi-aff-g and Pi-log* (spec "Security Parameters": the
+ * level L = (kappa, eps, l, l', m, Q) with Q = 2^m = 2^128, as the reference's SecurityLevel128).
+ * Not the curve order q: completeness needs eps >= 8 + log2 Q, and eps = 230 < 8 + 256, so with
+ * e in +-q an honest z1 = alpha + e k (|e k| up to 2^512) would overflow +-2^(l+eps).
+ */
+export const CHALLENGE_Q: bigint = 1n << 128n;
+
+/** l + eps: bound in bits of z1 (Figure 14 step 4, Figure 15 step 4, Figure 25 step 4). */
+export const Z1_BITS: number = ELL + EPSILON;
+/** Wire cap of a signed integer whose magnitude is at most `bound` (bytes). */
+export function capBytes(bound: bigint): number {
+  return Math.ceil(bound.toString(16).length / 2);
+}
+
+/** Wire cap of a signed integer in +-2^bits: the bytes of 2^bits itself. */
+export function bitsCapBytes(bits: number): number {
+  return capBytes(1n << BigInt(bits));
+}
+
+/**
+ * Honest bound on a ring-Pedersen mask response z = gamma + e * mu, with gamma in
+ * +-2^(l+eps) * N-hat, mu in +-2^l * N-hat and e in +-Q: |z| <= 2^l * N-hat * (2^eps + Q).
+ * The paper does not range-check these responses; this cap (which every honest proof meets)
+ * keeps a hostile exponent from making verification slow.
+ */
+export function maskBound(Nhat: bigint): bigint {
+  return (((1n << BigInt(EPSILON)) + CHALLENGE_Q) << BigInt(ELL)) * Nhat;
+}
+/** Wire cap of a mask response (z3, z4) in bytes, from `maskBound` at the largest N-hat. */
+export const MASK_MAX_BYTES: number = Math.ceil(
+  (ELL + bitLength((1n << BigInt(EPSILON)) + CHALLENGE_Q) + MODULUS_MAX_BITS) / 8,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Wire decoding
 
 /**
  * Runs the decoder of a proof's wire form, written with the shared decoders of `core/bytes.ts`
@@ -40,6 +110,38 @@ export function decodeProof<T>(proof: string, decode: () => T): T {
     throw new ProofError(proof, "malformed", e instanceof Error ? e.message : String(e));
   }
 }
+
+/**
+ * Decodes an array of exactly `length` unsigned hex integers, each capped at `maxBytes`.
+ * @throws {TypeError} / {SyntaxError} / {RangeError} (inside `decodeProof`: "malformed").
+ */
+export function decodeUintArray(
+  v: unknown,
+  field: string,
+  length: number,
+  maxBytes: number,
+): bigint[] {
+  return decodeArray(
+    v,
+    `field "${field}"`,
+    length,
+    (x, k) => parseHexInt(x, maxBytes, `field "${field}[${k}]"`),
+  );
+}
+
+/**
+ * Decodes an array of exactly `length` bits, each the JSON number 0 or 1.
+ * @throws {TypeError} / {RangeError} (inside `decodeProof`: "malformed").
+ */
+export function decodeBitArray(v: unknown, field: string, length: number): (0 | 1)[] {
+  return decodeArray(v, `field "${field}"`, length, (x, k) => {
+    if (x !== 0 && x !== 1) throw new TypeError(`field "${field}[${k}]": expected 0 or 1`);
+    return x;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation before any arithmetic
 
 /**
  * A point of a statement or proof: on the curve and not the identity.
@@ -61,6 +163,13 @@ export function assertBits(proof: string, field: string, x: bigint, bits: number
   }
 }
 
+/** |x| <= bound, else an out-of-range ProofError naming the field. */
+export function assertAbsAtMost(proof: string, field: string, x: bigint, bound: bigint): void {
+  if (x > bound || x < -bound) {
+    throw new ProofError(proof, "out-of-range", `field "${field}" exceeds its bound`);
+  }
+}
+
 /** 0 < x < m and gcd(x, N) = 1 (membership in Z*_m for m = N or N^2). */
 export function assertUnit(proof: string, field: string, x: bigint, m: bigint, N: bigint): void {
   if (x <= 0n || x >= m || gcd(x, N) !== 1n) {
@@ -72,6 +181,37 @@ export function assertUnit(proof: string, field: string, x: bigint, m: bigint, N
 export function assertResidue(proof: string, field: string, x: bigint, m: bigint): void {
   if (x < 0n || x >= m) {
     throw new ProofError(proof, "out-of-range", `field "${field}" is not reduced`);
+  }
+}
+
+/**
+ * A received group element: 1 < x < N - 1 and gcd(x, N) = 1 (a unit other than +-1; the
+ * values +-1 are degenerate and an honest prover makes them with negligible probability).
+ * @throws {ProofError} "out-of-range".
+ */
+export function assertElement(proof: string, field: string, x: bigint, N: bigint): void {
+  if (x <= 1n || x >= N - 1n) {
+    throw new ProofError(proof, "out-of-range", `field "${field}" is not in (1, N-1)`);
+  }
+  if (gcd(x, N) !== 1n) {
+    throw new ProofError(proof, "out-of-range", `field "${field}" is not a unit modulo N`);
+  }
+}
+
+/** An in-memory proof array of exactly `length` entries. */
+export function assertLength(
+  proof: string,
+  field: string,
+  v: readonly unknown[],
+  length: number,
+): void {
+  if (!Array.isArray(v) || v.length !== length) {
+    const got = Array.isArray(v) ? v.length : typeof v;
+    throw new ProofError(
+      proof,
+      "malformed",
+      `field "${field}": expected ${length} entries, got ${got}`,
+    );
   }
 }
 
@@ -92,4 +232,70 @@ export function assertModulus(proof: string, N: bigint): void {
   if ((N & 1n) === 0n) throw new ProofError(proof, "bad-modulus", "N is even");
   if (hasSmallFactor(N)) throw new ProofError(proof, "bad-modulus", "N has a small prime factor");
   if (!isDefinitelyComposite(N)) throw new ProofError(proof, "bad-modulus", "N is prime");
+}
+
+/**
+ * Shape of a modulus in a statement: odd and of 3071-3072 bits. The rest (no small factor,
+ * Paillier-Blum, Pi-mod / Pi-fac) was established when the auxiliary info was accepted.
+ */
+export function assertModulusShape(proof: string, field: string, N: bigint): void {
+  const bits = bitLength(N);
+  if (N <= 0n || (N & 1n) === 0n || bits < MODULUS_MIN_BITS || bits > MODULUS_MAX_BITS) {
+    throw new ProofError(
+      proof,
+      "bad-modulus",
+      `expected ${field} odd of ${MODULUS_MIN_BITS}-${MODULUS_MAX_BITS} bits, got ${bits} bits`,
+    );
+  }
+}
+
+/** Ring-Pedersen (N-hat, s, t): N-hat well-shaped; s, t in Z*_N-hat, neither 1, s != t. */
+export function assertRingPedersen(proof: string, aux: RingPedersenParams): void {
+  assertModulusShape(proof, "N-hat", aux.N);
+  if (!checkRingPedersenShape(aux)) {
+    throw new ProofError(proof, "out-of-range", "ring-Pedersen s, t are not distinct units != 1");
+  }
+}
+
+/** The ProofError of an equation that does not hold (no secret is named). */
+export function equationFailed(proof: string, which: string): ProofError {
+  return new ProofError(proof, "verification-failed", `${which} does not hold`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The prover's Paillier arithmetic
+
+/** Enc_N(m; rho) = (1 + (m mod N) N) rho^N mod N^2 for public m and rho (verifier side). */
+export function encryptPublic(N: bigint, m: bigint, rho: bigint): bigint {
+  const N2 = N * N;
+  return ((1n + mod(m, N) * N) * modPow(rho, N, N2)) % N2;
+}
+
+/** Enc_N(m; rho) by the prover: CRT when it holds the key of N, the public path otherwise. */
+export function encryptSecret(
+  N: bigint,
+  m: bigint,
+  rho: bigint,
+  sk: PaillierSecretKey | undefined,
+): bigint {
+  return sk ? sk.encryptWithNonce(m, rho) : new PaillierPublicKey(N).encryptWithNonce(m, rho);
+}
+
+/**
+ * r * rho^e mod N for secret r, rho and a public challenge e (the responses z2 of Figures 14
+ * and 25, w and w_y of Figure 15). For e < 0 the inverse of rho is taken through a random mask
+ * u, (rho u)^-1 u, so the variable-time inversion only sees a uniform unit.
+ */
+export function maskNonce(r: bigint, rho: bigint, e: bigint, N: bigint, rng: RandomSource): bigint {
+  let base = rho;
+  if (e < 0n) {
+    const u = randomUnit(N, rng);
+    base = (modInv((rho * u) % N, N) * u) % N;
+  }
+  return (r * modPowSecret(base, e < 0n ? -e : e, N)) % N;
+}
+
+/** A uniform integer in the symmetric interval [-bound, bound]. */
+export function sampleSigned(bound: bigint, rng: RandomSource): bigint {
+  return randomInRange(-bound, bound, rng);
 }

@@ -38,30 +38,28 @@ import { PaillierPublicKey, type PaillierSecretKey } from "../paillier.ts";
 import { CIPHERTEXT_BYTES, ELL, ELL_PRIME, EPSILON, MODULUS_BYTES, Point, Q } from "../params.ts";
 import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
 import {
-  assertBits,
-  assertUnit,
-  assertValidPoint,
-  decodeProof,
-  type ProofContext,
-  transcriptFor,
-} from "./_common.ts";
-import {
   appendPoint,
   appendRingPedersen,
   assertAbsAtMost,
+  assertBits,
   assertModulusShape,
   assertRingPedersen,
+  assertUnit,
+  assertValidPoint,
   bitsCapBytes,
   CHALLENGE_Q,
+  decodeProof,
   encryptPublic,
   encryptSecret,
   equationFailed,
   MASK_MAX_BYTES,
   maskBound,
   maskNonce,
+  type ProofContext,
   sampleSigned,
+  transcriptFor,
   Z1_BITS,
-} from "./pi_enc.ts";
+} from "./_common.ts";
 
 const PROOF = "pi-aff-g";
 
@@ -288,19 +286,23 @@ export function verify(ctx: ProofContext, statement: Statement, proof: Proof): v
   if (
     (modPow(C, z1, N0sq) * encryptPublic(N0, z2, w)) % N0sq !== (A * modPow(D, e, N0sq)) % N0sq
   ) {
-    throw equationFailed(PROOF, "1");
+    throw equationFailed(PROOF, "equation 1");
   }
   // Step 4: z1 * G = B_x + e * X.
   if (!Point.BASE.multiplyUnsafe(mod(z1, Q)).equals(Bx.add(X.multiplyUnsafe(mod(e, Q))))) {
-    throw equationFailed(PROOF, "2");
+    throw equationFailed(PROOF, "equation 2");
   }
   // Step 4: Enc_N1(z2; w_y) = B_y (+) (e (.) Y) mod N1^2.
   if (encryptPublic(N1, z2, wy) !== (By * modPow(Y, e, N1sq)) % N1sq) {
-    throw equationFailed(PROOF, "3");
+    throw equationFailed(PROOF, "equation 3");
   }
   // Step 4: s^z1 t^z3 = E S^e mod N-hat, s^z2 t^z4 = F T^e mod N-hat.
-  if (commit(aux, z1, z3) !== (E * modPow(S, e, aux.N)) % aux.N) throw equationFailed(PROOF, "4");
-  if (commit(aux, z2, z4) !== (F * modPow(T, e, aux.N)) % aux.N) throw equationFailed(PROOF, "5");
+  if (commit(aux, z1, z3) !== (E * modPow(S, e, aux.N)) % aux.N) {
+    throw equationFailed(PROOF, "equation 4");
+  }
+  if (commit(aux, z2, z4) !== (F * modPow(T, e, aux.N)) % aux.N) {
+    throw equationFailed(PROOF, "equation 5");
+  }
 }
 
 /** Wire form of a proof (JSON-safe). */

@@ -9,9 +9,9 @@ import { bitLength, mod, randomBelow, randomSigned } from "../math/mod.ts";
 import { PaillierSecretKey } from "../paillier.ts";
 import { ELL, ELL_PRIME, EPSILON, Point, Q } from "../params.ts";
 import { generateRingPedersen } from "../ring_pedersen.ts";
-import { CHALLENGE_Q, maskBound } from "./pi_enc.ts";
 import * as piAffG from "./pi_aff_g.ts";
 import { HUGE, publicRp, rejects } from "../../testing/zk_helpers.ts";
+import { CHALLENGE_Q, maskBound } from "./_common.ts";
 
 const utf8 = new TextEncoder();
 const ctx = { sid: utf8.encode("pi-aff-g test session"), prover: 1 };

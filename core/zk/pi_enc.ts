@@ -6,9 +6,6 @@
  * k lies in +-2^(l+eps). It is made under the VERIFIER's ring-Pedersen parameters
  * (N-hat, s, t), which the statement carries (`aux`). Used in presigning round 1.
  *
- * This module also exports the checks and helpers that Pi-aff-g and Pi-log* share with it
- * (ring-Pedersen statement checks, the mask bound, public Paillier encryption, nonce masking).
- *
  * @example
  * ```ts ignore
  * const proof = piEnc.prove(ctx, { N0, K, aux }, { k, rho, sk });
@@ -17,155 +14,40 @@
  * @module
  */
 import { expectFields, parseHexInt, parseHexSigned, toHexInt, toHexSigned } from "../bytes.ts";
-import { ProofError } from "../errors.ts";
 import {
-  bitLength,
-  gcd,
-  mod,
-  modInv,
   modPow,
-  modPowSecret,
-  randomInRange,
   randomSigned,
   type RandomSource,
   randomUnit,
   webCryptoRandom,
 } from "../math/mod.ts";
-import { PaillierPublicKey, type PaillierSecretKey } from "../paillier.ts";
-import {
-  CIPHERTEXT_BYTES,
-  ELL,
-  EPSILON,
-  MODULUS_BYTES,
-  MODULUS_MAX_BITS,
-  MODULUS_MIN_BITS,
-  type Point,
-} from "../params.ts";
+import type { PaillierSecretKey } from "../paillier.ts";
+import { CIPHERTEXT_BYTES, ELL, EPSILON, MODULUS_BYTES } from "../params.ts";
 import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
-import type { Transcript } from "../transcript.ts";
 import {
+  appendRingPedersen,
+  assertAbsAtMost,
   assertBits,
+  assertModulusShape,
+  assertRingPedersen,
   assertUnit,
+  bitsCapBytes,
+  CHALLENGE_Q,
   decodeProof,
+  encryptPublic,
+  encryptSecret,
+  equationFailed,
+  MASK_MAX_BYTES,
+  maskBound,
+  maskNonce,
   type ProofContext,
+  sampleSigned,
   transcriptFor,
+  Z1_BITS,
 } from "./_common.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Pieces shared with pi_aff_g.ts and pi_log_star.ts.
-
-/**
- * Q: the challenge space +-Q of Pi-enc, Pi-aff-g and Pi-log* (spec "Security Parameters": the
- * level L = (kappa, eps, l, l', m, Q) with Q = 2^m = 2^128, as the reference's SecurityLevel128).
- * Not the curve order q: completeness needs eps >= 8 + log2 Q, and eps = 230 < 8 + 256, so with
- * e in +-q an honest z1 = alpha + e k (|e k| up to 2^512) would overflow +-2^(l+eps).
- */
-export const CHALLENGE_Q: bigint = 1n << 128n;
-
-/** l + eps: bound in bits of z1 (Figure 14 step 4, Figure 15 step 4, Figure 25 step 4). */
-export const Z1_BITS: number = ELL + EPSILON;
-/** Wire cap of a signed integer in +-2^bits: the bytes of 2^bits itself. */
-export function bitsCapBytes(bits: number): number {
-  return Math.ceil((bits + 1) / 8);
-}
-
-/**
- * Honest bound on a ring-Pedersen mask response z = gamma + e * mu, with gamma in
- * +-2^(l+eps) * N-hat, mu in +-2^l * N-hat and e in +-Q: |z| <= 2^l * N-hat * (2^eps + Q).
- * The paper does not range-check these responses; this cap (which every honest proof meets)
- * keeps a hostile exponent from making verification slow.
- */
-export function maskBound(Nhat: bigint): bigint {
-  return (((1n << BigInt(EPSILON)) + CHALLENGE_Q) << BigInt(ELL)) * Nhat;
-}
-/** Wire cap of a mask response (z3, z4) in bytes, from `maskBound` at the largest N-hat. */
-export const MASK_MAX_BYTES: number = Math.ceil(
-  (ELL + bitLength((1n << BigInt(EPSILON)) + CHALLENGE_Q) + MODULUS_MAX_BITS) / 8,
-);
-
-/** |x| <= bound, else an out-of-range ProofError naming the field. */
-export function assertAbsAtMost(proof: string, field: string, x: bigint, bound: bigint): void {
-  if (x > bound || x < -bound) {
-    throw new ProofError(proof, "out-of-range", `field "${field}" exceeds its bound`);
-  }
-}
-
-/**
- * Shape of a modulus in a statement: odd and of 3071-3072 bits. The rest (no small factor,
- * Paillier-Blum, Pi-mod / Pi-fac) was established when the auxiliary info was accepted.
- */
-export function assertModulusShape(proof: string, field: string, N: bigint): void {
-  const bits = bitLength(N);
-  if (N <= 0n || (N & 1n) === 0n || bits < MODULUS_MIN_BITS || bits > MODULUS_MAX_BITS) {
-    throw new ProofError(
-      proof,
-      "bad-modulus",
-      `expected ${field} odd of ${MODULUS_MIN_BITS}-${MODULUS_MAX_BITS} bits, got ${bits} bits`,
-    );
-  }
-}
-
-/** Ring-Pedersen (N-hat, s, t): N-hat well-shaped; s, t in Z*_N-hat, neither 1, s != t. */
-export function assertRingPedersen(proof: string, aux: RingPedersenParams): void {
-  assertModulusShape(proof, "N-hat", aux.N);
-  const { N, s, t } = aux;
-  if (s <= 1n || t <= 1n || s >= N || t >= N || s === t || gcd(s, N) !== 1n || gcd(t, N) !== 1n) {
-    throw new ProofError(proof, "out-of-range", "ring-Pedersen s, t are not distinct units != 1");
-  }
-}
-
-/** Absorbs the ring-Pedersen parameters (N-hat, s, t). */
-export function appendRingPedersen(tr: Transcript, aux: RingPedersenParams): void {
-  tr.appendUint("Nhat", aux.N).appendUint("s", aux.s).appendUint("t", aux.t);
-}
-
-/** Absorbs a point in its 33-byte compressed form. */
-export function appendPoint(tr: Transcript, label: string, P: Point): void {
-  tr.appendBytes(label, P.toBytes(true));
-}
-
-/** Enc_N(m; rho) = (1 + (m mod N) N) rho^N mod N^2 for public m and rho (verifier side). */
-export function encryptPublic(N: bigint, m: bigint, rho: bigint): bigint {
-  const N2 = N * N;
-  return ((1n + mod(m, N) * N) * modPow(rho, N, N2)) % N2;
-}
-
-/** Enc_N(m; rho) by the prover: CRT when it holds the key of N, the public path otherwise. */
-export function encryptSecret(
-  N: bigint,
-  m: bigint,
-  rho: bigint,
-  sk: PaillierSecretKey | undefined,
-): bigint {
-  return sk ? sk.encryptWithNonce(m, rho) : new PaillierPublicKey(N).encryptWithNonce(m, rho);
-}
-
-/**
- * r * rho^e mod N for secret r, rho and a public challenge e (the responses z2 of Figures 14
- * and 25, w and w_y of Figure 15). For e < 0 the inverse of rho is taken through a random mask
- * u, (rho u)^-1 u, so the variable-time inversion only sees a uniform unit.
- */
-export function maskNonce(r: bigint, rho: bigint, e: bigint, N: bigint, rng: RandomSource): bigint {
-  let base = rho;
-  if (e < 0n) {
-    const u = randomUnit(N, rng);
-    base = (modInv((rho * u) % N, N) * u) % N;
-  }
-  return (r * modPowSecret(base, e < 0n ? -e : e, N)) % N;
-}
-
-/** A uniform integer in the symmetric interval [-bound, bound]. */
-export function sampleSigned(bound: bigint, rng: RandomSource): bigint {
-  return randomInRange(-bound, bound, rng);
-}
-
-/** A verification equation that does not hold, as a `verification-failed` ProofError. */
-export function equationFailed(proof: string, which: string): ProofError {
-  return new ProofError(proof, "verification-failed", `equation ${which} does not hold`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Pi-enc.
 
 const PROOF = "pi-enc";
 
@@ -293,9 +175,13 @@ export function verify(ctx: ProofContext, statement: Statement, proof: Proof): v
   const N2 = N0 * N0;
   const e = challenge(ctx, statement, proof);
   // Step 4: A (+) (e (.) K) = Enc_N0(z1; z2) mod N0^2.
-  if ((A * modPow(K, e, N2)) % N2 !== encryptPublic(N0, z1, z2)) throw equationFailed(PROOF, "1");
+  if ((A * modPow(K, e, N2)) % N2 !== encryptPublic(N0, z1, z2)) {
+    throw equationFailed(PROOF, "equation 1");
+  }
   // Step 4: s^z1 t^z3 = C S^e mod N-hat.
-  if (commit(aux, z1, z3) !== (C * modPow(S, e, aux.N)) % aux.N) throw equationFailed(PROOF, "2");
+  if (commit(aux, z1, z3) !== (C * modPow(S, e, aux.N)) % aux.N) {
+    throw equationFailed(PROOF, "equation 2");
+  }
 }
 
 /** Wire form of a proof (JSON-safe). */

@@ -11,6 +11,7 @@ import { ELL, EPSILON } from "../params.ts";
 import { generateRingPedersen, type RingPedersenParams } from "../ring_pedersen.ts";
 import * as piEnc from "./pi_enc.ts";
 import { HUGE, publicRp, rejects } from "../../testing/zk_helpers.ts";
+import { CHALLENGE_Q, maskBound } from "./_common.ts";
 
 const utf8 = new TextEncoder();
 const ctx = { sid: utf8.encode("pi-enc test session"), prover: 1 };
@@ -108,7 +109,7 @@ test("pi-enc challenge depends on the context, every statement value and the fir
     ["C", piEnc.challenge(ctx, statement, { ...proof, C: proof.C + 1n })],
   ];
   for (const [what, e2] of variants) assert.notEqual(e2, e, what);
-  const bound = piEnc.CHALLENGE_Q;
+  const bound = CHALLENGE_Q;
   assert.ok(e >= -bound && e <= bound);
 });
 
@@ -126,8 +127,8 @@ test("pi-enc z1 range is exact: +-2^(l+eps) passes, 2^(l+eps) + 1 is out of rang
 });
 
 test("pi-enc z3 cap is the honest bound exactly: bound passes, bound + 1 is out of range", () => {
-  const B = piEnc.maskBound(Nhat);
-  assert.equal(B, ((1n << BigInt(EPSILON)) + piEnc.CHALLENGE_Q) * (1n << BigInt(ELL)) * Nhat);
+  const B = maskBound(Nhat);
+  assert.equal(B, ((1n << BigInt(EPSILON)) + CHALLENGE_Q) * (1n << BigInt(ELL)) * Nhat);
   for (const z3 of [B, -B]) piEnc.validate(statement, { ...proof, z3 });
   for (const z3 of [B + 1n, -B - 1n]) {
     rejects("z3", () => piEnc.verify(ctx, statement, { ...proof, z3 }), "out-of-range");

@@ -42,13 +42,16 @@ import {
   commitSecret,
   type RingPedersenParams,
 } from "../ring_pedersen.ts";
-import { assertModulus, decodeProof, type ProofContext, transcriptFor } from "./_common.ts";
 import {
   assertAbsAtMost,
   assertElement,
+  assertModulus,
   capBytes,
+  decodeProof,
   equationFailed,
-} from "./_prm_mod_fac_helpers.ts";
+  type ProofContext,
+  transcriptFor,
+} from "./_common.ts";
 
 const PROOF = "pi-fac";
 

@@ -7,7 +7,6 @@ import { platformSafePrime } from "../../platform/mod.ts";
 import { mod, modPow, randomBelow, randomBits, randomInRange, randomUnit } from "../math/mod.ts";
 import { ELL, EPSILON } from "../params.ts";
 import type { RingPedersenParams, RingPedersenSecret } from "../ring_pedersen.ts";
-import { assertModulus } from "./_common.ts";
 import {
   bounds,
   challenge,
@@ -24,6 +23,7 @@ import {
   randomPrime,
   rejectsCheaply,
 } from "../../testing/zk_helpers.ts";
+import { assertModulus } from "./_common.ts";
 
 const ctx = { sid: new Uint8Array([4, 2, 4, 2]), prover: 1 };
 /** The prover's Paillier key (N0) and its own ring-Pedersen parameters over N0. */

@@ -36,30 +36,28 @@ import type { PaillierSecretKey } from "../paillier.ts";
 import { CIPHERTEXT_BYTES, ELL, EPSILON, MODULUS_BYTES, type Point, Q } from "../params.ts";
 import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
 import {
-  assertBits,
-  assertUnit,
-  assertValidPoint,
-  decodeProof,
-  type ProofContext,
-  transcriptFor,
-} from "./_common.ts";
-import {
   appendPoint,
   appendRingPedersen,
   assertAbsAtMost,
+  assertBits,
   assertModulusShape,
   assertRingPedersen,
+  assertUnit,
+  assertValidPoint,
   bitsCapBytes,
   CHALLENGE_Q,
+  decodeProof,
   encryptPublic,
   encryptSecret,
   equationFailed,
   MASK_MAX_BYTES,
   maskBound,
   maskNonce,
+  type ProofContext,
   sampleSigned,
+  transcriptFor,
   Z1_BITS,
-} from "./pi_enc.ts";
+} from "./_common.ts";
 
 const PROOF = "pi-log*";
 
@@ -206,13 +204,17 @@ export function verify(ctx: ProofContext, statement: Statement, proof: Proof): v
   const N2 = N0 * N0;
   const e = challenge(ctx, statement, proof);
   // Step 4: Enc_N0(z1; z2) = A (+) (e (.) C) mod N0^2.
-  if (encryptPublic(N0, z1, z2) !== (A * modPow(C, e, N2)) % N2) throw equationFailed(PROOF, "1");
+  if (encryptPublic(N0, z1, z2) !== (A * modPow(C, e, N2)) % N2) {
+    throw equationFailed(PROOF, "equation 1");
+  }
   // Step 4: z1 * B = Y + e * X.
   if (!B.multiplyUnsafe(mod(z1, Q)).equals(Y.add(X.multiplyUnsafe(mod(e, Q))))) {
-    throw equationFailed(PROOF, "2");
+    throw equationFailed(PROOF, "equation 2");
   }
   // Step 4: s^z1 t^z3 = D S^e mod N-hat.
-  if (commit(aux, z1, z3) !== (D * modPow(S, e, aux.N)) % aux.N) throw equationFailed(PROOF, "3");
+  if (commit(aux, z1, z3) !== (D * modPow(S, e, aux.N)) % aux.N) {
+    throw equationFailed(PROOF, "equation 3");
+  }
 }
 
 /** Wire form of a proof (JSON-safe). */

@@ -30,15 +30,18 @@ import {
   webCryptoRandom,
 } from "../math/mod.ts";
 import { M_REPS, MODULUS_BYTES } from "../params.ts";
-import { assertModulus, decodeProof, type ProofContext, transcriptFor } from "./_common.ts";
 import {
   assertElement,
   assertLength,
-  CrtPow,
+  assertModulus,
   decodeBitArray,
+  decodeProof,
   decodeUintArray,
   equationFailed,
-} from "./_prm_mod_fac_helpers.ts";
+  type ProofContext,
+  transcriptFor,
+} from "./_common.ts";
+import { CrtPow } from "./_crt_pow.ts";
 
 const PROOF = "pi-mod";
 

@@ -18,7 +18,6 @@ import {
   randomUnit,
 } from "../math/mod.ts";
 import { M_REPS } from "../params.ts";
-import { assertModulus } from "./_common.ts";
 import {
   challenge,
   decode,
@@ -36,6 +35,7 @@ import {
   rejectsCheaply,
   replaced,
 } from "../../testing/zk_helpers.ts";
+import { assertModulus } from "./_common.ts";
 
 const ctx = { sid: new Uint8Array([9, 9, 1]), prover: 0 };
 const key = fixturePaillier(2);

@@ -21,15 +21,17 @@ import { ProofError } from "../errors.ts";
 import { modPow, randomBelow, type RandomSource, webCryptoRandom } from "../math/mod.ts";
 import { M_REPS, MODULUS_BYTES } from "../params.ts";
 import { checkRingPedersenShape, type RingPedersenParams } from "../ring_pedersen.ts";
-import { assertModulus, decodeProof, type ProofContext, transcriptFor } from "./_common.ts";
 import {
   assertElement,
   assertLength,
-  CrtPow,
+  assertModulus,
+  decodeProof,
   decodeUintArray,
   equationFailed,
-  factorsFromPhi,
-} from "./_prm_mod_fac_helpers.ts";
+  type ProofContext,
+  transcriptFor,
+} from "./_common.ts";
+import { CrtPow, factorsFromPhi } from "./_crt_pow.ts";
 
 const PROOF = "pi-prm";
 

@@ -7,7 +7,6 @@ import { platformSafePrime } from "../../platform/mod.ts";
 import { modInv, modPow, randomBelow, randomBits } from "../math/mod.ts";
 import { M_REPS } from "../params.ts";
 import { generateRingPedersen } from "../ring_pedersen.ts";
-import { CrtPow } from "./_prm_mod_fac_helpers.ts";
 import {
   challenge,
   decode,
@@ -24,6 +23,7 @@ import {
   rejectsCheaply,
   replaced,
 } from "../../testing/zk_helpers.ts";
+import { CrtPow } from "./_crt_pow.ts";
 
 const ctx = { sid: new Uint8Array([7, 7, 7, 1]), prover: 1 };
 const rp = fixtureRingPedersen(1);
