@@ -83,20 +83,22 @@ import { InvalidKeyShare, KeyEpochError } from "./errors.ts";
 import {
   type AccountEntry,
   type AccountIdentity,
-  asMalformed,
   checkAccountId,
   checkIdentity,
   decodeAccountsFile,
   decodeIdentity,
-  decodeParsed,
-  encodeKeyShare,
   identityJson,
   inAccount,
+} from "./accounts_file_v1.ts";
+import {
+  asMalformed,
+  decodeParsed,
+  encodeKeyShare,
   MAX_FILE_BYTES,
   pointField,
   type UncheckedKeyShare,
-  validateKeyShare,
-} from "./keyshare.ts";
+} from "./keyshare_json.ts";
+import { validateKeyShare } from "./keyshare_validation.ts";
 import { toBytesBE } from "./math/mod.ts";
 import type { Point } from "./params.ts";
 import type { KeyShare } from "./protocols/types.ts";
