@@ -19,7 +19,7 @@
  * @module
  */
 import type { HDSignerAsync, SignerAsync } from "bitcoinjs-lib";
-import { fromHex } from "../core/bytes.ts";
+import { fromHex, u32be } from "../core/bytes.ts";
 import { deriveShift, fingerprint, fromXpub } from "../core/hd.ts";
 import type { Point } from "../core/params.ts";
 import { type BitcoinNetwork, p2wpkhAddress } from "../client/addresses.ts";
@@ -55,10 +55,6 @@ export interface MpcHdSigner extends HDSignerAsync {
    * `bip32Derivation` names it), on another node a relative one (`0/7`).
    */
   derivePath(path: string): MpcHdSigner;
-}
-
-function u32be(n: number): Uint8Array {
-  return new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
 }
 
 function signer(

@@ -78,7 +78,15 @@ import { equalBytes } from "@noble/curves/utils.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { expectFields, fromHex, parseJson, toHex, toHexInt } from "./bytes.ts";
+import {
+  expectFields,
+  fromHex,
+  lengthPrefixed,
+  parseJson,
+  toHex,
+  toHexInt,
+  u32be,
+} from "./bytes.ts";
 import { InvalidKeyShare, KeyEpochError } from "./errors.ts";
 import {
   type AccountEntry,
@@ -160,18 +168,14 @@ const DOMAIN = new TextEncoder().encode("wallet-mpc/key-epoch/v1");
  * ```
  */
 export function epochDigest(share: KeyShare): string {
-  const parts: Uint8Array[] = [DOMAIN, u32(share.n), share.publicKey.toBytes(true)];
+  const parts: Uint8Array[] = [DOMAIN, u32be(share.n), share.publicKey.toBytes(true)];
   for (const X of share.publicShares) parts.push(X.toBytes(true));
   for (const { N, s, t } of share.aux.parties) {
     for (const v of [N, s, t]) parts.push(fromHex(toHexInt(v)));
   }
   const h = sha256.create();
-  for (const p of parts) h.update(u32(p.length)).update(p);
+  for (const p of parts) h.update(u32be(p.length)).update(p);
   return toHex(h.digest());
-}
-
-function u32(v: number): Uint8Array {
-  return new Uint8Array([v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]);
 }
 
 /** Named points between the steps of a key change where a test may crash a process. */
@@ -471,34 +475,22 @@ const MAC_BYTES = 32;
  * epoch's x_i, p and q and the identity secret key (length-prefixed), with its own label.
  */
 function recordMac(id: string, body: Obj, rec: UncheckedRecord): Uint8Array {
-  const secrets: Uint8Array[] = [u32(rec.epochs.length)];
+  const secrets: Uint8Array[] = [u32be(rec.epochs.length)];
   for (const { keyShare: ks } of rec.epochs) {
     secrets.push(toBytesBE(ks.x, 32), toBytesBE(ks.aux.p), toBytesBE(ks.aux.q));
   }
   if (rec.identity) secrets.push(Uint8Array.from(rec.identity.secretKey));
-  const ikm = framed(secrets);
+  const ikm = lengthPrefixed(secrets);
   const key = hkdf(sha256, ikm, undefined, MAC_KEY_INFO, MAC_BYTES);
   for (const s of secrets) s.fill(0);
   ikm.fill(0);
   const mac = hmac(
     sha256,
     key,
-    framed([MAC_DOMAIN, TEXT.encode(id), TEXT.encode(JSON.stringify(body))]),
+    lengthPrefixed([MAC_DOMAIN, TEXT.encode(id), TEXT.encode(JSON.stringify(body))]),
   );
   key.fill(0);
   return mac;
-}
-
-/** Each part prefixed by its length (4 bytes, big-endian), concatenated. */
-function framed(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + 4 + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(u32(p.length), at);
-    out.set(p, at + 4);
-    at += 4 + p.length;
-  }
-  return out;
 }
 
 /**

@@ -166,6 +166,39 @@ export function decodeBytes(v: unknown, what: string, length: number): Uint8Arra
 }
 
 // ---------------------------------------------------------------------------------------------
+// Byte strings
+
+/**
+ * Big-endian 4-byte form of an unsigned 32-bit integer.
+ * @param v an integer in [0, 2^32).
+ * @returns its 4 bytes.
+ * @throws {RangeError} for anything else.
+ */
+export function u32be(v: number): Uint8Array {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+    throw new RangeError(`u32be: expected an integer in [0, 2^32), got ${v}`);
+  }
+  return new Uint8Array([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
+}
+
+/**
+ * The injective encoding of a list of byte strings: each prefixed by its length (`u32be`),
+ * concatenated.
+ * @param parts the byte strings.
+ * @returns their encoding.
+ */
+export function lengthPrefixed(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + 4 + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(u32be(p.length), at);
+    out.set(p, at + 4);
+    at += 4 + p.length;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Points
 
 const COMPRESSED_RE = /^0[23][0-9a-f]{64}$/;

@@ -39,8 +39,9 @@
 import { hmac } from "@noble/hashes/hmac.js";
 import { ripemd160 } from "@noble/hashes/legacy.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
+import { concatBytes } from "@noble/hashes/utils.js";
 import { createBase58check } from "@scure/base";
-import { assertBytes, assertPoint } from "./bytes.ts";
+import { assertBytes, assertPoint, u32be } from "./bytes.ts";
 import { fromBytesBE } from "./math/bigint.ts";
 import { Point, Q } from "./params.ts";
 import type { KeyShareCore } from "./protocols/types.ts";
@@ -70,20 +71,6 @@ export type DerivationPath = string | readonly number[];
 export type Mac = (key: Uint8Array, data: Uint8Array) => Uint8Array;
 
 const hmacSha512: Mac = (key, data) => hmac(sha512, key, data);
-
-function ser32(i: number): Uint8Array {
-  return new Uint8Array([i >>> 24, (i >>> 16) & 0xff, (i >>> 8) & 0xff, i & 0xff]);
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 function assertChainCode(c: unknown): Uint8Array {
   return assertBytes(c, "hd: chain code", 32);
@@ -207,8 +194,8 @@ export function ckdPub(
   assertPublicKey(parent);
   assertChainCode(chainCode);
   const [i] = parsePath([index]);
-  const idx = ser32(i);
-  let I = mac(chainCode, concat(parent.toBytes(true), idx));
+  const idx = u32be(i);
+  let I = mac(chainCode, concatBytes(parent.toBytes(true), idx));
   for (;;) {
     if (!(I instanceof Uint8Array) || I.length !== 64) throw new TypeError("hd: bad MAC output");
     const IL = I.subarray(0, 32);
@@ -220,7 +207,7 @@ export function ckdPub(
       if (!child.is0()) return { tweak, publicKey: child, chainCode: IR };
     }
     // SLIP-10: I = HMAC-SHA512(c_par, 0x01 || I_R || ser_32(i)), then split again.
-    I = mac(chainCode, concat(new Uint8Array([1]), IR, idx));
+    I = mac(chainCode, concatBytes(new Uint8Array([1]), IR, idx));
   }
 }
 

@@ -15,6 +15,7 @@
  * @module
  */
 import { shake256 } from "@noble/hashes/sha3.js";
+import { u32be } from "./bytes.ts";
 import { bitLength, toBytesBE } from "./math/bigint.ts";
 
 const PROTOCOL_TAG = "wallet-mpc/cggmp21/v1";
@@ -26,11 +27,6 @@ const T_INT = 3;
 const T_STRING = 4;
 const T_LIST = 5;
 const T_CHALLENGE = 0xff;
-
-function u32(n: number): Uint8Array {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError("u32 out of range");
-  return new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
-}
 
 type Hasher = ReturnType<typeof shake256.create>;
 
@@ -69,9 +65,9 @@ export class Transcript {
   #item(type: number, label: string, payload: Uint8Array): this {
     const l = enc.encode(label);
     this.#h.update(new Uint8Array([type]));
-    this.#h.update(u32(l.length));
+    this.#h.update(u32be(l.length));
     this.#h.update(l);
-    this.#h.update(u32(payload.length));
+    this.#h.update(u32be(payload.length));
     this.#h.update(payload);
     return this;
   }
@@ -103,7 +99,7 @@ export class Transcript {
 
   /** Absorbs a list of signed integers: the count, then each as `appendInt` would. */
   appendInts(label: string, xs: readonly bigint[]): this {
-    this.#item(T_LIST, label, u32(xs.length));
+    this.#item(T_LIST, label, u32be(xs.length));
     for (let i = 0; i < xs.length; i++) this.appendInt(`${label}[${i}]`, xs[i]);
     return this;
   }
@@ -113,9 +109,9 @@ export class Transcript {
     const h = this.#h.clone();
     const l = enc.encode(label);
     h.update(new Uint8Array([T_CHALLENGE]));
-    h.update(u32(l.length));
+    h.update(u32be(l.length));
     h.update(l);
-    h.update(u32(counter));
+    h.update(u32be(counter));
     return h.xof(n);
   }
 

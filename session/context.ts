@@ -16,6 +16,7 @@
  * @module
  */
 import { sha256 } from "@noble/hashes/sha2.js";
+import { u32be } from "../core/bytes.ts";
 
 /** What a session is for. */
 export type SessionPurpose =
@@ -42,11 +43,6 @@ function lp(parts: Uint8Array[], bytes: Uint8Array): void {
   parts.push(new Uint8Array([bytes.length >> 8, bytes.length & 0xff]), bytes);
 }
 
-function u32(x: number): Uint8Array {
-  if (!Number.isInteger(x) || x < 0 || x > 0xffffffff) throw new RangeError("expected a u32");
-  return new Uint8Array([x >>> 24, (x >>> 16) & 0xff, (x >>> 8) & 0xff, x & 0xff]);
-}
-
 /**
  * The 32-byte context of a session.
  *
@@ -62,10 +58,10 @@ export function sessionContext(p: SessionPurpose): Uint8Array {
   if (p.op === "sign") {
     lp(parts, p.publicKey);
     lp(parts, p.digest);
-    lp(parts, u32(p.path.length));
-    for (const i of p.path) lp(parts, u32(i));
+    lp(parts, u32be(p.path.length));
+    for (const i of p.path) lp(parts, u32be(i));
   } else if (p.op === "keygen") {
-    lp(parts, u32(p.n));
+    lp(parts, u32be(p.n));
   } else {
     lp(parts, p.publicKey);
   }

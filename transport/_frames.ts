@@ -13,7 +13,7 @@
  * @module
  */
 import { base64 } from "@scure/base";
-import { canonicalJson, decodeBytes, samePayload, toHex } from "../core/bytes.ts";
+import { canonicalJson, decodeBytes, lengthPrefixed, samePayload, toHex } from "../core/bytes.ts";
 import { MAX_PARTIES, MAX_PAYLOAD_DEPTH } from "../core/params.ts";
 import type { Message } from "../core/protocols/types.ts";
 
@@ -71,18 +71,7 @@ const utf8 = new TextEncoder();
  * fixed-width integer.
  */
 export function encodeParts(parts: readonly (Uint8Array | string)[]): Uint8Array {
-  const bytes = parts.map((p) => (typeof p === "string" ? utf8.encode(p) : p));
-  let len = 0;
-  for (const b of bytes) len += 4 + b.length;
-  const out = new Uint8Array(len);
-  const view = new DataView(out.buffer);
-  let o = 0;
-  for (const b of bytes) {
-    view.setUint32(o, b.length);
-    out.set(b, o + 4);
-    o += 4 + b.length;
-  }
-  return out;
+  return lengthPrefixed(parts.map((p) => (typeof p === "string" ? utf8.encode(p) : p)));
 }
 
 /** Big-endian unsigned integer of `width` bytes (width <= 4). */
