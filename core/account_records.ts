@@ -247,6 +247,19 @@ export interface DecodeRecordsOptions {
    * it unless told to migrate a legacy file (keystore/key_store.ts).
    */
   readonly requireMac?: boolean;
+  /**
+   * Records validated before, by id and exact JSON of the record (a version-3 file): a record
+   * found here is reused, not checked again (decoding is a pure function of id and JSON), and
+   * every record decoded is added. The key store re-reads its file under its lock before each
+   * write, and a record's checks cost exponentiations modulo its primes.
+   */
+  readonly memo?: RecordMemo;
+}
+
+/** What {@link DecodeRecordsOptions.memo} needs: a map from a record's key to its record. */
+export interface RecordMemo {
+  get(key: string): AccountRecord | undefined;
+  set(key: string, rec: AccountRecord): void;
 }
 
 /** One account of a version-2 or -3 file, syntax checked, MAC not yet. */
@@ -339,6 +352,14 @@ export function decodeAccountRecords(
   const ids = Object.keys(accounts);
   ids.forEach(checkAccountId);
   for (const id of ids) {
+    const memoKey = withMac && options.memo
+      ? `${id}\n${JSON.stringify((accounts as Obj)[id])}`
+      : undefined;
+    const known = memoKey === undefined ? undefined : options.memo?.get(memoKey);
+    if (known) {
+      out.set(id, known);
+      continue;
+    }
     out.set(
       id,
       inAccount(id, () => {
@@ -357,6 +378,7 @@ export function decodeAccountRecords(
         if (!listed.equals(epochs[0].keyShare.publicKey)) {
           throw new InvalidKeyShare("inconsistent", "public_key differs from the key shares'");
         }
+        if (memoKey !== undefined) options.memo?.set(memoKey, rec);
         return rec;
       }),
     );

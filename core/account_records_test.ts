@@ -130,6 +130,21 @@ test("file v3 round trip is exact and every record carries a MAC; v2 and v1 file
   assert.equal(decodeAccountRecords(text, { requireMac: true }).size, 1);
 });
 
+test("the memo reuses a record only for the exact same id and JSON: an altered record is checked again", () => {
+  const rec = stagePending(fromEntry(base), e1, refresh);
+  const text = encodeAccountRecords(new Map([["acct", rec]]));
+  const memo = new Map<string, AccountRecord>();
+  const first = decodeAccountRecords(text, { memo }).get("acct")!;
+  assert.equal(memo.size, 1);
+  assert.equal(decodeAccountRecords(text, { memo }).get("acct"), first, "reused, not decoded");
+  const o = JSON.parse(text);
+  o.accounts.acct.epochs[0].session_id = "ab".repeat(16);
+  refused(() => decodeAccountRecords(JSON.stringify(o), { memo }), "tampered", "altered record");
+  // Another id with the same JSON is another record: its MAC (over the id) does not match.
+  const renamed = { version: 3, accounts: { other: JSON.parse(text).accounts.acct } };
+  refused(() => decodeAccountRecords(JSON.stringify(renamed), { memo }), "tampered", "renamed");
+});
+
 /** A version-3 file as version 2 would have held it: no MACs. */
 // deno-lint-ignore no-explicit-any
 function legacyV2(o: Record<string, any>): Record<string, any> {

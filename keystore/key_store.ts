@@ -270,6 +270,8 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
   let seen: string | null | undefined;
   /** Whether the file last read had no record MACs (read only under `migrateLegacy`). */
   let legacy = false;
+  /** The records of the file last read, validated, by id and JSON (decodeAccountRecords memo). */
+  let validated = new Map<string, AccountRecord>();
   let records = new Map<string, AccountRecord>();
   let onDisk: KeyShareFileFormat | null = null;
 
@@ -316,8 +318,20 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     });
     try {
       let next: Map<string, AccountRecord>;
+      // Records unchanged since the last read are not validated again (their checks cost
+      // exponentiations); the memo keeps only the records of the file last read.
+      const used = new Map<string, AccountRecord>();
+      const memo = {
+        get: (k: string) => {
+          const r = validated.get(k);
+          if (r) used.set(k, r);
+          return r;
+        },
+        set: (k: string, r: AccountRecord) => void used.set(k, r),
+      };
       try {
-        next = decodeAccountRecords(plain, { maxBytes, requireMac: true });
+        next = decodeAccountRecords(plain, { maxBytes, requireMac: true, memo });
+        validated = used;
         legacy = false;
       } catch (e) {
         if (!(e instanceof InvalidKeyShare && e.code === "legacy-format")) throw e;
@@ -369,7 +383,8 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
 
   async function persist(next: Map<string, AccountRecord>): Promise<void> {
     const format = writeFormat();
-    const plain = new TextEncoder().encode(encodeAccountRecords(next));
+    const text = encodeAccountRecords(next);
+    const plain = new TextEncoder().encode(text);
     let out: Uint8Array;
     try {
       out = to === null
@@ -393,6 +408,11 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     onDisk = format;
     seen = toHex(sha256(out));
     legacy = false; // written in the current format
+    // What was written is valid: a later re-read need not check these records again.
+    const written = JSON.parse(text).accounts as Record<string, unknown>;
+    validated = new Map(
+      [...next].map(([id, rec]) => [`${id}\n${JSON.stringify(written[id])}`, rec]),
+    );
   }
 
   let tail: Promise<unknown> = Promise.resolve();
