@@ -10,6 +10,13 @@
  *
  * Prints a markdown table (and writes it with `--out file`).
  *
+ * `--flood` runs the anonymous-flood comparison instead: per runtime, one gateway with room tokens
+ * and anonymous requests allowed (`access.allow_anonymous`), authenticated pairs of subscribers
+ * (every request with its room token, like the parties of a session) posting at a fixed rate,
+ * measured without a flood, then while an anonymous client floods new rooms as fast as the
+ * gateway answers from one source (`127.0.0.2`), then from 50 sources (`bench/gateway/flood.ts`).
+ * Flags: `--flood-rooms 1000` (pairs), `--flood-rate 5000` (posts/s), `--seconds`.
+ *
  * Usage: node --import tsx bench/gateway_bench.ts [--subs 10000] [--shapes pairs,fan10]
  *   [--runtimes deno,node] [--servers baseline,memory,redis] [--seconds 5] [--warmup 1]
  *   [--rate-pairs 10000] [--rate-fan10 5000] [--body 64] [--out docs/x.md] [--quiet-wait 120]
@@ -361,7 +368,149 @@ function render(rows: Row[]): string {
   return lines.join("\n");
 }
 
-main().catch((e) => {
+/** One row of the flood comparison. */
+interface FloodRow {
+  runtime: string;
+  flood: string;
+  load: LoadResult;
+  cpu: number;
+  attacker: { perS: number; byStatus: Record<string, number> } | null;
+  rooms: number;
+  health: string;
+}
+
+const FLOOD_SECRET = "bench-token-secret-0123456789abcdef";
+
+/** Starts `bench/gateway/flood.ts` and waits until it floods; returns its stop. */
+async function startFloodProcess(opts: import("./gateway/flood.ts").FloodOptions) {
+  const p = spawn(
+    NODE,
+    ["--import", "tsx", `${ROOT}bench/gateway/flood.ts`, JSON.stringify(opts)],
+    {
+      cwd: ROOT,
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
+  let out = "";
+  p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  await until("the flood to start", () => out.includes('"flooding"'));
+  return async () => {
+    const done = new Promise<void>((r) => p.once("exit", () => r()));
+    p.stdin!.write("stop\n");
+    await done;
+    const line = out.split("\n").find((l) => l.includes('"done"'));
+    return line ? JSON.parse(line) : null;
+  };
+}
+
+async function gatewayState(url: string): Promise<{ rooms: number; health: string }> {
+  const health = await (await fetch(`${url}/healthz`)).json();
+  const limits = (health.saturated ?? []).map((s: { limit: string }) => s.limit).join(", ");
+  return {
+    rooms: Number(health.backend?.detail?.rooms ?? NaN),
+    health: `${health.status}${limits ? ` (${limits})` : ""}`,
+  };
+}
+
+async function floodMain(): Promise<void> {
+  const rooms = Number(flag("flood-rooms", "1000"));
+  const rate = Number(flag("flood-rate", "5000"));
+  const floods: { name: string; sources: string[]; conns: number }[] = [
+    { name: "none", sources: [], conns: 0 },
+    { name: "1 source, max speed", sources: ["127.0.0.2"], conns: 4 },
+    {
+      name: "50 sources, max speed",
+      sources: Array.from({ length: 50 }, (_, i) => `127.0.0.${i + 2}`),
+      conns: 1,
+    },
+  ];
+  const rows: FloodRow[] = [];
+  for (const runtime of RUNTIMES) {
+    if (QUIET_WAIT > 0) await waitQuiet();
+    const gw = await startGateway(runtime, [
+      "--log-level",
+      "info",
+      "--set",
+      "access.allow_anonymous=true",
+      "--set",
+      "limits.quota_exempt_sources=127.0.0.1/32",
+      "--set",
+      `limits.max_subscribers=${rooms * 2 + 1000}`,
+    ], {
+      WALLET_MPC_GATEWAY_ACCESS_ENABLED: "true",
+      WALLET_MPC_GATEWAY_TOKEN_SECRET: FLOOD_SECRET,
+    });
+    try {
+      for (const [i, f] of floods.entries()) {
+        const stop = f.sources.length > 0
+          ? await startFloodProcess({ port: gw.port, sources: f.sources, connsPerSource: f.conns })
+          : null;
+        if (stop) await new Promise((r) => setTimeout(r, 1000)); // the flood reaches its quotas
+        console.error(`bench: ${runtime} flood ${f.name}`);
+        const out = await runLoadgen(
+          {
+            port: gw.port,
+            rooms,
+            subsPerRoom: 2,
+            postConns: 8,
+            inflight: 64,
+            bodyBytes: BODY,
+            roomPrefix: `auth${i}`,
+            pauseAfterConnect: true,
+            tokenSecret: FLOOD_SECRET,
+            phases: [{ rate, durationS: SECONDS, warmupS: WARMUP }],
+          },
+          gw.pid,
+          null,
+        );
+        const attacker = stop ? await stop() : null;
+        const state = await gatewayState(gw.url);
+        if (out.results.length < 1) {
+          throw new Error(`${runtime} ${f.name}: the load generator failed`);
+        }
+        rows.push({
+          runtime,
+          flood: f.name,
+          load: out.results[0],
+          cpu: out.cpu[0],
+          attacker,
+          ...state,
+        });
+      }
+    } finally {
+      await gw.stop("SIGTERM");
+    }
+  }
+  const lines = [
+    `Machine: ${cpus().length} x ${
+      cpus()[0]?.model ?? "?"
+    }; Node ${process.version}; ${rooms} authenticated rooms x 2 subscribers, ${
+      fmt(rate)
+    } posts/s (${fmt(2 * rate)} events/s offered), body ${BODY} B, ${SECONDS} s measured.`,
+    "",
+    "| runtime | anonymous flood | attacker answers/s | attacker answers | delivered ev/s | p50 ms | p99 ms | p99 vs no flood | gateway CPU | lost | rooms after | /healthz |",
+    "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+  ];
+  for (const r of rows) {
+    const calm = rows.find((c) => c.runtime === r.runtime && c.flood === "none")!;
+    const answers = r.attacker
+      ? Object.entries(r.attacker.byStatus).sort().map(([k, v]) => `${k}: ${fmt(v)}`).join(", ")
+      : "-";
+    lines.push(
+      `| ${r.runtime} | ${r.flood} | ${r.attacker ? fmt(r.attacker.perS) : "-"} | ${answers} | ${
+        fmt(r.load.deliveredPerS)
+      } | ${fmt(r.load.p50Ms, 1)} | ${fmt(r.load.p99Ms, 1)} | ${
+        r === calm ? "-" : `${fmt((100 * r.load.p99Ms) / calm.load.p99Ms)}%`
+      } | ${fmt(100 * r.cpu)}% | ${r.load.lost} | ${fmt(r.rooms)} | ${r.health} |`,
+    );
+  }
+  const table = lines.join("\n");
+  console.log(table);
+  const outFile = flag("out", "");
+  if (outFile) writeFileSync(outFile, table + "\n");
+}
+
+(process.argv.includes("--flood") ? floodMain() : main()).catch((e) => {
   console.error(e);
   process.exit(1);
 });

@@ -19,6 +19,8 @@ export interface RouteInfo {
   room?: string;
   /** The requester's source key for the per-source quotas (null: none applies). */
   source: string | null;
+  /** The peer's address when the source is the peer itself (null behind a proxy, or none). */
+  peer: string | null;
 }
 
 /** Where the router sends requests. */

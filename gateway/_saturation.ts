@@ -38,10 +38,14 @@ export class Saturation {
    * @param limit the limit's setting name
    * @param count refusals to add (default 1)
    * @param at when the last of them happened (default now)
+   * @returns true when this starts a saturation of the limit (it had not refused within the
+   * window): the one refusal worth a log line
    */
-  hit(limit: string, count = 1, at: number = this.#now()): void {
+  hit(limit: string, count = 1, at: number = this.#now()): boolean {
     this.#count.set(limit, (this.#count.get(limit) ?? 0) + count);
-    if (at > (this.#last.get(limit) ?? -Infinity)) this.#last.set(limit, at);
+    const last = this.#last.get(limit) ?? -Infinity;
+    if (at > last) this.#last.set(limit, at);
+    return at - last >= this.#windowMs;
   }
 
   /** Refusals per limit since the start. */

@@ -11,6 +11,7 @@ import { client, errorOf, SseReader } from "./_test_util.ts";
 import { createGatewayHandler, type GatewayOptions, type RequestInfo } from "./handler.ts";
 import { createMemoryBackend } from "./memory_backend.ts";
 import { createRoomTokenAuthority } from "./tokens.ts";
+import { createLogger } from "../platform/logger.ts";
 import type { ConnectionStats } from "../platform/connection_guard.ts";
 import {
   createGatewayClient,
@@ -93,7 +94,8 @@ async function session(
 const hex = (n: number) => n.toString(16).padStart(32, "0");
 
 test("an anonymous flood of 10,100 rooms from one source stops at its quota; a session from another source still runs", async () => {
-  const g = gateway();
+  // The gateway's clock stands still: on a slow machine no room may expire during the flood.
+  const g = gateway({ now: () => 1_000_000 });
   const attacker = g.from(ATTACKER);
   const status = new Map<number, number>();
   for (let i = 0; i < 10_100; i++) {
@@ -127,8 +129,10 @@ test("an anonymous flood of 10,100 rooms from one source stops at its quota; a s
 test("with room tokens, anonymous rooms from many sources are capped and token holders keep the rest", async () => {
   let clock = 1_000_000;
   const now = () => clock;
+  const lines: string[] = [];
   const g = gateway({
     now,
+    logger: createLogger({ level: "info", sink: (l) => lines.push(l) }),
     limits: { maxRooms: 300, maxAnonymousRooms: 100, maxRoomsPerSource: 5 },
     access: {
       enabled: true,
@@ -151,6 +155,11 @@ test("with room tokens, anonymous rooms from many sources are capped and token h
   }
   assert.equal(refused, 200);
   assert.equal(g.backend.stats().anonymous_rooms, 100);
+  assert.deepEqual(
+    lines.map((l) => [JSON.parse(l).msg, JSON.parse(l).limit]),
+    [["limit saturated", "max_anonymous_rooms"]],
+    "one log line for the saturation, none per refused request",
+  );
   // The service holds the issuer secret: tokens for itself and for the wallet.
   const issuer = createRoomTokenIssuer({
     url: "http://gw.test",
@@ -269,16 +278,25 @@ test("healthz names the saturated connection limits the server reports, then rec
     open: 3,
     max: 10,
     sources: 1,
-    refused: { max_connections: 0, max_connections_per_source: 0 },
-    lastRefusedAt: { max_connections: -Infinity, max_connections_per_source: -Infinity },
+    banned: 0,
+    refused: { max_connections: 0, max_connections_per_source: 0, source_ban: 0 },
+    lastRefusedAt: {
+      max_connections: -Infinity,
+      max_connections_per_source: -Infinity,
+      source_ban: -Infinity,
+    },
     timedOut: { headers: 0, keep_alive: 0 },
   };
   const g = gateway({ now: () => clock, connections: () => conn });
   assert.equal((await g.health()).status, "ok");
   conn = {
     ...conn,
-    refused: { max_connections: 0, max_connections_per_source: 7 },
-    lastRefusedAt: { max_connections: -Infinity, max_connections_per_source: clock },
+    refused: { max_connections: 0, max_connections_per_source: 7, source_ban: 0 },
+    lastRefusedAt: {
+      max_connections: -Infinity,
+      max_connections_per_source: clock,
+      source_ban: -Infinity,
+    },
     timedOut: { headers: 2, keep_alive: 1 },
   };
   const h = await g.health();
@@ -351,5 +369,30 @@ test("subscribers per source are limited (429); other sources are not", async ()
   const again = await c.subscribe("s4");
   assert.equal(again.status, 200, "a freed slot can be reused");
   await Promise.all([b, other, again].map((r) => r.body!.cancel()));
+  await g.close();
+});
+
+test("a source that keeps hitting its quotas is handed to the server to ban; one behind a proxy is not", async () => {
+  let clock = 0;
+  const banned: string[] = [];
+  const g = gateway({
+    now: () => clock,
+    trustedProxies: ["10.0.0.0/8"],
+    limits: { maxRoomsPerSource: 2, sourceBanAfterRefusals: 5 },
+    banSource: (peer) => banned.push(peer),
+  });
+  const c = g.from(ATTACKER);
+  for (let i = 0; i < 6; i++) await c.post(`b${i}`, "x"); // 2 rooms, then 4 refusals
+  assert.deepEqual(banned, []);
+  clock = 10_000; // a new window: the count starts again
+  for (let i = 0; i < 4; i++) await c.post(`c${i}`, "x");
+  assert.deepEqual(banned, []);
+  await c.post("c4", "x");
+  assert.deepEqual(banned, [ATTACKER], "5 refusals within 10 s");
+  const proxied = g.from("10.0.0.1");
+  for (let i = 0; i < 20; i++) {
+    await proxied.post(`p${i}`, "x", { "x-forwarded-for": "198.51.100.50" });
+  }
+  assert.deepEqual(banned, [ATTACKER], "the proxy itself is never banned");
   await g.close();
 });

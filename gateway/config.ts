@@ -69,6 +69,13 @@ export interface GatewayLimits {
   quotaExemptSources: string[];
   /** `/healthz` reports a limit as saturated for this long after it last refused something. */
   degradedWindowMs: number;
+  /**
+   * A source refused this many times by capacity limits within 10 s is banned: its
+   * connections are closed and new ones refused for {@link sourceBanMs} (0: never).
+   */
+  sourceBanAfterRefusals: number;
+  /** How long a ban lasts. */
+  sourceBanMs: number;
 }
 
 /** Server-sent-events options. */
@@ -185,6 +192,8 @@ export const DEFAULT_LIMITS: Readonly<GatewayLimits> = Object.freeze({
   maxConnectionsPerSource: 128,
   quotaExemptSources: Object.freeze(["127.0.0.0/8", "::1/128"]) as unknown as string[],
   degradedWindowMs: 60_000,
+  sourceBanAfterRefusals: 100,
+  sourceBanMs: 30_000,
 });
 
 /** Default timeouts of the listening socket. */
@@ -279,6 +288,8 @@ const RULES: Record<string, Record<string, Rule>> = {
     max_connections_per_source: pos(),
     quota_exempt_sources: { t: "strings" },
     degraded_window_ms: pos(1000, 86_400_000),
+    source_ban_after_refusals: pos(0),
+    source_ban_ms: pos(1000, 86_400_000),
   },
   sse: { keepalive_ms: pos(0, 3_600_000), retry_ms: pos(0, 3_600_000) },
   access: {

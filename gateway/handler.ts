@@ -88,6 +88,13 @@ export interface GatewayOptions {
   trustedProxies?: readonly string[];
   /** The server's connection counters (from its `ConnectionGuard`), for health and metrics. */
   connections?: () => ConnectionStats;
+  /**
+   * Called with the peer's address when a source keeps being refused by capacity limits
+   * (`limits.sourceBanAfterRefusals` refusals within 10 s): the server closes the source's
+   * connections and refuses new ones for a while. Not called for a source named by a proxy's
+   * `X-Forwarded-For` (the peer is the proxy).
+   */
+  banSource?: (peer: string) => void;
 }
 
 /** Counters a test or an operator can read without scraping `/metrics`. */
@@ -156,13 +163,21 @@ export function createGatewayHandler(options: GatewayOptions = {}): GatewayHandl
   const validRoom = roomIdCheck(limits.roomIdPattern);
   const access = new RoomAccess(options.access ?? {}, now);
   const saturation = new Saturation(limits.degradedWindowMs, now);
+  /** Records a refusal by a limit; logs only the first of each saturation, not every refusal. */
+  const refusedBy = (limit: string, count = 1, at = now()) => {
+    if (saturation.hit(limit, count, at)) logger.log("warn", "limit saturated", { limit });
+  };
   const sources = new SourceResolver(
     AddressSet.parse(limits.quotaExemptSources, "limits.quotaExemptSources"),
     AddressSet.parse(options.trustedProxies ?? [], "trustedProxies"),
   );
   const connections = options.connections
-    ? new ConnectionLimits(options.connections, saturation)
+    ? new ConnectionLimits(options.connections, refusedBy)
     : null;
+  const penalties = new SourcePenalties(limits.sourceBanAfterRefusals, now, (source, peer) => {
+    logger.log("warn", "source banned", { source });
+    options.banSource?.(peer);
+  });
 
   const hub = new Hub({
     backend,
@@ -173,7 +188,7 @@ export function createGatewayHandler(options: GatewayOptions = {}): GatewayHandl
     subscriberQueueBytes: limits.subscriberQueueBytes,
     maxTotalQueuedBytes: limits.maxTotalQueuedBytes,
     maxSubscribersPerSource: limits.maxSubscribersPerSource,
-    onLimit: (limit) => saturation.hit(limit),
+    onLimit: (limit) => refusedBy(limit),
     retryMs: sse.retryMs,
   });
   const unsubscribeBackend = logBackendEvents(backend, metrics, logger);
@@ -233,7 +248,15 @@ export function createGatewayHandler(options: GatewayOptions = {}): GatewayHandl
   };
 
   const corsEnabled = (options.corsOrigins ?? []).length > 0;
-  const observed = { cors: corsEnabled ? cors : null, metrics, logger, now, saturation, sources };
+  const observed = {
+    cors: corsEnabled ? cors : null,
+    metrics,
+    logger,
+    now,
+    refusedBy,
+    sources,
+    penalties,
+  };
   const handler = (req: Request, info?: RequestInfo): Promise<Response> =>
     serve(req, targets, observed, info);
 
@@ -274,10 +297,13 @@ class SourceResolver {
     this.#trusted = trusted;
   }
 
-  /** The source key of a request (class doc). */
-  of(req: Request, info: RequestInfo | undefined): string | null {
+  /**
+   * Sets the source key of a request (class doc) in `into.source`, and in `into.peer` the peer's
+   * address when the source is the peer itself (not a client behind a proxy).
+   */
+  resolve(req: Request, info: RequestInfo | undefined, into: RouteInfo): void {
     const peer = info?.remoteAddr?.hostname;
-    if (peer === undefined) return null;
+    if (peer === undefined) return;
     const address = this.#trusted.empty
       ? peer
       : clientAddress(peer, req.headers.get("x-forwarded-for"), this.#trusted);
@@ -287,26 +313,73 @@ class SourceResolver {
       if (this.#cache.size >= 10_000) this.#cache.clear();
       this.#cache.set(address, key);
     }
-    return key;
+    into.source = key;
+    into.peer = address === peer ? peer : null;
+  }
+}
+
+/**
+ * The refusals by capacity limits that get a source banned: a client that keeps sending requests
+ * the gateway refuses (a legitimate one backs off after a few).
+ */
+class SourcePenalties {
+  static readonly WINDOW_MS = 10_000;
+  readonly #threshold: number;
+  readonly #now: () => number;
+  readonly #ban: (source: string, peer: string) => void;
+  readonly #counts = new Map<string, { n: number; since: number }>();
+
+  /**
+   * @param threshold refusals within the window that get a source banned (0: never)
+   * @param now clock
+   * @param ban bans a source (given its key and the peer's address)
+   */
+  constructor(
+    threshold: number,
+    now: () => number,
+    ban: (source: string, peer: string) => void,
+  ) {
+    this.#threshold = threshold;
+    this.#now = now;
+    this.#ban = ban;
+  }
+
+  /** A request of `source` (from `peer`, null behind a proxy) was refused by a limit. */
+  refused(source: string, peer: string | null): void {
+    if (this.#threshold <= 0 || peer === null) return;
+    const t = this.#now();
+    let c = this.#counts.get(source);
+    if (c === undefined || t - c.since >= SourcePenalties.WINDOW_MS) {
+      if (this.#counts.size >= 10_000) this.#counts.clear();
+      c = { n: 0, since: t };
+      this.#counts.set(source, c);
+    }
+    if (++c.n < this.#threshold) return;
+    this.#counts.delete(source);
+    this.#ban(source, peer);
   }
 }
 
 /** The server's connection counters, folded into the limits' saturation as they grow. */
 class ConnectionLimits {
   readonly #read: () => ConnectionStats;
-  readonly #saturation: Saturation;
+  readonly #refusedBy: (limit: string, count: number, at: number) => void;
   readonly #seen: Record<ConnectionRefusal, number> = {
     max_connections: 0,
     max_connections_per_source: 0,
+    source_ban: 0,
   };
 
   /**
    * @param read the server's counters
-   * @param saturation where refusals are recorded
+   * @param refusedBy where refusals are recorded
    */
-  constructor(read: () => ConnectionStats, saturation: Saturation) {
+  constructor(
+    read: () => ConnectionStats,
+    refusedBy: (limit: string, count: number, at: number) => void,
+  ) {
     this.#read = read;
-    this.#saturation = saturation;
+    this.#refusedBy = refusedBy;
   }
 
   /** Reads the counters and records the refusals since the last read. */
@@ -314,7 +387,7 @@ class ConnectionLimits {
     const s = this.#read();
     for (const limit of Object.keys(this.#seen) as ConnectionRefusal[]) {
       const more = s.refused[limit] - this.#seen[limit];
-      if (more > 0) this.#saturation.hit(limit, more, s.lastRefusedAt[limit]);
+      if (more > 0) this.#refusedBy(limit, more, s.lastRefusedAt[limit]);
       this.#seen[limit] = s.refused[limit];
     }
     return s;
@@ -328,15 +401,16 @@ interface Observed {
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
   readonly now: () => number;
-  /** Records refusals by capacity limits. */
-  readonly saturation: Saturation;
+  /** Records a refusal by a capacity limit (logged once per saturation). */
+  readonly refusedBy: (limit: string) => void;
   readonly sources: SourceResolver;
+  readonly penalties: SourcePenalties;
 }
 
 /**
  * Serves one request: routes it, answers a throw with its JSON error (recording a refusal by a
  * capacity limit), applies CORS, counts the request and logs it (at debug level, or as a warning
- * for a 5xx).
+ * for a 5xx that is not a capacity refusal).
  *
  * @param req the request
  * @param targets the routes
@@ -351,19 +425,26 @@ async function serve(
   conn: RequestInfo | undefined,
 ): Promise<Response> {
   const t0 = o.now();
-  const info: RouteInfo = { route: "other", source: null };
+  const info: RouteInfo = { route: "other", source: null, peer: null };
   let res: Response;
+  let limited = false;
   try {
-    info.source = o.sources.of(req, conn);
+    o.sources.resolve(req, conn, info);
     res = await route(req, new URL(req.url), info, targets);
   } catch (e) {
-    if (isGatewayError(e) && e.limit !== undefined) o.saturation.hit(e.limit);
+    if (isGatewayError(e) && e.limit !== undefined) {
+      o.refusedBy(e.limit);
+      limited = true;
+      if (info.source !== null) o.penalties.refused(info.source, info.peer);
+    }
     res = errorResponse(e, o.logger);
   }
   o.cors?.apply(req.headers.get("origin"), res.headers);
   o.metrics.countRequest(info.route, res.status);
-  if (o.logger.enabled("debug") || res.status >= 500) {
-    o.logger.log(res.status >= 500 ? "warn" : "debug", "request", {
+  // A 5xx is logged, except a capacity refusal: a flood of those must not become a flood of log
+  // lines (the limit's saturation is logged once, counted and reported by /healthz).
+  if (o.logger.enabled("debug") || (res.status >= 500 && !limited)) {
+    o.logger.log(res.status >= 500 && !limited ? "warn" : "debug", "request", {
       method: req.method,
       route: info.route,
       room: info.room,
@@ -541,6 +622,10 @@ function metricsResponse(
     gauges.gateway_connection_sources = {
       help: "Sources with open connections (per-source limits apply).",
       value: conn.sources,
+    };
+    gauges.gateway_banned_sources = {
+      help: "Sources banned now (limits.source_ban_after_refusals).",
+      value: conn.banned,
     };
     const refused = new CounterFamily(
       "gateway_connections_refused_total",

@@ -155,6 +155,7 @@ async function main(): Promise<void> {
     requestTimeoutMs: config.server.requestTimeoutMs,
     trustedProxies: config.server.trustedProxies,
     connections: () => guard.stats(),
+    banSource: (peer) => guard.ban(peer, config.limits.sourceBanMs),
     gauges: () => {
       const m = process.memoryUsage();
       return {

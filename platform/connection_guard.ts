@@ -33,11 +33,31 @@
  */
 import { AddressSet, sourceKey } from "./net_address.ts";
 
-/** Why a connection was refused: the limit's setting name. */
-export type ConnectionRefusal = "max_connections" | "max_connections_per_source";
+/**
+ * Why a connection was refused: the limit's setting name, or `source_ban` for a source banned
+ * for a while ({@link ConnectionGuard.ban}).
+ */
+export type ConnectionRefusal = "max_connections" | "max_connections_per_source" | "source_ban";
 
 /** Which deadline closed a connection. */
 export type ConnectionTimeout = "headers" | "keep_alive";
+
+/**
+ * The raw `HTTP/1.1 503` a server writes to a refused plain-HTTP connection before closing it.
+ *
+ * @param refusal why it is refused
+ * @returns the response text
+ */
+export function refusalResponse(refusal: ConnectionRefusal): string {
+  const body = JSON.stringify({
+    error: "too_many_connections",
+    message: refusal === "source_ban"
+      ? "this source is refused for a while after too many refused requests"
+      : `the connection limit ${refusal} is reached; retry later`,
+  });
+  return `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n` +
+    `content-length: ${body.length}\r\nconnection: close\r\nretry-after: 1\r\n\r\n${body}`;
+}
 
 /** Options of {@link ConnectionGuard}. */
 export interface ConnectionGuardOptions {
@@ -65,6 +85,8 @@ export interface ConnectionStats {
   readonly max: number;
   /** Sources with open connections. */
   readonly sources: number;
+  /** Sources banned now. */
+  readonly banned: number;
   /** Connections refused, by limit. */
   readonly refused: Readonly<Record<ConnectionRefusal, number>>;
   /** When each limit last refused (ms; -Infinity: never). */
@@ -141,11 +163,15 @@ export class ConnectionGuard {
   readonly #refused: Record<ConnectionRefusal, number> = {
     max_connections: 0,
     max_connections_per_source: 0,
+    source_ban: 0,
   };
   readonly #lastRefusedAt: Record<ConnectionRefusal, number> = {
     max_connections: -Infinity,
     max_connections_per_source: -Infinity,
+    source_ban: -Infinity,
   };
+  /** Banned source keys and when each ban ends. */
+  readonly #bans = new Map<string, number>();
   readonly #timedOut: Record<ConnectionTimeout, number> = { headers: 0, keep_alive: 0 };
   #timer: ReturnType<typeof setInterval> | undefined;
 
@@ -174,7 +200,8 @@ export class ConnectionGuard {
   admit(address: string, close: () => void): GuardedConnection | ConnectionRefusal {
     const source = this.#o.exempt.has(address) ? null : sourceKey(address);
     let refusal: ConnectionRefusal | null = null;
-    if (this.#open.size >= this.#o.maxConnections) refusal = "max_connections";
+    if (source !== null && this.#banned(source)) refusal = "source_ban";
+    else if (this.#open.size >= this.#o.maxConnections) refusal = "max_connections";
     else if (
       source !== null && (this.#bySource.get(source) ?? 0) >= this.#o.maxConnectionsPerSource
     ) {
@@ -189,6 +216,30 @@ export class ConnectionGuard {
     this.#open.add(c);
     if (source !== null) this.#bySource.set(source, (this.#bySource.get(source) ?? 0) + 1);
     return c;
+  }
+
+  /**
+   * Bans a source for `ms`: its open connections are closed, new ones refused until then. An
+   * exempt source is not banned.
+   *
+   * @param address an address of the source (its key is what is banned)
+   * @param ms how long
+   * @returns the banned source key, or null (exempt, or not an address)
+   */
+  ban(address: string, ms: number): string | null {
+    const source = this.#o.exempt.has(address) ? null : sourceKey(address);
+    if (source === null) return null;
+    this.#bans.set(source, this.#o.now() + ms);
+    for (const c of this.#open) if (c.source === source) c.close();
+    return source;
+  }
+
+  #banned(source: string): boolean {
+    const until = this.#bans.get(source);
+    if (until === undefined) return false;
+    if (until > this.#o.now()) return true;
+    this.#bans.delete(source);
+    return false;
   }
 
   /** The deadline of a connection that has just become idle. */
@@ -217,6 +268,7 @@ export class ConnectionGuard {
    * @returns how many were closed
    */
   sweep(t: number = this.#o.now()): number {
+    for (const [source, until] of this.#bans) if (until <= t) this.#bans.delete(source);
     let n = 0;
     for (const c of this.#open) {
       if (c.deadline > t) continue;
@@ -243,6 +295,7 @@ export class ConnectionGuard {
       open: this.#open.size,
       max: this.#o.maxConnections,
       sources: this.#bySource.size,
+      banned: this.#bans.size,
       refused: { ...this.#refused },
       lastRefusedAt: { ...this.#lastRefusedAt },
       timedOut: { ...this.#timedOut },

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { ConnectionGuard, ConnectionRefusal } from "./connection_guard.ts";
+import { type ConnectionGuard, refusalResponse } from "./connection_guard.ts";
 import type { FetchHandler, ServeInfo } from "./node_adapter.ts";
 
 /** Deno's per-connection server (`Deno.serve`'s machinery), as this module uses it. */
@@ -68,18 +68,6 @@ export function denoConnectionServer(): ServeOnConnection | null {
 
 const encoder = new TextEncoder();
 
-/** The raw `HTTP/1.1 503` written to a refused connection before it is closed. */
-function refusal(limit: ConnectionRefusal): Uint8Array {
-  const body = JSON.stringify({
-    error: "too_many_connections",
-    message: `the connection limit ${limit} is reached; retry later`,
-  });
-  return encoder.encode(
-    `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n` +
-      `content-length: ${body.length}\r\nconnection: close\r\nretry-after: 1\r\n\r\n${body}`,
-  );
-}
-
 /**
  * Serves `handler` on a TCP port, one connection at a time under the guard (module doc).
  *
@@ -116,7 +104,7 @@ export function serveDeno(handler: FetchHandler, options: DenoServeOptions): Den
     const abort = new AbortController();
     const admitted = guard.admit(peer.hostname, () => abort.abort());
     if (typeof admitted === "string") {
-      conn.write(refusal(admitted)).catch(() => 0).finally(() => {
+      conn.write(encoder.encode(refusalResponse(admitted))).catch(() => 0).finally(() => {
         try {
           conn.close();
         } catch {

@@ -20,7 +20,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createSecureServer } from "node:http2";
 import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import { LightRequest } from "./_node_request.ts";
-import type { ConnectionGuard, GuardedConnection } from "./connection_guard.ts";
+import {
+  type ConnectionGuard,
+  type GuardedConnection,
+  refusalResponse,
+} from "./connection_guard.ts";
 
 /** What a server tells a handler of a request's connection (`Deno.serve`'s shape). */
 export interface ServeInfo {
@@ -112,16 +116,6 @@ const HTTP1_ONLY = new Set([
 function gone(res: ServerResponse): boolean {
   const r = res as ServerResponse & { stream?: { destroyed?: boolean } };
   return r.destroyed === true || r.stream?.destroyed === true;
-}
-
-/** The raw `HTTP/1.1 503` written to a connection refused by a limit (then closed). */
-function refusalBytes(limit: string): string {
-  const body = JSON.stringify({
-    error: "too_many_connections",
-    message: `the connection limit ${limit} is reached; retry later`,
-  });
-  return `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n` +
-    `content-length: ${body.length}\r\nconnection: close\r\nretry-after: 1\r\n\r\n${body}`;
 }
 
 function requestHeaders(raw: string[]): Headers {
@@ -425,7 +419,7 @@ export async function serveNode(
     const c = guard.admit(s.remoteAddress ?? "", () => s.destroy());
     if (typeof c === "string") {
       if (options.tls) s.destroy();
-      else s.end(refusalBytes(c));
+      else s.end(refusalResponse(c));
       return;
     }
     const k = key(s);

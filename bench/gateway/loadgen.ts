@@ -20,6 +20,7 @@
 import { connect, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import process from "node:process";
+import { createRoomTokenAuthority } from "../../gateway/tokens.ts";
 
 /** Workload. */
 export interface LoadOptions {
@@ -41,6 +42,24 @@ export interface LoadOptions {
   roomPrefix?: string;
   /** Wait for a line on stdin after connecting (default: when stdin is not a TTY). */
   pauseAfterConnect?: boolean;
+  /**
+   * The gateway's `access.token_secret`: every request carries a room token minted with it
+   * (`Authorization: Bearer`), as the parties of authenticated sessions do. Default: none.
+   */
+  tokenSecret?: string;
+}
+
+/** The `authorization` header line of each room (empty strings without a token secret). */
+async function roomAuth(o: LoadOptions): Promise<string[]> {
+  const prefix = o.roomPrefix ?? "bench";
+  if (!o.tokenSecret) return Array.from({ length: o.rooms }, () => "");
+  const authority = await createRoomTokenAuthority({ secret: o.tokenSecret });
+  const out: string[] = [];
+  for (let i = 0; i < o.rooms; i++) {
+    const { token } = await authority.issue(`${prefix}-${i}`, "bench", 3600);
+    out.push(`authorization: Bearer ${token}\r\n`);
+  }
+  return out;
 }
 
 /** One load phase. */
@@ -76,7 +95,11 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
-async function openSubscribers(o: LoadOptions, onEvent: (ts: number) => void) {
+async function openSubscribers(
+  o: LoadOptions,
+  auth: readonly string[],
+  onEvent: (ts: number) => void,
+) {
   const total = o.rooms * o.subsPerRoom;
   const sockets: Socket[] = [];
   let ready = 0;
@@ -85,13 +108,14 @@ async function openSubscribers(o: LoadOptions, onEvent: (ts: number) => void) {
   const openOne = (i: number) =>
     new Promise<void>((resolve, reject) => {
       const room = `${prefix}-${i % o.rooms}`;
+      const authLine = auth[i % o.rooms];
       const s = connect({ port: o.port, host: "127.0.0.1" });
       s.setNoDelay(true);
       let head = true;
       let tail = "";
       s.on("connect", () => {
         s.write(
-          `GET /rooms/${room}/subscribe HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: text/event-stream\r\n\r\n`,
+          `GET /rooms/${room}/subscribe HTTP/1.1\r\nhost: 127.0.0.1\r\n${authLine}accept: text/event-stream\r\n\r\n`,
         );
       });
       s.on("data", (buf: Buffer) => {
@@ -155,6 +179,30 @@ async function openSubscribers(o: LoadOptions, onEvent: (ts: number) => void) {
   };
 }
 
+/**
+ * A `data` listener that finds the responses of a pipelined HTTP/1.1 connection (their bodies
+ * are skipped as text that holds no status line) and reports each one's status code.
+ *
+ * @param onStatus called with each response's three-digit status
+ * @returns the listener
+ */
+export function responseStatuses(onStatus: (status: string) => void): (buf: Buffer) => void {
+  let tail = "";
+  return (buf) => {
+    const text = tail + buf.toString("latin1");
+    let pos = 0;
+    for (;;) {
+      const h = text.indexOf("HTTP/1.1 ", pos);
+      if (h < 0) break;
+      const end = text.indexOf("\r\n\r\n", h);
+      if (end < 0) break;
+      pos = end + 4;
+      onStatus(text.slice(h + 9, h + 12));
+    }
+    tail = text.slice(pos);
+  };
+}
+
 interface Poster {
   socket: Socket;
   inflight: number;
@@ -178,7 +226,8 @@ export async function runLoad(
   const samples = new Float64Array(2_000_000);
   let nSamples = 0;
   let maxLat = 0;
-  const subs = await openSubscribers(o, (ts) => {
+  const auth = await roomAuth(o);
+  const subs = await openSubscribers(o, auth, (ts) => {
     delivered++;
     if (!measuring) return;
     deliveredMeasured++;
@@ -212,9 +261,10 @@ export async function runLoad(
       if (p.inflight >= o.inflight) continue;
       const body = `${Math.round(scheduledUs)}`.padStart(16, "0") + pad;
       const room = `${prefix}-${roomCursor}`;
+      const authLine = auth[roomCursor];
       roomCursor = (roomCursor + 1) % o.rooms;
       p.socket.write(
-        `POST /rooms/${room}/broadcast HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+        `POST /rooms/${room}/broadcast HTTP/1.1\r\nhost: 127.0.0.1\r\n${authLine}content-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
       );
       p.inflight++;
       posted++;
@@ -227,22 +277,14 @@ export async function runLoad(
     const socket = connect({ port: o.port, host: "127.0.0.1" });
     socket.setNoDelay(true);
     const p: Poster = { socket, inflight: 0 };
-    let tail = "";
-    socket.on("data", (buf: Buffer) => {
-      const text = tail + buf.toString("latin1");
-      let pos = 0;
-      for (;;) {
-        const h = text.indexOf("HTTP/1.1 ", pos);
-        if (h < 0) break;
-        const end = text.indexOf("\r\n\r\n", h);
-        if (end < 0) break;
-        if (text.charCodeAt(h + 9) !== 50) postErrors++;
+    socket.on(
+      "data",
+      responseStatuses((status) => {
+        if (status[0] !== "2") postErrors++;
         p.inflight--;
-        pos = end + 4;
         if (rate === 0 && running) send(now() * 1000);
-      }
-      tail = text.slice(pos);
-    });
+      }),
+    );
     socket.on("error", () => {});
     await new Promise<void>((r) => socket.once("connect", () => r()));
     posters.push(p);

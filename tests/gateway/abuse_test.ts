@@ -16,7 +16,10 @@ import { metric, openRaw } from "./_connections.ts";
 
 const ATTACKER = "127.0.0.2";
 
-/** POSTs over one keep-alive connection from `localAddress`; returns the statuses. */
+/**
+ * POSTs over one keep-alive connection from `localAddress`; returns the statuses, 0 for a
+ * request whose connection the gateway closed (the requests after it are not sent).
+ */
 async function postFrom(
   url: string,
   localAddress: string,
@@ -27,16 +30,17 @@ async function postFrom(
   const out: number[] = [];
   try {
     for (const path of paths) {
-      out.push(
-        await new Promise<number>((resolve, reject) => {
-          const req = request(`${url}${path}`, { method: "POST", agent }, (res) => {
-            res.resume();
-            res.on("end", () => resolve(res.statusCode ?? 0));
-          });
-          req.on("error", reject);
-          req.end(body);
-        }),
-      );
+      const status = await new Promise<number>((resolve) => {
+        const req = request(`${url}${path}`, { method: "POST", agent }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+          res.on("error", () => resolve(0));
+        });
+        req.on("error", () => resolve(0));
+        req.end(body);
+      });
+      out.push(status);
+      if (status === 0) break;
     }
   } finally {
     agent.destroy();
@@ -153,6 +157,41 @@ for (const runtime of ["deno", "node"] as const) {
       );
     } finally {
       for (const c of held) c.socket.destroy();
+      await gw.stop("SIGKILL");
+    }
+  });
+
+  test(`${runtime} gateway: a source that keeps hitting its quota is banned; others are not`, async () => {
+    const gw = await startGateway(runtime, [
+      "--set",
+      "limits.quota_exempt_sources=",
+      "--set",
+      "limits.source_ban_after_refusals=20",
+    ]);
+    try {
+      const statuses = await postFrom(
+        gw.url,
+        ATTACKER,
+        Array.from({ length: 300 }, (_, i) => `/rooms/ban-${i}/broadcast`),
+      );
+      assert.equal(statuses.filter((s) => s === 200).length, 100);
+      const refused = statuses.filter((s) => s === 429).length;
+      assert.ok(refused >= 19 && refused <= 20, `${refused} refusals before the ban`);
+      const after = statuses.slice(statuses.lastIndexOf(429) + 1);
+      assert.ok(
+        after.length > 0 && after.every((s) => s === 0 || s === 503),
+        `after the ban: closed (0) or refused at connect (503), got ${after.join(",")}`,
+      );
+      const again = await openRaw(gw.port, ATTACKER);
+      await again.closed;
+      assert.match(again.received(), /^HTTP\/1\.1 503 [^]*too many refused requests/);
+      const wallet = await fetch(`${gw.url}/rooms/wallet/broadcast`, { method: "POST", body: "x" });
+      assert.equal(wallet.status, 200, "another source is not banned");
+      assert.equal(await metric(gw.url, "gateway_banned_sources"), 1);
+      assert.ok(gw.logs.some((l) => l.msg === "source banned" && l.source === ATTACKER));
+      const health = await (await fetch(`${gw.url}/healthz`)).json();
+      assert.ok(health.saturated.some((s: { limit: string }) => s.limit === "source_ban"));
+    } finally {
       await gw.stop("SIGKILL");
     }
   });
