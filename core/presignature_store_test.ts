@@ -222,7 +222,7 @@ test("decodePresignature refuses malformed and inconsistent records (hostile tab
       (e: unknown) => e instanceof TypeError || e instanceof SyntaxError || e instanceof RangeError,
       what,
     );
-    assert.ok(performance.now() - t0 < 1000, `${what}: refused quickly`);
+    assert.ok(performance.now() - t0 < 20_000, `${what}: refused without unbounded work`);
   }
 });
 

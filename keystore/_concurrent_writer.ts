@@ -18,7 +18,13 @@ const k = Number(kText);
 const n = Number(nText);
 const seed = decodeAccountsFile(new Uint8Array(await fsp.readFile(seedPath)));
 
-const store = await openKeyStore({ path, decryptor: { plaintext: true }, partyIndex: 1 });
+// Contention, not latency, is under test: a loaded machine may make a writer wait long.
+const store = await openKeyStore({
+  path,
+  decryptor: { plaintext: true },
+  partyIndex: 1,
+  lockTimeoutMs: 300_000,
+});
 // Every writer has opened (and read) the file before any writes: wait for the test's "go".
 process.stdout.write("ready\n");
 await new Promise<void>((resolve) => process.stdin.once("data", () => resolve()));

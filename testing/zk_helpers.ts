@@ -26,17 +26,17 @@ export function publicRp(i: number): RingPedersenParams {
   return { N, s, t };
 }
 
-/** Expects `f` to throw a ProofError (with `code` when given) within 3 s. */
+/**
+ * Expects `f` to throw a ProofError (with `code` when given). Bounded work on hostile values is
+ * checked by counting exponentiations (`rejectsCheaply`), never by the clock: a loaded machine
+ * makes any time limit fail sometimes.
+ */
 export function rejects(what: string, f: () => void, code?: ProofErrorCode): void {
-  const t0 = performance.now();
   assert.throws(f, (e: unknown) => {
     assert.ok(e instanceof ProofError, `${what}: expected a ProofError, got ${e}`);
     if (code) assert.equal(e.code, code, `${what}: expected "${code}", got ${e.message}`);
     return true;
   });
-  // A guard against unbounded work on hostile values, not a benchmark.
-  const ms = performance.now() - t0;
-  assert.ok(ms < 3000, `${what}: rejection took ${ms.toFixed(0)} ms`);
 }
 
 /** Expects `f` to throw a ProofError with `code` (any code when null); returns it. */
@@ -59,14 +59,13 @@ export function expectProofError(
   return caught;
 }
 
-/** Expects rejection with at most `maxExps` modular exponentiations and within 2 s. */
+/** Expects rejection with at most `maxExps` modular exponentiations (counted, not timed). */
 export function rejectsCheaply(
   f: () => unknown,
   code: ProofErrorCode | null,
   maxExps: number,
 ): void {
   const counter = { counts: new Map<string, number>() };
-  const t0 = performance.now();
   setModPowCounter(counter);
   let caught: unknown;
   try {
@@ -76,7 +75,6 @@ export function rejectsCheaply(
   } finally {
     setModPowCounter(null);
   }
-  const ms = performance.now() - t0;
   assert.ok(caught instanceof ProofError, `expected a ProofError, got ${String(caught)}`);
   if (code) assert.equal(caught.code, code, caught.message);
   const exps = [...counter.counts.values()].reduce((a, b) => a + b, 0);
@@ -84,7 +82,6 @@ export function rejectsCheaply(
     exps <= maxExps,
     `expected <= ${maxExps} exponentiations before rejection, got ${exps}`,
   );
-  assert.ok(ms < 2000, `rejection took ${ms.toFixed(0)} ms`);
 }
 
 /** A copy of `arr` with entry i replaced by v. */

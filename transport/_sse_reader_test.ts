@@ -13,9 +13,8 @@ const silent = () => new ReadableStream<Uint8Array>({ start() {} });
 test("readChunk rejects at once with the reason of a signal aborted before the read", async () => {
   const ctl = new AbortController();
   ctl.abort(new Error("closed before"));
-  const t0 = performance.now();
+  // Waiting for the idle timeout would reject with the timeout's reason instead.
   await assert.rejects(readChunk(silent().getReader(), ctl.signal, 2_000), /closed before/);
-  assert.ok(performance.now() - t0 < 1000, "waited for the idle timeout");
 });
 
 test("readEvents over an already aborted signal ends at once and releases the body", async () => {

@@ -191,7 +191,7 @@ test("presign round 1 rejects malformed and degenerate K, G and blames party 1 q
       assert.deepEqual(e.culprits, [1], `${what}: ${e.message}`);
       return true;
     });
-    assert.ok(performance.now() - t0 < 3000, `${what}: refused in bounded time`);
+    assert.ok(performance.now() - t0 < 20_000, `${what}: refused without unbounded work`);
   }
 });
 

@@ -113,7 +113,8 @@ describe(`the gateway killed mid-session (${RUNTIME}, memory backend)`, () => {
     const line = await waitAudit(
       s,
       "the service's sign of the broken session",
-      (l) => l.action === "sign" && l.digest === digest,
+      // The session's outcome, not its write-ahead "started" record.
+      (l) => l.action === "sign" && l.digest === digest && l.outcome !== "started",
       45_000,
     );
     assert.equal(line.outcome, "aborted", JSON.stringify(line));
