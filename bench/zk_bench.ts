@@ -6,7 +6,7 @@
 import { fixturePaillier, fixtureRingPedersen } from "../testing/fixtures/keys.ts";
 import { randomSigned, randomUnit } from "../core/math/mod.ts";
 import { ELL, ELL_PRIME, Point, Q } from "../core/params.ts";
-import type { ProofContext } from "../core/zk/_common.ts";
+import type { ProofContext } from "../core/zk/mod.ts";
 import * as sch from "../core/zk/pi_sch.ts";
 import * as enc from "../core/zk/pi_enc.ts";
 import * as affg from "../core/zk/pi_aff_g.ts";

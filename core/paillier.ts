@@ -12,9 +12,10 @@ import {
   bitLength,
   crt2,
   gcd,
+  hasSmallFactor,
   invertModSafePrimeOrder,
   invertModSecretPrime,
-  isUnit,
+  isDefinitelyComposite,
   mod,
   modPow,
   modPowSecret,
@@ -22,6 +23,7 @@ import {
   randomUnit,
   webCryptoRandom,
 } from "./math/mod.ts";
+import { MODULUS_MAX_BITS, MODULUS_MIN_BITS } from "./params.ts";
 
 /** The public key: N and the cached N^2. */
 export class PaillierPublicKey {
@@ -38,9 +40,9 @@ export class PaillierPublicKey {
   get bits(): number {
     return bitLength(this.N);
   }
-  /** Whether c is a valid ciphertext: 0 < c < N^2 and gcd(c, N) = 1. */
+  /** Whether c is a valid ciphertext: 0 < c < N^2 and gcd(c, N) = 1 (`isValidCiphertext`). */
   isCiphertext(c: bigint): boolean {
-    return c > 0n && c < this.N2 && gcd(c, this.N) === 1n;
+    return isValidCiphertext(c, this.N);
   }
   /** rho^N mod N^2 for a randomizer rho in Z*_N (public-key side, no factorisation). */
   randomizer(rho: bigint): bigint {
@@ -203,5 +205,33 @@ export class RandomizerPool {
 
 /** Whether c is in Z*_{N^2} (a ciphertext a verifier may accept). */
 export function isValidCiphertext(c: bigint, N: bigint): boolean {
-  return isUnit(c, N * N);
+  return c > 0n && c < N * N && gcd(c, N) === 1n;
+}
+
+/**
+ * Checks a Paillier / ring-Pedersen modulus received from another party before anything else is
+ * done with it: odd, 3071 or 3072 bits, no prime factor below 2^16, and not prime (one base-2
+ * Fermat test). Pi-mod and Pi-fac then prove the rest.
+ * @param N the received modulus.
+ * @throws {RangeError} naming the first check that fails.
+ * @example
+ * ```ts
+ * import { assertPaillierModulus } from "./paillier.ts";
+ * let refused = false;
+ * try {
+ *   assertPaillierModulus(3233n);
+ * } catch {
+ *   refused = true; // 12 bits
+ * }
+ * console.assert(refused);
+ * ```
+ */
+export function assertPaillierModulus(N: bigint): void {
+  const bits = bitLength(N);
+  if (bits < MODULUS_MIN_BITS || bits > MODULUS_MAX_BITS) {
+    throw new RangeError(`expected N of ${MODULUS_MIN_BITS}-${MODULUS_MAX_BITS} bits, got ${bits}`);
+  }
+  if ((N & 1n) === 0n) throw new RangeError("N is even");
+  if (hasSmallFactor(N)) throw new RangeError("N has a small prime factor");
+  if (!isDefinitelyComposite(N)) throw new RangeError("N is prime");
 }

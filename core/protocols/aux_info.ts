@@ -26,13 +26,13 @@
  * @module
  */
 import { bitLength, isDefinitelyComposite, randomBytes, type RandomSource } from "../math/mod.ts";
+import { assertPaillierModulus } from "../paillier.ts";
 import { KAPPA_BYTES, MODULUS_MAX_BITS, MODULUS_MIN_BITS, PRIME_BITS } from "../params.ts";
 import {
   checkRingPedersenShape,
   generateRingPedersen,
   type RingPedersenSecret,
 } from "../ring_pedersen.ts";
-import { assertModulus } from "../zk/_common.ts";
 import type { ProofContext } from "../zk/mod.ts";
 import * as piFac from "../zk/pi_fac.ts";
 import * as piMod from "../zk/pi_mod.ts";
@@ -194,7 +194,7 @@ export function auxItems(pub: AuxPublic): CommitItems {
 
 /**
  * Figure 6, round 3 (checks before any proof): N_j odd, of 3071-3072 bits, no factor below
- * 2^16, not prime (`assertModulus`); different from our own N; s_j, t_j distinct units other
+ * 2^16, not prime (`assertPaillierModulus`); different from our own N; s_j, t_j distinct units other
  * than 1. Faults: "invalid-value".
  *
  * Duplicate moduli: a party that presents our own N copied it (we made ours from fresh primes),
@@ -211,7 +211,7 @@ export function checkAuxValues(
 ): void {
   for (const [j, a] of received) {
     faults.check(j, "invalid-value", () => {
-      assertModulus(NAME, a.N);
+      assertPaillierModulus(a.N);
       if (!checkRingPedersenShape(a)) {
         throw new RangeError("expected s_j, t_j distinct units modulo N_j, neither 1");
       }

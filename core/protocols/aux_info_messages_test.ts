@@ -3,7 +3,11 @@ import { test } from "node:test";
 import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { auxInfo } from "./aux_info.ts";
 import * as msg from "./aux_info_messages.ts";
-import { assertMalformedRefused, assertRoundTrips, recordedRun } from "./_messages_test.ts";
+import {
+  assertMalformedRefused,
+  assertRoundTrips,
+  recordedRun,
+} from "../../testing/protocol_messages.ts";
 import { testSid } from "../../testing/adversary.ts";
 
 const n = 2;

@@ -2,7 +2,11 @@ import "../../testing/setup.ts";
 import { test } from "node:test";
 import { keygen } from "./keygen.ts";
 import * as msg from "./keygen_messages.ts";
-import { assertMalformedRefused, assertRoundTrips, recordedRun } from "./_messages_test.ts";
+import {
+  assertMalformedRefused,
+  assertRoundTrips,
+  recordedRun,
+} from "../../testing/protocol_messages.ts";
 import { testSid } from "../../testing/adversary.ts";
 
 const n = 3;

@@ -53,7 +53,7 @@ import type { PresignatureStore } from "../presignature_store.ts";
 import { checkRingPedersenShape, type RingPedersenParams } from "../ring_pedersen.ts";
 import { assertHashName, type HashName } from "../signature.ts";
 import { Transcript } from "../transcript.ts";
-import type { ProofContext } from "../zk/_common.ts";
+import type { ProofContext } from "../zk/mod.ts";
 import * as piAffG from "../zk/pi_aff_g.ts";
 import * as piEnc from "../zk/pi_enc.ts";
 import * as piLogStar from "../zk/pi_log_star.ts";

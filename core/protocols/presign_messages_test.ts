@@ -3,7 +3,11 @@ import { test } from "node:test";
 import { dealKeyShares } from "../../testing/fixtures/protocol_fixtures.ts";
 import { presignProtocol } from "./presign.ts";
 import * as msg from "./presign_messages.ts";
-import { assertMalformedRefused, assertRoundTrips, recordedRun } from "./_messages_test.ts";
+import {
+  assertMalformedRefused,
+  assertRoundTrips,
+  recordedRun,
+} from "../../testing/protocol_messages.ts";
 import { testSid } from "../../testing/adversary.ts";
 
 const n = 2;

@@ -4,7 +4,11 @@ import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { keygen } from "./keygen.ts";
 import { refresh } from "./refresh.ts";
 import * as msg from "./refresh_messages.ts";
-import { assertMalformedRefused, assertRoundTrips, recordedRun } from "./_messages_test.ts";
+import {
+  assertMalformedRefused,
+  assertRoundTrips,
+  recordedRun,
+} from "../../testing/protocol_messages.ts";
 import { outputs, runLockstepFrom, testSid } from "../../testing/adversary.ts";
 
 const n = 2;

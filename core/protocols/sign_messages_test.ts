@@ -3,7 +3,11 @@ import { test } from "node:test";
 import { dealKeyShares } from "../../testing/fixtures/protocol_fixtures.ts";
 import { fullSignProtocol } from "./sign.ts";
 import * as msg from "./sign_messages.ts";
-import { assertMalformedRefused, assertRoundTrips, recordedRun } from "./_messages_test.ts";
+import {
+  assertMalformedRefused,
+  assertRoundTrips,
+  recordedRun,
+} from "../../testing/protocol_messages.ts";
 import { testSid } from "../../testing/adversary.ts";
 
 const n = 2;

@@ -9,20 +9,8 @@
  */
 import { assertPoint, decodeArray, parseHexInt } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
-import {
-  bitLength,
-  gcd,
-  hasSmallFactor,
-  isDefinitelyComposite,
-  mod,
-  modInv,
-  modPow,
-  modPowSecret,
-  randomInRange,
-  type RandomSource,
-  randomUnit,
-} from "../math/mod.ts";
-import { PaillierPublicKey, type PaillierSecretKey } from "../paillier.ts";
+import { bitLength, gcd, mod, modInv, modPow, modPowSecret, randomInRange, type RandomSource, randomUnit } from "../math/mod.ts";
+import { assertPaillierModulus, PaillierPublicKey, type PaillierSecretKey } from "../paillier.ts";
 import { ELL, EPSILON, MODULUS_MAX_BITS, MODULUS_MIN_BITS, type Point } from "../params.ts";
 import { checkRingPedersenShape, type RingPedersenParams } from "../ring_pedersen.ts";
 import { Transcript } from "../transcript.ts";
@@ -216,22 +204,15 @@ export function assertLength(
 }
 
 /**
- * Checks a Paillier / ring-Pedersen modulus received from another party before anything else is
- * done with it: odd, 3071 or 3072 bits, no prime factor below 2^16, and not prime (one base-2
- * Fermat test). Pi-mod and Pi-fac then prove the rest.
+ * `assertPaillierModulus` (paillier.ts) of a modulus in a proof's statement.
+ * @throws {ProofError} "bad-modulus".
  */
 export function assertModulus(proof: string, N: bigint): void {
-  const bits = bitLength(N);
-  if (bits < MODULUS_MIN_BITS || bits > MODULUS_MAX_BITS) {
-    throw new ProofError(
-      proof,
-      "bad-modulus",
-      `expected N of ${MODULUS_MIN_BITS}-${MODULUS_MAX_BITS} bits, got ${bits}`,
-    );
+  try {
+    assertPaillierModulus(N);
+  } catch (e) {
+    throw new ProofError(proof, "bad-modulus", (e as Error).message);
   }
-  if ((N & 1n) === 0n) throw new ProofError(proof, "bad-modulus", "N is even");
-  if (hasSmallFactor(N)) throw new ProofError(proof, "bad-modulus", "N has a small prime factor");
-  if (!isDefinitelyComposite(N)) throw new ProofError(proof, "bad-modulus", "N is prime");
 }
 
 /**

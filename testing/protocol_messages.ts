@@ -1,10 +1,9 @@
 /**
- * TEST-ONLY helpers of the `*_messages_test.ts` files: over a recorded honest run, every payload
- * must decode and encode back to itself, and each hostile edit of one sender's payload must be
- * refused by that round's decoder (a "malformed-message" abort naming the sender alone and
- * quoting what the decoder refused; with the decode skipped, the edit would surface later under
- * another code, or not at all). It holds no test itself: its name ends in `_test.ts` because
- * test code is left out of the DOM-lib type check of `core/` (it imports `node:assert`).
+ * TEST-ONLY helpers of the round-message codec tests (`core/protocols/*_messages_test.ts`): over
+ * a recorded honest run, every payload must decode and encode back to itself, and each hostile
+ * edit of one sender's payload must be refused by that round's decoder (a "malformed-message"
+ * abort naming the sender alone and quoting what the decoder refused; with the decode skipped,
+ * the edit would surface later under another code, or not at all).
  * @module
  */
 import assert from "node:assert/strict";
@@ -15,8 +14,8 @@ import {
   runLockstepFrom,
   sentIn,
   stateAt,
-} from "../../testing/adversary.ts";
-import type { Message, Protocol, ProtocolState } from "./types.ts";
+} from "./adversary.ts";
+import type { Message, Protocol, ProtocolState } from "../core/protocols/types.ts";
 
 /**
  * Runs one honest session of `protocol` in lock step (party j gets `inputs[j]`), recorded.
