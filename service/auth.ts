@@ -42,6 +42,7 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import { parse as parseYaml } from "yaml";
+import { fromHex, toHex } from "../core/bytes.ts";
 import { AuthError, ConfigError, type ConfigErrorCode } from "./errors.ts";
 
 /** What a caller asks to do with an account. */
@@ -104,16 +105,6 @@ const HASH_HEX = /^[0-9a-f]{64}$/;
 const TOKEN = new RegExp(`^[\\x21-\\x7e]{${MIN_TOKEN_CHARS},${MAX_TOKEN_CHARS}}$`);
 const UNAUTHENTICATED = "missing or invalid credentials";
 
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function unhex(s: string): Uint8Array {
-  const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
 /**
  * The SHA-256 of a token, as the callers file stores it.
  *
@@ -132,7 +123,7 @@ export function hashToken(token: string): string {
       `expected a token of ${MIN_TOKEN_CHARS} to ${MAX_TOKEN_CHARS} visible ASCII characters`,
     );
   }
-  return hex(sha256(new TextEncoder().encode(token)));
+  return toHex(sha256(new TextEncoder().encode(token)));
 }
 
 /**
@@ -299,7 +290,7 @@ export function createAuthenticator(callers: readonly CallerConfig[]): Authentic
     )
   );
   checkUnique(checked);
-  const hashes = checked.map((c) => unhex(c.tokenSha256));
+  const hashes = checked.map((c) => fromHex(c.tokenSha256));
   const public_: Caller[] = checked.map((c) =>
     Object.freeze({ id: c.id, accounts: Object.freeze([...c.accounts]), mayKeygen: c.mayKeygen })
   );

@@ -89,7 +89,7 @@ export function secretsOf(entry: AccountEntry): string[] {
   const ks = entry.keyShare;
   const out = [bigHex(ks.x), bigHex(ks.aux.p), bigHex(ks.aux.q)];
   if (entry.identity) {
-    out.push(Array.from(entry.identity.secretKey, (b) => b.toString(16).padStart(2, "0")).join(""));
+    out.push(toHex(entry.identity.secretKey));
   }
   return out;
 }

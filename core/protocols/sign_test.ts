@@ -2,6 +2,7 @@ import "../../testing/setup.ts";
 import { SLOW } from "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { fromHex } from "../bytes.ts";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,7 +37,6 @@ import type { KeyShare, Message } from "./types.ts";
 
 const utf8 = new TextEncoder();
 const rng = crypto.getRandomValues.bind(crypto);
-const fromHex = (h: string) => Uint8Array.from(h.match(/../g)!.map((b) => parseInt(b, 16)));
 
 // ---- helpers -------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { toHex } from "../../core/bytes.ts";
 import { detectRuntime } from "../../platform/mod.ts";
 import type { LocalStack } from "../../tools/local_stack.ts";
 import { until } from "../../testing/processes.ts";
@@ -93,8 +94,5 @@ export function serviceAgeIdentity(stack: LocalStack): string {
 
 /** A fresh 32-byte digest, hex. */
 export function randomDigest(): string {
-  return Array.from(
-    crypto.getRandomValues(new Uint8Array(32)),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
+  return toHex(crypto.getRandomValues(new Uint8Array(32)));
 }

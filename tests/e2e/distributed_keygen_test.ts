@@ -18,12 +18,10 @@ import assert from "node:assert/strict";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { MemoryKeyStore, newMpcClient } from "../../client/mpc_client.ts";
-import { toHex } from "../../core/bytes.ts";
+import { fromHex, toHex } from "../../core/bytes.ts";
 import type { AccountEntry } from "../../core/keyshare.ts";
 import { fixturePrimes } from "../../testing/accounts.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
-
-const hex = (h: string) => Uint8Array.from(h.match(/../g)!.map((b) => parseInt(b, 16)));
 
 for (const runtime of ["deno", "node"] as const) {
   describe(`distributed keygen with a ${runtime} service`, {
@@ -53,7 +51,9 @@ for (const runtime of ["deno", "node"] as const) {
       const sig = await client().signTx(digest, "fresh-1");
       assert.equal(sig.publicKey, publicKey);
       assert.ok(
-        secp256k1.verify(hex(sig.compact), hex(digest), hex(publicKey), { prehash: false }),
+        secp256k1.verify(fromHex(sig.compact), fromHex(digest), fromHex(publicKey), {
+          prehash: false,
+        }),
       );
 
       // The service wrote its share: after a restart it still signs with it.
@@ -80,7 +80,9 @@ for (const runtime of ["deno", "node"] as const) {
       assert.notEqual(after!.keyShare.x, entry.keyShare.x, "the share changed");
       const sig3 = await client().signTx(digest, "fresh-1");
       assert.ok(
-        secp256k1.verify(hex(sig3.compact), hex(digest), hex(publicKey), { prehash: false }),
+        secp256k1.verify(fromHex(sig3.compact), fromHex(digest), fromHex(publicKey), {
+          prehash: false,
+        }),
       );
     });
   });

@@ -9,6 +9,7 @@ import "../../testing/setup.ts";
 import { SLOW } from "../../testing/setup.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { fromHex } from "../../core/bytes.ts";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { platformSafePrime } from "../../platform/mod.ts";
 import { epochDigest } from "../../core/account_records.ts";
@@ -29,7 +30,6 @@ import { outputs, runAll } from "../../testing/adversary.ts";
 const utf8 = new TextEncoder();
 const KEY = "pipeline-key";
 const sid = () => crypto.getRandomValues(new Uint8Array(32));
-const fromHex = (h: string) => Uint8Array.from(h.match(/../g)!.map((b) => parseInt(b, 16)));
 
 /** Fixture primes of fixture key `k` as aux-info input. */
 function fixturePrimes(k: number): PaillierPrimes {
