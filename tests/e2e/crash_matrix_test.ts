@@ -34,7 +34,7 @@ import {
   randomDigest,
   RUNTIME,
   serviceAgeIdentity,
-} from "./_stack.ts";
+} from "./e2e_helpers.ts";
 
 interface Case {
   readonly op: "keygen" | "refresh";

@@ -54,7 +54,7 @@ import {
   RUNTIME,
   serviceAgeIdentity,
   waitAudit,
-} from "./_stack.ts";
+} from "./e2e_helpers.ts";
 
 const SIGN_MS = 60_000;
 

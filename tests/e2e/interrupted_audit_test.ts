@@ -19,7 +19,7 @@ import {
   randomDigest,
   RUNTIME,
   waitAudit,
-} from "./_stack.ts";
+} from "./e2e_helpers.ts";
 
 describe("audit of a session cut by a crash", { skip: !SLOW }, () => {
   let stack: LocalStack | undefined;

@@ -14,7 +14,14 @@ import { newMpcClient } from "../../client/mpc_client.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import { type PartyAccounts, secretsOf } from "../../testing/accounts.ts";
 import { opensslMissing, opensslVerify } from "../../testing/openssl.ts";
-import { ACCOUNT, auditLines, bounded, e2eAccounts, randomDigest, waitAudit } from "./_stack.ts";
+import {
+  ACCOUNT,
+  auditLines,
+  bounded,
+  e2eAccounts,
+  randomDigest,
+  waitAudit,
+} from "./e2e_helpers.ts";
 import { fromHex } from "../../core/bytes.ts";
 
 const SIGN_MS = 60_000;

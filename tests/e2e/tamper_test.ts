@@ -28,7 +28,7 @@ import {
   rejection,
   RUNTIME,
   waitAudit,
-} from "./_stack.ts";
+} from "./e2e_helpers.ts";
 
 /** Headers that belong to one hop and are not forwarded. */
 const HOP = new Set(["host", "connection", "content-length", "transfer-encoding", "keep-alive"]);

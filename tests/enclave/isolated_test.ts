@@ -48,7 +48,7 @@ import { type Moto, motoMissing, startMoto } from "../../enclave/testing/moto.ts
 import { serveNsm } from "../../enclave/testing/nsm_server.ts";
 import { DENO, type GatewayProcess, ROOT, startGateway } from "../../testing/processes.ts";
 import { fixturePrimes, secretsOf } from "../../testing/accounts.ts";
-import { ACCOUNT, e2eAccounts, randomDigest } from "../e2e/_stack.ts";
+import { ACCOUNT, e2eAccounts, randomDigest } from "../e2e/e2e_helpers.ts";
 import { opensslVerify } from "../../testing/openssl.ts";
 import { isolationMissing, type LoggedProcess, makeNetns, run, spawnLogged } from "./_harness.ts";
 

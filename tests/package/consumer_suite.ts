@@ -56,8 +56,8 @@ import type { Browser } from "playwright-core";
 import { newMpcClient } from "../../client/mpc_client.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import { startWalletServer, type WalletServer } from "../../examples/browser-wallet/server.ts";
-import { fixtureAccounts } from "../e2e/_accounts.ts";
-import { randomDigest } from "../e2e/_stack.ts";
+import { fixtureAccounts } from "../../testing/accounts.ts";
+import { randomDigest } from "../e2e/e2e_helpers.ts";
 import { DENO, missing, NODE, ROOT, waitForOutput } from "../../testing/processes.ts";
 
 const ACCOUNT = "alice";

@@ -1,6 +1,7 @@
 /**
- * Helpers of the end-to-end tests: the account every file uses (generated once, see
- * `_accounts.ts`), bounded waits, the service's audit file, and the runtime under test.
+ * Helpers of the end-to-end tests, also used by the browser, enclave and package tests: the
+ * account every file uses (generated once, see `testing/accounts.ts`), bounded waits, the
+ * service's audit file, and the runtime under test.
  * @module
  */
 import { readFileSync } from "node:fs";
@@ -11,7 +12,7 @@ import type { LocalStack } from "../../tools/local_stack.ts";
 import { until } from "../../testing/processes.ts";
 import { fixtureAccounts, type PartyAccounts } from "../../testing/accounts.ts";
 
-/** The account of every end-to-end test file (one cached key, see `_accounts.ts`). */
+/** The account of every end-to-end test file (one cached key, see `testing/accounts.ts`). */
 export const ACCOUNT = "alice";
 
 /** The runtime running this test file; the processes it starts run under the same one. */
