@@ -45,7 +45,7 @@ import { currentEpoch, discard } from "../core/account_records.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
 import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
 import type { ProgressEvent } from "../core/protocols/driver.ts";
-import { toHex } from "../core/protocols/types.ts";
+import { toHex } from "../core/bytes.ts";
 import { MemoryPresignatureStore, type PresignatureStore } from "../core/presignature_store.ts";
 import type { RecoveryId } from "../core/signature.ts";
 import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";

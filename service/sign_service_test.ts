@@ -21,7 +21,7 @@ import type { AccountEntry } from "../core/keyshare.ts";
 import { MemoryPresignatureStore } from "../core/presignature_store.ts";
 import { epochDigest } from "../core/account_records.ts";
 import { dealPresignatures } from "../testing/fixtures/protocol_fixtures.ts";
-import { fromHex, toHex } from "../core/protocols/types.ts";
+import { fromHex, toHex } from "../core/bytes.ts";
 import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
 import { ethereumAddress, newRoomId } from "../session/inputs.ts";
 import { signAsParty } from "../session/party.ts";

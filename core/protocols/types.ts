@@ -147,8 +147,8 @@ export interface KeyShare extends KeyShareCore {
 }
 
 /**
- * Hex of bytes now lives in `core/bytes.ts`; re-exported here for the modules that still import
- * it from this file (`driver.ts`, and files being edited elsewhere).
- * @deprecated import `toHex` / `fromHex` from `core/bytes.ts`.
+ * Hex of bytes now lives in `core/bytes.ts`; re-exported here for `driver.ts`, which still
+ * imports it from this file.
+ * @deprecated import `toHex` from `core/bytes.ts`.
  */
-export { fromHex, toHex } from "../bytes.ts";
+export { toHex } from "../bytes.ts";
