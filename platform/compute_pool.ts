@@ -449,12 +449,20 @@ export function createComputePool(options: ComputePoolOptions = {}): ComputePool
           ? { kind: "start", protocol: name, input: encodeValue(call.input) }
           : { kind: "step", protocol: name, state: opaque(call.state), inbox: call.inbox };
         const where = call.op === "start" ? "start" : `round ${call.state.round}`;
-        const t = await run(job, {
-          priority: so.priority,
-          signal,
-          label: `${so.label ?? protocol.name} (${name} ${where})`,
-          onSettled: so.onJob,
-        }) as EncodedTransition;
+        let t: EncodedTransition;
+        try {
+          t = await run(job, {
+            priority: so.priority,
+            signal,
+            label: `${so.label ?? protocol.name} (${name} ${where})`,
+            onSettled: so.onJob,
+          }) as EncodedTransition;
+        } catch (e) {
+          // Cancelled because the session failed: its failure (a tampered frame, the gateway
+          // gone) is the cause to report, not the cancellation.
+          if (signal?.aborted && signal.reason instanceof TransportError) throw signal.reason;
+          throw e;
+        }
         if (t.state) return { state: t.state as unknown as S, outgoing: t.outgoing };
         return { outgoing: t.outgoing, output: decode(t.output) as O };
       },

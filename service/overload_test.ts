@@ -168,12 +168,17 @@ describe("sign service under load", () => {
       const clientParty = s.party(room, departed.signal).catch((e) => e);
       const call = failure(s.sign(room, { signal: departed.signal }));
       // The service's presigning round 2 (its MtA proofs: the heaviest step) is running.
-      await next("the service's round 2", (e) => e.type === "started" && /round 2/.test(e.label));
+      await next(
+        "the service's round 2",
+        (e) => e.type === "started" && /round 2/.test(e.label),
+        0,
+      );
       const before = pool.stats();
+      const mark = events.length;
       departed.abort(); // the client goes away
       assert.equal((await bounded(60_000, "the sign call", call))?.code, Code.Canceled);
       await clientParty;
-      const stopped = await next("the cut job's stop", (e) => e.type === "stopped");
+      const stopped = await next("the cut job's stop", (e) => e.type === "stopped", mark);
       assert.ok(
         stopped.type === "stopped" && /round 2/.test(stopped.label),
         JSON.stringify(stopped),
@@ -200,6 +205,31 @@ describe("sign service under load", () => {
       assert.match(metrics.render(), /sign_service_jobs_total\{outcome="cancelled"\} 1/);
     } finally {
       departed.abort();
+      await s.close();
+    }
+  });
+
+  test("a session whose deadline passes ends DEADLINE_EXCEEDED (audited timeout), not cancelled", async () => {
+    const metrics = createServiceMetrics({});
+    const s = service({ metrics });
+    try {
+      // No client party comes: the session waits in its handshake until the call's deadline.
+      const e = await failure(s.sign(newRoomId(), { timeoutMs: 1000 }));
+      assert.equal(e?.code, Code.DeadlineExceeded, e?.message);
+      const end = await bounded(
+        30_000,
+        "the end record",
+        (async () => {
+          while (!s.audited().some((l) => l.outcome !== "started")) {
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          return s.audited().find((l) => l.outcome !== "started")!;
+        })(),
+      );
+      assert.equal(end.outcome, "aborted");
+      assert.equal(end.error_code, "timeout");
+      assert.match(metrics.render(), /sessions_total\{kind="sign",outcome="deadline_exceeded"\} 1/);
+    } finally {
       await s.close();
     }
   });
@@ -248,6 +278,7 @@ describe("sign service under load", () => {
       const busy = await next(
         "a busy worker",
         (e) => e.type === "started" && /round 2/.test(e.label),
+        0,
       );
       assert.equal(pool.stats().busy, 1, "the only worker computes");
       const health = await s.client.health({});

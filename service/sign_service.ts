@@ -355,7 +355,7 @@ async function runAudited<T>(
     });
     return out;
   } catch (e) {
-    const c = classify(e);
+    const c = classify(deadlineOrCause(e, ctx));
     if (c.code === "internal" || c.code === "worker-crashed") deps.logError?.(action, e);
     const reason = rejectionReason(e);
     if (reason) deps.metrics?.rejected(reason);
@@ -371,6 +371,20 @@ async function runAudited<T>(
     });
     throw c.error;
   }
+}
+
+/**
+ * A session cancelled because the call's deadline passed fails as DEADLINE_EXCEEDED (Connect
+ * aborts the call's signal with that error), not as a cancellation.
+ * @returns the deadline's error, or `e`.
+ */
+function deadlineOrCause(e: unknown, ctx: HandlerContext): unknown {
+  const reason = ctx.signal.aborted ? ctx.signal.reason : undefined;
+  const cancelled = e instanceof TransportError && e.code === "aborted";
+  if (cancelled && reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) {
+    return new TransportError("timeout", `the call's deadline passed (${e.message})`, { cause: e });
+  }
+  return e;
 }
 
 /** The random id pairing a session's audit records (16 hex digits). */
@@ -433,8 +447,9 @@ async function underLimits<T>(
     await call.started();
     return await session(run);
   } catch (e) {
-    outcome = codeName(classify(e).error.code).replaceAll("-", "_");
-    throw e;
+    const cause = deadlineOrCause(e, call.ctx);
+    outcome = codeName(classify(cause).error.code).replaceAll("-", "_");
+    throw cause;
   } finally {
     ticket?.finish(outcome === "ok" ? "ok" : "failed");
     deps.metrics?.sessionEnded(kind, outcome);

@@ -87,9 +87,17 @@ async function withSession<T>(
   }
 }
 
-function runOptions(opts: SessionOptions) {
+/**
+ * The signal of a session's protocol runs: the caller's, and the session's own failure, so a
+ * compute job in flight stops as soon as the peer or the gateway fails the session.
+ */
+function runSignal(opts: SessionOptions, s: SecureSession): AbortSignal {
+  return opts.signal ? AbortSignal.any([opts.signal, s.failed]) : s.failed;
+}
+
+function runOptions(opts: SessionOptions, s: SecureSession) {
   return {
-    signal: opts.signal,
+    signal: runSignal(opts, s),
     roundTimeoutMs: opts.roundTimeoutMs ?? 60_000,
     onProgress: opts.onProgress,
     rng: opts.rng,
@@ -211,7 +219,7 @@ export async function signAsParty(
         shift: derived.shift,
       },
       s,
-      { ...runOptions(opts), store: presignatures },
+      { ...runOptions(opts, s), store: presignatures },
     );
     return { signature, publicKey: derived.childPublicKey, sessionId: toHex(s.sid) };
   });
@@ -259,7 +267,7 @@ export async function keygenAsParty(
   const purpose: SessionPurpose = { op: "keygen", accountId: req.accountId, n: req.n };
   const identity = { secretKey: req.identitySecret, publicKeys: [] };
   return await withSession(opts, req.i, req.n, identity, peers, purpose, async (s) => {
-    const ro = runOptions(opts);
+    const ro = runOptions(opts, s);
     const core = await runProtocol(
       keygen,
       { sid: s.protocolSid("keygen"), i: req.i, n: req.n },
@@ -319,7 +327,7 @@ export async function refreshAsParty(
       refresh,
       { sid: s.protocolSid("refresh"), keyShare: epoch.keyShare, primes: req.primes },
       s,
-      runOptions(opts),
+      runOptions(opts, s),
     );
     const entry = { keyShare, identity };
     const next = await commitEpoch(s, i, req.accountId, entry, store, {

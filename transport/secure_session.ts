@@ -131,6 +131,11 @@ export interface SecureSession extends Transport {
   protocolSid(label: string): Uint8Array;
   /** Ends the subscription; pending and later `receive` / `send` reject with "closed". */
   close(): Promise<void>;
+  /**
+   * Aborted when the session fails (the peer's fault, the gateway, a timeout) or closes, with
+   * the failure as its reason: work done for the session can stop with it.
+   */
+  readonly failed: AbortSignal;
 }
 
 /** Longest frame line accepted (the gateway client's default event bound). */
@@ -292,6 +297,10 @@ class Session implements SecureSession {
 
   get sid(): Uint8Array {
     return Uint8Array.from(this.#sid);
+  }
+
+  get failed(): AbortSignal {
+    return this.#ctl.signal;
   }
 
   get peerIdentities(): readonly Uint8Array[] {
