@@ -9,7 +9,17 @@
  */
 import { assertPoint, decodeArray, parseHexInt } from "../bytes.ts";
 import { ProofError } from "../errors.ts";
-import { bitLength, gcd, mod, modInv, modPow, modPowSecret, randomInRange, type RandomSource, randomUnit } from "../math/mod.ts";
+import {
+  bitLength,
+  gcd,
+  mod,
+  modInv,
+  modPow,
+  modPowSecret,
+  randomInRange,
+  type RandomSource,
+  randomUnit,
+} from "../math/mod.ts";
 import { assertPaillierModulus, PaillierPublicKey, type PaillierSecretKey } from "../paillier.ts";
 import { ELL, EPSILON, MODULUS_MAX_BITS, MODULUS_MIN_BITS, type Point } from "../params.ts";
 import { checkRingPedersenShape, type RingPedersenParams } from "../ring_pedersen.ts";
