@@ -70,6 +70,31 @@ export function parseLdd(text: string): string[] {
 }
 
 /**
+ * The system's OpenSSL libcrypto and the libraries it links: the service's constant-time
+ * exponentiation backend loads it through FFI (platform/openssl_ffi.ts), and without it the
+ * service refuses to start on a variable-time one. Found through `ldconfig -p`.
+ * @returns absolute paths (empty when the host has no libcrypto.so.3: the build then warns).
+ */
+export function libcryptoLibraries(): string[] {
+  let listing = "";
+  try {
+    listing = execFileSync("ldconfig", ["-p"], { encoding: "utf8" });
+  } catch {
+    // no ldconfig: try the usual path below
+  }
+  const found = /libcrypto\.so\.3 \([^)]*x86-64[^)]*\) => (\S+)/.exec(listing)?.[1] ??
+    ["/lib/x86_64-linux-gnu/libcrypto.so.3", "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"]
+      .find((p) => existsSync(p));
+  if (!found) {
+    console.error(
+      "warning: no libcrypto.so.3 on this host: the image's service will refuse to start",
+    );
+    return [];
+  }
+  return [found, ...lddLibraries(found)];
+}
+
+/**
  * The shared libraries of a dynamically linked executable, by running `ldd`.
  * @param binary path of the executable
  * @returns absolute paths (as the dynamic loader will look for them)
@@ -112,7 +137,9 @@ const rel = (abs: string) => abs.replace(/^\/+/, "");
  * @returns the tree, parents first
  */
 export function collectRootfs(opts: RootfsOptions): CpioEntry[] {
-  const libs = opts.libraries ?? lddLibraries(opts.denoBinary);
+  const libs = opts.libraries ?? [
+    ...new Set([...lddLibraries(opts.denoBinary), ...libcryptoLibraries()]),
+  ].sort();
   const entries: CpioEntry[] = [
     {
       type: "file",

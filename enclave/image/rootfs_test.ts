@@ -14,6 +14,7 @@ import {
   collectRootfs,
   customerRamdisk,
   enclaveCommand,
+  libcryptoLibraries,
   materializeRootfs,
   parseLdd,
   ROOTFS_BUNDLE,
@@ -285,4 +286,15 @@ test("materializeRootfs writes modes exactly (no umask)", () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the root filesystem ships the system's libcrypto (the service's constant-time backend loads it through FFI)", () => {
+  const libs = libcryptoLibraries();
+  if (libs.length === 0) return; // a host without libcrypto.so.3: the build warns
+  assert.match(libs[0], /libcrypto\.so\.3$/);
+  const paths = collectRootfs({
+    denoBinary: defaultDenoBinary(),
+    bundle: new Uint8Array(0),
+  }).map((e) => "/" + e.path);
+  assert.ok(paths.includes(libs[0]), "libcrypto is in the tree");
 });
