@@ -23,7 +23,7 @@
  *   in headless Chromium (playwright-core).
  * @module
  */
-import "../setup.ts";
+import "../../testing/setup.ts";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";

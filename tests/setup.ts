@@ -1,2 +1,0 @@
-// Moved to testing/setup.ts; this re-export is removed once nothing imports it.
-export * from "../testing/setup.ts";
