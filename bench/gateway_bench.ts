@@ -17,6 +17,13 @@
  * gateway answers from one source (`127.0.0.2`), then from 50 sources (`bench/gateway/flood.ts`).
  * Flags: `--flood-rooms 1000` (pairs), `--flood-rate 5000` (posts/s), `--seconds`.
  *
+ * `--non-readers` measures the gateway's memory with subscribers that never read: per runtime,
+ * `--subs 2000` raw subscriptions that never read a byte, then `--mb 80` MB of 64 KiB posts into
+ * their rooms; resident memory idle, at its peak and at the end. `--gateway-root DIR` runs the
+ * gateway of another checkout (e.g. the commit before a change, for a before / after table);
+ * `--gw-set key=value` (repeated) sets a gateway setting, e.g. `limits.quota_exempt_sources=` to
+ * make the loopback client an ordinary anonymous source.
+ *
  * Usage: node --import tsx bench/gateway_bench.ts [--subs 10000] [--shapes pairs,fan10]
  *   [--runtimes deno,node] [--servers baseline,memory,redis] [--seconds 5] [--warmup 1]
  *   [--rate-pairs 10000] [--rate-fan10 5000] [--body 64] [--out docs/x.md] [--quiet-wait 120]
@@ -29,6 +36,8 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { connect } from "node:net";
 import { cpus, totalmem } from "node:os";
 import process from "node:process";
 import {
@@ -377,6 +386,8 @@ interface FloodRow {
   attacker: { perS: number; byStatus: Record<string, number> } | null;
   rooms: number;
   health: string;
+  /** CPU (in cores) used by other processes of the machine meanwhile (the attacker included). */
+  otherCpu: number;
 }
 
 const FLOOD_SECRET = "bench-token-secret-0123456789abcdef";
@@ -424,61 +435,79 @@ async function floodMain(): Promise<void> {
       conns: 1,
     },
   ];
-  const rows: FloodRow[] = [];
-  for (const runtime of RUNTIMES) {
-    if (QUIET_WAIT > 0) await waitQuiet();
-    const gw = await startGateway(runtime, [
-      "--log-level",
-      "info",
-      "--set",
-      "access.allow_anonymous=true",
-      "--set",
-      "limits.quota_exempt_sources=127.0.0.1/32",
-      "--set",
-      `limits.max_subscribers=${rooms * 2 + 1000}`,
-    ], {
-      WALLET_MPC_GATEWAY_ACCESS_ENABLED: "true",
-      WALLET_MPC_GATEWAY_TOKEN_SECRET: FLOOD_SECRET,
-    });
-    try {
-      for (const [i, f] of floods.entries()) {
-        const stop = f.sources.length > 0
-          ? await startFloodProcess({ port: gw.port, sources: f.sources, connsPerSource: f.conns })
-          : null;
-        if (stop) await new Promise((r) => setTimeout(r, 1000)); // the flood reaches its quotas
-        console.error(`bench: ${runtime} flood ${f.name}`);
-        const out = await runLoadgen(
-          {
-            port: gw.port,
-            rooms,
-            subsPerRoom: 2,
-            postConns: 8,
-            inflight: 64,
-            bodyBytes: BODY,
-            roomPrefix: `auth${i}`,
-            pauseAfterConnect: true,
-            tokenSecret: FLOOD_SECRET,
-            phases: [{ rate, durationS: SECONDS, warmupS: WARMUP }],
-          },
-          gw.pid,
-          null,
-        );
-        const attacker = stop ? await stop() : null;
-        const state = await gatewayState(gw.url);
-        if (out.results.length < 1) {
-          throw new Error(`${runtime} ${f.name}: the load generator failed`);
+  const repeat = Number(flag("repeat", "1"));
+  const runs: FloodRow[] = [];
+  for (let round = 0; round < repeat; round++) {
+    for (const runtime of RUNTIMES) {
+      if (QUIET_WAIT > 0) await waitQuiet();
+      const gw = await startGateway(runtime, [
+        "--log-level",
+        "info",
+        "--set",
+        "access.allow_anonymous=true",
+        "--set",
+        "limits.quota_exempt_sources=127.0.0.1/32",
+        "--set",
+        `limits.max_subscribers=${rooms * 2 + 1000}`,
+      ], {
+        WALLET_MPC_GATEWAY_ACCESS_ENABLED: "true",
+        WALLET_MPC_GATEWAY_TOKEN_SECRET: FLOOD_SECRET,
+      });
+      try {
+        for (const [i, f] of floods.entries()) {
+          const stop = f.sources.length > 0
+            ? await startFloodProcess({
+              port: gw.port,
+              sources: f.sources,
+              connsPerSource: f.conns,
+            })
+            : null;
+          if (stop) await new Promise((r) => setTimeout(r, 1000)); // the flood reaches its quotas
+          console.error(`bench: ${runtime} flood ${f.name}`);
+          const out = await runLoadgen(
+            {
+              port: gw.port,
+              rooms,
+              subsPerRoom: 2,
+              postConns: 8,
+              inflight: 64,
+              bodyBytes: BODY,
+              roomPrefix: `auth${i}`,
+              pauseAfterConnect: true,
+              tokenSecret: FLOOD_SECRET,
+              phases: [{ rate, durationS: SECONDS, warmupS: WARMUP }],
+            },
+            gw.pid,
+            null,
+          );
+          const attacker = stop ? await stop() : null;
+          const state = await gatewayState(gw.url);
+          if (out.results.length < 1) {
+            throw new Error(`${runtime} ${f.name}: the load generator failed`);
+          }
+          runs.push({
+            runtime,
+            flood: f.name,
+            load: out.results[0],
+            cpu: out.cpu[0],
+            otherCpu: Math.max(...out.otherCpu),
+            attacker,
+            ...state,
+          });
         }
-        rows.push({
-          runtime,
-          flood: f.name,
-          load: out.results[0],
-          cpu: out.cpu[0],
-          attacker,
-          ...state,
-        });
+      } finally {
+        await gw.stop("SIGTERM");
       }
-    } finally {
-      await gw.stop("SIGTERM");
+    }
+  }
+  // Per runtime and flood, the run with the median p99 (all p99s listed).
+  const rows: (FloodRow & { p99s: number[] })[] = [];
+  for (const runtime of RUNTIMES) {
+    for (const f of floods) {
+      const same = runs.filter((r) => r.runtime === runtime && r.flood === f.name)
+        .sort((a, b) => a.load.p99Ms - b.load.p99Ms);
+      if (same.length === 0) continue;
+      rows.push({ ...same[(same.length - 1) >> 1], p99s: same.map((r) => r.load.p99Ms) });
     }
   }
   const lines = [
@@ -486,10 +515,12 @@ async function floodMain(): Promise<void> {
       cpus()[0]?.model ?? "?"
     }; Node ${process.version}; ${rooms} authenticated rooms x 2 subscribers, ${
       fmt(rate)
-    } posts/s (${fmt(2 * rate)} events/s offered), body ${BODY} B, ${SECONDS} s measured.`,
+    } posts/s (${
+      fmt(2 * rate)
+    } events/s offered), body ${BODY} B, ${SECONDS} s measured, ${repeat} run(s) each (the run with the median p99 shown).`,
     "",
-    "| runtime | anonymous flood | attacker answers/s | attacker answers | delivered ev/s | p50 ms | p99 ms | p99 vs no flood | gateway CPU | lost | rooms after | /healthz |",
-    "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| runtime | anonymous flood | attacker answers/s | attacker answers | delivered ev/s | p50 ms | p99 ms (runs) | p99 vs no flood | gateway CPU | other load | lost | rooms after | /healthz |",
+    "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const r of rows) {
     const calm = rows.find((c) => c.runtime === r.runtime && c.flood === "none")!;
@@ -499,9 +530,13 @@ async function floodMain(): Promise<void> {
     lines.push(
       `| ${r.runtime} | ${r.flood} | ${r.attacker ? fmt(r.attacker.perS) : "-"} | ${answers} | ${
         fmt(r.load.deliveredPerS)
-      } | ${fmt(r.load.p50Ms, 1)} | ${fmt(r.load.p99Ms, 1)} | ${
-        r === calm ? "-" : `${fmt((100 * r.load.p99Ms) / calm.load.p99Ms)}%`
-      } | ${fmt(100 * r.cpu)}% | ${r.load.lost} | ${fmt(r.rooms)} | ${r.health} |`,
+      } | ${fmt(r.load.p50Ms, 1)} | ${fmt(r.load.p99Ms, 1)}${
+        r.p99s.length > 1 ? ` (${r.p99s.map((v) => fmt(v, 0)).join(", ")})` : ""
+      } | ${r === calm ? "-" : `${fmt((100 * r.load.p99Ms) / calm.load.p99Ms)}%`} | ${
+        fmt(100 * r.cpu)
+      }% | ${fmt(100 * Math.max(0, r.otherCpu))}% | ${r.load.lost} | ${
+        fmt(r.rooms)
+      } | ${r.health} |`,
     );
   }
   const table = lines.join("\n");
@@ -510,7 +545,116 @@ async function floodMain(): Promise<void> {
   if (outFile) writeFileSync(outFile, table + "\n");
 }
 
-(process.argv.includes("--flood") ? floodMain() : main()).catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+/** A gateway of some checkout, started directly (for `--non-readers --gateway-root`). */
+async function startGatewayAt(root: string, runtime: "deno" | "node", args: string[]) {
+  const main = `${root}/gateway/main.ts`;
+  const argv = ["--port", "0", "--config", `${root}/config/sign-gateway.yaml`, ...args];
+  const [cmd, cmdArgs] = runtime === "deno"
+    ? [DENO, ["run", "-A", "--no-check", main, ...argv]]
+    : [NODE, ["--import", "tsx", main, ...argv]];
+  const p = spawn(cmd, cmdArgs, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  const port = await until(`the gateway in ${root} to listen`, () => {
+    const m = /"msg":"listening".*?"port":(\d+)/.exec(out);
+    return m ? Number(m[1]) : 0;
+  });
+  return { port, pid: p.pid!, stop: () => stopProcess(p) };
+}
+
+async function nonReadersMain(): Promise<void> {
+  const root = flag("gateway-root", ROOT.replace(/\/$/, ""));
+  const subs = Number(flag("subs", "2000"));
+  const mb = Number(flag("mb", "80"));
+  /** The client's address (`127.0.0.2` with `--gw-set limits.quota_exempt_sources=127.0.0.1/32`). */
+  const from = flag("from", "127.0.0.1");
+  const lines = [
+    `Machine: ${cpus().length} x ${
+      cpus()[0]?.model ?? "?"
+    }; Node ${process.version}; gateway of ${root}; from ${from}: ${subs} subscribers that never read (${
+      subs / 2
+    } rooms x 2), ${mb} MB posted in 64 KiB bodies.`,
+    "",
+    "| runtime | RSS idle MiB | RSS peak MiB | RSS after MiB | JS heap after MiB | history MiB | queued MiB | subscribers left | posts answered 200 |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const runtime of RUNTIMES) {
+    if (QUIET_WAIT > 0) await waitQuiet();
+    const extra = process.argv.flatMap((a, i) =>
+      a === "--gw-set" && i + 1 < process.argv.length ? ["--set", process.argv[i + 1]] : []
+    );
+    const gw = await startGatewayAt(root, runtime, [
+      "--log-level",
+      "info",
+      "--set",
+      `limits.max_subscribers=${subs + 100}`,
+      ...extra,
+    ]);
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      const idle = rssKiB(gw.pid);
+      let peak = idle;
+      const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(gw.pid))), 100);
+      const sockets = [];
+      for (let i = 0; i < subs; i++) {
+        const s = connect({ port: gw.port, host: "127.0.0.1", localAddress: from });
+        s.on("error", () => {});
+        s.pause();
+        s.write(`GET /rooms/nr-${i % (subs / 2)}/subscribe HTTP/1.1\r\nhost: gw\r\n\r\n`);
+        sockets.push(s);
+        if (i % 200 === 199) await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      const body = "p".repeat(64 * 1024);
+      const posts = Math.round((mb * 1e6) / body.length);
+      let answered = 0;
+      const agent = new Agent({ keepAlive: true, maxSockets: 8, localAddress: from });
+      const post = (i: number) =>
+        new Promise<void>((resolve) => {
+          const url = `http://127.0.0.1:${gw.port}/rooms/nr-${i % (subs / 2)}/broadcast`;
+          const r = request(url, { method: "POST", agent }, (res) => {
+            res.resume();
+            res.on("end", () => {
+              if (res.statusCode === 200) answered++;
+              resolve();
+            });
+          });
+          r.on("error", () => resolve());
+          r.end(body);
+        });
+      for (let i = 0; i < posts; i += 8) {
+        await Promise.all(Array.from({ length: Math.min(8, posts - i) }, (_, k) => post(i + k)));
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+      clearInterval(sampler);
+      const after = rssKiB(gw.pid);
+      const metrics = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
+      const gauge = (name: string) =>
+        Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1] ?? NaN) / 2 ** 20;
+      agent.destroy();
+      for (const s of sockets) s.destroy();
+      lines.push(
+        `| ${runtime} | ${fmt(idle / 1024)} | ${fmt(peak / 1024)} | ${fmt(after / 1024)} | ${
+          fmt(gauge("process_heap_used_bytes"))
+        } | ${fmt(gauge("gateway_backend_history_bytes"))} | ${
+          fmt(gauge("gateway_queued_bytes"), 1)
+        } | ${fmt(gauge("gateway_subscribers") * 2 ** 20)} of ${fmt(subs)} | ${fmt(answered)} of ${
+          fmt(posts)
+        } |`,
+      );
+      console.error(lines.at(-1));
+    } finally {
+      await gw.stop();
+    }
+  }
+  console.log(lines.join("\n"));
+}
+
+(process.argv.includes("--flood")
+  ? floodMain()
+  : process.argv.includes("--non-readers")
+  ? nonReadersMain()
+  : main()).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });

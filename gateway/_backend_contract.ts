@@ -185,6 +185,28 @@ export function backendContract(name: string, make: BackendFactory): ContractCas
     },
   );
 
+  t(
+    "the rooms a source created hold at most its history bytes; others are not charged",
+    async (mk) => {
+      const b = await mk({ maxHistoryBytesPerSource: 10, maxHistoryBytes: 100, maxBodyBytes: 10 });
+      const s1 = { source: "198.51.100.1", anonymous: false };
+      await b.open("h1", s1);
+      await b.open("h2", s1);
+      await append(b, "h1", "12345");
+      await append(b, "h2", "1234");
+      await assert.rejects(
+        append(b, "h2", "ab"),
+        (e: unknown) =>
+          e instanceof GatewayError && e.code === "too_many_source_bytes" && e.status === 429 &&
+          e.limit === "max_history_bytes_per_source",
+      );
+      assert.equal(await append(b, "h1", "x"), 1, "exactly the quota fits");
+      await b.open("h3", { source: "198.51.100.2", anonymous: false });
+      await append(b, "h3", "another");
+      await append(b, "h4", "no source at all");
+    },
+  );
+
   t("anonymous rooms are capped apart from the others", async (mk) => {
     const b = await mk({ maxAnonymousRooms: 1, maxRooms: 3 });
     const anon = { source: null, anonymous: true };

@@ -69,11 +69,24 @@ local function keep(now)
 end
 `;
 
-/** ARGV[10] body, ARGV[11] max messages, ARGV[12] max bytes, ARGV[13] channel. Returns the id. */
+/**
+ * ARGV[10] body, ARGV[11] max messages, ARGV[12] max bytes, ARGV[13] channel, ARGV[14] max
+ * history bytes of one source's rooms. Returns the id.
+ */
 const APPEND = PRELUDE + `
 local now = now_ms()
 local epoch, full = ensure(now)
 if not epoch then return redis.error_reply(full .. ' room quota reached') end
+local src = redis.call('HGET', KEYS[1], 'src')
+if src and src ~= '' then
+  local held = 0
+  for _, r in ipairs(redis.call('ZRANGEBYSCORE', ARGV[9] .. 'source:' .. src, now, '+inf')) do
+    held = held + tonumber(redis.call('HGET', ARGV[9] .. '{' .. r .. '}:m', 'bytes') or 0)
+  end
+  if held + string.len(ARGV[10]) > tonumber(ARGV[14]) then
+    return redis.error_reply('GWSRCBYTES source history quota reached')
+  end
+end
 local id = redis.call('HINCRBY', KEYS[1], 'seq', 1) - 1
 local len = redis.call('RPUSH', KEYS[2], ARGV[10])
 local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', string.len(ARGV[10]))
@@ -256,8 +269,8 @@ export function decodeRead(out: (string | number)[], from: number): HistoryRead 
 }
 
 /**
- * The gateway's error for a failed Redis call: the room quota a script's GWFULL, GWSRC or GWANON
- * reply names, else `backend_unavailable`.
+ * The gateway's error for a failed Redis call: the quota a script's GWFULL, GWSRC, GWANON or
+ * GWSRCBYTES reply names (an error reply's first word is its code), else `backend_unavailable`.
  *
  * @param e what the call threw
  * @param limits the room limits, for the messages
@@ -265,10 +278,16 @@ export function decodeRead(out: (string | number)[], from: number): HistoryRead 
  */
 export function redisFailure(
   e: unknown,
-  limits: Pick<GatewayLimits, "maxRooms" | "maxRoomsPerSource" | "maxAnonymousRooms">,
+  limits: Pick<
+    GatewayLimits,
+    "maxRooms" | "maxRoomsPerSource" | "maxAnonymousRooms" | "maxHistoryBytesPerSource"
+  >,
 ): GatewayError {
   const m = e instanceof Error ? e.message : String(e);
   if (m.startsWith("GWFULL")) return roomRefusal("rooms", limits.maxRooms);
+  if (m.startsWith("GWSRCBYTES")) {
+    return roomRefusal("source_bytes", limits.maxHistoryBytesPerSource);
+  }
   if (m.startsWith("GWSRC")) return roomRefusal("source", limits.maxRoomsPerSource);
   if (m.startsWith("GWANON")) return roomRefusal("anonymous", limits.maxAnonymousRooms);
   return new GatewayError(

@@ -396,3 +396,53 @@ test("a source that keeps hitting its quotas is handed to the server to ban; one
   assert.deepEqual(banned, [ATTACKER], "the proxy itself is never banned");
   await g.close();
 });
+
+test("one source cannot fill everyone's history; anonymous rooms cannot fill what token holders need", async () => {
+  const g = gateway({
+    now: () => 1_000_000,
+    limits: {
+      maxBodyBytes: 64 * 1024,
+      maxHistoryBytes: 512 * 1024,
+      maxHistoryBytesPerSource: 1024 * 1024,
+      maxAnonymousHistoryBytes: 2 * 1024 * 1024,
+      maxTotalHistoryBytes: 4 * 1024 * 1024,
+    },
+    access: {
+      enabled: true,
+      tokenSecret: TOKEN_SECRET,
+      issuerSecret: ISSUER_SECRET,
+      allowAnonymous: true,
+    },
+  });
+  const body = "h".repeat(60 * 1024);
+  const fill = async (address: string) => {
+    const c = g.from(address);
+    for (let i = 0; i < 100; i++) {
+      const res = await c.post(`h${address.replaceAll(".", "_")}-${i % 4}`, body);
+      if (res.status !== 200) return await errorOf(res);
+    }
+    return null;
+  };
+  assert.deepEqual(await fill(ATTACKER), { status: 429, error: "too_many_source_bytes" });
+  assert.ok(g.backend.stats().history_bytes <= 1024 * 1024);
+  assert.deepEqual(await fill("192.0.2.1"), { status: 429, error: "too_many_source_bytes" });
+  assert.deepEqual(await fill("192.0.2.2"), { status: 503, error: "storage_full" });
+  assert.ok(g.backend.stats().history_bytes <= 2 * 1024 * 1024, "the anonymous share");
+  const issuer = createRoomTokenIssuer({
+    url: "http://gw.test",
+    secret: ISSUER_SECRET,
+    fetch: g.fetchFrom(SERVICE),
+  });
+  const token = (await issuer.issue("with-token", "service")).token;
+  const service = g.from(SERVICE);
+  for (let i = 0; i < 16; i++) {
+    const res = await service.post("with-token", body, { authorization: `Bearer ${token}` });
+    assert.equal(res.status, 200, "a token holder's room still gets its history");
+  }
+  const health = await g.health();
+  assert.deepEqual(health.saturated.map((s: { limit: string }) => s.limit), [
+    "max_anonymous_history_bytes",
+    "max_history_bytes_per_source",
+  ]);
+  await g.close();
+});

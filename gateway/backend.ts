@@ -127,16 +127,19 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-/** The room quotas a backend enforces. */
-export type RoomQuota = "rooms" | "source" | "anonymous";
+/**
+ * The quotas a backend enforces on rooms: all rooms, a source's rooms, the anonymous rooms, and
+ * the history bytes a source's rooms hold.
+ */
+export type RoomQuota = "rooms" | "source" | "anonymous" | "source_bytes";
 
 /**
- * The refusal of a room that a quota does not allow.
+ * The refusal of a room, or of a message, that a quota does not allow.
  *
- * @param quota which quota: all rooms, the source's rooms, the anonymous rooms
+ * @param quota which quota (see {@link RoomQuota})
  * @param max its limit, for the message
  * @returns the error (`too_many_rooms` 503, `too_many_source_rooms` 429,
- * `too_many_anonymous_rooms` 503), naming the limit's setting
+ * `too_many_anonymous_rooms` 503, `too_many_source_bytes` 429), naming the limit's setting
  */
 export function roomRefusal(quota: RoomQuota, max: number): GatewayError {
   switch (quota) {
@@ -145,6 +148,13 @@ export function roomRefusal(quota: RoomQuota, max: number): GatewayError {
         "too_many_source_rooms",
         `this source already holds its maximum of ${max} rooms; retry when one has expired`,
         { limit: "max_rooms_per_source" },
+      );
+    case "source_bytes":
+      return new GatewayError(
+        "too_many_source_bytes",
+        `the rooms this source created hold their maximum of ${max} bytes of history; ` +
+          "retry when one has expired",
+        { limit: "max_history_bytes_per_source" },
       );
     case "anonymous":
       return new GatewayError(

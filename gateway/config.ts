@@ -46,6 +46,16 @@ export interface GatewayLimits {
   /** Rooms created by one source that exist at once (429 `too_many_source_rooms`). */
   maxRoomsPerSource: number;
   /**
+   * History bytes held by the rooms one source created (429 `too_many_source_bytes`): one
+   * source cannot fill `maxTotalHistoryBytes` (or Redis) for everyone.
+   */
+  maxHistoryBytesPerSource: number;
+  /**
+   * History bytes held by the anonymous rooms (memory backend; 503 `storage_full`): anonymous
+   * requests cannot fill the history token holders need.
+   */
+  maxAnonymousHistoryBytes: number;
+  /**
    * Rooms created without a room token that exist at once, when access control is on and
    * anonymous requests are allowed (503 `too_many_anonymous_rooms`); the rest of
    * {@link maxRooms} stays for requests with a token.
@@ -185,6 +195,8 @@ export const DEFAULT_LIMITS: Readonly<GatewayLimits> = Object.freeze({
   maxInflightBodyBytes: 64 * 1024 * 1024,
   emptyRoomTtlMs: 10_000,
   maxRoomsPerSource: 100,
+  maxHistoryBytesPerSource: 16 * 1024 * 1024,
+  maxAnonymousHistoryBytes: 64 * 1024 * 1024,
   maxAnonymousRooms: 1000,
   maxSubscribersPerSource: 64,
   maxTotalQueuedBytes: 64 * 1024 * 1024,
@@ -281,6 +293,8 @@ const RULES: Record<string, Record<string, Rule>> = {
     max_inflight_body_bytes: pos(),
     empty_room_ttl_ms: pos(1000),
     max_rooms_per_source: pos(),
+    max_history_bytes_per_source: pos(),
+    max_anonymous_history_bytes: pos(),
     max_anonymous_rooms: pos(),
     max_subscribers_per_source: pos(),
     max_total_queued_bytes: pos(1024),
@@ -438,6 +452,18 @@ export function validateConfig(config: GatewayConfig): void {
     throw new RangeError(
       `limits.max_history_bytes (${l.maxHistoryBytes}) must not exceed limits.max_total_history_bytes (${l.maxTotalHistoryBytes})`,
     );
+  }
+  for (
+    const [key, v] of [
+      ["max_history_bytes_per_source", l.maxHistoryBytesPerSource],
+      ["max_anonymous_history_bytes", l.maxAnonymousHistoryBytes],
+    ] as const
+  ) {
+    if (l.maxBodyBytes > v) {
+      throw new RangeError(
+        `limits.max_body_bytes (${l.maxBodyBytes}) must not exceed limits.${key} (${v})`,
+      );
+    }
   }
   if (l.maxBodyBytes > l.maxTotalQueuedBytes) {
     throw new RangeError(

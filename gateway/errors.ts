@@ -29,6 +29,7 @@ export type GatewayErrorCode =
   | "too_many_source_rooms"
   | "too_many_anonymous_rooms"
   | "too_many_source_subscribers"
+  | "too_many_source_bytes"
   | "request_timeout"
   | "server_busy"
   | "storage_full"
@@ -56,6 +57,7 @@ export const STATUS_BY_CODE: Readonly<Record<GatewayErrorCode, number>> = {
   too_many_source_rooms: 429,
   too_many_anonymous_rooms: 503,
   too_many_source_subscribers: 429,
+  too_many_source_bytes: 429,
   request_timeout: 408,
   server_busy: 503,
   storage_full: 503,

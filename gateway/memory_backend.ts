@@ -33,6 +33,8 @@ export interface MemoryBackendOptions {
       | "maxRooms"
       | "maxRoomsPerSource"
       | "maxAnonymousRooms"
+      | "maxHistoryBytesPerSource"
+      | "maxAnonymousHistoryBytes"
     >
   >;
   /** Clock in milliseconds (default `Date.now`); tests inject a fake one. */
@@ -96,7 +98,22 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
   const fresh = new Map<string, Room>();
   const used = new Map<string, Room>();
   const bySource = new Map<string, number>();
+  /** History bytes of the rooms each source created, and of the anonymous rooms. */
+  const bytesBySource = new Map<string, number>();
   let anonymousRooms = 0;
+  let anonymousBytes = 0;
+
+  /** Counts `delta` history bytes of `room` (its own, its source's, the anonymous ones). */
+  function account(room: Room, delta: number): void {
+    room.bytes += delta;
+    totalBytes += delta;
+    if (room.source !== null) {
+      const n = (bytesBySource.get(room.source) ?? 0) + delta;
+      if (n > 0) bytesBySource.set(room.source, n);
+      else bytesBySource.delete(room.source);
+    }
+    if (room.anonymous) anonymousBytes += delta;
+  }
   let totalBytes = 0;
   let epochs = 0;
   let closed = false;
@@ -131,7 +148,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
   function forget(room: Room): void {
     rooms.delete(room.name);
     queueOf(room).delete(room.name);
-    totalBytes -= room.bytes;
+    account(room, -room.bytes);
     if (room.source !== null) {
       const n = (bySource.get(room.source) ?? 1) - 1;
       if (n > 0) bySource.set(room.source, n);
@@ -234,8 +251,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
       room.msgs[room.head] = undefined; // let the dropped message be collected now
       room.head++;
       room.firstId++;
-      room.bytes -= old.bytes;
-      totalBytes -= old.bytes;
+      account(room, -old.bytes);
     }
     if (room.head > 64 && room.head * 2 > room.msgs.length) {
       room.msgs = room.msgs.slice(room.head);
@@ -256,6 +272,22 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
       later(() => {
         checkOpen();
         const room = getRoom(name, creator);
+        if (
+          room.source !== null &&
+          (bytesBySource.get(room.source) ?? 0) + bytes > lim.maxHistoryBytesPerSource
+        ) {
+          throw roomRefusal("source_bytes", lim.maxHistoryBytesPerSource);
+        }
+        if (room.anonymous && anonymousBytes + bytes > lim.maxAnonymousHistoryBytes) {
+          sweep();
+          if (anonymousBytes + bytes > lim.maxAnonymousHistoryBytes) {
+            throw new GatewayError(
+              "storage_full",
+              `the rooms created without a room token hold their maximum of ${lim.maxAnonymousHistoryBytes} bytes of history; retry later or use a room token`,
+              { limit: "max_anonymous_history_bytes" },
+            );
+          }
+        }
         if (totalBytes + bytes - bytesFreedBy(room, bytes) > lim.maxTotalHistoryBytes) {
           sweep();
           if (totalBytes + bytes - bytesFreedBy(room, bytes) > lim.maxTotalHistoryBytes) {
@@ -269,8 +301,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
         markUsed(room);
         const msg: StoredMessage = { id: room.nextId++, body, epoch: room.epoch, bytes };
         room.msgs.push(msg);
-        room.bytes += bytes;
-        totalBytes += bytes;
+        account(room, bytes);
         trim(room);
         for (const l of room.listeners) {
           try {
@@ -350,7 +381,9 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
         fresh.clear();
         used.clear();
         bySource.clear();
+        bytesBySource.clear();
         anonymousRooms = 0;
+        anonymousBytes = 0;
         totalBytes = 0;
       }),
   };

@@ -59,6 +59,7 @@ export interface RedisBackendOptions {
       | "maxRooms"
       | "maxRoomsPerSource"
       | "maxAnonymousRooms"
+      | "maxHistoryBytesPerSource"
     >
   >;
   /** Logger for connection events (never logs the URL's password). */
@@ -146,6 +147,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
         lim.maxHistoryMessages,
         lim.maxHistoryBytes,
         keys.channel(room),
+        lim.maxHistoryBytesPerSource,
       ]);
       return Number(id);
     },
