@@ -6,7 +6,8 @@
  * per call, no automatic retry: a refusal for load is waited out for its hint, then retried.
  *
  * Per level it prints: goodput (signatures per minute over the measured window), p50 / p95
- * latency of a successful call, the share of refused calls and their latency (p50 / max), the
+ * latency of a successful call, the share of refused calls and their latency (p50 / max, as
+ * the clients saw it, and the largest as the service audited it: request to refusal), the
  * service's CPU use (of all cores, over the window, and over the samples during which compute
  * jobs were queued), the latency of `GET /metrics` on the service (the I/O loop's
  * responsiveness), and what the service did after every client was killed (SIGKILL): its CPU
@@ -20,14 +21,16 @@
  * node --import tsx bench/load_bench.ts --runtimes=deno --levels=1,16 --seconds=40
  * ```
  * Flags: `--runtimes=deno,node`, `--levels=1,4,16,64`, `--seconds=60` (measured, per level),
- * `--warmup=15`, `--timeout-ms=30000` (deadline of a call), `--procs=8` (client processes at
- * most), `--client-nice=10` (the clients' nice level: they share the service's two cores, and
+ * `--warmup=15` (plus half a second per client, for the client processes to start),
+ * `--timeout-ms=30000` (deadline of a call), `--procs=64` (client processes at most: by
+ * default one per client, as clients on machines of their own), `--client-nice=10` (the clients' nice level: they share the service's two cores, and
  * run at a lower priority to stand for clients on machines of their own; 0 for none),
  * `--quiet-wait=S` (wait up to S seconds for a quiet machine before each level).
  * @module
  */
 import "../testing/setup.ts";
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { fixtureAccounts } from "../testing/accounts.ts";
@@ -47,7 +50,7 @@ const LEVELS = flag("levels", "1,4,16,64").split(",").map(Number);
 const SECONDS = Number(flag("seconds", "60"));
 const WARMUP = Number(flag("warmup", "15"));
 const TIMEOUT_MS = Number(flag("timeout-ms", "30000"));
-const PROCS = Number(flag("procs", "8"));
+const PROCS = Number(flag("procs", "64"));
 const NICE = Number(flag("client-nice", "10"));
 const QUIET = Number(flag("quiet-wait", "0"));
 const CORES = availableParallelism();
@@ -84,6 +87,8 @@ interface Level {
   readonly attempts: number;
   readonly refusedP50: number;
   readonly refusedMax: number;
+  /** Largest duration of a refusal in the service's audit log, ms. */
+  readonly auditedRefusalMax: number;
   readonly errors: Record<string, number>;
   readonly cpu: number;
   readonly cpuQueued: number;
@@ -94,6 +99,16 @@ interface Level {
   readonly afterCpuMs: number;
   readonly idleAfterMs: number;
   readonly otherCores: number;
+}
+
+/** The service's audit lines (the stack's audit file). */
+function auditLines(stack: LocalStack): Record<string, unknown>[] {
+  try {
+    return readFileSync(stack.auditFile, "utf8").split("\n").filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l));
+  } catch {
+    return [];
+  }
 }
 
 function quantile(xs: readonly number[], q: number): number {
@@ -174,7 +189,7 @@ async function runLevel(stack: LocalStack, n: number): Promise<Level> {
       await sleep(250);
     }
   })();
-  await sleep(WARMUP * 1000);
+  await sleep((WARMUP + n / 2) * 1000);
   const w0 = Date.now();
   const other = otherLoad([stack.servicePid, stack.gateway.pid, ...clients.map((c) => c.pid!)]);
   await sleep(SECONDS * 1000);
@@ -198,6 +213,10 @@ async function runLevel(stack: LocalStack, n: number): Promise<Level> {
   void tStart;
 
   const inWindow = attempts.filter((a) => a.t >= w0 && a.t < w1);
+  const refusals = auditLines(stack).filter((l) => {
+    const t = Date.parse(String(l.ts));
+    return l.outcome === "rate-limited" && t >= w0 && t < w1;
+  });
   const ok = inWindow.filter((a) => a.ev === "ok");
   const refused = inWindow.filter((a) => a.ev === "refused");
   const errors: Record<string, number> = {};
@@ -243,6 +262,9 @@ async function runLevel(stack: LocalStack, n: number): Promise<Level> {
     attempts: inWindow.length,
     refusedP50: quantile(refused.map((a) => a.ms), 0.5),
     refusedMax: refused.length ? Math.max(...refused.map((a) => a.ms)) : NaN,
+    auditedRefusalMax: refusals.length
+      ? Math.max(...refusals.map((l) => Number(l.duration_ms)))
+      : NaN,
     errors,
     cpu,
     cpuQueued: qWall > 0 ? qCpu / qWall / CORES : NaN,
@@ -277,7 +299,6 @@ async function main(): Promise<void> {
         WALLET_MPC_SERVICE__RATE_LIMIT__BURST: "100000",
         WALLET_MPC_SERVICE__RATE_LIMIT__MAX_CONCURRENT_SESSIONS: "1000",
         WALLET_MPC_SERVICE__RATE_LIMIT__MAX_SESSIONS_PER_CALLER: "1000",
-        WALLET_MPC_SERVICE__AUDIT__FILE: "/dev/null",
       },
     });
     const rows: Level[] = [];
@@ -294,17 +315,19 @@ async function main(): Promise<void> {
     const peak = Math.max(...rows.map((r) => r.goodput));
     console.log(`\n#### service under ${runtime}\n`);
     console.log(
-      "| N | goodput (sig/min) | of peak | p50 | p95 | refused | refusal p50 / max | other errors | " +
+      "| N | goodput (sig/min) | of peak | p50 | p95 | refused | refusal p50 / max (clients) | " +
+        "refusal max (service) | other errors | " +
         "service CPU (of all cores) | while queued: service / machine (samples) | /metrics p50 / p99 | " +
         "CPU 1-3 s after the clients left | idle after | other load (cores) |",
     );
-    console.log("|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|");
+    console.log("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     for (const r of rows) {
       const errs = Object.entries(r.errors).map(([k, v]) => `${v}x ${k}`).join("; ") || "0";
       console.log(
         `| ${r.n} | ${r.goodput.toFixed(1)} | ${pct(r.goodput / peak)} | ${ms(r.p50)} | ` +
           `${ms(r.p95)} | ${r.refused}/${r.attempts} (${pct(r.refused / r.attempts)}) | ` +
-          `${ms(r.refusedP50)} / ${ms(r.refusedMax)} | ${errs} | ${pct(r.cpu)} | ` +
+          `${ms(r.refusedP50)} / ${ms(r.refusedMax)} | ${ms(r.auditedRefusalMax)} | ${errs} | ` +
+          `${pct(r.cpu)} | ` +
           `${pct(r.cpuQueued)} / ${pct(r.machineQueued)} (${r.queuedSamples}) | ` +
           `${ms(r.metricsP50)} / ${ms(r.metricsP99)} | ${ms(r.afterCpuMs)} | ` +
           `${ms(r.idleAfterMs)} | ${r.otherCores.toFixed(2)} |`,

@@ -18,7 +18,7 @@ import { fullSignProtocol } from "../core/protocols/sign.ts";
 import { verifySignature } from "../core/signature.ts";
 import { dealKeyShares, freshSid } from "../testing/fixtures/protocol_fixtures.ts";
 import { fixturePaillier } from "../testing/fixtures/keys.ts";
-import { TEST_WORKER, watchedPool } from "../testing/compute.ts";
+import { bounded, TEST_WORKER, watchedPool } from "../testing/compute.ts";
 import {
   type ComputePool,
   type ComputePoolEvent,
@@ -186,7 +186,10 @@ describe("compute pool", () => {
       });
       assert.equal(pool.stats().queued, 1);
       ac.abort();
-      await assert.rejects(queued, (e: unknown) => e instanceof TransportError);
+      await assert.rejects(
+        bounded(60_000, "the cancelled job's answer", queued),
+        (e: unknown) => e instanceof TransportError,
+      );
       c.release();
       await Promise.all([spin1, spin2]);
       assert.equal(Atomics.load(c.view, 1), 0, "the queued job never ran");
@@ -238,10 +241,11 @@ describe("compute pool", () => {
     const { pool } = await testPool(1);
     pools.push(pool);
     const spawned = pool.stats().spawned;
-    const e = await pool.run({ kind: "crash" }, { label: "sign (full-sign round 3)" }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const e = await bounded(
+      60_000,
+      "the crashed job's failure",
+      pool.run({ kind: "crash" }, { label: "sign (full-sign round 3)" }),
+    ).then(() => undefined, (e: unknown) => e);
     assert.ok(e instanceof ComputeWorkerError, String(e));
     assert.equal(e.code, "crashed");
     assert.match(e.message, /compute worker failed running sign \(full-sign round 3\)/);

@@ -21,9 +21,20 @@
  *   (Connect / gRPC timeout), capped by the protocol's round timeout: a session whose first
  *   step waits longer than that is timed out by its peer anyway.
  *
+ * - **Adaptive concurrency**: the worker time is not all a session waits for: its peer
+ *   computes too, and on a machine shared with other work (clients on the same host, other
+ *   processes) the workers get less than their cores. So the controller also keeps a limit on
+ *   the sessions admitted at once, found from what the sessions' deadlines say (additive
+ *   increase, multiplicative decrease, as TCP and concurrency limiters do): a session that ends
+ *   well within half of its time budget raises the limit by 1/limit; one that ends past 80% of
+ *   it lowers the limit by 10%; one that misses its deadline lowers it by 25%. Beyond the limit a
+ *   request is refused at once (`overloaded`), its hint the expected time for one session to
+ *   end. Sessions thus stop being admitted where they would only make every session late,
+ *   whatever the bottleneck is.
+ *
  * The per-caller token bucket and the session counts of rate_limit.ts stay in front of this.
- * Deadlines are relative (time left) and the backlog is counted in worker time, so the
- * controller reads no clock and tests need no timers.
+ * Deadlines are relative (time left) and the backlog is counted in worker time; the clock is
+ * injected, so tests need no timers.
  *
  * @example
  * ```ts
@@ -69,6 +80,12 @@ export interface AdmissionOptions {
   readonly maxWaitMs?: number;
   /** Weight of one session's measured cost in the running estimate (default 0.2). */
   readonly learningRate?: number;
+  /** Most sessions admitted at once, the adaptive limit's ceiling (default 16). */
+  readonly maxConcurrent?: number;
+  /** The adaptive limit's start (default: four per worker, at most `maxConcurrent`). */
+  readonly initialLimit?: number;
+  /** Milliseconds clock (default `performance.now`). */
+  readonly clock?: () => number;
 }
 
 /** One admitted session. */
@@ -82,9 +99,10 @@ export interface AdmissionTicket {
   charge(busyMs: number): void;
   /**
    * Ends the session (later calls do nothing). A session that ended `ok` teaches the estimate
-   * its kind's cost; one that failed or was cancelled teaches it only when it used more.
+   * its kind's cost; one that failed or was cancelled teaches it only when it used more. An
+   * `ok` session and a `late` one (its deadline passed) move the concurrency limit (module doc).
    */
-  finish(outcome: "ok" | "failed"): void;
+  finish(outcome: "ok" | "failed" | "late"): void;
 }
 
 /** The admission controller (module doc). */
@@ -105,6 +123,8 @@ export interface Admission {
   expectedStartMs(): number;
   /** Sessions admitted and not finished. */
   active(): number;
+  /** The adaptive concurrency limit now (module doc). */
+  limit(): number;
 }
 
 function positive(v: unknown, what: string): number {
@@ -118,6 +138,10 @@ interface Admitted {
   readonly kind: SessionKind;
   spent: number;
 }
+
+/** Adaptive limit: a good end below this share of the budget raises it, above the next lowers. */
+const FAST_SHARE = 0.5;
+const SLOW_SHARE = 0.8;
 
 /**
  * Creates an admission controller (module doc).
@@ -134,8 +158,14 @@ export function createAdmission(options: AdmissionOptions): Admission {
   for (const [k, v] of Object.entries(options.costMs ?? {})) {
     costs[k as SessionKind] = positive(v, `costMs.${k}`);
   }
+  const clock = options.clock ?? (() => performance.now());
+  const ceiling = positive(options.maxConcurrent ?? 16, "maxConcurrent");
+  let limit = Math.min(ceiling, positive(options.initialLimit ?? 4 * workers, "initialLimit"));
+  /** Running average of a session's wall time, ms (for the hint of the limit's refusals). */
+  let wallMs = costs.sign;
   const running = new Set<Admitted>();
   let admitted = 0;
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
   const backlogMs = () => {
     let sum = 0;
@@ -152,17 +182,27 @@ export function createAdmission(options: AdmissionOptions): Admission {
     if (backlog > 0 && start + own > budget) {
       // With no new arrivals the queue drains at `workers` ms of work per ms.
       const retryAfterMs = Math.max(start + own - budget, 100);
-      const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
       throw new RateLimited(
         "overloaded",
         retryAfterMs,
-        `the service is busy: a ${kind} session would start in about ${s(start)} and take ` +
-          `${s(own)}, after the request's deadline (${s(Math.max(0, budget))}); ` +
-          `retry in ${s(retryAfterMs)}`,
+        `the service is busy: a ${kind} session would start in about ${seconds(start)} and ` +
+          `take ${seconds(own)}, after the request's deadline (${seconds(Math.max(0, budget))}); ` +
+          `retry in ${seconds(retryAfterMs)}`,
+      );
+    }
+    if (running.size >= Math.floor(limit)) {
+      // A slot frees, on average, every wall time / sessions running.
+      const retryAfterMs = Math.max(wallMs / Math.max(1, running.size), 100);
+      throw new RateLimited(
+        "overloaded",
+        retryAfterMs,
+        `the service is busy: ${running.size} sessions run, as many as finish in time now; ` +
+          `retry in ${seconds(retryAfterMs)}`,
       );
     }
     const entry: Admitted = { kind, spent: 0 };
     running.add(entry);
+    const t0 = clock();
     let done = false;
     return {
       priority: ++admitted,
@@ -175,10 +215,19 @@ export function createAdmission(options: AdmissionOptions): Admission {
         if (done) return;
         done = true;
         running.delete(entry);
+        const wall = clock() - t0;
         if (outcome === "ok" && entry.spent > 0) {
           costs[kind] = costs[kind] * (1 - rate) + entry.spent * rate;
         } else if (entry.spent > costs[kind]) {
           costs[kind] = costs[kind] * (1 - rate) + entry.spent * rate;
+        }
+        if (outcome === "late") {
+          limit = Math.max(1, limit * 0.75);
+        } else if (outcome === "ok") {
+          wallMs = wallMs * (1 - rate) + wall * rate;
+          const share = Number.isFinite(budget) ? wall / budget : 0;
+          if (share > SLOW_SHARE) limit = Math.max(1, limit * 0.9);
+          else if (share < FAST_SHARE) limit = Math.min(ceiling, limit + 1 / limit);
         }
       },
     };
@@ -190,5 +239,6 @@ export function createAdmission(options: AdmissionOptions): Admission {
     backlogMs,
     expectedStartMs: () => backlogMs() / workers,
     active: () => running.size,
+    limit: () => limit,
   };
 }

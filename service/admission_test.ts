@@ -37,7 +37,7 @@ test("the expected start is the admitted sessions' remaining work over the worke
 });
 
 test("a request that could not finish before its deadline is refused with the wait that would make it fit", () => {
-  const a = createAdmission({ workers: 2, costMs: { sign: 2000 } });
+  const a = createAdmission({ workers: 2, costMs: { sign: 2000 }, initialLimit: 16 });
   for (let k = 0; k < 10; k++) a.admit("sign"); // 20 s of work: a new one starts in 10 s
   const e = refusal(() => a.admit("sign", 11_000));
   assert.equal(e.code, "overloaded");
@@ -49,7 +49,12 @@ test("a request that could not finish before its deadline is refused with the wa
 });
 
 test("the round timeout bounds the wait of a request without a deadline or with a later one", () => {
-  const a = createAdmission({ workers: 1, costMs: { sign: 1000 }, maxWaitMs: 5000 });
+  const a = createAdmission({
+    workers: 1,
+    costMs: { sign: 1000 },
+    maxWaitMs: 5000,
+    initialLimit: 16,
+  });
   for (let k = 0; k < 4; k++) a.admit("sign");
   a.admit("sign"); // 4 s + 1 s: fits 5 s
   assert.equal(refusal(() => a.admit("sign")).code, "overloaded");
@@ -85,4 +90,41 @@ test("bad options are refused", () => {
   assert.throws(() => createAdmission({ workers: 1, costMs: { sign: -1 } }), RangeError);
   assert.throws(() => createAdmission({ workers: 1, learningRate: 0 }), RangeError);
   assert.throws(() => createAdmission({ workers: 1 }).admit("x" as "sign"), TypeError);
+});
+
+test("the concurrency limit follows the deadlines: refusals beyond it, up when sessions end early, down when late", () => {
+  let now = 0;
+  const a = createAdmission({
+    workers: 2,
+    costMs: { sign: 100 },
+    initialLimit: 2,
+    maxConcurrent: 4,
+    maxWaitMs: 10_000,
+    clock: () => now,
+  });
+  const s1 = a.admit("sign");
+  const s2 = a.admit("sign");
+  const e = refusal(() => a.admit("sign"));
+  assert.equal(e.code, "overloaded");
+  assert.match(e.message, /2 sessions run, as many as finish in time now/);
+  now += 1000; // 10% of the budget: early
+  s1.finish("ok");
+  assert.equal(a.limit(), 2.5);
+  s2.finish("ok");
+  assert.equal(a.limit(), 2.9);
+  const s3 = a.admit("sign");
+  const s4 = a.admit("sign");
+  now += 9000; // 90% of the budget: late for comfort
+  s3.finish("ok");
+  assert.ok(Math.abs(a.limit() - 2.61) < 1e-9, String(a.limit()));
+  const s5 = a.admit("sign");
+  s5.finish("late");
+  assert.ok(a.limit() < 2, "a missed deadline lowers it by a quarter");
+  s4.finish("failed");
+  assert.ok(a.limit() < 2, "a failure for another cause does not move it");
+  for (let k = 0; k < 100; k++) {
+    const t = a.admit("sign");
+    t.finish("ok"); // instant: early
+  }
+  assert.equal(a.limit(), 4, "never above the ceiling");
 });

@@ -51,13 +51,14 @@ export interface ServiceComputeOptions {
 
 /**
  * Starts the compute workers and waits for the first one to be ready.
- * @param config the service configuration (`compute`, `mpc.round_timeout_ms`).
+ * @param config the service configuration (`compute`, `mpc.round_timeout_ms`, and
+ *   `rate_limit.max_concurrent_sessions`, the ceiling of the adaptive limit).
  * @param options logger, and a worker module for tests.
  * @returns the compute.
  * @throws {ComputeWorkerError} "unavailable" when no worker starts.
  */
 export async function startServiceCompute(
-  config: Pick<ServiceConfig, "compute" | "mpc">,
+  config: Pick<ServiceConfig, "compute" | "mpc" | "rateLimit">,
   options: ServiceComputeOptions = {},
 ): Promise<ServiceCompute> {
   const { logger } = options;
@@ -84,6 +85,7 @@ export async function startServiceCompute(
     workers: pool.size,
     costMs,
     maxWaitMs: config.compute.maxQueueWaitMs || config.mpc.roundTimeoutMs,
+    maxConcurrent: config.rateLimit.maxConcurrentSessions,
   });
   made.pool = pool;
   made.admission = admission;

@@ -9,6 +9,7 @@
  * | `sign_service_sessions_active` | gauge | | sessions admitted and not ended |
  * | `sign_service_queue_length` | gauge | | compute jobs waiting for a worker |
  * | `sign_service_queue_wait_seconds` | histogram | | time a compute job waited for a worker |
+ * | `sign_service_admission_limit` | gauge | | sessions admitted at once at most now (the adaptive limit of admission.ts) |
  * | `sign_service_backlog_seconds` | gauge | | worker time the admitted sessions are still expected to need |
  * | `sign_service_expected_wait_seconds` | gauge | | expected wait of a session admitted now (backlog / workers) |
  * | `sign_service_session_cost_seconds` | gauge | `kind` | current estimate of one session's worker time |
@@ -94,6 +95,11 @@ export function createServiceMetrics(sources: MetricsSources): ServiceMetrics {
     "Time a compute job waited for a worker.",
     [],
     WAIT_BUCKETS,
+  );
+  m.gauge(
+    "sign_service_admission_limit",
+    "Sessions admitted at once at most now (the adaptive limit).",
+    () => admission()?.limit() ?? 0,
   );
   m.gauge(
     "sign_service_backlog_seconds",

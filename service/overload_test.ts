@@ -15,7 +15,7 @@ import type { AccountEntry } from "../core/keyshare.ts";
 import { MemoryPresignatureStore } from "../core/presignature_store.ts";
 import { MemoryKeyStore } from "../keystore/memory_key_store.ts";
 import type { ComputePool } from "../platform/compute_pool.ts";
-import { watchedPool as startWatchedPool } from "../testing/compute.ts";
+import { bounded, watchedPool as startWatchedPool } from "../testing/compute.ts";
 import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
 import { newRoomId } from "../session/inputs.ts";
 import { signAsParty } from "../session/party.ts";
@@ -40,21 +40,6 @@ const pools: ComputePool[] = [];
 after(async () => {
   for (const p of pools) await p.close();
 });
-
-/** Awaits `p`, failing (not hanging) when it takes more than `ms`. */
-async function bounded<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let t: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        t = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(t);
-  }
-}
 
 /** A service in process with the given compute, admission and metrics. */
 function service(o: { pool?: ComputePool; admission?: Admission; metrics?: ServiceMetrics }) {

@@ -451,7 +451,7 @@ async function underLimits<T>(
     outcome = codeName(classify(cause).error.code).replaceAll("-", "_");
     throw cause;
   } finally {
-    ticket?.finish(outcome === "ok" ? "ok" : "failed");
+    ticket?.finish(outcome === "ok" ? "ok" : outcome === "deadline_exceeded" ? "late" : "failed");
     deps.metrics?.sessionEnded(kind, outcome);
     unlock();
     release();
