@@ -386,8 +386,10 @@ interface FloodRow {
   attacker: { perS: number; byStatus: Record<string, number> } | null;
   rooms: number;
   health: string;
-  /** CPU (in cores) used by other processes of the machine meanwhile (the attacker included). */
+  /** CPU (in cores) used by other processes of the machine meanwhile (not the attacker). */
   otherCpu: number;
+  /** CPU (in cores) the attacker's process used meanwhile. */
+  attackerCpu: number;
 }
 
 const FLOOD_SECRET = "bench-token-secret-0123456789abcdef";
@@ -405,13 +407,14 @@ async function startFloodProcess(opts: import("./gateway/flood.ts").FloodOptions
   let out = "";
   p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
   await until("the flood to start", () => out.includes('"flooding"'));
-  return async () => {
+  const stop = async () => {
     const done = new Promise<void>((r) => p.once("exit", () => r()));
     p.stdin!.write("stop\n");
     await done;
     const line = out.split("\n").find((l) => l.includes('"done"'));
     return line ? JSON.parse(line) : null;
   };
+  return { stop, pid: p.pid! };
 }
 
 async function gatewayState(url: string): Promise<{ rooms: number; health: string }> {
@@ -455,14 +458,15 @@ async function floodMain(): Promise<void> {
       });
       try {
         for (const [i, f] of floods.entries()) {
-          const stop = f.sources.length > 0
+          const flood = f.sources.length > 0
             ? await startFloodProcess({
               port: gw.port,
               sources: f.sources,
               connsPerSource: f.conns,
             })
             : null;
-          if (stop) await new Promise((r) => setTimeout(r, 1000)); // the flood reaches its quotas
+          if (flood) await new Promise((r) => setTimeout(r, 1000)); // the flood reaches its quotas
+          const a0 = { t: performance.now(), ticks: flood ? cpuTicks(flood.pid) : 0 };
           console.error(`bench: ${runtime} flood ${f.name}`);
           const out = await runLoadgen(
             {
@@ -480,7 +484,10 @@ async function floodMain(): Promise<void> {
             gw.pid,
             null,
           );
-          const attacker = stop ? await stop() : null;
+          const attackerCpu = flood
+            ? (cpuTicks(flood.pid) - a0.ticks) / CLK_TCK / ((performance.now() - a0.t) / 1000)
+            : 0;
+          const attacker = flood ? await flood.stop() : null;
           const state = await gatewayState(gw.url);
           if (out.results.length < 1) {
             throw new Error(`${runtime} ${f.name}: the load generator failed`);
@@ -490,7 +497,8 @@ async function floodMain(): Promise<void> {
             flood: f.name,
             load: out.results[0],
             cpu: out.cpu[0],
-            otherCpu: Math.max(...out.otherCpu),
+            otherCpu: Math.max(...out.otherCpu) - attackerCpu,
+            attackerCpu,
             attacker,
             ...state,
           });
@@ -519,8 +527,8 @@ async function floodMain(): Promise<void> {
       fmt(2 * rate)
     } events/s offered), body ${BODY} B, ${SECONDS} s measured, ${repeat} run(s) each (the run with the median p99 shown).`,
     "",
-    "| runtime | anonymous flood | attacker answers/s | attacker answers | delivered ev/s | p50 ms | p99 ms (runs) | p99 vs no flood | gateway CPU | other load | lost | rooms after | /healthz |",
-    "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| runtime | anonymous flood | attacker answers/s | attacker answers | attacker CPU | delivered ev/s | p50 ms | p99 ms (runs) | p99 vs no flood | gateway CPU | other load | lost | rooms after | /healthz |",
+    "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const r of rows) {
     const calm = rows.find((c) => c.runtime === r.runtime && c.flood === "none")!;
@@ -529,8 +537,8 @@ async function floodMain(): Promise<void> {
       : "-";
     lines.push(
       `| ${r.runtime} | ${r.flood} | ${r.attacker ? fmt(r.attacker.perS) : "-"} | ${answers} | ${
-        fmt(r.load.deliveredPerS)
-      } | ${fmt(r.load.p50Ms, 1)} | ${fmt(r.load.p99Ms, 1)}${
+        r.attacker ? `${fmt(100 * r.attackerCpu)}%` : "-"
+      } | ${fmt(r.load.deliveredPerS)} | ${fmt(r.load.p50Ms, 1)} | ${fmt(r.load.p99Ms, 1)}${
         r.p99s.length > 1 ? ` (${r.p99s.map((v) => fmt(v, 0)).join(", ")})` : ""
       } | ${r === calm ? "-" : `${fmt((100 * r.load.p99Ms) / calm.load.p99Ms)}%`} | ${
         fmt(100 * r.cpu)

@@ -43,7 +43,8 @@ export type ConnectionRefusal = "max_connections" | "max_connections_per_source"
 export type ConnectionTimeout = "headers" | "keep_alive";
 
 /**
- * The raw `HTTP/1.1 503` a server writes to a refused plain-HTTP connection before closing it.
+ * The raw `HTTP/1.1 503` a server writes to a connection refused by a limit (plain HTTP) before
+ * closing it; a banned source's connections are closed without it.
  *
  * @param refusal why it is refused
  * @returns the response text
@@ -51,9 +52,7 @@ export type ConnectionTimeout = "headers" | "keep_alive";
 export function refusalResponse(refusal: ConnectionRefusal): string {
   const body = JSON.stringify({
     error: "too_many_connections",
-    message: refusal === "source_ban"
-      ? "this source is refused for a while after too many refused requests"
-      : `the connection limit ${refusal} is reached; retry later`,
+    message: `the connection limit ${refusal} is reached; retry later`,
   });
   return `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n` +
     `content-length: ${body.length}\r\nconnection: close\r\nretry-after: 1\r\n\r\n${body}`;

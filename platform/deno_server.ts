@@ -104,13 +104,16 @@ export function serveDeno(handler: FetchHandler, options: DenoServeOptions): Den
     const abort = new AbortController();
     const admitted = guard.admit(peer.hostname, () => abort.abort());
     if (typeof admitted === "string") {
-      conn.write(encoder.encode(refusalResponse(admitted))).catch(() => 0).finally(() => {
+      const close = () => {
         try {
           conn.close();
         } catch {
           // already closed
         }
-      });
+      };
+      // A banned source is closed at once (it is flooding: no answer is owed, and none is cheaper).
+      if (admitted === "source_ban") close();
+      else conn.write(encoder.encode(refusalResponse(admitted))).catch(() => 0).finally(close);
       return;
     }
     try {

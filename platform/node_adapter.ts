@@ -418,7 +418,8 @@ export async function serveNode(
     if (!guard) return;
     const c = guard.admit(s.remoteAddress ?? "", () => s.destroy());
     if (typeof c === "string") {
-      if (options.tls) s.destroy();
+      // TLS: no plaintext answer is possible; a banned source is closed at once (it is flooding).
+      if (options.tls || c === "source_ban") s.destroy();
       else s.end(refusalResponse(c));
       return;
     }
