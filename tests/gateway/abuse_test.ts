@@ -52,9 +52,9 @@ for (const runtime of ["deno", "node"] as const) {
   test(`${runtime} gateway: half-open, slowloris and idle keep-alive connections are closed; a stream is not`, async () => {
     const gw = await startGateway(runtime, [
       "--set",
-      "server.headers_timeout_ms=1500",
+      "server.headers_timeout_ms=3000",
       "--set",
-      "server.keep_alive_timeout_ms=1500",
+      "server.keep_alive_timeout_ms=3000",
     ]);
     let dribble: ReturnType<typeof setInterval> | undefined;
     try {
