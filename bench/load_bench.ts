@@ -2,8 +2,9 @@
  * Load benchmark of the sign-service (`deno task bench:load`): N concurrent signing clients
  * (1, 4, 16, 64 by default) against one sign-gateway and one sign-service (tools/local_stack.ts,
  * port 0), with the service under Deno and then under Node. The clients are the client library
- * in a few Node processes (bench/load/client_main.ts), each one session at a time, a deadline
- * per call, no automatic retry: a refusal for load is waited out for its hint, then retried.
+ * in processes of their own (bench/load/client_main.ts; Deno by default, whose processes start
+ * on cached code), each one session at a time, a deadline per call, no automatic retry: a
+ * refusal for load is waited out for its hint, then retried.
  *
  * Per level it prints: goodput (signatures per minute over the measured window), p50 / p95
  * latency of a successful call, the share of refused calls and their latency (p50 / max, as
@@ -25,7 +26,8 @@
  * `--timeout-ms=30000` (deadline of a call), `--procs=64` (client processes at most: by
  * default one per client, as clients on machines of their own), `--client-nice=10` (the clients' nice level: they share the service's two cores, and
  * run at a lower priority to stand for clients on machines of their own; 0 for none),
- * `--quiet-wait=S` (wait up to S seconds for a quiet machine before each level).
+ * `--client-runtime=deno|node`, `--quiet-wait=S` (wait up to S seconds for a quiet machine
+ * before each level).
  * @module
  */
 import "../testing/setup.ts";
@@ -34,7 +36,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { fixtureAccounts } from "../testing/accounts.ts";
-import { NODE, ROOT } from "../testing/processes.ts";
+import { DENO, NODE, ROOT } from "../testing/processes.ts";
 import { type LocalStack, startLocalStack } from "../tools/local_stack.ts";
 import { cpuSeconds, machineBusySeconds, otherLoad, waitQuiet } from "./e2e/_load.ts";
 
@@ -52,6 +54,7 @@ const WARMUP = Number(flag("warmup", "15"));
 const TIMEOUT_MS = Number(flag("timeout-ms", "30000"));
 const PROCS = Number(flag("procs", "64"));
 const NICE = Number(flag("client-nice", "10"));
+const CLIENT_RUNTIME = flag("client-runtime", "deno") as "deno" | "node";
 const QUIET = Number(flag("quiet-wait", "0"));
 const CORES = availableParallelism();
 
@@ -151,7 +154,9 @@ function startClients(stack: LocalStack, n: number, attempts: Attempt[]): ChildP
       clients,
       timeoutMs: TIMEOUT_MS,
     });
-    const argv = [NODE, "--import", "tsx", "bench/load/client_main.ts", args];
+    const argv = CLIENT_RUNTIME === "deno"
+      ? [DENO, "run", "-A", "--no-check", "bench/load/client_main.ts", args]
+      : [NODE, "--import", "tsx", "bench/load/client_main.ts", args];
     const [cmd, ...rest] = NICE > 0 ? ["nice", "-n", String(NICE), ...argv] : argv;
     const p = spawn(cmd, rest, {
       cwd: ROOT,
@@ -287,7 +292,7 @@ async function main(): Promise<void> {
   console.log(
     `Machine: ${CORES} cores; bench process ${process.release.name} ${process.version}; ` +
       `${SECONDS} s measured after ${WARMUP} s per level; call deadline ${TIMEOUT_MS} ms; ` +
-      `client processes: Node, at most ${PROCS}, nice ${NICE}`,
+      `client processes: ${CLIENT_RUNTIME}, at most ${PROCS}, nice ${NICE}`,
   );
   for (const runtime of RUNTIMES) {
     const stack = await startLocalStack({

@@ -61,13 +61,16 @@ export type SessionKind = "sign" | "keygen" | "refresh";
 export const SESSION_KINDS: readonly SessionKind[] = ["sign", "keygen", "refresh"];
 
 /**
- * Worker time per session on the service's side at start, ms: the measured cost of each kind
- * under each runtime on the reference machine (2 cores; docs/performance.md), before this
- * process has measured its own. Keygen and refresh include the service's two safe primes.
+ * Worker time per session on the service's side at start, ms, before this process has measured
+ * its own (it follows its sessions from the first one on). Signing: the service's CPU per
+ * signature in the load benchmark on the reference machine (2 cores; docs/performance.md, Deno
+ * with OpenSSL through FFI and Node alike, about 0.9 s). Keygen and refresh (their two safe
+ * primes and the aux-info proofs) are estimates from the components' figures, not measured
+ * end to end.
  */
 export const DEFAULT_COSTS_MS: Readonly<Record<"deno" | "node", Record<SessionKind, number>>> = {
-  deno: { sign: 2400, keygen: 16_000, refresh: 14_000 },
-  node: { sign: 900, keygen: 14_000, refresh: 12_000 },
+  deno: { sign: 900, keygen: 12_000, refresh: 10_000 },
+  node: { sign: 900, keygen: 12_000, refresh: 10_000 },
 };
 
 /** Options of {@link createAdmission}. */
