@@ -17,6 +17,7 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { u32be } from "../core/bytes.ts";
+import type { HashName } from "../core/signature.ts";
 
 /** What a session is for. */
 export type SessionPurpose =
@@ -29,6 +30,28 @@ export type SessionPurpose =
     readonly digest: Uint8Array;
     /** Derivation path indices (non-hardened). */
     readonly path: readonly number[];
+  }
+  | {
+    /** Making presignatures ahead of a message (bound to the path and the hash). */
+    readonly op: "presign";
+    readonly accountId: string;
+    readonly publicKey: Uint8Array;
+    readonly path: readonly number[];
+    readonly hash: HashName;
+    /** How many presignatures the session makes. */
+    readonly count: number;
+  }
+  | {
+    /** Signing a message with a presignature both parties hold (one round). */
+    readonly op: "sign-message";
+    readonly accountId: string;
+    readonly publicKey: Uint8Array;
+    readonly path: readonly number[];
+    readonly hash: HashName;
+    /** The digest of the message under `hash` (the parties sign the same message). */
+    readonly digest: Uint8Array;
+    /** The presignature's id (lowercase hex). */
+    readonly presignatureId: string;
   }
   | { readonly op: "keygen"; readonly accountId: string; readonly n: number }
   | { readonly op: "refresh"; readonly accountId: string; readonly publicKey: Uint8Array }
@@ -55,11 +78,18 @@ export function sessionContext(p: SessionPurpose): Uint8Array {
   lp(parts, enc.encode(DOMAIN));
   lp(parts, enc.encode(p.op));
   lp(parts, enc.encode(p.accountId));
-  if (p.op === "sign") {
+  if (p.op === "sign" || p.op === "presign" || p.op === "sign-message") {
     lp(parts, p.publicKey);
-    lp(parts, p.digest);
+    if (p.op !== "presign") lp(parts, p.digest);
     lp(parts, u32be(p.path.length));
     for (const i of p.path) lp(parts, u32be(i));
+    if (p.op === "presign") {
+      lp(parts, enc.encode(p.hash));
+      lp(parts, u32be(p.count));
+    } else if (p.op === "sign-message") {
+      lp(parts, enc.encode(p.hash));
+      lp(parts, enc.encode(p.presignatureId));
+    }
   } else if (p.op === "keygen") {
     lp(parts, u32be(p.n));
   } else {

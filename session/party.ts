@@ -12,6 +12,10 @@
  * - `refreshAsParty`: key refresh with the pinned identities.
  *
  * - `resumeAsParty`: finishes a key generation that did not commit on both sides.
+ * - `presignAsParty`: makes presignatures for later messages (bound to the account's key epoch,
+ *   an HD path and a hash) into this party's pool (session/presignature_pool.ts).
+ * - `signMessageAsParty`: signs a MESSAGE in one round with a presignature both parties hold
+ *   (the fast path; a digest always takes `signAsParty`).
  *
  * Every session of an existing account starts by reconciling the key epochs, and key
  * generation and refresh end with the two-phase commit (session/lifecycle.ts,
@@ -30,7 +34,11 @@ import type { ProgressEvent, StepCompute } from "../core/protocols/driver.ts";
 import { runProtocol } from "../core/protocols/driver.ts";
 import { keygen } from "../core/protocols/keygen.ts";
 import { refresh } from "../core/protocols/refresh.ts";
-import { signDigest } from "../core/protocols/sign.ts";
+import { presignProtocol } from "../core/protocols/presign.ts";
+import { signDigest, signMessageWithPresignature } from "../core/protocols/sign.ts";
+import { currentEpoch } from "../core/key_epochs.ts";
+import { hashMessage, type HashName } from "../core/signature.ts";
+import { ProtocolAbort } from "../core/errors.ts";
 import type { KeyShare } from "../core/protocols/types.ts";
 import type { PresignatureStore } from "../core/presignature_store.ts";
 import type { EcdsaSignature } from "../core/signature.ts";
@@ -116,6 +124,17 @@ function pinned(rec: AccountRecord | undefined, accountId: string): AccountIdent
   return rec.identity;
 }
 
+/**
+ * An account's pinned identities and the public facts every epoch shares (party index and
+ * count, public key, chain code).
+ */
+async function stored(store: AccountStore, accountId: string) {
+  const rec = await store.record(accountId);
+  const identity = pinned(rec, accountId);
+  const { i, n, publicKey, chainCode } = rec!.epochs[0].keyShare;
+  return { identity, i, n, publicKey, chainCode };
+}
+
 /** The key lifecycle settings of a party (session/lifecycle.ts). */
 export interface PartyLifecycle {
   /** Whether a key-generation epoch may be promoted on the peer's word alone (the service). */
@@ -196,9 +215,7 @@ export async function signAsParty(
   presignatures: PresignatureStore,
   life: PartyLifecycle,
 ): Promise<SignResult> {
-  const rec = await store.record(req.accountId);
-  const identity = pinned(rec, req.accountId);
-  const { i, n, publicKey, chainCode } = rec!.epochs[0].keyShare;
+  const { identity, i, n, publicKey, chainCode } = await stored(store, req.accountId);
   const purpose: SessionPurpose = {
     op: "sign",
     accountId: req.accountId,
@@ -312,9 +329,7 @@ export async function refreshAsParty(
   opts: SessionOptions,
   life: PartyLifecycle,
 ): Promise<KeygenResult> {
-  const rec = await store.record(req.accountId);
-  const identity = pinned(rec, req.accountId);
-  const { i, n, publicKey } = rec!.epochs[0].keyShare;
+  const { identity, i, n, publicKey } = await stored(store, req.accountId);
   const purpose: SessionPurpose = {
     op: "refresh",
     accountId: req.accountId,
@@ -357,9 +372,7 @@ export async function resumeAsParty(
   opts: SessionOptions,
   life: PartyLifecycle,
 ): Promise<KeygenResult & { readonly state: "current" | "pending" }> {
-  const rec = await store.record(accountId);
-  const identity = pinned(rec, accountId);
-  const { i, n, publicKey } = rec!.epochs[0].keyShare;
+  const { identity, i, n, publicKey } = await stored(store, accountId);
   const purpose: SessionPurpose = { op: "resume", accountId, publicKey: publicKey.toBytes(true) };
   return await withSession(opts, i, n, identity, identity.publicKeys, purpose, async (s) => {
     const epoch = await reconcile(s, i, accountId, store, {
@@ -372,5 +385,166 @@ export async function resumeAsParty(
       epoch: epoch.digest,
       state: epoch.state,
     };
+  });
+}
+
+/** Most presignatures one presigning session makes. */
+export const MAX_PRESIGN_BATCH = 8;
+
+/** Result of a presigning session. */
+export interface PresignResult {
+  /** The new presignatures' ids (equal for both parties), in the order they were made. */
+  readonly ids: readonly string[];
+  /** The key epoch they are bound to. */
+  readonly epoch: string;
+  readonly sessionId: string;
+}
+
+/**
+ * Makes `count` presignatures for an account, bound to its committed key epoch (reconciled
+ * first, as every session of an existing account), the HD path and the hash, and puts them into
+ * `pool`. Each is a full run of presigning (Figure 7) with its own session id.
+ *
+ * @param store this party's key store.
+ * @param req account id, non-hardened path, hash, how many (1 to {@link MAX_PRESIGN_BATCH}).
+ * @param opts gateway, room, cancellation, timeouts, compute.
+ * @param pool where the presignatures go (and where the key lock is read).
+ * @param life lifecycle settings.
+ * @returns the ids made, the epoch and the session id.
+ * @throws {RangeError} for a count out of range; {ProtocolAbort} "key-locked" or an abort of the
+ *   protocol naming its culprit; {TransportError}; {KeyEpochError}.
+ */
+export async function presignAsParty(
+  store: AccountStore,
+  req: {
+    readonly accountId: string;
+    readonly path: readonly number[];
+    readonly hash: HashName;
+    readonly count: number;
+  },
+  opts: SessionOptions,
+  pool: PresignatureStore,
+  life: PartyLifecycle,
+): Promise<PresignResult> {
+  if (!Number.isSafeInteger(req.count) || req.count < 1 || req.count > MAX_PRESIGN_BATCH) {
+    throw new RangeError(`presign count: expected 1 to ${MAX_PRESIGN_BATCH}, got ${req.count}`);
+  }
+  const { identity, i, n, publicKey, chainCode } = await stored(store, req.accountId);
+  const purpose: SessionPurpose = {
+    op: "presign",
+    accountId: req.accountId,
+    publicKey: publicKey.toBytes(true),
+    path: req.path,
+    hash: req.hash,
+    count: req.count,
+  };
+  const { shift } = deriveShift(publicKey, chainCode, req.path);
+  return await withSession(opts, i, n, identity, identity.publicKeys, purpose, async (s) => {
+    const epoch = await committedEpoch(s, i, req.accountId, store, opts, life, pool);
+    if (await pool.keyLock(req.accountId)) {
+      throw new ProtocolAbort(
+        "presign",
+        1,
+        "key-locked",
+        [],
+        "presigning refused: the key is locked",
+      );
+    }
+    const ids: string[] = [];
+    for (let k = 0; k < req.count; k++) {
+      const p = await runProtocol(
+        presignProtocol,
+        {
+          share: epoch.keyShare,
+          sid: s.protocolSid(`presign/${k}`),
+          keyId: req.accountId,
+          epoch: epoch.digest,
+          hdPath: req.path,
+          shift,
+          hash: req.hash,
+        },
+        s,
+        runOptions(opts, s),
+      );
+      await pool.put(p);
+      ids.push(p.id);
+    }
+    return { ids, epoch: epoch.digest, sessionId: toHex(s.sid) };
+  });
+}
+
+/**
+ * The committed (current) key epoch of an account as this party stores it, without a session.
+ * @throws {KeyEpochError} "unknown-epoch" for an account not stored, "uncommitted" without one.
+ */
+export async function storedCurrentEpoch(store: AccountStore, accountId: string): Promise<string> {
+  const rec = await store.record(accountId);
+  if (!rec) throw new KeyEpochError("unknown-epoch", `account "${accountId}" is not stored`);
+  const cur = currentEpoch(rec);
+  if (!cur) {
+    throw new KeyEpochError("uncommitted", `account "${accountId}" has no committed key epoch`);
+  }
+  return cur.digest;
+}
+
+/**
+ * Signs a MESSAGE with a presignature both parties hold, in one round after the handshake:
+ * the presignature is taken from `pool` (consumed durably, its binding to the account, the
+ * committed epoch, the path and the hash checked) before this party's partial signature leaves,
+ * and the message is hashed here with the bound hash. The session context binds the
+ * presignature id and the message digest, so parties meaning different presignatures or
+ * messages fail the handshake before any protocol message; parties whose presignatures differ
+ * under one id fail the echo of the signing round (both have consumed theirs).
+ *
+ * No reconciliation round: the presignature names its epoch, and a party whose committed epoch
+ * is another refuses to take it (the caller then signs in full, which reconciles).
+ *
+ * @param store this party's key store.
+ * @param req account, message, hash, path and the presignature's id.
+ * @param opts gateway, room, cancellation, timeouts, compute.
+ * @param pool the presignature store (or pool).
+ * @returns the verified signature, the derived public key and the session id.
+ * @throws {ProtocolAbort} "key-locked", "presignature-used", "bad-signature-share" (the key is
+ *   then locked), an echo fault for a mismatched presignature; {RangeError} for a presignature
+ *   this party does not hold for that use; {TransportError}; {KeyEpochError}.
+ */
+export async function signMessageAsParty(
+  store: AccountStore,
+  req: {
+    readonly accountId: string;
+    readonly message: Uint8Array;
+    readonly hash: HashName;
+    readonly path: readonly number[];
+    readonly presignatureId: string;
+  },
+  opts: SessionOptions,
+  pool: PresignatureStore,
+): Promise<SignResult> {
+  const { identity, i, n, publicKey, chainCode } = await stored(store, req.accountId);
+  const epoch = await storedCurrentEpoch(store, req.accountId);
+  const purpose: SessionPurpose = {
+    op: "sign-message",
+    accountId: req.accountId,
+    publicKey: publicKey.toBytes(true),
+    path: req.path,
+    hash: req.hash,
+    digest: hashMessage(req.hash, req.message),
+    presignatureId: req.presignatureId,
+  };
+  const derived = deriveShift(publicKey, chainCode, req.path);
+  return await withSession(opts, i, n, identity, identity.publicKeys, purpose, async (s) => {
+    const signature = await signMessageWithPresignature(
+      {
+        presignatureId: req.presignatureId,
+        keyId: req.accountId,
+        epoch,
+        hdPath: req.path,
+        hash: req.hash,
+        message: req.message,
+      },
+      s,
+      { ...runOptions(opts, s), store: pool },
+    );
+    return { signature, publicKey: derived.childPublicKey, sessionId: toHex(s.sid) };
   });
 }
