@@ -4,7 +4,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { client, errorOf, SseReader } from "./_test_util.ts";
+import { client, errorOf } from "./_test_util.ts";
+import { SseReader } from "../testing/sse_reader.ts";
 import { createGatewayHandler } from "./handler.ts";
 import { createLogger } from "../platform/logger.ts";
 import { createMemoryBackend } from "./memory_backend.ts";

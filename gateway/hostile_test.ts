@@ -5,7 +5,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { client, errorOf, SseReader } from "./_test_util.ts";
+import { client, errorOf } from "./_test_util.ts";
+import { SseReader } from "../testing/sse_reader.ts";
 import { createGatewayHandler, type GatewayOptions } from "./handler.ts";
 import { createMemoryBackend } from "./memory_backend.ts";
 

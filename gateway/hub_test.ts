@@ -5,7 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Backend, BackendEvent, MessageListener } from "./backend.ts";
-import { client, errorOf, SseReader } from "./_test_util.ts";
+import { client, errorOf } from "./_test_util.ts";
+import { SseReader } from "../testing/sse_reader.ts";
 import { GatewayError } from "./errors.ts";
 import { createGatewayHandler } from "./handler.ts";
 import { createMemoryBackend } from "./memory_backend.ts";

@@ -18,7 +18,8 @@ import { fullSignProtocol } from "../core/protocols/sign.ts";
 import { verifySignature } from "../core/signature.ts";
 import { dealKeyShares, freshSid } from "../testing/fixtures/protocol_fixtures.ts";
 import { fixturePaillier } from "../testing/fixtures/keys.ts";
-import { bounded, TEST_WORKER, watchedPool } from "../testing/compute.ts";
+import { TEST_WORKER, watchedPool } from "../testing/compute.ts";
+import { bounded } from "../testing/waits.ts";
 import {
   type ComputePool,
   type ComputePoolEvent,

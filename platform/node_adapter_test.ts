@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { bounded } from "../gateway/_test_util.ts";
+import { bounded, WAIT_MS } from "../testing/waits.ts";
 import { createNodeListener, serveNode } from "./node_adapter.ts";
 
 test("requests reach the handler intact (method, URL, headers, buffered and streamed bodies)", async () => {
@@ -57,16 +57,16 @@ test("a streamed response is written as it is produced and ends cleanly", async 
         { headers: { "content-type": "text/event-stream" } },
       ),
     ), { port: 0 });
-  const res = await bounded(fetch(`http://127.0.0.1:${s.port}/`), "the response head");
+  const res = await bounded(WAIT_MS, "the response head", fetch(`http://127.0.0.1:${s.port}/`));
   assert.equal(res.headers.get("content-type"), "text/event-stream");
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
   push("one");
-  assert.equal(dec.decode((await bounded(reader.read(), "first chunk")).value), "one");
+  assert.equal(dec.decode((await bounded(WAIT_MS, "first chunk", reader.read())).value), "one");
   push("two");
-  assert.equal(dec.decode((await bounded(reader.read(), "second chunk")).value), "two");
+  assert.equal(dec.decode((await bounded(WAIT_MS, "second chunk", reader.read())).value), "two");
   end();
-  assert.equal((await bounded(reader.read(), "end")).done, true);
+  assert.equal((await bounded(WAIT_MS, "end", reader.read())).done, true);
   await s.shutdown(1000);
 });
 
@@ -84,9 +84,9 @@ test("a client that disconnects cancels the response stream", async () => {
     ), { port: 0 });
   const sock = connect({ port: s.port, host: "127.0.0.1" });
   sock.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
-  await bounded(new Promise((r) => sock.once("data", r)), "response head");
+  await bounded(WAIT_MS, "response head", new Promise((r) => sock.once("data", r)));
   sock.destroy();
-  await bounded(wasCancelled, "the stream to be cancelled after the client left");
+  await bounded(WAIT_MS, "the stream to be cancelled after the client left", wasCancelled);
   await s.shutdown(1000);
 });
 
@@ -112,6 +112,8 @@ test("a client that does not read stops the pump (backpressure), memory stays bo
   let last = -1;
   let still = 0;
   await bounded(
+    WAIT_MS,
+    "the pump to stall",
     (async () => {
       while (still < 5) {
         await new Promise((r) => setTimeout(r, 40));
@@ -119,7 +121,6 @@ test("a client that does not read stops the pump (backpressure), memory stays bo
         last = pulled;
       }
     })(),
-    "the pump to stall",
   );
   assert.ok(pulled < 64 * 1024 * 1024, `pulled ${pulled} bytes for a client that reads nothing`);
   sock.destroy();
@@ -146,7 +147,7 @@ test("a handler that throws yields a 500 JSON error; an errored stream cuts the 
   assert.deepEqual(await res.json(), { error: "internal", message: "internal error" });
   assert.equal(errors.length, 1);
   const cut = await fetch(`http://127.0.0.1:${s.port}/cut`);
-  await assert.rejects(bounded(cut.text(), "the cut stream"));
+  await assert.rejects(bounded(WAIT_MS, "the cut stream", cut.text()));
   await s.shutdown(1000);
 });
 
@@ -164,7 +165,7 @@ test("a refused streamed upload is answered and the connection closed", async ()
   sock.write(
     "POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n",
   );
-  await bounded(closed, "the server to close the connection");
+  await bounded(WAIT_MS, "the server to close the connection", closed);
   assert.match(got, /^HTTP\/1\.1 413/);
   assert.match(got, /connection: close/i);
   await s.shutdown(1000);
@@ -227,7 +228,7 @@ test("createNodeListener serves a server made elsewhere, with its scheme and def
   const closed = new Promise((r) => sock.once("close", r));
   // HTTP/1.0 without a Host header, then one with it.
   sock.write("GET /a HTTP/1.0\r\n\r\n");
-  await bounded(closed, "the HTTP/1.0 response");
+  await bounded(WAIT_MS, "the HTTP/1.0 response", closed);
   assert.match(got, /^HTTP\/1\.1 200/);
   const res = await fetch(`http://127.0.0.1:${port}/b?c=d`);
   assert.equal(await res.text(), "ok");

@@ -87,26 +87,3 @@ export async function watchedPool(
   };
   return { pool, events, next };
 }
-
-/**
- * Awaits `p`, failing (instead of hanging) when it has not settled after `ms`: a bound, not a
- * timed assertion.
- * @param ms the bound.
- * @param what what is awaited, for the failure.
- * @param p the promise.
- * @returns its value.
- * @throws {Error} naming `what` after `ms`; what `p` throws.
- */
-export async function bounded<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let t: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        t = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(t);
-  }
-}

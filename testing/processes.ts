@@ -23,6 +23,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { bounded } from "./waits.ts";
 
 /** Repository root. */
 export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
@@ -211,13 +212,7 @@ function waitExit(p: ChildProcess, ms: number): Promise<void> {
       s && !s.closed ? new Promise<void>((r) => s.once("close", () => r())) : Promise.resolve()
     ),
   ]);
-  let t: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    gone.then(() => clearTimeout(t)),
-    new Promise<void>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`process ${p.pid} did not exit in ${ms} ms`)), ms);
-    }),
-  ]);
+  return bounded(ms, `process ${p.pid} to exit`, gone).then(() => {});
 }
 
 /** A throw-away redis-server. */

@@ -21,7 +21,7 @@ import type { Browser, Request as PwRequest, Response as PwResponse } from "play
 import { encodeAccountsFile } from "../../core/keyshare.ts";
 import { startLocalStack } from "../../tools/local_stack.ts";
 import { fixtureAccounts } from "../../testing/accounts.ts";
-import { bounded } from "../e2e/e2e_helpers.ts";
+import { bounded } from "../../testing/waits.ts";
 import { missing, ROOT } from "../../testing/processes.ts";
 import type { BrowserRunRequest, BrowserRunResult } from "./_entry.ts";
 

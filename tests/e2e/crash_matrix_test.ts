@@ -27,14 +27,8 @@ import { openKeyStore } from "../../keystore/key_store.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import { DENO, NODE, ROOT } from "../../testing/processes.ts";
 import { opensslMissing, opensslVerify } from "../../testing/openssl.ts";
-import {
-  ACCOUNT,
-  bounded,
-  e2eAccounts,
-  randomDigest,
-  RUNTIME,
-  serviceAgeIdentity,
-} from "./e2e_helpers.ts";
+import { ACCOUNT, e2eAccounts, randomDigest, RUNTIME, serviceAgeIdentity } from "./e2e_helpers.ts";
+import { bounded } from "../../testing/waits.ts";
 
 interface Case {
   readonly op: "keygen" | "refresh";

@@ -10,6 +10,7 @@ import { toHex } from "../../core/bytes.ts";
 import { detectRuntime } from "../../platform/mod.ts";
 import type { LocalStack } from "../../tools/local_stack.ts";
 import { until } from "../../testing/processes.ts";
+import { bounded } from "../../testing/waits.ts";
 import { fixtureAccounts, type PartyAccounts } from "../../testing/accounts.ts";
 
 /** The account of every end-to-end test file (one cached key, see `testing/accounts.ts`). */
@@ -24,27 +25,6 @@ let cached: Promise<PartyAccounts> | undefined;
 export function e2eAccounts(): Promise<PartyAccounts> {
   cached ??= fixtureAccounts([ACCOUNT]);
   return cached;
-}
-
-/**
- * Awaits `p`, failing after `ms` with a message naming what was awaited.
- * @param ms the bound.
- * @param what what is awaited, for the failure.
- * @param p the promise.
- * @returns its value.
- */
-export async function bounded<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let t: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        t = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(t);
-  }
 }
 
 /**

@@ -47,7 +47,6 @@ import {
 import { fixturePrimes, type PartyAccounts, secretsOf } from "../../testing/accounts.ts";
 import {
   ACCOUNT,
-  bounded,
   e2eAccounts,
   randomDigest,
   rejection,
@@ -55,6 +54,7 @@ import {
   serviceAgeIdentity,
   waitAudit,
 } from "./e2e_helpers.ts";
+import { bounded } from "../../testing/waits.ts";
 
 const SIGN_MS = 60_000;
 

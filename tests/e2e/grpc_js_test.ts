@@ -24,7 +24,8 @@ import { signAsParty } from "../../session/party.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import { createGatewayClient } from "../../transport/mod.ts";
 import type { PartyAccounts } from "../../testing/accounts.ts";
-import { ACCOUNT, bounded, e2eAccounts, randomDigest, RUNTIME, waitAudit } from "./e2e_helpers.ts";
+import { ACCOUNT, e2eAccounts, randomDigest, RUNTIME, waitAudit } from "./e2e_helpers.ts";
+import { bounded } from "../../testing/waits.ts";
 
 const PROTO = fileURLToPath(new URL("../../proto/wallet_mpc/v1/sign.proto", import.meta.url));
 const CALL_MS = 60_000;

@@ -14,12 +14,12 @@ import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import {
   ACCOUNT,
   auditLines,
-  bounded,
   e2eAccounts,
   randomDigest,
   RUNTIME,
   waitAudit,
 } from "./e2e_helpers.ts";
+import { bounded } from "../../testing/waits.ts";
 
 describe("audit of a session cut by a crash", { skip: !SLOW }, () => {
   let stack: LocalStack | undefined;

@@ -14,14 +14,8 @@ import { newMpcClient } from "../../client/mpc_client.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import { type PartyAccounts, secretsOf } from "../../testing/accounts.ts";
 import { opensslMissing, opensslVerify } from "../../testing/openssl.ts";
-import {
-  ACCOUNT,
-  auditLines,
-  bounded,
-  e2eAccounts,
-  randomDigest,
-  waitAudit,
-} from "./e2e_helpers.ts";
+import { ACCOUNT, auditLines, e2eAccounts, randomDigest, waitAudit } from "./e2e_helpers.ts";
+import { bounded } from "../../testing/waits.ts";
 import { fromHex } from "../../core/bytes.ts";
 
 const SIGN_MS = 60_000;

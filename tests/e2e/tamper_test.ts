@@ -22,13 +22,13 @@ import { TransportError } from "../../core/errors.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
 import {
   ACCOUNT,
-  bounded,
   e2eAccounts,
   randomDigest,
   rejection,
   RUNTIME,
   waitAudit,
 } from "./e2e_helpers.ts";
+import { bounded } from "../../testing/waits.ts";
 
 /** Headers that belong to one hop and are not forwarded. */
 const HOP = new Set(["host", "connection", "content-length", "transfer-encoding", "keep-alive"]);

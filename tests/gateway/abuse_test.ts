@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Agent, request } from "node:http";
-import { SseReader } from "../../gateway/_test_util.ts";
+import { SseReader } from "../../testing/sse_reader.ts";
 import { createGatewayClient } from "../../transport/gateway_client.ts";
 import { startGateway, until } from "../../testing/processes.ts";
 import { metric, openRaw } from "./_connections.ts";

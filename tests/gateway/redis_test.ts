@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SseReader } from "../../gateway/_test_util.ts";
+import { SseReader } from "../../testing/sse_reader.ts";
 import { missing, startGateway, startRedis, until } from "../../testing/processes.ts";
 
 const skip = missing("redis-server");

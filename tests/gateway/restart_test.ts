@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { SseReader } from "../../gateway/_test_util.ts";
+import { SseReader } from "../../testing/sse_reader.ts";
 import {
   type GatewayProcess,
   missing,

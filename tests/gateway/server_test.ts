@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SseReader } from "../../gateway/_test_util.ts";
+import { SseReader } from "../../testing/sse_reader.ts";
 import { curl, curlStream, missing, startGateway } from "../../testing/processes.ts";
 
 const noCurl = missing("curl");
