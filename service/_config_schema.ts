@@ -33,7 +33,7 @@ const SCHEMA: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
     audit: { t: "section" },
     logging: { t: "section" },
   },
-  gateway: { url: str, token: str },
+  gateway: { url: str, token: str, issuer_secret: str },
   server: {
     host: str,
     port: int(0, 65535),
@@ -102,7 +102,7 @@ export function describe(v: unknown): string {
 }
 
 /** Settings whose values are never repeated in an error message. */
-const SECRET_SETTINGS = new Set(["gateway.token"]);
+const SECRET_SETTINGS = new Set(["gateway.token", "gateway.issuer_secret"]);
 
 /** Checks one value against its rule and returns it (lists copied). @throws {ConfigError} */
 export function checkValue(path: string, rule: Rule, v: unknown): unknown {

@@ -11,7 +11,9 @@
  *   explicitly named file must exist).
  * - Environment: one variable per flag, `WALLET_MPC_SERVICE_<FLAG>`
  *   (`WALLET_MPC_SERVICE_KEY_SHARE_FILE` is mpc.key_share_file), `WALLET_MPC_SERVICE_GATEWAY_TOKEN`
- *   (gateway.token, no flag), and any setting as `WALLET_MPC_SERVICE__SECTION__KEY`
+ *   (gateway.token, no flag), `WALLET_MPC_SERVICE_GATEWAY_ISSUER_SECRET` (gateway.issuer_secret:
+ *   from the environment only, refused in the file and from `--set`), and any setting as
+ *   `WALLET_MPC_SERVICE__SECTION__KEY`
  *   (`WALLET_MPC_SERVICE__SERVER__TLS__CERT_FILE=/x.pem`). The older `SIGN_SERVICE_*` names
  *   still work through `SERVICE_ENV_ALIASES`, which the entry points apply (with a warning).
  *   The key store's passphrase is read by the service from the variable that
@@ -49,6 +51,7 @@ import { parse as parseYaml } from "yaml";
 import { applySection, describe, isRecord, ruleOf, showPath } from "./_config_schema.ts";
 import {
   DEFAULT_PASSPHRASE_ENV,
+  ENV_ONLY_SECRETS,
   parseServiceArgs,
   type ServiceCommandLine,
   serviceSettingsOf,
@@ -61,6 +64,7 @@ import { applyOverrides as applyPathOverrides } from "../platform/settings_layer
 export {
   DEFAULT_CONFIG_PATH,
   DEFAULT_PASSPHRASE_ENV,
+  ENV_ONLY_SECRETS,
   ENV_OVERRIDES,
   FLAG_OVERRIDES,
   parseServiceArgs,
@@ -86,6 +90,12 @@ export interface ServiceConfig {
     url: string;
     /** Optional static bearer token sent to the gateway; empty sends none. */
     token: string;
+    /**
+     * The gateway's `access.issuer_secret` (environment only): when set, the service opens the
+     * session rooms (OpenRoom) and gets room tokens from the gateway for the caller and itself;
+     * empty: clients pick their rooms and no room token is used.
+     */
+    issuerSecret: string;
   };
   /** Listening sockets. */
   server: {
@@ -185,7 +195,7 @@ export interface ServiceConfig {
  */
 export function defaultServiceConfig(): ServiceConfig {
   return {
-    gateway: { url: "http://127.0.0.1:8080", token: "" },
+    gateway: { url: "http://127.0.0.1:8080", token: "", issuerSecret: "" },
     server: {
       host: "127.0.0.1",
       port: 50051,
@@ -340,6 +350,22 @@ export function validateServiceConfig(config: ServiceConfig): void {
       "expected 1 to 4096 visible ASCII characters (it is sent in an HTTP header)",
     );
   }
+  if (gateway.issuerSecret !== "" && !/^[\x21-\x7e]{32,4096}$/.test(gateway.issuerSecret)) {
+    throw new ConfigError(
+      "out-of-range",
+      "gateway.issuer_secret",
+      "expected 32 to 4096 visible ASCII characters (the gateway's access.issuer_secret, sent " +
+        "in an HTTP header)",
+    );
+  }
+  if (gateway.issuerSecret !== "" && gateway.token !== "") {
+    throw new ConfigError(
+      "contradictory",
+      "gateway.token",
+      "set, and so is gateway.issuer_secret: with room tokens the service presents the token of " +
+        "each room to the gateway, not a static one",
+    );
+  }
 
   if (server.host === "") throw new ConfigError("out-of-range", "server.host", "expected a host");
   const tls = server.tls.certFile !== "" || server.tls.keyFile !== "";
@@ -478,7 +504,27 @@ export function parseServiceConfig(
   if (doc !== null && doc !== undefined && !isRecord(doc)) {
     throw new ConfigError("wrong-type", "config", `expected a mapping, got ${describe(doc)}`);
   }
+  refuseSecretsInFile(doc);
   return resolveServiceConfig(applyOverrides(doc, overrides), options);
+}
+
+/**
+ * Refuses a secret that is read from the environment only ({@link ENV_ONLY_SECRETS}) when the
+ * file gives it a value (an empty one documents the setting).
+ * @throws {ConfigError} `contradictory`, without the value.
+ */
+function refuseSecretsInFile(doc: unknown): void {
+  for (const [path, variable] of Object.entries(ENV_ONLY_SECRETS)) {
+    let v: unknown = doc;
+    for (const k of path.split(".")) v = isRecord(v) && Object.hasOwn(v, k) ? v[k] : undefined;
+    if (v !== undefined && v !== "") {
+      throw new ConfigError(
+        "contradictory",
+        path,
+        `a secret is read from the environment only (${variable}), never from the file`,
+      );
+    }
+  }
 }
 
 /**

@@ -51,6 +51,14 @@ function overrideValue(path: string, raw: string, source: string): unknown {
   if (!rule || rule.t === "section") {
     throw new ConfigError("unknown-key", showPath(path), `no such setting (from ${source})`);
   }
+  if (Object.hasOwn(ENV_ONLY_SECRETS, path) && source.startsWith("-") && raw !== "") {
+    throw new ConfigError(
+      "contradictory",
+      path,
+      `a secret is read from the environment only (${ENV_ONLY_SECRETS[path]}), never from ` +
+        `${source} (the process list shows the command line)`,
+    );
+  }
   switch (rule.t) {
     case "string":
       return raw;
@@ -100,8 +108,16 @@ export const SERVICE_SETTINGS: SettingsSpec = {
     "log-level": { setting: "logging.level", arg: "level", help: "debug | info | warn | error" },
     "log-format": { setting: "logging.format", arg: "fmt", help: "json | text" },
   },
-  envOnly: { "gateway-token": "gateway.token" },
+  envOnly: { "gateway-token": "gateway.token", "gateway-issuer-secret": "gateway.issuer_secret" },
   convert: overrideValue,
+};
+
+/**
+ * Secrets read from the environment only (their variable): refused from the command line and,
+ * when not empty, in the configuration file (config.ts).
+ */
+export const ENV_ONLY_SECRETS: Readonly<Record<string, string>> = {
+  "gateway.issuer_secret": envName("SERVICE", "gateway-issuer-secret"),
 };
 
 /** The default variable of the key store's passphrase (`key_store.passphrase_env`). */
@@ -149,8 +165,9 @@ export const SERVICE_USAGE: string = formatHelp({
   flags: serviceCommand().flags,
   notes: [
     "Precedence: defaults < configuration file < environment < flags. The gateway token only " +
-    `from the environment: ${envName("SERVICE", "gateway-token")}. The key store passphrase ` +
-    "is read from the variable named by key_store.passphrase_env (default " +
+    `from the environment: ${envName("SERVICE", "gateway-token")}; the gateway's issuer ` +
+    `secret (room tokens) only from ${envName("SERVICE", "gateway-issuer-secret")}. The key ` +
+    "store passphrase is read from the variable named by key_store.passphrase_env (default " +
     `${DEFAULT_PASSPHRASE_ENV}).`,
   ],
 });

@@ -495,3 +495,56 @@ test("wantsHelp sees --help and -h before --", () => {
   // loadServiceConfig ignores it (main.ts handles it first).
   assert.doesNotThrow(() => parseServiceArgs(["--help"], {}));
 });
+
+test("gateway.issuer_secret comes from the environment only and never shows in a refusal", async () => {
+  const secret = "issuer-secret-of-the-test-0123456789abcdef";
+  const env = { ...PASS_ENV, WALLET_MPC_SERVICE_TOKENS_FILE: "c" };
+  const load = (o: { argv?: string[]; env?: Record<string, string>; file?: string }) =>
+    loadServiceConfig({
+      argv: o.argv ?? [],
+      env: { ...env, ...o.env },
+      readFile: o.file === undefined ? enoent : () => o.file!,
+    });
+  const c = await load({ env: { WALLET_MPC_SERVICE_GATEWAY_ISSUER_SECRET: secret } });
+  assert.equal(c.gateway.issuerSecret, secret);
+  const d = await load({ env: { WALLET_MPC_SERVICE__GATEWAY__ISSUER_SECRET: secret } });
+  assert.equal(d.gateway.issuerSecret, secret);
+  assert.equal(
+    (await load({ file: SHIPPED })).gateway.issuerSecret,
+    "",
+    "empty in the shipped file",
+  );
+  const refusals: [string, Parameters<typeof load>[0], string][] = [
+    ["in the file", { file: `gateway:\n  issuer_secret: "${secret}"\n` }, "contradictory"],
+    ["from --set", { argv: ["--set", `gateway.issuer_secret=${secret}`] }, "contradictory"],
+    [
+      "shorter than 32 characters",
+      { env: { WALLET_MPC_SERVICE_GATEWAY_ISSUER_SECRET: secret.slice(0, 31) } },
+      "out-of-range",
+    ],
+    [
+      "with a space",
+      { env: { WALLET_MPC_SERVICE_GATEWAY_ISSUER_SECRET: `${secret} x` } },
+      "out-of-range",
+    ],
+    [
+      "with a static gateway token",
+      {
+        env: {
+          WALLET_MPC_SERVICE_GATEWAY_ISSUER_SECRET: secret,
+          WALLET_MPC_SERVICE_GATEWAY_TOKEN: "static-token",
+        },
+      },
+      "contradictory",
+    ],
+  ];
+  for (const [what, o, code] of refusals) {
+    await assert.rejects(async () => await load(o), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, `${what}: ${e}`);
+      assert.equal(e.code, code, `${what}: ${e.message}`);
+      assert.match(e.setting, /^gateway\.(issuer_secret|token)$/, what);
+      assert.ok(!e.message.includes(secret.slice(0, 31)), `${what}: the secret in the message`);
+      return true;
+    }, what);
+  }
+});

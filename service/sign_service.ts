@@ -8,6 +8,7 @@
  * |---|---|
  * | no or wrong credential | `UNAUTHENTICATED` |
  * | account of another caller, keygen not allowed | `PERMISSION_DENIED` |
+ * | a session room the service did not open for this caller, account and operation, or used | `PERMISSION_DENIED` |
  * | bad hex, wrong length, hardened path, bad room id | `INVALID_ARGUMENT` |
  * | unknown account / account exists already (keygen) | `NOT_FOUND` / `ALREADY_EXISTS` |
  * | request flood, too many sessions | `RESOURCE_EXHAUSTED` |
@@ -17,6 +18,13 @@
  * | anything else | `INTERNAL` (details only in the operator log) |
  *
  * | the parties hold no common key epoch, an uncommitted account | `FAILED_PRECONDITION` |
+ * | OpenRoom on a service without room tokens (no `gateway.issuer_secret`) | `FAILED_PRECONDITION` |
+ *
+ * Session rooms (rooms.ts, docs/gateway.md "Room capability"): with room tokens (`deps.rooms`),
+ * `OpenRoom` opens the gateway room of one session for the caller, with the caller's room
+ * token, and each session call must name a room opened for its caller, account and operation,
+ * once; the service's own gateway client presents the service's token of the room. Without,
+ * the client picks the room (any well-formed id) and OpenRoom answers FAILED_PRECONDITION.
  *
  * Key generation and refresh commit in two phases with the client, and every session of an
  * account starts by reconciling the key epochs (session/lifecycle.ts, docs/key-lifecycle.md);
@@ -59,6 +67,12 @@ import { AccountLocks } from "./_account_locks.ts";
 import type { Admission, AdmissionTicket, SessionKind } from "./admission.ts";
 import type { AuditOutcome } from "./audit.ts";
 import type { RejectionReason, ServiceMetrics } from "./metrics.ts";
+import {
+  parseRoomOperation,
+  ROOM_OPERATIONS,
+  type RoomOperation,
+  type SessionRooms,
+} from "./rooms.ts";
 
 /** The caller an authenticator recognised. */
 export interface Caller {
@@ -95,7 +109,16 @@ export interface SignServiceDeps {
   acquireSession(caller: Caller): () => void;
   /** Appends one audit record. */
   audit(record: AuditRecord): void | Promise<void>;
+  /**
+   * The gateway, for this party's side of the sessions; with `rooms`, it presents the service's
+   * room token of each room (`createRoomTokenIssuer`'s `token(room, "service")`).
+   */
   readonly gateway: GatewayClient;
+  /**
+   * The session rooms the service opens (OpenRoom) and the session calls must name; without,
+   * clients pick their rooms and OpenRoom answers FAILED_PRECONDITION.
+   */
+  readonly rooms?: SessionRooms;
   /**
    * Generates this party's Paillier safe primes (keygen, refresh); `options` carry the session's
    * signal, the priority of its jobs and where their worker time is counted.
@@ -128,7 +151,13 @@ export interface PrimeOptions {
 /** One audit line. Only these fields are ever written. */
 export interface AuditRecord {
   readonly caller: string | null;
-  readonly action: "sign" | "get_public_key" | "list_accounts" | "keygen" | "refresh";
+  readonly action:
+    | "sign"
+    | "get_public_key"
+    | "list_accounts"
+    | "keygen"
+    | "refresh"
+    | "open_room";
   readonly account: string | null;
   readonly digest?: string;
   readonly path?: string;
@@ -277,6 +306,7 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
     health: () => health(deps),
     listAccounts: (_req, ctx) => audited(ctx, "list_accounts", (c) => listAccounts(deps, c)),
     getPublicKey: (req, ctx) => audited(ctx, "get_public_key", (c) => getPublicKey(deps, req, c)),
+    openRoom: (req, ctx) => audited(ctx, "open_room", (c) => openRoom(deps, req, c)),
     sign: (req, ctx) => audited(ctx, "sign", (c) => sign(s, req, c)),
     keygen: (req, ctx) => audited(ctx, "keygen", (c) => keygen(s, req, c)),
     refresh: (req, ctx) => audited(ctx, "refresh", (c) => refresh(s, req, c)),
@@ -466,6 +496,15 @@ function authorizedAccount(deps: SignServiceDeps, call: Call, accountId: string,
   return id;
 }
 
+/**
+ * The session room a call names, once checked: with room tokens, one the service opened for
+ * this caller, account and operation, not used before (rooms.ts); without, any room id.
+ * @throws {ConnectError} PERMISSION_DENIED for another room.
+ */
+function useRoom(deps: SignServiceDeps, call: Call, id: string, op: RoomOperation, room: string) {
+  deps.rooms?.take(call.caller.id, id, op, room);
+}
+
 function account(deps: SignServiceDeps, id: string): AccountEntry {
   const entry = deps.accounts.get(id);
   if (!entry) throw new ConnectError(`account "${id}" not found`, Code.NotFound);
@@ -539,6 +578,31 @@ function getPublicKey(
   });
 }
 
+const NO_ROOMS = "this service opens no rooms (no gateway.issuer_secret): pick a fresh random " +
+  "room_id for the session call";
+
+/**
+ * OpenRoom: a fresh room for one session of the caller on an account, authorised as that
+ * session is (rooms.ts).
+ */
+async function openRoom(
+  deps: SignServiceDeps,
+  req: Req<"openRoom">,
+  call: Call,
+): Promise<Answer<"openRoom">> {
+  if (!deps.rooms) throw new ConnectError(NO_ROOMS, Code.FailedPrecondition);
+  const op = arg(() => parseRoomOperation(req.operation));
+  const id = authorizedAccount(deps, call, req.accountId, ROOM_OPERATIONS[op]);
+  notDraining(deps);
+  try {
+    const r = await deps.rooms.open(call.caller.id, id, op);
+    return { roomId: r.roomId, gatewayToken: r.gatewayToken, expiresAt: BigInt(r.expiresAt) };
+  } catch (e) {
+    if (e instanceof ConnectError && e.code === Code.Unavailable) deps.logError?.("open_room", e);
+    throw e;
+  }
+}
+
 async function sign(s: Rpc, req: Req<"sign">, call: Call): Promise<Answer<"sign">> {
   const { deps } = s;
   const id = authorizedAccount(deps, call, req.accountId, "sign");
@@ -547,6 +611,7 @@ async function sign(s: Rpc, req: Req<"sign">, call: Call): Promise<Answer<"sign"
   const room = arg(() => parseRoomId(req.roomId));
   call.note({ digest: toHex(digest), path: formatPath(path) });
   account(deps, id);
+  useRoom(deps, call, id, "sign", room);
   return await underLimits(s, call, "sign", () => s.locks.shared(id), async (run) => {
     const r = await signAsParty(
       deps.accounts,
@@ -591,6 +656,7 @@ async function keygen(s: Rpc, req: Req<"keygen">, call: Call): Promise<Answer<"k
   } else if (deps.accounts.get(id)) {
     throw new ConnectError(`account "${id}" exists already`, Code.AlreadyExists);
   }
+  useRoom(deps, call, id, req.resume ? "resume" : "keygen", room);
   const lock = () => {
     try {
       return s.locks.exclusive(id);
@@ -642,6 +708,7 @@ async function refresh(s: Rpc, req: Req<"refresh">, call: Call): Promise<Answer<
   const id = authorizedAccount(deps, call, req.accountId, "refresh");
   const room = arg(() => parseRoomId(req.roomId));
   account(deps, id);
+  useRoom(deps, call, id, "refresh", room);
   return await underLimits(s, call, "refresh", () => s.locks.exclusive(id), async (run) => {
     const primes = await deps.generatePrimes(run.primes);
     const r = await refreshAsParty(

@@ -31,7 +31,7 @@ import {
 import { ConfigError } from "./errors.ts";
 import type { Logger } from "../platform/logger.ts";
 import { createNodeListener, serveNode } from "../platform/node_adapter.ts";
-import { createGatewayClient } from "../transport/mod.ts";
+import { createGatewayClient, createRoomTokenIssuer } from "../transport/mod.ts";
 import type { ServiceConfig } from "./config.ts";
 import {
   type Decryptor,
@@ -46,6 +46,7 @@ import { openAuditFile, recoverAuditFile } from "./audit_file.ts";
 import { startServiceCompute } from "./compute.ts";
 import { withMetricsRoute } from "./metrics.ts";
 import { createSignServiceImpl } from "./sign_service.ts";
+import { SessionRooms } from "./rooms.ts";
 import { createSignServiceFetchHandler, signServiceRoutes } from "./routes.ts";
 
 /** The service's version, in its `starting` line and its health answer. */
@@ -174,9 +175,23 @@ export async function startSignService(
       logger.log("warn", "sessions interrupted by the last stop, audited", { interrupted });
     }
   }
+  // Room tokens (docs/gateway.md, "Room capability"): with the gateway's issuer secret the
+  // service opens the session rooms and presents its own token of each room.
+  const issuer = config.gateway.issuerSecret === ""
+    ? undefined
+    : createRoomTokenIssuer({ url: config.gateway.url, secret: config.gateway.issuerSecret });
   const gateway = createGatewayClient({
     url: config.gateway.url,
-    token: config.gateway.token === "" ? undefined : config.gateway.token,
+    token: issuer
+      ? (room) => issuer.token(room, "service")
+      : config.gateway.token === ""
+      ? undefined
+      : config.gateway.token,
+  });
+  const rooms = issuer ? new SessionRooms({ issuer }) : undefined;
+  logger.log("info", "session rooms", {
+    opened_by: rooms ? "service" : "client",
+    room_tokens: rooms !== undefined,
   });
   let draining = false;
   const impl = createSignServiceImpl({
@@ -199,6 +214,7 @@ export async function startSignService(
     acquireSession: (caller) => sessions.acquire(caller.id),
     audit: (r) => audit.record(r),
     gateway,
+    rooms,
     generatePrimes: compute.generatePrimes,
     compute: compute.pool,
     admission: compute.admission,
@@ -208,7 +224,12 @@ export async function startSignService(
     handshakeTimeoutMs: config.mpc.roundTimeoutMs,
     draining: () => draining,
     logError: (what, e) =>
-      logger.log("error", "unexpected error", { call: what, error: (e as Error)?.name ?? "error" }),
+      logger.log("error", "unexpected error", {
+        call: what,
+        error: (e as Error)?.name ?? "error",
+        // The cause's code (a gateway refusing the issuer secret: `rejected`); never a message.
+        cause: causeCode(e),
+      }),
   });
 
   const routes = signServiceRoutes(impl);
@@ -292,6 +313,12 @@ export async function startSignService(
     return stopped;
   };
   return { host, ports: listening, store, stop };
+}
+
+/** The `code` of an error's cause when it is a short word, for the operator log. */
+function causeCode(e: unknown): string | undefined {
+  const code = ((e as { cause?: { code?: unknown } })?.cause)?.code;
+  return typeof code === "string" && /^[a-z-]{1,32}$/.test(code) ? code : undefined;
 }
 
 /**
