@@ -4,10 +4,20 @@
  * CGGMP21 signing session with the sign-service through the sign-gateway, and whose
  * `getPublicKey(accountId)` answers from the local share.
  *
- * A call picks a fresh random room, starts its own party in the room (authenticated, encrypted
- * session: `transport/`), and asks the service over Connect / gRPC-web to join; when either side
- * fails the other is cancelled. The client never sends its share anywhere; the service's
- * signature must equal the client's own (both are verified by the protocol).
+ * A call asks the service for a session room first (`OpenRoom`: the room id the service chose
+ * and this caller's room token for the gateway), starts its own party in the room (authenticated,
+ * encrypted session: `transport/`) presenting that token, and asks the service over Connect /
+ * gRPC-web to join; when either side fails the other is cancelled. The client never sends its
+ * share anywhere; the service's signature must equal the client's own (both are verified by the
+ * protocol).
+ *
+ * Session rooms (docs/gateway.md, "Room capability"): a service that opens no rooms answers
+ * `OpenRoom` FAILED_PRECONDITION (no gateway issuer secret), and a service older than the RPC
+ * UNIMPLEMENTED; the client then picks a fresh random room itself, presents
+ * `config.gatewayToken` if any, and does not ask again, until a session call of such a room is
+ * refused with PERMISSION_DENIED or FAILED_PRECONDITION (the service may have been restarted
+ * with room tokens): the next call asks `OpenRoom` again. A room from the service is used for one
+ * session call only; a retry after a refusal for load opens a new one.
  *
  * Calls beyond the caller's allowance of sessions at the service (`maxConcurrentSessions`,
  * default 2 as the service's `rate_limit.max_sessions_per_caller`) wait in a bounded local
@@ -56,6 +66,7 @@ import {
   parseAccountId,
   parseDerivationPath,
   parseDigest,
+  parseRoomId,
 } from "../session/inputs.ts";
 import { type AccountStore, type CrashHook, promoteEpoch } from "../session/lifecycle.ts";
 import {
@@ -97,7 +108,10 @@ export interface MpcClientConfig {
   readonly gatewayUrl: string;
   /** Caller credential for the service (`authorization: Bearer <token>`). */
   readonly token: string;
-  /** Room token for a gateway with access control (optional). */
+  /**
+   * Room token for a gateway with access control, for the rooms the client picks itself (a
+   * service that opens no rooms); a room from `OpenRoom` comes with its own token.
+   */
   readonly gatewayToken?: string | ((room: string) => string | Promise<string>);
   readonly keyStore: ClientKeyStore;
   /** fetch for the gateway and the service (default the global one). */
@@ -198,6 +212,19 @@ export class MpcClientError extends Error {
   }
 }
 
+/** A session kind the service opens rooms for (the service's `ROOM_OPERATIONS`). */
+type RoomOperation = "sign" | "keygen" | "resume" | "refresh";
+
+/** The room of one session and the gateway client presenting its token. */
+interface SessionRoom {
+  readonly room: string;
+  readonly gateway: GatewayClient;
+  /** Rethrows a failure of the session call, noting a refused room the client picked. */
+  readonly failed: (e: unknown) => never;
+}
+
+const ROOM_TOKEN = /^[\x21-\x7e]{1,512}$/;
+
 /**
  * Runs our party and the service's call together: the first failure cancels the other side.
  * @returns both results.
@@ -248,6 +275,8 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
     token: config.gatewayToken,
   });
   const headers = { authorization: `Bearer ${config.token}` };
+  /** Whether to ask the service for rooms (false once it answered that it opens none). */
+  let askForRooms = true;
   const store = config.presignatures ?? new MemoryPresignatureStore();
   const progress = config.onProgress;
 
@@ -302,10 +331,70 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
     await resume(id, signal);
   }
 
-  function opts(room: string, signal: AbortSignal) {
+  /**
+   * The room of one session: from the service (`OpenRoom`) with its token, or picked here when
+   * the service opens no rooms (module doc).
+   * @throws {ConnectError} what OpenRoom answered, but FAILED_PRECONDITION and UNIMPLEMENTED;
+   *   INTERNAL for an answer that is not a room and a token.
+   */
+  async function sessionRoom(
+    operation: RoomOperation,
+    accountId: string,
+    signal?: AbortSignal,
+    timeoutMs?: number,
+  ): Promise<SessionRoom> {
+    if (askForRooms) {
+      try {
+        const r = await rpc(
+          service.openRoom({ accountId, operation }, { signal, headers, timeoutMs }),
+          signal,
+        );
+        let room: string;
+        try {
+          room = parseRoomId(r.roomId);
+          if (!ROOM_TOKEN.test(r.gatewayToken)) throw new TypeError("gateway_token: malformed");
+        } catch (e) {
+          throw new ConnectError(
+            `sign-service at ${where.serviceUrl ?? "(the configured transport)"}: OpenRoom ` +
+              "answered no valid room id and token",
+            Code.Internal,
+            undefined,
+            undefined,
+            e,
+          );
+        }
+        const token = r.gatewayToken;
+        const roomGateway = createGatewayClient({ url: config.gatewayUrl, fetch: fetchFn, token });
+        return {
+          room,
+          gateway: roomGateway,
+          failed: (e) => {
+            throw e;
+          },
+        };
+      } catch (e) {
+        const off = e instanceof ConnectError &&
+          (e.code === Code.FailedPrecondition || e.code === Code.Unimplemented);
+        if (!off) throw e;
+        askForRooms = false;
+      }
+    }
     return {
+      room: newRoomId(),
       gateway,
-      room,
+      failed: (e) => {
+        const refused = e instanceof ConnectError &&
+          (e.code === Code.PermissionDenied || e.code === Code.FailedPrecondition);
+        if (refused) askForRooms = true;
+        throw e;
+      },
+    };
+  }
+
+  function opts(at: SessionRoom, signal: AbortSignal) {
+    return {
+      gateway: at.gateway,
+      room: at.room,
       signal,
       roundTimeoutMs: config.roundTimeoutMs,
       handshakeTimeoutMs: config.handshakeTimeoutMs,
@@ -334,20 +423,20 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
     }
     const ks = rec.epochs[0].keyShare;
     const serviceIndex = ks.i === 0 ? 1 : 0;
-    const room = newRoomId();
     progress?.({ type: "status", message: `finishing the key generation of ${accountId}` });
     let mine, theirs;
     try {
+      const at = await sessionRoom("resume", accountId, signal);
       [mine, theirs] = await together(
         signal,
-        (s) => party(resumeAsParty(keyStore, accountId, opts(room, s), life), s),
+        (s) => party(resumeAsParty(keyStore, accountId, opts(at, s), life), s),
         (s) =>
           rpc(service.keygen({
             accountId,
-            roomId: room,
+            roomId: at.room,
             clientIdentityKey: toHex(rec.identity!.publicKeys[ks.i]),
             resume: true,
-          }, { signal: s, headers })),
+          }, { signal: s, headers })).catch(at.failed),
       );
     } catch (e) {
       if (e instanceof ConnectError && e.code === Code.NotFound) {
@@ -387,13 +476,18 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       const budget = { signal: options.signal, timeoutMs: options.timeoutMs };
       const [mine, theirs] = await calls.run(budget, async ({ signal, timeoutMs }) => {
         await committed(accountId, signal);
-        const room = newRoomId();
-        progress?.({ type: "status", message: `signing in room ${room}` });
+        const t0 = performance.now();
+        const at = await sessionRoom("sign", accountId, signal, timeoutMs);
+        // The session gets what is left of the call's deadline.
+        const left = timeoutMs === undefined
+          ? undefined
+          : Math.max(1, timeoutMs - (performance.now() - t0));
+        progress?.({ type: "status", message: `signing in room ${at.room}` });
         return await together(
           signal,
           (s) =>
             party(
-              signAsParty(keyStore, { accountId, digest, path }, opts(room, s), store, life),
+              signAsParty(keyStore, { accountId, digest, path }, opts(at, s), store, life),
               s,
             ),
           (s) =>
@@ -403,12 +497,12 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
                   accountId,
                   digest: toHex(digest),
                   derivationPath: formatPath(path),
-                  roomId: room,
+                  roomId: at.room,
                 },
-                { signal: s, headers, timeoutMs },
+                { signal: s, headers, timeoutMs: left },
               ),
               signal,
-            ),
+            ).catch(at.failed),
         );
       });
       const sig = mine.signature;
@@ -474,7 +568,7 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       const i = info.partyIndex === 0 ? 1 : 0;
       const own = generateIdentity();
       const p = await primes();
-      const room = newRoomId();
+      const at = await sessionRoom("keygen", accountId, options.signal);
       const peers: (Uint8Array | null)[] = [null, null];
       const [mine, theirs] = await together(
         options.signal,
@@ -483,16 +577,16 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
             keygenAsParty(
               keyStore,
               { accountId, i, n, identitySecret: own.secretKey, peers, primes: p },
-              opts(room, signal),
+              opts(at, signal),
               life,
             ),
             signal,
           ),
         (signal) =>
           rpc(service.keygen(
-            { accountId, roomId: room, clientIdentityKey: toHex(own.publicKey) },
+            { accountId, roomId: at.room, clientIdentityKey: toHex(own.publicKey) },
             { signal, headers },
-          )),
+          )).catch(at.failed),
       );
       // The service's identity was learned in the handshake through the untrusted gateway:
       // promote the share only if the service, over its own channel, confirms the same session.
@@ -515,15 +609,18 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
     async refresh(accountId, options = {}) {
       await committed(accountId, options.signal);
       const p = await primes();
-      const room = newRoomId();
+      const at = await sessionRoom("refresh", accountId, options.signal);
       const [mine, theirs] = await together(
         options.signal,
         (signal) =>
           party(
-            refreshAsParty(keyStore, { accountId, primes: p }, opts(room, signal), life),
+            refreshAsParty(keyStore, { accountId, primes: p }, opts(at, signal), life),
             signal,
           ),
-        (signal) => rpc(service.refresh({ accountId, roomId: room }, { signal, headers })),
+        (signal) =>
+          rpc(service.refresh({ accountId, roomId: at.room }, { signal, headers })).catch(
+            at.failed,
+          ),
       );
       if (theirs.sessionId !== mine.sessionId) {
         throw new MpcClientError("mismatch", "the service confirmed another refresh session");
