@@ -10,11 +10,16 @@
  * Only types come from bitcoinjs-lib (a peer dependency); Schnorr (Taproot) is not offered.
  *
  * @example
- * ```ts ignore
- * import { Psbt } from "bitcoinjs-lib";
+ * ```ts
+ * import type { Psbt } from "bitcoinjs-lib";
  * import { createMpcHdSigner } from "wallet-mpc/bitcoinjs";
- * const hd = await createMpcHdSigner({ client, accountId: "alice" });
- * await psbt.signAllInputsHDAsync(hd);
+ * import type { MpcClient } from "wallet-mpc/client";
+ * // Needs the sign-service (through `client`); the PSBT's inputs name the HD signer's
+ * // fingerprint and non-hardened paths in their bip32Derivation.
+ * async function signAll(client: MpcClient, psbt: Psbt): Promise<void> {
+ *   const hd = await createMpcHdSigner({ client, accountId: "alice" });
+ *   await psbt.signAllInputsHDAsync(hd);
+ * }
  * ```
  * @module
  */

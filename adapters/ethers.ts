@@ -7,12 +7,17 @@
  * `yParity` in typed transactions, EIP-155 in legacy ones. ethers is a peer dependency.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { JsonRpcProvider, parseEther } from "ethers";
+ * import type { MpcClient } from "wallet-mpc/client";
  * import { MpcEthersSigner } from "wallet-mpc/ethers";
- * const signer = new MpcEthersSigner({ client, accountId: "alice", provider: new JsonRpcProvider(rpc) });
- * const tx = await signer.sendTransaction({ to, value: parseEther("0.25") });
- * await tx.wait();
+ * // Needs the sign-service (through `client`) and an Ethereum node at `rpc`.
+ * async function pay(client: MpcClient, rpc: string, to: string): Promise<void> {
+ *   const provider = new JsonRpcProvider(rpc);
+ *   const signer = new MpcEthersSigner({ client, accountId: "alice", provider });
+ *   const tx = await signer.sendTransaction({ to, value: parseEther("0.25") });
+ *   await tx.wait();
+ * }
  * ```
  * @module
  */
@@ -50,8 +55,17 @@ export class MpcEthersSigner extends AbstractSigner {
   /**
    * @param options the client, the account id, an optional path and provider.
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { MemoryKeyStore, newMpcClient } from "wallet-mpc/client";
+   * import { MpcEthersSigner } from "wallet-mpc/ethers";
+   * const client = newMpcClient({
+   *   serviceUrl: "http://127.0.0.1:50052",
+   *   gatewayUrl: "http://127.0.0.1:8080",
+   *   token: "<the caller's token>",
+   *   keyStore: new MemoryKeyStore(),
+   * });
    * const signer = new MpcEthersSigner({ client, accountId: "alice", path: "m/0/1" });
+   * console.assert(signer.provider === null); // signer.connect(provider) to send transactions
    * ```
    */
   constructor(options: MpcEthersSignerOptions) {

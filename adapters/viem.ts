@@ -8,13 +8,17 @@
  * (`signature.ts`). viem is a peer dependency.
  *
  * @example
- * ```ts ignore
- * import { createWalletClient, http, parseEther } from "viem";
+ * ```ts
+ * import { type Address, createWalletClient, type Hash, http, parseEther } from "viem";
  * import { foundry } from "viem/chains";
+ * import type { MpcClient } from "wallet-mpc/client";
  * import { toMpcAccount } from "wallet-mpc/viem";
- * const account = await toMpcAccount({ client, accountId: "alice" });
- * const wallet = createWalletClient({ account, chain: foundry, transport: http(rpc) });
- * const hash = await wallet.sendTransaction({ to, value: parseEther("0.25") });
+ * // Needs the sign-service (through `client`) and an Ethereum node at `rpc`.
+ * async function pay(client: MpcClient, rpc: string, to: Address): Promise<Hash> {
+ *   const account = await toMpcAccount({ client, accountId: "alice" });
+ *   const wallet = createWalletClient({ account, chain: foundry, transport: http(rpc) });
+ *   return await wallet.sendTransaction({ to, value: parseEther("0.25") });
+ * }
  * ```
  * @module
  */

@@ -25,13 +25,27 @@
  * when another tab wrote.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { type MpcClient, newMpcClient } from "wallet-mpc/client";
  * import { openBrowserKeyStore } from "wallet-mpc/client/browser_key_store";
- * const keyStore = await openBrowserKeyStore({ passphrase });
- * if ((await keyStore.ids()).length === 0) {
- *   await keyStore.importFile(fileBytes, { identity: "AGE-SECRET-KEY-1..." });
+ * // In the page: the passphrase the user typed; the first time, the key share file the user
+ * // picked and the age identity it is encrypted to.
+ * async function openWallet(
+ *   passphrase: string,
+ *   firstTime: { fileBytes: Uint8Array; identity: string } | null,
+ * ): Promise<MpcClient> {
+ *   const keyStore = await openBrowserKeyStore({ passphrase });
+ *   if (firstTime !== null && (await keyStore.ids()).length === 0) {
+ *     await keyStore.importFile(firstTime.fileBytes, { identity: firstTime.identity });
+ *   }
+ *   return newMpcClient({
+ *     serviceUrl: "https://sign.example",
+ *     gatewayUrl: "https://gateway.example",
+ *     token: "<the caller's token>",
+ *     keyStore,
+ *     protocol: "grpc-web",
+ *   });
  * }
- * const client = newMpcClient({ serviceUrl, gatewayUrl, token, keyStore, protocol: "grpc-web" });
  * ```
  * @module
  */

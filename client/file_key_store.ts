@@ -5,9 +5,25 @@
  * interface of `mpc_client.ts`. Browsers get another store later; this file needs `node:fs`.
  *
  * @example
- * ```ts ignore
- * const keyStore = await openFileKeyStore({ path: "client_key_shares.json", identity });
- * const client = newMpcClient({ ..., keyStore });
+ * ```ts
+ * import { mkdtempSync, rmSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { generateAgeIdentity } from "../keystore/key_store.ts";
+ * import { openFileKeyStore } from "./file_key_store.ts";
+ * import { newMpcClient } from "./mpc_client.ts";
+ * const dir = mkdtempSync(join(tmpdir(), "client-"));
+ * const { identity } = await generateAgeIdentity(); // an operator's: the contents of client.age
+ * const path = join(dir, "client_key_shares.json");
+ * const keyStore = await openFileKeyStore({ path, identity, create: true });
+ * const client = newMpcClient({
+ *   serviceUrl: "http://127.0.0.1:50052",
+ *   gatewayUrl: "http://127.0.0.1:8080",
+ *   token: "<the caller's token>",
+ *   keyStore,
+ * });
+ * console.assert((await client.listAccounts()).length === 0); // until client.keygen("alice")
+ * rmSync(dir, { recursive: true });
  * ```
  * @module
  */

@@ -91,8 +91,13 @@ const DOMAIN = new TextEncoder().encode("wallet-mpc/key-epoch/v1");
  * @param share a key share of the epoch.
  * @returns 64 lowercase hex digits.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { epochDigest } from "./key_epochs.ts";
+ * // Both parties' shares of one key; here dealt by a test fixture.
+ * import { dealKeyShares } from "../testing/fixtures/protocol_fixtures.ts";
+ * const [clientShare, serviceShare] = dealKeyShares(2);
  * console.assert(epochDigest(clientShare) === epochDigest(serviceShare));
+ * console.assert(/^[0-9a-f]{64}$/.test(epochDigest(clientShare)));
  * ```
  */
 export function epochDigest(share: KeyShare): string {

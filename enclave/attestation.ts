@@ -13,10 +13,22 @@
  * (`pcr-mismatch`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { verifyAttestationDocument } from "./attestation.ts";
- * const doc = await verifyAttestationDocument(bytes, { nonce, expectedPcrs: new Map([[0, pcr0]]) });
+ * // A document from the test NSM (in an enclave: nsm.ts's openNsmDevice()), signed by a test
+ * // root instead of AWS's.
+ * import { createFakeNsm } from "./testing/fake_nsm.ts";
+ * const pcr0 = new Uint8Array(48).fill(1);
+ * const { nsm, rootDer } = await createFakeNsm({ pcrs: new Map([[0, pcr0]]) });
+ * const nonce = crypto.getRandomValues(new Uint8Array(32));
+ * const bytes = await nsm.attest({ nonce });
+ * const doc = await verifyAttestationDocument(bytes, {
+ *   roots: [rootDer],
+ *   nonce,
+ *   expectedPcrs: new Map([[0, pcr0]]),
+ * });
  * console.log(doc.moduleId, doc.publicKey);
+ * nsm.close();
  * ```
  * @module
  */
@@ -342,8 +354,12 @@ function verifyChain(p: Payload, roots: readonly Uint8Array[], now: Date): Parse
  * @throws {AttestationError} with a `code` naming the first failed check (see the module doc)
  * @throws {TypeError} `doc` is not a Uint8Array
  * @example
- * ```ts ignore
- * const verified = await verifyAttestationDocument(doc, { nonce });
+ * ```ts
+ * import { type AttestationDocument, verifyAttestationDocument } from "./attestation.ts";
+ * // A document an enclave's NSM made for `nonce`, checked against the AWS root (the default).
+ * async function check(doc: Uint8Array, nonce: Uint8Array): Promise<AttestationDocument> {
+ *   return await verifyAttestationDocument(doc, { nonce });
+ * }
  * ```
  */
 export async function verifyAttestationDocument(

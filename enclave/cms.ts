@@ -16,9 +16,18 @@
  * checked by age's own MACs).
  *
  * @example
- * ```ts ignore
- * import { openEnvelopedData } from "./cms.ts";
- * const plaintext = await openEnvelopedData(ciphertextForRecipient, rsaOaepPrivateKey);
+ * ```ts
+ * import { openEnvelopedData, sealEnvelopedData } from "./cms.ts";
+ * const rsa = { name: "RSA-OAEP", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) };
+ * const keys = await crypto.subtle.generateKey({ ...rsa, hash: "SHA-256" }, false, [
+ *   "encrypt",
+ *   "decrypt",
+ * ]);
+ * const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
+ * // KMS seals its answer to the attested public key; here sealEnvelopedData does.
+ * const ciphertextForRecipient = await sealEnvelopedData(new TextEncoder().encode("key"), spki);
+ * const plaintext = await openEnvelopedData(ciphertextForRecipient, keys.privateKey);
+ * console.assert(new TextDecoder().decode(plaintext) === "key");
  * ```
  * @module
  */

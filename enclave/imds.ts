@@ -6,9 +6,12 @@
  * what keeps the age key from the parent (docs/enclave.md).
  *
  * @example
- * ```ts ignore
- * const creds = createImdsCredentials({});          // http://169.254.169.254
- * const s3 = new S3Client({ region, credentials: creds.provider });
+ * ```ts
+ * import { S3Client } from "@aws-sdk/client-s3";
+ * import { createImdsCredentials } from "./imds.ts";
+ * const creds = createImdsCredentials({}); // http://169.254.169.254, asked at the first S3 call
+ * const s3 = new S3Client({ region: "eu-west-1", credentials: creds.provider });
+ * s3.destroy();
  * ```
  * @module
  */

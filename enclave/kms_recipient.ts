@@ -11,13 +11,19 @@
  * reach. The key id of the answer must be the pinned one when the pin is an ARN.
  *
  * @example
- * ```ts ignore
- * const ageKey = await decryptForRecipient({
- *   nsm,
- *   keyId: "arn:aws:kms:eu-west-1:111122223333:key/...",
- *   ciphertext,
- *   decrypt: (input) => kms.send(new DecryptCommand(input)),
- * });
+ * ```ts
+ * import { DecryptCommand, type KMSClient } from "@aws-sdk/client-kms";
+ * import { decryptForRecipient } from "./kms_recipient.ts";
+ * import type { Nsm } from "./nsm.ts";
+ * // In the enclave, as boot.ts does: KMS (through the parent's proxy) and the NSM device.
+ * async function ageKeyOf(kms: KMSClient, nsm: Nsm, blob: Uint8Array): Promise<Uint8Array> {
+ *   return await decryptForRecipient({
+ *     nsm,
+ *     keyId: "arn:aws:kms:eu-west-1:111122223333:key/...",
+ *     ciphertext: blob,
+ *     decrypt: (input) => kms.send(new DecryptCommand(input)),
+ *   });
+ * }
  * ```
  * @module
  */

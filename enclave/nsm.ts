@@ -11,11 +11,17 @@
  * Sizes: request at most 0x1000 bytes, response buffer 0x3000 bytes.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openNsmDevice } from "./nsm.ts";
- * const nsm = openNsmDevice();
- * const document = await nsm.attest({ nonce, publicKey: spkiDer });
- * nsm.close();
+ * // Inside a Nitro Enclave (the device /dev/nsm); enclave/testing/fake_nsm.ts stands in elsewhere.
+ * async function attest(nonce: Uint8Array, spkiDer: Uint8Array): Promise<Uint8Array> {
+ *   const nsm = openNsmDevice();
+ *   try {
+ *     return await nsm.attest({ nonce, publicKey: spkiDer });
+ *   } finally {
+ *     nsm.close();
+ *   }
+ * }
  * ```
  * @module
  */

@@ -14,10 +14,17 @@
  * Versions older than the newest `keep` are deleted after the pointer moved.
  *
  * @example
- * ```ts ignore
- * const bucket = createShareBucket({ s3: new S3Client({ region }), bucket: "b", prefix: "prod/" });
- * const current = await bucket.current();         // null: no version yet
- * const receipt = await bucket.publish(fileBytes); // generation 1
+ * ```ts
+ * import type { S3Client } from "@aws-sdk/client-s3";
+ * import { createShareBucket } from "./share_bucket.ts";
+ * import type { UploadReceipt } from "./share_upload.ts";
+ * // Needs S3 (or a stand-in: enclave/testing/moto.ts).
+ * async function publishNext(s3: S3Client, fileBytes: Uint8Array): Promise<UploadReceipt> {
+ *   const bucket = createShareBucket({ s3, bucket: "b", prefix: "prod/" });
+ *   const current = await bucket.current(); // null: no version yet
+ *   console.log(current?.pointer.generation ?? 0);
+ *   return await bucket.publish(fileBytes); // the next generation (1 on an empty bucket)
+ * }
  * ```
  * @module
  */

@@ -87,10 +87,14 @@ export interface RedisBackend extends Backend {
  * @returns a {@link RedisBackend}
  * @throws {TypeError} when the URL is not a `redis://` URL
  * @example
- * ```ts ignore
- * import { createRedisBackend } from "./redis_backend.ts";
- * const backend = createRedisBackend({ url: "redis://127.0.0.1:6379/0" });
- * await backend.ready();
+ * ```ts
+ * import { createRedisBackend, type RedisBackend } from "./redis_backend.ts";
+ * // Needs a Redis server at `url`.
+ * async function connect(url = "redis://127.0.0.1:6379/0"): Promise<RedisBackend> {
+ *   const backend = createRedisBackend({ url });
+ *   await backend.ready();
+ *   return backend;
+ * }
  * ```
  */
 export function createRedisBackend(options: RedisBackendOptions): RedisBackend {

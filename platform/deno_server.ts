@@ -77,7 +77,7 @@ const encoder = new TextEncoder();
  * @throws {Error} when this Deno has no per-connection server ({@link denoConnectionServer}) or
  * the port cannot be bound
  * @example
- * ```ts ignore
+ * ```ts
  * import { ConnectionGuard } from "./connection_guard.ts";
  * import { serveDeno } from "./deno_server.ts";
  * const guard = new ConnectionGuard({
@@ -85,6 +85,7 @@ const encoder = new TextEncoder();
  *   keepAliveTimeoutMs: 5000,
  * });
  * const s = serveDeno(async () => new Response("ok"), { port: 0, guard });
+ * console.assert((await (await fetch(`http://127.0.0.1:${s.port}/`)).text()) === "ok");
  * await s.shutdown();
  * guard.stop();
  * ```

@@ -16,9 +16,19 @@
  * refresh of the same account. Advisory `flock` would be simpler but Node has no API for it.
  *
  * @example
- * ```ts ignore
- * const lock = await acquireFileLock("/var/lib/wallet/keys.age");
- * try { await lock.assertHeld(); ... } finally { await lock.release(); }
+ * ```ts
+ * import { mkdtempSync, rmSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { acquireFileLock } from "./file_lock.ts";
+ * const dir = mkdtempSync(join(tmpdir(), "lock-"));
+ * const lock = await acquireFileLock(join(dir, "keys.age")); // creates keys.age.lock
+ * try {
+ *   await lock.assertHeld(); // before each write of keys.age
+ * } finally {
+ *   await lock.release();
+ * }
+ * rmSync(dir, { recursive: true });
  * ```
  * @module
  */

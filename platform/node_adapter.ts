@@ -193,10 +193,17 @@ function readWhole(req: IncomingMessage, length: number): Promise<Uint8Array | n
  * @param options body buffering, error hook, scheme and default host of the request URLs
  * @returns the listener, with the set of responses still open
  * @example
- * ```ts ignore
+ * ```ts
  * import { createServer } from "node:http";
+ * import type { AddressInfo } from "node:net";
  * import { createNodeListener } from "./node_adapter.ts";
- * createServer(createNodeListener(async () => new Response("ok"))).listen(0);
+ * const listener = createNodeListener(async (req) => new Response(new URL(req.url).pathname));
+ * const server = createServer(listener);
+ * await new Promise<void>((listening) => server.listen(0, "127.0.0.1", listening));
+ * const { port } = server.address() as AddressInfo;
+ * console.assert((await (await fetch(`http://127.0.0.1:${port}/a`)).text()) === "/a");
+ * server.closeAllConnections();
+ * await new Promise((closed) => server.close(closed));
  * ```
  */
 export function createNodeListener(
@@ -344,9 +351,10 @@ export function createNodeListener(
  * @returns the running server once it listens
  * @throws {Error} when the port cannot be bound
  * @example
- * ```ts ignore
+ * ```ts
  * import { serveNode } from "./node_adapter.ts";
  * const s = await serveNode(async () => new Response("ok"), { port: 0 });
+ * console.assert((await (await fetch(`http://127.0.0.1:${s.port}/`)).text()) === "ok");
  * await s.shutdown();
  * ```
  */

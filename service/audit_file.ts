@@ -217,10 +217,20 @@ function isServiceStart(line: string): boolean {
  * @returns the interrupted sessions recorded.
  * @throws the file-system errors of reading or writing.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { mkdtempSync, rmSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { openAuditFile, recoverAuditFile } from "./audit_file.ts";
+ * import { createAuditLog } from "./audit.ts";
+ * const dir = mkdtempSync(join(tmpdir(), "audit-"));
+ * const path = join(dir, "audit.jsonl");
  * const file = await openAuditFile(path);
  * const audit = createAuditLog({ write: file.write });
- * const interrupted = await recoverAuditFile(path, audit);
+ * const interrupted = await recoverAuditFile(path, audit); // at the service's start
+ * console.assert(interrupted === 0); // a new file: no session left open
+ * await file.close();
+ * rmSync(dir, { recursive: true });
  * ```
  */
 export async function recoverAuditFile(

@@ -7,11 +7,17 @@
  * route.
  *
  * @example
- * ```ts ignore
- * const compute = await startServiceCompute(config, { logger });
- * const impl = createSignServiceImpl({ ...deps, compute: compute.pool,
- *   admission: compute.admission, metrics: compute.metrics,
- *   generatePrimes: compute.generatePrimes });
+ * ```ts
+ * import { startServiceCompute } from "./compute.ts";
+ * import { defaultServiceConfig } from "./config.ts";
+ * const config = defaultServiceConfig();
+ * const compute = await startServiceCompute({
+ *   ...config,
+ *   compute: { ...config.compute, workers: 1 },
+ * });
+ * // start.ts hands compute.pool, compute.admission, compute.metrics and compute.generatePrimes
+ * // to createSignServiceImpl (sign_service.ts).
+ * console.assert(compute.pool.size === 1);
  * await compute.close();
  * ```
  * @module

@@ -4,7 +4,7 @@
  * its exit code and whole output: for tests of a command line as an operator runs it.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { runEntryPoint } from "./entry_point.ts";
  * const r = await runEntryPoint("service/admin.ts", ["--help"]);
  * console.assert(r.code === 0 && r.stdout.includes("Usage:"));

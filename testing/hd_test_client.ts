@@ -9,9 +9,15 @@
  * TEST CODE ONLY.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { verifyMessage } from "ethers";
+ * import { MpcEthersSigner } from "../adapters/ethers.ts";
+ * import { hdTestClient } from "./hd_test_client.ts";
  * const client = hdTestClient();
  * const signer = new MpcEthersSigner({ client, accountId: "alice" });
+ * const signature = await signer.signMessage("hello");
+ * console.assert(verifyMessage("hello", signature) === (await signer.getAddress()));
+ * console.assert(client.calls.length === 1);
  * ```
  * @module
  */

@@ -2,7 +2,7 @@
  * Temporary directories and file reads for tests that run commands on real files.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { bytesOf, withDir } from "./temp_files.ts";
  * await withDir(async (dir) => console.assert((await bytesOf(`${dir}/none`)) === null));
  * ```

@@ -5,11 +5,16 @@
  * Runtime-neutral (node:fs, node:child_process).
  *
  * @example
- * ```ts ignore
- * import { mkdtempSync } from "node:fs";
+ * ```ts
+ * import { mkdtempSync, rmSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  * import { makeTestCa } from "./tls_ca.ts";
- * const pki = makeTestCa(mkdtempSync("/tmp/ca-"));
+ * const dir = mkdtempSync(join(tmpdir(), "ca-"));
+ * const pki = makeTestCa(dir);
  * // server: pki.certFile / pki.keyFile; client: pki.caFile
+ * console.assert(pki.cert.startsWith("-----BEGIN CERTIFICATE-----"));
+ * rmSync(dir, { recursive: true });
  * ```
  * @module
  */

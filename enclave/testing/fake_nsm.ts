@@ -8,10 +8,14 @@
  * {@linkcode signAttestationPayload}) let tests forge hostile documents.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { verifyAttestationDocument } from "../attestation.ts";
+ * import { createFakeNsm } from "./fake_nsm.ts";
  * const { nsm, rootDer } = await createFakeNsm({ pcrs: new Map([[0, new Uint8Array(48)]]) });
+ * const nonce = crypto.getRandomValues(new Uint8Array(32));
  * const doc = await nsm.attest({ nonce });
  * await verifyAttestationDocument(doc, { roots: [rootDer], nonce });
+ * nsm.close();
  * ```
  * @module
  */

@@ -10,9 +10,17 @@
  * map's `browser` condition (`./dist/lib/x.js` is built from `x.ts`).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { startWalletServer, type WalletPageConfig } from "./server.ts";
+ * const config: WalletPageConfig = {
+ *   serviceUrl: "http://127.0.0.1:50052",
+ *   gatewayUrl: "http://127.0.0.1:8080",
+ *   rpcUrl: "http://127.0.0.1:8545",
+ *   token: "<the caller's token>",
+ *   account: "alice",
+ * };
  * const server = await startWalletServer({ port: 0, sources: true, config: () => config });
- * console.log(server.url);
+ * console.log(server.url); // the page, bundled from the repository's sources
  * await server.close();
  * ```
  * @module
