@@ -1,9 +1,10 @@
 /**
  * The import rule of README.md ("Layers"), checked on every TypeScript file of the tree: a
  * folder imports only the folders below it, client / service / gateway never import each other,
- * and nothing but tests/ imports tests/. Imports are read with the TypeScript compiler's own
- * pre-processor (`ts.preProcessFile`: static, re-export and dynamic imports; comments and
- * strings are not imports, so doc examples do not count).
+ * nothing but tests/ imports tests/, and a private `_x.ts` file is imported only from its own
+ * top-level folder (fuzz/ excepted: its harnesses drive private decoders). Imports are read with
+ * the TypeScript compiler's own pre-processor (`ts.preProcessFile`: static, re-export and dynamic
+ * imports; comments and strings are not imports, so doc examples do not count).
  * @module
  */
 import { test } from "node:test";
@@ -62,6 +63,17 @@ function allowed(from: string, to: string, testFile: boolean): boolean {
   return testFile && a in LIBRARY && (b in LIBRARY || b === "testing");
 }
 
+/**
+ * Whether `from` may import `to` as far as private files go: a `_x.ts` file is imported only
+ * from its own top-level folder, except by fuzz/, whose harnesses drive private decoders.
+ */
+function privateAllowed(from: string, to: string): boolean {
+  const name = to.split("/").pop() as string;
+  if (!name.startsWith("_")) return true;
+  const a = from.split("/")[0];
+  return a === to.split("/")[0] || a === "fuzz";
+}
+
 function tsFiles(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {
     if (SKIP.has(name) || name.startsWith(".")) continue;
@@ -88,12 +100,13 @@ export function violations(files: readonly string[]): string[] {
     const rel = relative(ROOT, path).split(sep).join("/");
     for (const to of importsOf(path, readFileSync(path, "utf8"))) {
       if (!allowed(rel, to, isTestFile(rel))) bad.push(`${rel} -> ${to}`);
+      else if (!privateAllowed(rel, to)) bad.push(`${rel} -> ${to} (private to its folder)`);
     }
   }
   return [...new Set(bad)];
 }
 
-test("imports run only downward: no file imports a folder above it, a sibling server, or tests/", () => {
+test("imports run only downward: no file imports a folder above it, a sibling server, tests/, or another folder's private file", () => {
   const files = tsFiles(ROOT);
   assert.ok(files.length > 100, "the tree was read");
   assert.deepEqual(violations(files), []);
@@ -112,6 +125,18 @@ test("the rule catches a planted wrong-way import (client -> service, core -> pl
     const [to] = importsOf(path, src);
     assert.equal(allowed(rel, to, isTestFile(rel)), false, `${rel}: ${src}`);
   }
+  // A private file of another folder, from a test file too (whose layer rule is looser).
+  const privates = [
+    ["platform/x_test.ts", 'import { client } from "../gateway/_test_util.ts";'],
+    ["tests/gateway/x_test.ts", 'import "../../gateway/_router.ts";'],
+  ];
+  for (const [rel, src] of privates) {
+    const [to] = importsOf(join(ROOT, rel), src);
+    assert.equal(allowed(rel, to, isTestFile(rel)), true, `${rel}: the layers allow ${to}`);
+    assert.equal(privateAllowed(rel, to), false, `${rel}: ${src}`);
+  }
+  assert.equal(privateAllowed("gateway/hub_test.ts", "gateway/_test_util.ts"), true);
+  assert.equal(privateAllowed("bench/e2e/compute_main.ts", "bench/_harness.ts"), true);
   // And the comment of a doc example is not an import.
   assert.deepEqual(importsOf(join(ROOT, "core/x.ts"), '/**\n * import "../tests/a.ts";\n */'), []);
 });
