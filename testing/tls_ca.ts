@@ -60,7 +60,11 @@ export function makeTestCa(dir: string): TestCa {
     "ca.pem",
     ...days,
     "-subj",
-    "/CN=test CA",
+    "/CN=wallet-mpc test CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
   ]);
   run(["req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
   writeFileSync(

@@ -11,82 +11,16 @@
  * plaintext, for the test that the enclave refuses such an answer.
  * @module
  */
-import { spawnSync } from "node:child_process";
 import { Buffer } from "node:buffer";
+import type { TestCa } from "../../testing/tls_ca.ts";
 import { verifyAttestationDocument } from "../attestation.ts";
 import { sealEnvelopedData } from "../cms.ts";
-
-/** A test CA and a server certificate for `localhost` / 127.0.0.1 (PEM files). */
-export interface TestTls {
-  readonly caFile: string;
-  readonly cert: string;
-  readonly key: string;
-}
-
-/**
- * Makes a test CA and a server certificate with the openssl tool.
- * @param dir where the files go.
- * @returns the CA file (for NODE_EXTRA_CA_CERTS) and the server's PEM texts.
- * @throws {Error} when openssl fails.
- */
-export function makeTestTls(dir: string): TestTls {
-  const run = (args: string[]) => {
-    const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8", timeout: 30_000 });
-    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
-  };
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  run([
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=wallet-mpc test CA",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  ]);
-  run(["req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
-  Deno.writeTextFileSync(
-    `${dir}/server.ext`,
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n" +
-      "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-  );
-  run([
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "server.pem",
-    "-days",
-    "2",
-    "-extfile",
-    "server.ext",
-  ]);
-  return {
-    caFile: `${dir}/ca.pem`,
-    cert: Deno.readTextFileSync(`${dir}/server.pem`),
-    key: Deno.readTextFileSync(`${dir}/server.key`),
-  };
-}
 
 /** Options of {@link startKmsStandIn}. */
 export interface KmsStandInOptions {
   /** moto's endpoint (`http://127.0.0.1:PORT`). */
   readonly moto: string;
-  readonly tls: TestTls;
+  readonly tls: Pick<TestCa, "cert" | "key">;
   /** The key policy: the PCR0 an enclave must have. */
   readonly pcr0: Uint8Array;
   /** The trusted roots of attestation documents (the test NSM's), read at each request. */

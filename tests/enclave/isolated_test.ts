@@ -39,17 +39,14 @@ import { createShareBucket } from "../../enclave/share_bucket.ts";
 import type { Nsm } from "../../enclave/nsm.ts";
 import { createFakeNsm } from "../../enclave/testing/fake_nsm.ts";
 import { fakeImds } from "../../enclave/testing/fake_imds.ts";
-import {
-  type KmsStandIn,
-  makeTestTls,
-  startKmsStandIn,
-} from "../../enclave/testing/kms_standin.ts";
+import { type KmsStandIn, startKmsStandIn } from "../../enclave/testing/kms_standin.ts";
 import { type Moto, motoMissing, startMoto } from "../../enclave/testing/moto.ts";
 import { serveNsm } from "../../enclave/testing/nsm_server.ts";
 import { DENO, type GatewayProcess, ROOT, startGateway } from "../../testing/processes.ts";
 import { fixturePrimes, secretsOf } from "../../testing/accounts.ts";
 import { ACCOUNT, e2eAccounts, randomDigest } from "../e2e/e2e_helpers.ts";
 import { opensslVerify } from "../../testing/openssl.ts";
+import { makeTestCa } from "../../testing/tls_ca.ts";
 import { isolationMissing, type LoggedProcess, makeNetns, run, spawnLogged } from "./_harness.ts";
 
 const skip = process.env.WALLET_MPC_ENCLAVE !== "1"
@@ -93,7 +90,7 @@ describe("the enclave in a network namespace", { skip }, () => {
     sock = join(dir, "vsock");
     Deno.mkdirSync(sock);
     moto = await startMoto();
-    const tls = makeTestTls(dir);
+    const tls = makeTestCa(dir);
     caFile = tls.caFile;
     nsm = await createFakeNsm({ pcrs: new Map([[0, GOOD_PCR0]]) });
     kms = await startKmsStandIn({
