@@ -1,8 +1,9 @@
 /**
  * `deno task demo`: the whole product on one machine with embedded defaults and no external
  * services. Generates a development 2-of-2 key offline (age-encrypted share files), starts the
- * sign-gateway and the sign-service as child processes, signs a random digest from the client
- * library through them, verifies the signature with @noble/curves (and with the `openssl` CLI
+ * sign-gateway and the sign-service as child processes (room tokens on: the gateway serves no
+ * anonymous room, the service opens the session's room and hands the client its token), signs a
+ * random digest from the client library through them, verifies the signature with @noble/curves (and with the `openssl` CLI
  * when it is installed), and prints on its LAST line one JSON object:
  * `{"publicKey": <compressed hex>, "digest": <hex>, "signature": <DER hex>, "recoveryId": n}`.
  * Progress goes to stderr.
@@ -26,7 +27,8 @@ async function main(): Promise<number> {
   const stack = await startLocalStack({ runtime, accounts: ["demo"], onProgress: say });
   try {
     say(
-      `gateway ${stack.gatewayUrl}, service ${stack.serviceWebUrl} (gRPC ${stack.serviceGrpcUrl})`,
+      `gateway ${stack.gatewayUrl} (room tokens on), service ${stack.serviceWebUrl} ` +
+        `(gRPC ${stack.serviceGrpcUrl})`,
     );
     const client = newMpcClient({
       ...stack.clientConfig(await stack.clientKeyStore()),

@@ -4,6 +4,12 @@
  * sign-gateway and a sign-service as child processes under Deno or Node, on free loopback
  * ports, in a temporary directory. Nothing external is needed.
  *
+ * Room tokens are on, as in production (docs/gateway.md, "Room capability"): the gateway runs
+ * with `access.enabled` (no anonymous rooms) and two secrets fresh for every stack, the service
+ * with the gateway's issuer secret, so it opens every session's room (OpenRoom) and hands the
+ * client its room token. `roomTokens: false` runs the open gateway and the service without
+ * rooms instead (the client picks its rooms).
+ *
  * Both processes bind port 0 (the system picks a free port) and the stack reads the ports they
  * got from their JSON `listening` log lines, waiting for that line (no guessing a free port
  * beforehand, which another process may take first). A restart of the service binds the ports
@@ -30,6 +36,7 @@ import { writeKeyShareFileAtomic } from "../platform/keyshare_file.ts";
 import { encryptKeyShareFileBytes, generateAgeIdentity } from "../keystore/key_store.ts";
 import { generateToken, hashToken } from "../service/auth.ts";
 import { generateOfflineAccounts } from "../keygen/offline.ts";
+import { toHex } from "../core/bytes.ts";
 import { openFileKeyStore } from "../client/file_key_store.ts";
 import type { ClientKeyStore, MpcClientConfig } from "../client/mpc_client.ts";
 import {
@@ -60,6 +67,11 @@ export interface LocalStackOptions {
   readonly serviceEnv?: Record<string, string>;
   /** Extra sign-gateway flags, e.g. `["--cors-origins", "http://127.0.0.1:5173"]` for a page. */
   readonly gatewayArgs?: readonly string[];
+  /**
+   * Room tokens (default true): the gateway with `access.enabled` and fresh secrets, the service
+   * with the issuer secret. False: an open gateway, clients pick their rooms.
+   */
+  readonly roomTokens?: boolean;
   readonly onProgress?: (message: string) => void;
 }
 
@@ -77,6 +89,11 @@ export interface LocalStack {
   readonly clientAgeIdentity: string;
   readonly auditFile: string;
   readonly gateway: GatewayProcess;
+  /**
+   * The gateway's environment of this stack (its access settings and secrets; empty without
+   * room tokens): a gateway started again for the stack (`startGateway`) needs it.
+   */
+  readonly gatewayEnv: Readonly<Record<string, string>>;
   /** The service process's combined output so far. */
   serviceOutput(): string;
   /** The client's key store on the stack's file. */
@@ -146,8 +163,16 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
   );
   const auditFile = join(dir, "audit.jsonl");
 
+  // Fresh secrets for every stack: 32 random bytes each, hex.
+  const secret = () => toHex(globalThis.crypto.getRandomValues(new Uint8Array(32)));
+  const issuerSecret = secret();
+  const gatewayEnv: Record<string, string> = o.roomTokens === false ? {} : {
+    WALLET_MPC_GATEWAY_ACCESS_ENABLED: "true",
+    WALLET_MPC_GATEWAY_TOKEN_SECRET: secret(),
+    WALLET_MPC_GATEWAY_ISSUER_SECRET: issuerSecret,
+  };
   say("starting the sign-gateway");
-  const gateway = await startGateway(o.runtime, [...o.gatewayArgs ?? []]);
+  const gateway = await startGateway(o.runtime, [...o.gatewayArgs ?? []], gatewayEnv);
   const gatewayUrl = gateway.url;
   const env: Record<string, string> = {
     ...process.env as Record<string, string>,
@@ -158,6 +183,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     WALLET_MPC_SERVICE__KEY_STORE__AGE_IDENTITY_FILE: serviceIdFile,
     WALLET_MPC_SERVICE__AUTH__TOKENS_FILE: tokensFile,
     WALLET_MPC_SERVICE__AUDIT__FILE: auditFile,
+    ...(o.roomTokens === false ? {} : { WALLET_MPC_SERVICE_GATEWAY_ISSUER_SECRET: issuerSecret }),
     ...o.serviceEnv,
     WALLET_MPC_SERVICE__LOGGING__FORMAT: "json",
     // Port 0: the service binds free ports itself and names them in its `listening` line.
@@ -272,6 +298,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
     clientAgeIdentity: clientAge.identity,
     auditFile,
     gateway,
+    gatewayEnv,
     serviceOutput: () => out,
     get servicePid() {
       return (proc as ChildProcess | null)?.pid ?? 0;

@@ -4,8 +4,10 @@
  * served with a page from a loopback server on its own origin, and run in headless Chromium
  * (playwright-core) against a local stack (sign-gateway and sign-service as child processes,
  * under Deno when this file runs under Deno and under Node when it runs under Node). The page
- * calls Health and GetPublicKey and signs a digest over gRPC-web (connect-web), with its own
- * party talking to the service's party through the gateway (SSE and POST from the page, CORS);
+ * calls Health and GetPublicKey and signs a digest over gRPC-web (connect-web): OpenRoom, then its
+ * own party talking to the service's party in that room of the gateway (SSE and POST from the
+ * page, CORS), every room request with the room token OpenRoom gave (the stack's gateway serves no
+ * anonymous room);
  * this process verifies the signature with @noble/curves against the account's public key and
  * checks from the recorded requests that the page used gRPC-web and nothing else.
  * @module
@@ -85,6 +87,8 @@ interface Seen {
   readonly method: string;
   readonly url: string;
   readonly contentType: string;
+  /** Whether the request carried `authorization: Bearer ...` (requests only). */
+  readonly bearer?: boolean;
 }
 
 test(`a browser signs through the ${RUNTIME} stack over gRPC-web and the signature verifies`, {
@@ -115,7 +119,12 @@ test(`a browser signs through the ${RUNTIME} stack over gRPC-web and the signatu
     const responses: Seen[] = [];
     const pageErrors: string[] = [];
     tab.on("request", (r: PwRequest) => {
-      requests.push({ method: r.method(), url: r.url(), contentType: r.headers()["content-type"] });
+      requests.push({
+        method: r.method(),
+        url: r.url(),
+        contentType: r.headers()["content-type"],
+        bearer: r.headers()["authorization"]?.startsWith("Bearer ") ?? false,
+      });
     });
     tab.on("response", (r: PwResponse) => {
       const req = r.request();
@@ -184,6 +193,7 @@ test(`a browser signs through the ${RUNTIME} stack over gRPC-web and the signatu
     assert.deepEqual(service.map(rpc).sort(), [
       "/wallet_mpc.v1.SignService/GetPublicKey",
       "/wallet_mpc.v1.SignService/Health",
+      "/wallet_mpc.v1.SignService/OpenRoom",
       "/wallet_mpc.v1.SignService/Sign",
     ]);
     for (const r of service) {
@@ -191,13 +201,17 @@ test(`a browser signs through the ${RUNTIME} stack over gRPC-web and the signatu
       assert.equal(r.contentType, "application/grpc-web+proto", `${rpc(r)} request`);
     }
     const answered = responses.filter((r) => r.url.startsWith(`${stack!.serviceWebUrl}/`));
-    assert.equal(answered.length, 3);
+    assert.equal(answered.length, 4);
     for (const r of answered) {
       assert.equal(r.contentType, "application/grpc-web+proto", `${rpc(r)} response`);
     }
     const gateway = requests.filter((r) => r.url.startsWith(`${stack!.gatewayUrl}/rooms/`));
     assert.ok(gateway.some((r) => r.method === "GET" && r.url.endsWith("/subscribe")));
     assert.ok(gateway.some((r) => r.method === "POST"), "the page posted its own messages");
+    assert.ok(
+      gateway.filter((r) => r.method !== "OPTIONS").every((r) => r.bearer),
+      "every room request of the page carried its room token",
+    );
     assert.deepEqual(pageErrors, []);
     console.log(
       `browser signTx over gRPC-web (${RUNTIME} stack): ${got.signMs.toFixed(0)} ms, ` +

@@ -17,7 +17,6 @@
 import { SLOW } from "../../testing/setup.ts";
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -25,10 +24,15 @@ import { statement } from "../../core/account_records.ts";
 import type { CrashPoint } from "../../core/account_records.ts";
 import { openKeyStore } from "../../keystore/key_store.ts";
 import { type LocalStack, startLocalStack } from "../../tools/local_stack.ts";
-import { DENO, NODE, ROOT } from "../../testing/processes.ts";
 import { opensslMissing, opensslVerify } from "../../testing/openssl.ts";
-import { ACCOUNT, e2eAccounts, randomDigest, RUNTIME, serviceAgeIdentity } from "./e2e_helpers.ts";
-import { bounded } from "../../testing/waits.ts";
+import {
+  ACCOUNT,
+  e2eAccounts,
+  randomDigest,
+  runClientCli,
+  RUNTIME,
+  serviceAgeIdentity,
+} from "./e2e_helpers.ts";
 
 interface Case {
   readonly op: "keygen" | "refresh";
@@ -79,60 +83,15 @@ const CASES = ROWS
   ? ALL
   : ALL.filter((c) => (SLOW ? SLOW_ROWS : FAST).includes(`${c.op} ${c.side} ${c.point}`));
 
-const CLI = join(ROOT, "client/cli.ts");
 const STEP_MS = 240_000;
 
-/** Runs the client CLI to its end (bounded); returns exit code, signal and output. */
-interface Run {
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runClient(
+/** Runs the client CLI against the stack, bounded (e2e_helpers.ts). */
+const runClient = (
   stack: LocalStack,
   identityFile: string,
   args: string[],
   env: Record<string, string> = {},
-): Promise<Run> {
-  const [cmd, pre] = RUNTIME === "deno"
-    ? [DENO, ["run", "-A", "--no-check", CLI]]
-    : [NODE, ["--import", "tsx", CLI]];
-  const p = spawn(cmd, [
-    ...pre,
-    ...args,
-    "--service-url",
-    stack.serviceWebUrl,
-    "--gateway-url",
-    stack.gatewayUrl,
-    "--token",
-    stack.token,
-    "--key-share-file",
-    stack.clientKeyFile,
-    "--age-identity-file",
-    identityFile,
-    "--json",
-  ], {
-    cwd: ROOT,
-    env: { ...process.env as Record<string, string>, NO_COLOR: "1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  p.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
-  p.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-  return bounded(
-    STEP_MS,
-    `client ${args[0]}`,
-    new Promise<Run>((resolve) =>
-      p.on("exit", (code, signal) => resolve({ code, signal, stdout, stderr }))
-    ),
-  ).catch((e) => {
-    p.kill("SIGKILL");
-    throw e;
-  });
-}
+) => runClientCli(stack, identityFile, args, env, STEP_MS);
 
 /** What each party holds of `account` (statements), read from the files. */
 async function held(stack: LocalStack, account: string, clientIdentity: string) {

@@ -1,15 +1,17 @@
 /**
  * Helpers of the end-to-end tests, also used by the browser, enclave and package tests: the
  * account every file uses (generated once, see `testing/accounts.ts`), bounded waits, the
- * service's audit file, and the runtime under test.
+ * service's audit file, the client CLI run against a stack, and the runtime under test.
  * @module
  */
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
 import { toHex } from "../../core/bytes.ts";
 import { detectRuntime } from "../../platform/mod.ts";
 import type { LocalStack } from "../../tools/local_stack.ts";
-import { until } from "../../testing/processes.ts";
+import { DENO, NODE, ROOT, until } from "../../testing/processes.ts";
 import { bounded } from "../../testing/waits.ts";
 import { fixtureAccounts, type PartyAccounts } from "../../testing/accounts.ts";
 
@@ -76,4 +78,69 @@ export function serviceAgeIdentity(stack: LocalStack): string {
 /** A fresh 32-byte digest, hex. */
 export function randomDigest(): string {
   return toHex(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+/** How a run of the client CLI ended. */
+export interface CliRun {
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs the client CLI (`client/cli.ts`, under {@link RUNTIME}) against `stack` to its end,
+ * bounded: `args` then the stack's service and gateway URLs, its caller token, the client's key
+ * share file, `identityFile` and `--json`.
+ * @param stack the stack.
+ * @param identityFile the client's age identity file.
+ * @param args the command and its flags (`["sign", "--account", ...]`).
+ * @param env more environment.
+ * @param ms the bound (a CLI still running then is killed).
+ * @returns the exit code, signal and output.
+ */
+export function runClientCli(
+  stack: LocalStack,
+  identityFile: string,
+  args: string[],
+  env: Record<string, string> = {},
+  ms = 240_000,
+): Promise<CliRun> {
+  const cli = join(ROOT, "client/cli.ts");
+  const [cmd, pre] = RUNTIME === "deno"
+    ? [DENO, ["run", "-A", "--no-check", cli]]
+    : [NODE, ["--import", "tsx", cli]];
+  const p = spawn(cmd, [
+    ...pre,
+    ...args,
+    "--service-url",
+    stack.serviceWebUrl,
+    "--gateway-url",
+    stack.gatewayUrl,
+    "--token",
+    stack.token,
+    "--key-share-file",
+    stack.clientKeyFile,
+    "--age-identity-file",
+    identityFile,
+    "--json",
+  ], {
+    cwd: ROOT,
+    env: { ...process.env as Record<string, string>, NO_COLOR: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  p.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+  p.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+  return bounded(
+    ms,
+    `client ${args[0]}`,
+    new Promise<CliRun>((resolve) =>
+      p.on("exit", (code, signal) => resolve({ code, signal, stdout, stderr }))
+    ),
+  ).catch((e) => {
+    p.kill("SIGKILL");
+    throw e;
+  });
 }

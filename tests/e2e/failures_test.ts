@@ -124,8 +124,9 @@ describe(`the gateway killed mid-session (${RUNTIME}, memory backend)`, () => {
     const health = await client.service.health({});
     assert.equal(health.status, "serving", "the service keeps serving");
 
-    // A gateway back on the same port: the service needs no restart.
-    again = await startGateway(RUNTIME, ["--port", String(s.gateway.port)]);
+    // A gateway back on the same port (the stack's room-token secrets): the service needs no
+    // restart.
+    again = await startGateway(RUNTIME, ["--port", String(s.gateway.port)], { ...s.gatewayEnv });
     const next = randomDigest();
     const sig = await bounded(
       SIGN_MS,
@@ -176,7 +177,12 @@ describe(
           if (e.type === "round-finished" && e.protocol === "sign" && e.round === 1 && !restarted) {
             down = Date.now();
             restarted = s.gateway.stop("SIGKILL").then(async () => {
-              const g = await startGateway(RUNTIME, [...args, "--port", String(s.gateway.port)]);
+              // The same secrets: the room tokens of the session stay valid (stateless).
+              const g = await startGateway(
+                RUNTIME,
+                [...args, "--port", String(s.gateway.port)],
+                { ...s.gatewayEnv },
+              );
               t.diagnostic(`the gateway was down for ${Date.now() - down} ms`);
               return g;
             });

@@ -2,9 +2,10 @@
  * An independent gRPC client against the service's real gRPC port: `@grpc/grpc-js` with
  * `@grpc/proto-loader` reading `proto/wallet_mpc/v1/sign.proto` itself (not the generated code),
  * over HTTP/2 cleartext. Health, GetPublicKey and ListAccounts with `authorization` metadata;
- * UNAUTHENTICATED without it; and a whole Sign where this process runs the client party
- * (`signAsParty` in a fresh room, alongside the grpc-js call, as `client/mpc_client.ts` does over
- * Connect) and both parties produce the same DER signature.
+ * UNAUTHENTICATED without it; OpenRoom (the stack's gateway serves no anonymous room); and a
+ * whole Sign where this process runs the client party (`signAsParty` in the room OpenRoom gave,
+ * with its room token, alongside the grpc-js call, as `client/mpc_client.ts` does over Connect)
+ * and both parties produce the same DER signature.
  *
  * The service and gateway run under the runtime of this test (grpc-js runs on Deno's node:http2).
  * @module
@@ -157,15 +158,46 @@ describe(`grpc-js against the ${RUNTIME} service's gRPC port (h2c)`, () => {
     assert.match(e.details, /digest/);
   });
 
+  test("OpenRoom: UNAUTHENTICATED without credentials; a room and its gateway token with them", async () => {
+    const req = { account_id: ACCOUNT, operation: "sign" };
+    const e = await grpcStatus(call(client!, "OpenRoom", req));
+    assert.equal(e.code, grpc.status.UNAUTHENTICATED);
+    const bad = await grpcStatus(
+      call(client!, "OpenRoom", { ...req, operation: "presign" }, stack!.token),
+    );
+    assert.equal(bad.code, grpc.status.INVALID_ARGUMENT);
+    const r = await call(client!, "OpenRoom", req, stack!.token);
+    assert.match(String(r.room_id), /^[0-9a-f]{32}$/);
+    assert.ok(Number(r.expires_at) > Date.now() / 1000, `expires_at ${r.expires_at}`);
+    // The token opens that room on the gateway, which refuses the room without it.
+    const room = `${stack!.gatewayUrl}/rooms/${r.room_id}/issue_unique_idx`;
+    assert.equal((await fetch(room, { method: "POST" })).status, 401);
+    const ok = await fetch(room, {
+      method: "POST",
+      headers: { authorization: `Bearer ${r.gateway_token}` },
+    });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(await ok.json(), { unique_idx: 1 });
+  });
+
   test("Sign with the client party in this process: both parties output the same DER", async () => {
     const digest = randomDigest();
-    const room = newRoomId();
+    const opened = await call(
+      client!,
+      "OpenRoom",
+      { account_id: ACCOUNT, operation: "sign" },
+      stack!.token,
+    );
+    const room = String(opened.room_id);
     const ac = new AbortController();
     const local = signAsParty(
       new MemoryKeyStore(accounts[0]),
       { accountId: ACCOUNT, digest: fromHex(digest), path: [0, 7] },
       {
-        gateway: createGatewayClient({ url: stack!.gatewayUrl }),
+        gateway: createGatewayClient({
+          url: stack!.gatewayUrl,
+          token: String(opened.gateway_token),
+        }),
         room,
         signal: ac.signal,
         roundTimeoutMs: 30_000,
