@@ -17,6 +17,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { toHex } from "../core/bytes.ts";
 import type { CampaignStats, Failure, Harness } from "./_engine.ts";
 import type { WorkerJob } from "./_worker.ts";
 import { HARNESSES, loadHarness } from "./harnesses/mod.ts";
@@ -87,8 +88,7 @@ const CORPUS = new URL("./corpus/", import.meta.url);
 function save(name: string, input: Uint8Array): string {
   const dir = new URL(`${name}/`, CORPUS);
   mkdirSync(dir, { recursive: true });
-  const hash = Array.from(sha256(input).subarray(0, 8), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
+  const hash = toHex(sha256(input).subarray(0, 8));
   const file = new URL(`${hash}.bin`, dir);
   writeFileSync(file, input);
   return `fuzz/corpus/${name}/${hash}.bin`;

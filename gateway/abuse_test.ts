@@ -12,6 +12,7 @@ import { SseReader } from "../testing/sse_reader.ts";
 import { createGatewayHandler, type GatewayOptions, type RequestInfo } from "./handler.ts";
 import { createMemoryBackend } from "./memory_backend.ts";
 import { createRoomTokenAuthority } from "./tokens.ts";
+import { toHex } from "../core/bytes.ts";
 import { createLogger } from "../platform/logger.ts";
 import type { ConnectionStats } from "../platform/connection_guard.ts";
 import {
@@ -76,7 +77,7 @@ async function session(
     })
   ));
   try {
-    const sid = Array.from(sessions[0].sid, (b) => b.toString(16).padStart(2, "0")).join("");
+    const sid = toHex(sessions[0].sid);
     await sessions[0].send({
       sid,
       protocol: "sign",

@@ -16,6 +16,7 @@ import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { fromHex } from "../core/bytes.ts";
 import { type AccountEntry, encodeAccountsFile } from "../core/keyshare.ts";
 import { encodeAccountEntries } from "../core/account_records.ts";
 import { Q } from "../core/params.ts";
@@ -78,7 +79,7 @@ async function assertSigns(shares: readonly KeyShare[], label: string): Promise<
     ),
   );
   assert.deepEqual(a, b, label);
-  const compact = Uint8Array.from(a.compact.match(/../g)!.map((h) => parseInt(h, 16)));
+  const compact = fromHex(a.compact);
   const publicKey = shares[0].publicKey.toBytes(true);
   assert.ok(secp256k1.verify(compact, digest, publicKey, { prehash: false }), label);
 }

@@ -8,6 +8,7 @@
  *   garbage collection: run with `--v8-flags=--expose-gc`), as one JSON line.
  * @module
  */
+import { toHex } from "../core/bytes.ts";
 import { installPlatformBackends, platformBackendsInfo } from "./mod.ts";
 
 const [mode, arg] = Deno.args;
@@ -21,12 +22,7 @@ if (mode === "info") {
   // (four BIGNUMs, a BN_CTX, the Montgomery context) dominate.
   const m = (1n << 1023n) + 1155n;
   const rand = (bytes: number) =>
-    BigInt(
-      "0x" +
-        [...crypto.getRandomValues(new Uint8Array(bytes))].map((x) =>
-          x.toString(16).padStart(2, "0")
-        ).join(""),
-    );
+    BigInt("0x" + toHex(crypto.getRandomValues(new Uint8Array(bytes))));
   const run = (n: number) => {
     let acc = 0n;
     for (let i = 0; i < n; i++) {

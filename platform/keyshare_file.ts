@@ -32,6 +32,7 @@
  */
 import * as nodeFs from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { toHex } from "../core/bytes.ts";
 import { InvalidKeyShare } from "../core/errors.ts";
 import { MAX_FILE_BYTES } from "../core/keyshare.ts";
 
@@ -58,9 +59,7 @@ export interface WriteOptions {
 }
 
 function randomSuffix(): string {
-  const b = new Uint8Array(8);
-  globalThis.crypto.getRandomValues(b);
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return toHex(globalThis.crypto.getRandomValues(new Uint8Array(8)));
 }
 
 function errorCode(e: unknown): string | undefined {

@@ -12,7 +12,7 @@
  * @module
  */
 import { base64 } from "@scure/base";
-import { samePayload } from "../../core/bytes.ts";
+import { samePayload, toHex } from "../../core/bytes.ts";
 import { TransportError } from "../../core/errors.ts";
 import type { Message } from "../../core/protocols/types.ts";
 import { createGatewayHandler, type GatewayHandler } from "../../gateway/handler.ts";
@@ -150,7 +150,7 @@ export const secureSession: Harness = {
         const rng = new Rng(new DataView(sha256(input).buffer).getUint32(0));
         const roomBytes = new Uint8Array(16);
         rng.fill(roomBytes);
-        const room = Array.from(roomBytes, (b) => b.toString(16).padStart(2, "0")).join("");
+        const room = toHex(roomBytes);
         let post = 0;
         const held: string[] = [];
         const history: string[] = [];

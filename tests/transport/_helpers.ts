@@ -21,15 +21,6 @@ import {
   type SecureSessionOptions,
 } from "../../transport/mod.ts";
 
-/** A fresh room id. */
-export function newRoom(): string {
-  return Array.from(
-    crypto.getRandomValues(new Uint8Array(16)),
-    (b) => b.toString(16).padStart(2, "0"),
-  )
-    .join("");
-}
-
 /** A frame line as a plain object (for surgery). */
 export type Wire = Record<string, unknown>;
 

@@ -20,11 +20,11 @@ import {
   isData,
   keygenPair,
   lineOf,
-  newRoom,
   PINS,
   TestGateway,
   type Wire,
 } from "./_helpers.ts";
+import { newRoomId } from "../../session/inputs.ts";
 import { toHex } from "../../core/bytes.ts";
 
 // Frame numbering of a two-party keygen: seq 0 is the key confirmation, seq 1..3 are the
@@ -53,7 +53,7 @@ async function attackParty1(
   edit: (line: string, room: string) => string[] | Promise<string[]>,
   victim = 0,
   gw = new TestGateway(),
-  room = newRoom(),
+  room = newRoomId(),
 ) {
   gw.onPost = async (lines, r) => {
     const out: string[] = [];
@@ -126,7 +126,7 @@ test("a different frame under an already used seq fails with replayed", async ()
 /** Records the frames of one complete keygen session of the same identities. */
 async function recordSession(): Promise<{ room: string; lines: string[] }> {
   const gw = new TestGateway();
-  const room = newRoom();
+  const room = newRoomId();
   assertBothComplete(await keygenPair(gw, room));
   await gw.close();
   return { room, lines: gw.stored.map((s) => s.line) };
@@ -154,7 +154,7 @@ test("a hello recorded in another session (same identities) fails with replayed"
   const old = await recordSession();
   const oldHello = old.lines.find((l) => frameOf(l).type === "hello" && frameOf(l).from === 1)!;
   const gw = new TestGateway();
-  const room = newRoom();
+  const room = newRoomId();
   await gw.append(room, oldHello);
   const r = await keygenPair(gw, room, { victim: 0 });
   await gw.close();
@@ -196,7 +196,7 @@ function forgedHello(room: string, from: number, secretKey: Uint8Array, identity
 
 test("a forged hello signed by another key fails the pinning party with identity-mismatch", async () => {
   const gw = new TestGateway();
-  const room = newRoom();
+  const room = newRoomId();
   const mallory = generateIdentity();
   await gw.append(room, forgedHello(room, 1, mallory.secretKey, mallory.publicKey));
   const r = await keygenPair(gw, room, { victim: 0 });
@@ -206,7 +206,7 @@ test("a forged hello signed by another key fails the pinning party with identity
 
 test("a forged hello with the pinned key and a bad signature fails with tampered", async () => {
   const gw = new TestGateway();
-  const room = newRoom();
+  const room = newRoomId();
   const mallory = generateIdentity();
   await gw.append(room, forgedHello(room, 1, mallory.secretKey, PINS[1]));
   const r = await keygenPair(gw, room, { victim: 0 });
@@ -245,7 +245,7 @@ test("a party's own frame reflected back as the peer's fails with tampered (dire
     }
     return out;
   };
-  const r = await keygenPair(gw, newRoom(), { victim: 0 });
+  const r = await keygenPair(gw, newRoomId(), { victim: 0 });
   await gw.close();
   assertFails(r, 0, "tampered");
 });
@@ -260,7 +260,7 @@ test("a frame that does not parse fails with malformed", async () => {
 test("a data frame before the hellos fails with out-of-order", async () => {
   const old = await recordSession();
   const gw = new TestGateway();
-  const room = newRoom();
+  const room = newRoomId();
   await gw.append(room, old.lines.find((l) => isData(l, 1, 1))!);
   const r = await keygenPair(gw, room, { victim: 0 });
   await gw.close();
@@ -270,7 +270,7 @@ test("a data frame before the hellos fails with out-of-order", async () => {
 test("a stream closed mid-session is resumed with Last-Event-ID and the run completes", async () => {
   const gw = new TestGateway();
   gw.cutAfterBytes = 1500; // inside the first protocol frames
-  const r = await keygenPair(gw, newRoom());
+  const r = await keygenPair(gw, newRoomId());
   await gw.close();
   assertBothComplete(r);
   const resumed = gw.resumes.filter((h) => h !== null);
@@ -288,7 +288,7 @@ test("a resume refused with 410 (history gone) fails with gone", async () => {
     }
     return lines;
   };
-  const r = await keygenPair(gw, newRoom(), { victim: 0 });
+  const r = await keygenPair(gw, newRoomId(), { victim: 0 });
   await gw.close();
   assertFails(r, 0, "gone");
 });
@@ -302,7 +302,7 @@ test("a gateway unreachable beyond the retry budget fails both parties with io",
     }
     return lines;
   };
-  const r = await keygenPair(gw, newRoom());
+  const r = await keygenPair(gw, newRoomId());
   await gw.close();
   assert.equal(codeOf(r[0]), "io");
   assert.equal(codeOf(r[1]), "io");

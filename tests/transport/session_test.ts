@@ -21,16 +21,8 @@ import {
   openSecureSession,
   type SecureSession,
 } from "../../transport/mod.ts";
-import {
-  codeOf,
-  CONTEXT,
-  IDS,
-  keygenPair,
-  newRoom,
-  PINS,
-  sessionOptions,
-  TestGateway,
-} from "./_helpers.ts";
+import { codeOf, CONTEXT, IDS, keygenPair, PINS, sessionOptions, TestGateway } from "./_helpers.ts";
+import { newRoomId } from "../../session/inputs.ts";
 
 const hex = toHex;
 
@@ -52,7 +44,7 @@ async function openAll(
 test("two parties run keygen over the real gateway and get the same key and session id", async () => {
   const gw = new TestGateway();
   const sessions: SecureSession[] = [];
-  const [a, b] = await keygenPair(gw, newRoom(), { onOpen: (s, i) => (sessions[i] = s) });
+  const [a, b] = await keygenPair(gw, newRoomId(), { onOpen: (s, i) => (sessions[i] = s) });
   assert.equal(a.status, "fulfilled");
   assert.equal(b.status, "fulfilled");
   if (a.status !== "fulfilled" || b.status !== "fulfilled") return;
@@ -70,7 +62,7 @@ test("two parties run keygen over the real gateway and get the same key and sess
 test("two sessions of the same parties in two rooms get different session ids", async () => {
   const gw = new TestGateway();
   const sids: string[] = [];
-  for (const room of [newRoom(), newRoom()]) {
+  for (const room of [newRoomId(), newRoomId()]) {
     const [s0, s1] = await openAll(gw, room, 2);
     sids.push(hex(s0.sid));
     assert.equal(hex(s0.sid), hex(s1.sid));
@@ -82,7 +74,7 @@ test("two sessions of the same parties in two rooms get different session ids", 
 
 test("three parties run keygen over the gateway (general n)", async () => {
   const gw = new TestGateway();
-  const sessions = await openAll(gw, newRoom(), 3);
+  const sessions = await openAll(gw, newRoomId(), 3);
   const shares = await Promise.all(
     sessions.map((s, i) =>
       runProtocol(keygen, { sid: s.protocolSid("keygen"), i, n: 3 }, s, { roundTimeoutMs: 5000 })
@@ -95,7 +87,7 @@ test("three parties run keygen over the gateway (general n)", async () => {
 
 test("keygen then aux-info in one session (real ~200 KB aux-info frames) completes", async () => {
   const gw = new TestGateway();
-  const sessions = await openAll(gw, newRoom(), 2);
+  const sessions = await openAll(gw, newRoomId(), 2);
   const outputs = await Promise.all(sessions.map(async (s, i) => {
     const core = await runProtocol(keygen, { sid: s.protocolSid("keygen"), i, n: 2 }, s);
     const key = fixturePaillier(i);
@@ -118,7 +110,7 @@ const bigPayload = (bytes: number) => "ab".repeat(bytes / 2);
 
 test("a 600 KB envelope crosses a gateway with the default 1 MiB body limit", async () => {
   const gw = new TestGateway();
-  const [s0, s1] = await openAll(gw, newRoom(), 2);
+  const [s0, s1] = await openAll(gw, newRoomId(), 2);
   const msg: Message = {
     sid: "00",
     protocol: "aux-info",
@@ -135,7 +127,7 @@ test("a 600 KB envelope crosses a gateway with the default 1 MiB body limit", as
 
 test("a 600 KB broadcast to two peers is split into bodies under the limit", async () => {
   const gw = new TestGateway();
-  const sessions = await openAll(gw, newRoom(), 3);
+  const sessions = await openAll(gw, newRoomId(), 3);
   const posted: number[] = [];
   gw.onPost = (lines) => {
     posted.push(lines.join("\n").length);
@@ -162,7 +154,7 @@ test("a 600 KB broadcast to two peers is split into bodies under the limit", asy
 test("an envelope larger than the gateway's body limit is fragmented and reassembled", async () => {
   const limit = 64 * 1024;
   const gw = new TestGateway({ limits: { maxBodyBytes: limit } });
-  const [s0, s1] = await openAll(gw, newRoom(), 2, { maxBodyBytes: limit });
+  const [s0, s1] = await openAll(gw, newRoomId(), 2, { maxBodyBytes: limit });
   const msg: Message = {
     sid: "00",
     protocol: "sign",
@@ -181,7 +173,7 @@ test("an envelope larger than the gateway's body limit is fragmented and reassem
 
 test("an envelope over maxMessageBytes is refused on send with code limit", async () => {
   const gw = new TestGateway();
-  const [s0, s1] = await openAll(gw, newRoom(), 2, { maxMessageBytes: 10_000 });
+  const [s0, s1] = await openAll(gw, newRoomId(), 2, { maxMessageBytes: 10_000 });
   const msg: Message = {
     sid: "00",
     protocol: "sign",
@@ -198,7 +190,7 @@ test("an envelope over maxMessageBytes is refused on send with code limit", asyn
 test("a wrong pinned key fails the handshake with identity-mismatch", async () => {
   const gw = new TestGateway();
   const wrong = generateIdentity().publicKey;
-  const [a, b] = await keygenPair(gw, newRoom(), {
+  const [a, b] = await keygenPair(gw, newRoomId(), {
     victim: 0,
     extra: (i) => (i === 0 ? { peers: [PINS[0], wrong] } : { handshakeTimeoutMs: 300 }),
   });
@@ -210,7 +202,7 @@ test("a wrong pinned key fails the handshake with identity-mismatch", async () =
 test("a null pin is learned from the hello and reported in peerIdentities", async () => {
   const gw = new TestGateway();
   const sessions: SecureSession[] = [];
-  const [a, b] = await keygenPair(gw, newRoom(), {
+  const [a, b] = await keygenPair(gw, newRoomId(), {
     extra: (i) => (i === 0 ? { peers: [PINS[0], null] } : {}),
     onOpen: (s, i) => (sessions[i] = s),
   });
@@ -222,7 +214,7 @@ test("a null pin is learned from the hello and reported in peerIdentities", asyn
 
 test("different contexts fail both parties with context-mismatch before any protocol message", async () => {
   const gw = new TestGateway();
-  const [a, b] = await keygenPair(gw, newRoom(), {
+  const [a, b] = await keygenPair(gw, newRoomId(), {
     extra: (i) => (i === 1 ? { context: new TextEncoder().encode("another digest") } : {}),
   });
   assert.equal(codeOf(a), "context-mismatch");
@@ -235,7 +227,7 @@ test("different contexts fail both parties with context-mismatch before any prot
 test("a peer that never comes fails the handshake with timeout, naming the missing hello", async () => {
   const gw = new TestGateway();
   await assert.rejects(
-    openSecureSession(sessionOptions(gw, newRoom(), 0, { handshakeTimeoutMs: 100 })),
+    openSecureSession(sessionOptions(gw, newRoomId(), 0, { handshakeTimeoutMs: 100 })),
     (e) =>
       e instanceof TransportError && e.code === "timeout" &&
       /no hello from party 1/.test(e.message),
@@ -246,7 +238,7 @@ test("a peer that never comes fails the handshake with timeout, naming the missi
 test("a cancelled signal fails the handshake with aborted", async () => {
   const gw = new TestGateway();
   const ctl = new AbortController();
-  const p = openSecureSession(sessionOptions(gw, newRoom(), 0, { signal: ctl.signal }));
+  const p = openSecureSession(sessionOptions(gw, newRoomId(), 0, { signal: ctl.signal }));
   setTimeout(() => ctl.abort(), 20);
   await assert.rejects(p, (e) => e instanceof TransportError && e.code === "aborted");
   await gw.close();
@@ -254,7 +246,7 @@ test("a cancelled signal fails the handshake with aborted", async () => {
 
 test("close rejects a pending receive and later sends with closed", async () => {
   const gw = new TestGateway();
-  const [s0, s1] = await openAll(gw, newRoom(), 2);
+  const [s0, s1] = await openAll(gw, newRoomId(), 2);
   const pending = s0.receive(new AbortController().signal);
   await s0.close();
   await assert.rejects(pending, (e) => e instanceof TransportError && e.code === "closed");
@@ -266,7 +258,7 @@ test("close rejects a pending receive and later sends with closed", async () => 
 
 test("a receive whose signal aborts rejects with the signal's reason (the driver maps it)", async () => {
   const gw = new TestGateway();
-  const [s0, s1] = await openAll(gw, newRoom(), 2);
+  const [s0, s1] = await openAll(gw, newRoomId(), 2);
   await assert.rejects(
     s0.receive(AbortSignal.timeout(20)),
     (e) => (e as Error).name === "TimeoutError",
@@ -283,7 +275,7 @@ test("a gateway with access control: room tokens from a function are sent", asyn
   const secret = "0123456789abcdef0123456789abcdef";
   const gw = new TestGateway({ access: { enabled: true, tokenSecret: secret } });
   const authority = await createRoomTokenAuthority({ secret });
-  const room = newRoom();
+  const room = newRoomId();
   const client = (party: string, bad = false) =>
     createGatewayClient({
       url: "http://gw",
@@ -297,7 +289,7 @@ test("a gateway with access control: room tokens from a function are sent", asyn
   );
   await Promise.all(sessions.map((s) => s.close()));
   await assert.rejects(
-    openSecureSession({ ...sessionOptions(gw, newRoom(), 0), gateway: client("0", true) }),
+    openSecureSession({ ...sessionOptions(gw, newRoomId(), 0), gateway: client("0", true) }),
     (e) => e instanceof TransportError && e.code === "rejected" && /403/.test(e.message),
   );
   await gw.close();
@@ -305,7 +297,7 @@ test("a gateway with access control: room tokens from a function are sent", asyn
 
 test("openSecureSession rejects bad options before any request", async () => {
   const gw = new TestGateway();
-  const room = newRoom();
+  const room = newRoomId();
   const other = generateIdentity();
   const cases: [string, Record<string, unknown>, ErrorConstructor][] = [
     ["uppercase room", { room: room.toUpperCase() }, RangeError],
