@@ -11,13 +11,8 @@
  */
 import { ProtocolAbort, TransportError } from "../errors.ts";
 import { type RandomSource, webCryptoRandom } from "../math/random.ts";
-import {
-  type Message,
-  type Protocol,
-  type ProtocolState,
-  toHex,
-  type Transition,
-} from "./types.ts";
+import { toHex } from "../bytes.ts";
+import type { Message, Protocol, ProtocolState, Transition } from "./types.ts";
 
 /** Moves envelopes for one party. */
 export interface Transport {

@@ -147,8 +147,9 @@ export interface KeyShare extends KeyShareCore {
 }
 
 /**
- * Hex of bytes now lives in `core/bytes.ts`; re-exported here for `driver.ts`, which still
- * imports it from this file.
+ * Hex of bytes lives in `core/bytes.ts`; this re-export only keeps `toHex` in the public
+ * `wallet-mpc/core/protocols` subpath, where it was before (nothing in the repository imports
+ * it from here).
  * @deprecated import `toHex` from `core/bytes.ts`.
  */
 export { toHex } from "../bytes.ts";
