@@ -14,22 +14,20 @@
  * @module
  */
 import { keccak_256 } from "@noble/hashes/sha3.js";
-import { fromHex, toHex } from "../core/bytes.ts";
+import { expectString, fromHex, toHex } from "../core/bytes.ts";
 import { ACCOUNT_ID_PATTERN } from "../core/keyshare.ts";
 import { parsePath } from "../core/hd.ts";
 import type { Point } from "../core/params.ts";
 
-function expectString(v: unknown, what: string): string {
-  if (typeof v !== "string") throw new TypeError(`${what}: expected a string, got ${typeof v}`);
-  return v;
-}
+/** Longest request field read at all (each field's own bound is checked after). */
+const MAX_FIELD_CHARS = 1 << 20;
 
 /**
  * Decodes hex of exactly `bytes` bytes: upper or lower case, optional `0x`.
  * @throws {TypeError} / {SyntaxError} / {RangeError}.
  */
 export function parseHexBytes(v: unknown, bytes: number, what: string): Uint8Array {
-  let s = expectString(v, what);
+  let s = expectString(v, what, MAX_FIELD_CHARS);
   if (s.length > 2 * bytes + 2) {
     throw new RangeError(`${what}: expected ${bytes} bytes (${2 * bytes} hex digits), got more`);
   }
@@ -54,7 +52,7 @@ export const ROOM_ID_HEX = 32;
  * @throws {TypeError} / {SyntaxError}.
  */
 export function parseRoomId(v: unknown): string {
-  const s = expectString(v, "room_id");
+  const s = expectString(v, "room_id", MAX_FIELD_CHARS);
   if (s.length !== ROOM_ID_HEX || !/^[0-9a-f]+$/.test(s)) {
     throw new SyntaxError(`room_id: expected ${ROOM_ID_HEX} lowercase hex digits`);
   }
@@ -72,7 +70,7 @@ export function newRoomId(): string {
  * @throws {TypeError} / {SyntaxError} / {RangeError} (hardened index, depth above 255).
  */
 export function parseDerivationPath(v: unknown): number[] {
-  const s = expectString(v, "derivation_path");
+  const s = expectString(v, "derivation_path", MAX_FIELD_CHARS);
   if (s === "" || s === "m") return [];
   return parsePath(s.startsWith("m/") ? s : `m/${s}`);
 }
@@ -84,7 +82,7 @@ export function formatPath(path: readonly number[]): string {
 
 /** An account id, `^[A-Za-z0-9._-]{1,128}$`. */
 export function parseAccountId(v: unknown): string {
-  const s = expectString(v, "account_id");
+  const s = expectString(v, "account_id", MAX_FIELD_CHARS);
   if (!ACCOUNT_ID_PATTERN.test(s)) {
     throw new SyntaxError(
       `account_id: expected ${ACCOUNT_ID_PATTERN.source}, got ${s.length} characters`,
