@@ -24,11 +24,19 @@
  * @example
  * ```ts
  * import { SessionRooms } from "./rooms.ts";
+ * const expiresAt = (ttlS: number) => Math.floor(Date.now() / 1000) + ttlS;
  * const rooms = new SessionRooms({
- *   issuer: { issue: (_room, _party, ttlS) => Promise.resolve({ token: "t", expiresAt: ttlS }) },
+ *   issuer: { issue: (_room, _party, ttlS) => Promise.resolve({ token: "t", expiresAt: expiresAt(ttlS) }) },
  * });
  * const { roomId } = await rooms.open("app", "alice", "sign");
- * rooms.take("app", "alice", "sign", roomId); // once; a second take is refused
+ * rooms.take("app", "alice", "sign", roomId); // once: a second take is PERMISSION_DENIED
+ * let again = true;
+ * try {
+ *   rooms.take("app", "alice", "sign", roomId);
+ * } catch {
+ *   again = false;
+ * }
+ * console.assert(!again);
  * ```
  * @module
  */
