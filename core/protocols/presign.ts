@@ -33,6 +33,16 @@
  *   Pi-dec identification of Figure 8 (see sign.ts for why this names exactly the cheaters).
  *   S_i reveals nothing sigma_i does not: sigma_i Gamma - m Delta_i = r S_i.
  *
+ * How it computes (nothing sent changes):
+ * - Every Paillier randomizer rho^N mod N^2 (K_i, G_i, the MtA masks under the peer's N_j and
+ *   F, F-hat under one's own N_i, the first messages of Pi-enc, Pi-aff-g, Pi-log*) comes from
+ *   the thread's randomizer source (core/paillier.ts `getRandomizerSource`): precomputed and
+ *   handed out once when a `RandomizerRegistry` is installed (the compute workers keep one and
+ *   fill it when idle), computed on the spot otherwise. Per run a party takes 2 + 7 (n - 1)
+ *   under its own N and 4 under each peer's. The source is never part of a state.
+ * - Each proof is verified with this party's Paillier key (`verifierKey`): its equations under
+ *   one's own N_i^2 and ring-Pedersen N-hat_i are computed by CRT with p_i, q_i.
+ *
  * @module
  */
 import { encodePoint, toHex } from "../bytes.ts";
@@ -45,9 +55,8 @@ import {
   randomBelow,
   randomSigned,
   type RandomSource,
-  randomUnit,
 } from "../math/mod.ts";
-import { PaillierPublicKey, PaillierSecretKey } from "../paillier.ts";
+import { getRandomizerSource, PaillierPublicKey, PaillierSecretKey } from "../paillier.ts";
 import { ELL_PRIME, MODULUS_MAX_BITS, MODULUS_MIN_BITS, Point, Q } from "../params.ts";
 import type { PresignatureStore } from "../presignature_store.ts";
 import { checkRingPedersenShape, type RingPedersenParams } from "../ring_pedersen.ts";
@@ -403,16 +412,18 @@ export function startPresign(
   const setup = makeSetup(input, protocol);
   const { i, n, sk } = setup;
   const Ni = setup.N[i];
+  const randomizers = getRandomizerSource();
   // Figure 7, Round 1: k_i, gamma_i <- F_q; rho_i, nu_i <- Z*_{N_i};
-  // K_i = Enc_i(k_i; rho_i), G_i = Enc_i(gamma_i; nu_i) (spec: enc^crt with sk_i).
-  const sec: Round1Secrets = {
-    k: randomBelow(Q - 1n, rng) + 1n,
-    gamma: randomBelow(Q - 1n, rng) + 1n,
-    rho: randomUnit(Ni, rng),
-    nu: randomUnit(Ni, rng),
-  };
-  const Ki = sk.encryptWithNonce(sec.k, sec.rho);
-  const Gi = sk.encryptWithNonce(sec.gamma, sec.nu);
+  // K_i = Enc_i(k_i; rho_i), G_i = Enc_i(gamma_i; nu_i) (spec: enc^crt with sk_i). rho_i and nu_i
+  // come with their N_i-th powers from the thread's randomizer source (precomputed when it has
+  // them); both stay in the state for the proofs that use them (psi0, psi', psi'').
+  const k = randomBelow(Q - 1n, rng) + 1n;
+  const gamma = randomBelow(Q - 1n, rng) + 1n;
+  const [rho, rhoN] = randomizers.take(sk, rng);
+  const [nu, nuN] = randomizers.take(sk, rng);
+  const sec: Round1Secrets = { k, gamma, rho, nu };
+  const Ki = sk.publicKey.encryptWithRandomizer(k, rhoN);
+  const Gi = sk.publicKey.encryptWithRandomizer(gamma, nuN);
   const state: State1 = { sid: setup.sid, i, n, round: 1, setup, sec, Ki, Gi };
   const outgoing: Message[] = [];
   for (const j of peers(state)) {
@@ -422,6 +433,7 @@ export function startPresign(
       { N0: Ni, K: Ki, aux: setup.aux[j] },
       { k: sec.k, rho: sec.rho, sk },
       rng,
+      { randomizers },
     );
     outgoing.push(envelope(protocol, state, 1, j, msg.encodeRound1({ K: Ki, G: Gi, psi0 })));
   }
@@ -452,12 +464,14 @@ function step1(state: State1, inbox: readonly Message[]): Transition<PresignStat
     const { psi0 } = m;
     K[j] = m.K;
     G[j] = m.G;
-    // Figure 7, Round 2 step 1: verify psi0_{i,j} = Pi-enc((sid, j), R_i, (N_j, K_j)).
+    // Figure 7, Round 2 step 1: verify psi0_{i,j} = Pi-enc((sid, j), R_i, (N_j, K_j)); the
+    // equation under R_i's N-hat = N_i by CRT with this party's primes.
     faults.check(j, "proof-failed", () => {
       piEnc.verify(
         proofCtx(setup, "psi0", j),
         { N0: setup.N[j], K: K[j], aux: setup.aux[i] },
         psi0,
+        { verifierKey: setup.sk },
       );
     });
   }
@@ -508,29 +522,33 @@ function step2(
   const betaHat: bigint[] = new Array(n).fill(0n);
   const outgoing: Message[] = [];
   const next: State3 = { ...state, round: 3, Gammai, beta, betaHat };
+  const randomizers = getRandomizerSource();
+  const pki = setup.sk.publicKey;
   for (const j of peers(state)) {
     const Nj = setup.N[j];
     const pkj = new PaillierPublicKey(Nj);
     const Kj = state.K[j];
-    // Spec Round 2: beta, beta-hat <- +-2^l'; s, s-hat <- Z*_{N_j}; r, r-hat <- Z*_{N_i}.
+    // Spec Round 2: beta, beta-hat <- +-2^l'; s, s-hat <- Z*_{N_j}; r, r-hat <- Z*_{N_i}, each
+    // with its N-th power from the randomizer source (s, s-hat under the peer's N_j).
     beta[j] = randomSigned(ELL_PRIME, rng);
     betaHat[j] = randomSigned(ELL_PRIME, rng);
-    const s = randomUnit(Nj, rng);
-    const sHat = randomUnit(Nj, rng);
-    const r = randomUnit(Ni, rng);
-    const rHat = randomUnit(Ni, rng);
+    const [s, sN] = randomizers.take(pkj, rng);
+    const [sHat, sHatN] = randomizers.take(pkj, rng);
+    const [r, rN] = randomizers.take(setup.sk, rng);
+    const [rHat, rHatN] = randomizers.take(setup.sk, rng);
     // D_{j,i} = (gamma_i (.) K_j) (+) Enc_j(-beta_{i,j}; s_{i,j}); F_{j,i} = Enc_i(-beta; r).
-    const D = pkj.add(pkj.mul(Kj, sec.gamma), pkj.encryptWithNonce(-beta[j], s));
-    const F = setup.sk.encryptWithNonce(-beta[j], r);
+    const D = pkj.add(pkj.mul(Kj, sec.gamma), pkj.encryptWithRandomizer(-beta[j], sN));
+    const F = pki.encryptWithRandomizer(-beta[j], rN);
     // D-hat_{j,i} = (x_i (.) K_j) (+) Enc_j(-beta-hat; s-hat); F-hat = Enc_i(-beta-hat; r-hat).
-    const DHat = pkj.add(pkj.mul(Kj, setup.x), pkj.encryptWithNonce(-betaHat[j], sHat));
-    const FHat = setup.sk.encryptWithNonce(-betaHat[j], rHat);
+    const DHat = pkj.add(pkj.mul(Kj, setup.x), pkj.encryptWithRandomizer(-betaHat[j], sHatN));
+    const FHat = pki.encryptWithRandomizer(-betaHat[j], rHatN);
     // psi_{j,i} = Pi-aff-g((sid, i), R_j, (N_j, N_i, K_j, D, F, Gamma_i); (gamma_i, -beta, s, r)).
     const psi = piAffG.prove(
       proofCtx(setup, "psi", i),
       { N0: Nj, N1: Ni, C: Kj, D, Y: F, X: Gammai, aux: setup.aux[j] },
       { x: sec.gamma, y: -beta[j], rho: s, rhoY: r, sk: setup.sk },
       rng,
+      { randomizers },
     );
     // psi-hat_{j,i}: the same for (x_i, X_i) (X_i after the HD shift).
     const psiHat = piAffG.prove(
@@ -538,6 +556,7 @@ function step2(
       { N0: Nj, N1: Ni, C: Kj, D: DHat, Y: FHat, X: setup.X[i], aux: setup.aux[j] },
       { x: setup.x, y: -betaHat[j], rho: sHat, rhoY: rHat, sk: setup.sk },
       rng,
+      { randomizers },
     );
     // psi'_{j,i} = Pi-log*((sid, i), R_j, (N_i, G_i, Gamma_i, G); (gamma_i, nu_i)).
     const psiPrime = piLogStar.prove(
@@ -545,6 +564,7 @@ function step2(
       { N0: Ni, C: state.Gi, X: Gammai, B: Point.BASE, aux: setup.aux[j] },
       { x: sec.gamma, rho: sec.nu, sk: setup.sk },
       rng,
+      { randomizers },
     );
     const m = { Gamma: Gammai, D, F, DHat, FHat, psi, psiHat, psiPrime };
     outgoing.push(envelope(setup.protocol, next, 3, j, msg.encodeRound3(m)));
@@ -585,12 +605,15 @@ function step3(
     Gammas[j] = m.Gamma;
     D[j] = m.D;
     DHat[j] = m.DHat;
-    // Figure 7, Round 3 step 1 (spec): verify psi, psi-hat (Pi-aff-g) and psi' (Pi-log*).
+    // Figure 7, Round 3 step 1 (spec): verify psi, psi-hat (Pi-aff-g) and psi' (Pi-log*). The
+    // equations under this party's own N_i^2 (D, K_i) and N-hat_i are computed by CRT.
+    const own = { verifierKey: setup.sk };
     faults.check(j, "proof-failed", () => {
       piAffG.verify(
         proofCtx(setup, "psi", j),
         { N0: Ni, N1: Nj, C: state.K[i], D: D[j], Y: m.F, X: Gammas[j], aux: setup.aux[i] },
         m.psi,
+        own,
       );
     });
     faults.check(j, "proof-failed", () => {
@@ -598,6 +621,7 @@ function step3(
         proofCtx(setup, "psi-hat", j),
         { N0: Ni, N1: Nj, C: state.K[i], D: DHat[j], Y: m.FHat, X: setup.X[j], aux: setup.aux[i] },
         m.psiHat,
+        own,
       );
     });
     faults.check(j, "proof-failed", () => {
@@ -605,6 +629,7 @@ function step3(
         proofCtx(setup, "psi-prime", j),
         { N0: Nj, C: state.G[j], X: Gammas[j], B: Point.BASE, aux: setup.aux[i] },
         m.psiPrime,
+        own,
       );
     });
   }
@@ -639,6 +664,7 @@ function step3(
       { N0: Ni, C: state.Ki, X: Deltai, B: Gamma, aux: setup.aux[j] },
       { x: sec.k, rho: sec.rho, sk: setup.sk },
       rng,
+      { randomizers: getRandomizerSource() },
     );
     const m = { echo: gammaEcho, delta: deltai, Delta: Deltai, S: Si, psiPrimePrime: psiPP };
     outgoing.push(envelope(setup.protocol, next, 4, j, msg.encodeRound4(m)));
@@ -690,6 +716,7 @@ function step4(state: State4, inbox: readonly Message[]): Transition<PresignStat
         proofCtx(setup, "psi-prime-prime", j),
         { N0: setup.N[j], C: state.K[j], X: Delta[j], B: state.Gamma, aux: setup.aux[i] },
         proof,
+        { verifierKey: setup.sk },
       );
     });
   }

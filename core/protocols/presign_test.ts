@@ -3,8 +3,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { toHexInt } from "../bytes.ts";
 import { dealKeyShares, freshSid, recording } from "../../testing/fixtures/protocol_fixtures.ts";
+import { signAndVerify } from "../../testing/presignatures.ts";
 import { type AbortCode, InvalidKeyShare, ProtocolAbort } from "../errors.ts";
 import { deriveShift } from "../hd.ts";
+import {
+  getRandomizerSource,
+  inlineRandomizers,
+  PaillierSecretKey,
+  RandomizerRegistry,
+  type RandomizerSource,
+  setRandomizerSource,
+} from "../paillier.ts";
 import { Point, Q } from "../params.ts";
 import { assertConsistent, MemoryPresignatureStore } from "../presignature_store.ts";
 import { hashMessage, verifySignature } from "../signature.ts";
@@ -12,12 +21,14 @@ import { runProtocol } from "./driver.ts";
 import { createMemoryNetwork } from "./memory_transport.ts";
 import {
   generatePresignature,
+  type Presignature,
   type PresignInput,
   presignProtocol,
   type PresignState,
   startPresign,
 } from "./presign.ts";
 import { signMessageWithPresignature } from "./sign.ts";
+import { encodeValue } from "./state_codec.ts";
 import type { Message } from "./types.ts";
 
 const KEY = "account-presign";
@@ -386,4 +397,87 @@ test("generatePresignature refuses a key locked for signing before sending anyth
     (e: unknown) => e instanceof ProtocolAbort && e.code === "key-locked",
   );
   assert.equal(sent.length, 0);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Precomputed Paillier randomizers (core/paillier.ts RandomizerRegistry).
+
+/** One presigning of both parties in this process (fresh session), under the thread's source. */
+function presignBoth(): Promise<Presignature[]> {
+  const s = freshSid();
+  const net = createMemoryNetwork(2);
+  return Promise.all(
+    [0, 1].map((i) => runProtocol(presignProtocol, { ...input(i), sid: s }, net[i])),
+  );
+}
+
+/** Signs `text` with the presignatures through memory stores; @noble/curves checks it. */
+async function signsWith(pres: readonly Presignature[], text: string): Promise<void> {
+  const message = new TextEncoder().encode(text);
+  await signAndVerify(pres, { keyId: KEY, epoch: EPOCH }, message, shares[0].publicKey);
+}
+
+test("presigning with a randomizer pool and without one: both presignatures sign, noble verifies", async () => {
+  await honest.run; // made without a source: nothing below may change its draws
+  assert.equal(getRandomizerSource(), inlineRandomizers);
+  await signsWith(await presignBoth(), "no pool");
+  const registry = new RandomizerRegistry();
+  const prev = setRandomizerSource(registry);
+  try {
+    await presignBoth(); // the moduli come into use
+    registry.refill(1000);
+    const pooled = await presignBoth();
+    assert.equal(registry.stats().fromPool, 2 * 13, "the second run took only ready entries");
+    await signsWith(pooled, "from the pool");
+  } finally {
+    setRandomizerSource(prev);
+  }
+});
+
+test("presigning takes each randomizer once: 9 under a party's own N, 4 under its peer's, never one twice (counted)", async () => {
+  await honest.run;
+  const registry = new RandomizerRegistry();
+  const handed: { N: bigint; own: boolean; rho: bigint; rhoN: bigint }[] = [];
+  const counting: RandomizerSource = {
+    take(key, rng) {
+      const r = registry.take(key, rng);
+      handed.push({ N: key.N, own: key instanceof PaillierSecretKey, rho: r[0], rhoN: r[1] });
+      return r;
+    },
+  };
+  const rec = recording(presignProtocol);
+  const prev = setRandomizerSource(counting);
+  try {
+    for (let run = 0; run < 2; run++) {
+      const s = freshSid();
+      const net = createMemoryNetwork(2);
+      const pres = await Promise.all(
+        [0, 1].map((i) => runProtocol(rec.protocol, { ...input(i), sid: s }, net[i])),
+      );
+      await signsWith(pres, `run ${run}`);
+      registry.refill(1000);
+    }
+  } finally {
+    setRandomizerSource(prev);
+  }
+  const [N0, N1] = shares.map((sh) => sh.aux!.parties[sh.i].N);
+  const count = (N: bigint, own: boolean) =>
+    handed.filter((h) => h.N === N && h.own === own).length;
+  // Per run and party: K_i, G_i, and per peer F, F-hat, A of Pi-enc, B_y of psi and psi-hat, A
+  // of psi' and psi'' under its own N (2 + 7); D, D-hat and A of psi, psi-hat under the peer's.
+  assert.equal(count(N0, true), 2 * 9);
+  assert.equal(count(N1, true), 2 * 9);
+  assert.equal(count(N0, false), 2 * 4);
+  assert.equal(count(N1, false), 2 * 4);
+  assert.equal(new Set(handed.map((h) => h.rho)).size, handed.length, "no rho twice");
+  assert.equal(new Set(handed.map((h) => h.rhoN)).size, handed.length, "no rho^N twice");
+  const stats = registry.stats();
+  assert.equal(stats.fromPool + stats.inline, handed.length);
+  assert.equal(stats.fromPool, 2 * 13, "the second run from the pools");
+  // The pools live in the registry, never in a state: every state moves through the codec of
+  // the compute workers, which refuses the registry itself.
+  for (const perParty of rec.log.values()) {
+    for (const { state } of perParty.values()) encodeValue(state);
+  }
+  assert.throws(() => encodeValue({ registry }), TypeError);
 });

@@ -20,10 +20,17 @@ import {
   type RandomSource,
   randomUnit,
 } from "../math/mod.ts";
-import { assertPaillierModulus, PaillierPublicKey, type PaillierSecretKey } from "../paillier.ts";
+import {
+  assertPaillierModulus,
+  inlineRandomizers,
+  PaillierPublicKey,
+  type PaillierSecretKey,
+  type RandomizerSource,
+} from "../paillier.ts";
 import { ELL, EPSILON, MODULUS_MAX_BITS, MODULUS_MIN_BITS, type Point } from "../params.ts";
-import { checkRingPedersenShape, type RingPedersenParams } from "../ring_pedersen.ts";
+import { checkRingPedersenShape, commit, type RingPedersenParams } from "../ring_pedersen.ts";
 import { Transcript } from "../transcript.ts";
+import { equalByCrt } from "./_crt_pow.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Context and transcript
@@ -34,6 +41,40 @@ export interface ProofContext {
   readonly sid: Uint8Array;
   /** Index of the prover. */
   readonly prover: number;
+}
+
+/** Options of the provers of Pi-enc, Pi-aff-g and Pi-log*. */
+export interface ProveOptions {
+  /**
+   * Where the randomizers of the proof's Paillier encryptions come from (presigning gives the
+   * thread's pools, `core/paillier.ts`); default: drawn from the prover's rng and computed now.
+   */
+  readonly randomizers?: RandomizerSource;
+}
+
+/** The randomizer source of a prover's options. */
+export function randomizersOf(options: ProveOptions | undefined): RandomizerSource {
+  return options?.randomizers ?? inlineRandomizers;
+}
+
+/** Options of the verifiers of Pi-enc, Pi-aff-g and Pi-log*. */
+export interface VerifyOptions {
+  /**
+   * The verifier's own Paillier key. The equations modulo its N or N^2 (the ring-Pedersen
+   * N-hat is the verifier's N in this project) are then computed by CRT with its primes
+   * (`_crt_pow.ts` `equalByCrt`): the same accept / reject, fewer and smaller exponentiations.
+   * A key of another modulus is not used.
+   */
+  readonly verifierKey?: PaillierSecretKey;
+}
+
+/** The verifier's key when its modulus is N, else undefined (the public path). */
+export function ownKeyOf(
+  options: VerifyOptions | undefined,
+  N: bigint,
+): PaillierSecretKey | undefined {
+  const sk = options?.verifierKey;
+  return sk !== undefined && sk.N === N ? sk : undefined;
 }
 
 /** Starts the transcript of `proof` for this context. */
@@ -262,14 +303,64 @@ export function encryptPublic(N: bigint, m: bigint, rho: bigint): bigint {
   return ((1n + mod(m, N) * N) * modPow(rho, N, N2)) % N2;
 }
 
-/** Enc_N(m; rho) by the prover: CRT when it holds the key of N, the public path otherwise. */
-export function encryptSecret(
+/**
+ * Enc_N(m; rho) by the prover for a fresh randomizer rho taken from `source` (precomputed, or
+ * drawn from `rng` and computed now; by CRT when the prover holds the key of N).
+ * @returns [ciphertext, rho]: rho for the proof's response.
+ */
+export function encryptFresh(
   N: bigint,
   m: bigint,
-  rho: bigint,
   sk: PaillierSecretKey | undefined,
-): bigint {
-  return sk ? sk.encryptWithNonce(m, rho) : new PaillierPublicKey(N).encryptWithNonce(m, rho);
+  source: RandomizerSource,
+  rng: RandomSource,
+): [bigint, bigint] {
+  const key = sk ?? new PaillierPublicKey(N);
+  const [rho, rhoN] = source.take(key, rng);
+  return [(sk ? sk.publicKey : key as PaillierPublicKey).encryptWithRandomizer(m, rhoN), rho];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The verifier's equations, by CRT when the verifier owns the modulus
+
+/**
+ * The Paillier equation of the range proofs, Enc_N(z; w) = (1 + z N) w^N = A (+) (e (.) C)
+ * mod N^2 (Figure 14 step 4; Figure 15 step 4 under N1; Figure 25 step 4): by CRT when the
+ * verifier owns N (`VerifyOptions`), by public exponentiations otherwise.
+ * @returns whether it holds (every value already validated: units, ranges).
+ */
+export function paillierEquationHolds(
+  N: bigint,
+  z: bigint,
+  w: bigint,
+  A: bigint,
+  C: bigint,
+  e: bigint,
+  options: VerifyOptions | undefined,
+): boolean {
+  const sk = ownKeyOf(options, N);
+  if (sk) return equalByCrt(sk, "N2", [[1n + mod(z, N) * N, 1n], [w, N]], [[A, 1n], [C, e]]);
+  const N2 = N * N;
+  return encryptPublic(N, z, w) === (A * modPow(C, e, N2)) % N2;
+}
+
+/**
+ * The ring-Pedersen equation of the range proofs, s^z t^z' = A B^e mod N-hat (Figure 14, 15,
+ * 25, step 4): by CRT when the verifier owns N-hat (`VerifyOptions`), publicly otherwise.
+ * @returns whether it holds (every value already validated: units, ranges).
+ */
+export function commitmentEquationHolds(
+  aux: RingPedersenParams,
+  z: bigint,
+  zPrime: bigint,
+  A: bigint,
+  B: bigint,
+  e: bigint,
+  options: VerifyOptions | undefined,
+): boolean {
+  const sk = ownKeyOf(options, aux.N);
+  if (sk) return equalByCrt(sk, "N", [[aux.s, z], [aux.t, zPrime]], [[A, 1n], [B, e]]);
+  return commit(aux, z, zPrime) === (A * modPow(B, e, aux.N)) % aux.N;
 }
 
 /**

@@ -1,10 +1,12 @@
 /**
- * Exponentiation modulo N = p q by the owner of p and q, for the provers of Pi-prm and Pi-mod:
- * the secret-key code path of the proofs, kept apart from `_common.ts` so that it provably never
+ * Exponentiation modulo N = p q by the owner of p and q, for the provers of Pi-prm and Pi-mod
+ * and the verifiers of equations under their own N (Pi-enc, Pi-aff-g, Pi-log*): the secret-key
+ * code path of the proofs, kept apart from `_common.ts` so that it provably never
  * imports the variable-time Euclidean inverse (math/secret_inverse_test.ts reads this file).
  * @module
  */
 import { crt2, invertModSecretPrime, isqrt, mod, modPowSecret } from "../math/mod.ts";
+import type { PaillierSecretKey } from "../paillier.ts";
 
 /**
  * The primes p > q of N = p q recovered from phi(N) = (p - 1)(q - 1): p + q = N - phi + 1,
@@ -51,4 +53,33 @@ export class CrtPow {
   combine(xp: bigint, xq: bigint): bigint {
     return crt2(xp, this.p, xq, this.q, this.#pInvQ);
   }
+}
+
+/** One factor b^e of a product; e may be negative. */
+export type Term = readonly [base: bigint, exponent: bigint];
+
+/**
+ * Whether prod lhs = prod rhs modulo the verifier's own N^2 (`modulus` "N2") or N ("N"),
+ * computed by CRT with its primes (`PaillierSecretKey.powProduct`). A factor with a negative
+ * exponent moves to the other side with the opposite exponent (b^-e x = y iff x = b^e y for a
+ * unit b), so no inverse is taken, and a short negative challenge stays a short exponent. The
+ * two sides compared are the public values prod b^e mod N(^2), never a residue modulo a prime.
+ * Every base must be a unit modulo N, which each verifier checks before any arithmetic.
+ * @param sk the verifier's key (its N is the modulus of the equation).
+ * @param modulus "N2" or "N".
+ * @param lhs the factors of the left side.
+ * @param rhs the factors of the right side.
+ * @returns whether the equation holds.
+ */
+export function equalByCrt(
+  sk: PaillierSecretKey,
+  modulus: "N" | "N2",
+  lhs: readonly Term[],
+  rhs: readonly Term[],
+): boolean {
+  const left: Term[] = [];
+  const right: Term[] = [];
+  for (const [b, e] of lhs) (e < 0n ? right : left).push([b, e < 0n ? -e : e]);
+  for (const [b, e] of rhs) (e < 0n ? left : right).push([b, e < 0n ? -e : e]);
+  return sk.powProduct(left, modulus) === sk.powProduct(right, modulus);
 }

@@ -31,12 +31,11 @@ import {
   modPowSecret,
   randomSigned,
   type RandomSource,
-  randomUnit,
   webCryptoRandom,
 } from "../math/mod.ts";
-import { PaillierPublicKey, type PaillierSecretKey } from "../paillier.ts";
+import type { PaillierSecretKey } from "../paillier.ts";
 import { CIPHERTEXT_BYTES, ELL, ELL_PRIME, EPSILON, MODULUS_BYTES, Point, Q } from "../params.ts";
-import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
+import { commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
 import {
   appendPoint,
   appendRingPedersen,
@@ -48,18 +47,27 @@ import {
   assertValidPoint,
   bitsCapBytes,
   CHALLENGE_Q,
+  commitmentEquationHolds,
   decodeProof,
+  encryptFresh,
   encryptPublic,
-  encryptSecret,
   equationFailed,
   MASK_MAX_BYTES,
   maskBound,
   maskNonce,
+  ownKeyOf,
+  paillierEquationHolds,
   type ProofContext,
+  type ProveOptions,
+  randomizersOf,
   sampleSigned,
   transcriptFor,
+  type VerifyOptions,
   Z1_BITS,
 } from "./_common.ts";
+import { equalByCrt } from "./_crt_pow.ts";
+
+export type { ProveOptions, VerifyOptions } from "./_common.ts";
 
 const PROOF = "pi-aff-g";
 
@@ -184,6 +192,8 @@ export function challenge(
  * @param statement (N0, N1, C, D, Y, X) and the verifier's ring-Pedersen parameters.
  * @param witness (x, y, rho, rho_y), optionally the secret key of N1 for CRT.
  * @param rng random source (default Web Crypto).
+ * @param options where the randomizers of A (under N0) and B_y (under N1) come from (default:
+ *   drawn from `rng`).
  * @returns the proof.
  * @throws {RangeError} when `witness.sk` is not the key of N1.
  */
@@ -192,6 +202,7 @@ export function prove(
   statement: Statement,
   witness: Witness,
   rng: RandomSource = webCryptoRandom,
+  options?: ProveOptions,
 ): Proof {
   const { N0, N1, C, aux } = statement;
   const { x, y, rho, rhoY, sk } = witness;
@@ -202,19 +213,19 @@ export function prove(
   // gamma, delta <- +-2^(l+eps) N-hat, m, mu <- +-2^l N-hat.
   let alpha = randomSigned(Z1_BITS, rng);
   while (mod(alpha, Q) === 0n) alpha = randomSigned(Z1_BITS, rng);
+  // (r and r_y come with their N-th powers from the randomizer source.)
   const beta = randomSigned(Z2_BITS, rng);
-  const r = randomUnit(N0, rng);
-  const rY = randomUnit(N1, rng);
+  const source = randomizersOf(options);
+  const [encBeta, r] = encryptFresh(N0, beta, undefined, source, rng);
+  const [By, rY] = encryptFresh(N1, beta, sk, source, rng);
   const gamma = sampleSigned(aux.N << BigInt(Z1_BITS), rng);
   const delta = sampleSigned(aux.N << BigInt(Z1_BITS), rng);
   const m = sampleSigned(aux.N << BigInt(ELL), rng);
   const mu = sampleSigned(aux.N << BigInt(ELL), rng);
   // Step 1: A = (alpha (.) C) (+) Enc_N0(beta; r), B_x = alpha G, B_y = Enc_N1(beta; r_y),
   // E = s^alpha t^gamma, S = s^x t^m, F = s^beta t^delta, T = s^y t^mu.
-  const A = (modPowSecret(C, alpha, N0sq) * new PaillierPublicKey(N0).encryptWithNonce(beta, r)) %
-    N0sq;
+  const A = (modPowSecret(C, alpha, N0sq) * encBeta) % N0sq;
   const Bx = Point.BASE.multiply(mod(alpha, Q));
-  const By = encryptSecret(N1, beta, rY, sk);
   const E = commitSecret(aux, alpha, gamma);
   const S = commitSecret(aux, x, m);
   const F = commitSecret(aux, beta, delta);
@@ -273,34 +284,40 @@ export function validate(statement: Statement, proof: Proof): void {
 
 /**
  * Verifies a Pi-aff-g proof (Figure 15, step 4).
+ * @param options the verifier's own key: the equations modulo its N0^2 (C and D are its
+ *   ciphertexts) and its N-hat are then computed by CRT (`VerifyOptions`).
  * @throws {ProofError} on any failure: "bad-modulus", "out-of-range" or "verification-failed".
  */
-export function verify(ctx: ProofContext, statement: Statement, proof: Proof): void {
+export function verify(
+  ctx: ProofContext,
+  statement: Statement,
+  proof: Proof,
+  options?: VerifyOptions,
+): void {
   validate(statement, proof);
   const { N0, N1, C, D, Y, X, aux } = statement;
   const { A, Bx, By, E, S, F, T, z1, z2, z3, z4, w, wy } = proof;
   const N0sq = N0 * N0;
-  const N1sq = N1 * N1;
   const e = challenge(ctx, statement, proof);
-  // Step 4: (z1 (.) C) (+) Enc_N0(z2; w) = A (+) (e (.) D) mod N0^2.
-  if (
-    (modPow(C, z1, N0sq) * encryptPublic(N0, z2, w)) % N0sq !== (A * modPow(D, e, N0sq)) % N0sq
-  ) {
-    throw equationFailed(PROOF, "equation 1");
-  }
+  // Step 4: (z1 (.) C) (+) Enc_N0(z2; w) = C^z1 (1 + z2 N0) w^N0 = A (+) (e (.) D) mod N0^2.
+  const own0 = ownKeyOf(options, N0);
+  const ok1 = own0
+    ? equalByCrt(own0, "N2", [[C, z1], [1n + mod(z2, N0) * N0, 1n], [w, N0]], [[A, 1n], [D, e]])
+    : (modPow(C, z1, N0sq) * encryptPublic(N0, z2, w)) % N0sq === (A * modPow(D, e, N0sq)) % N0sq;
+  if (!ok1) throw equationFailed(PROOF, "equation 1");
   // Step 4: z1 * G = B_x + e * X.
   if (!Point.BASE.multiplyUnsafe(mod(z1, Q)).equals(Bx.add(X.multiplyUnsafe(mod(e, Q))))) {
     throw equationFailed(PROOF, "equation 2");
   }
   // Step 4: Enc_N1(z2; w_y) = B_y (+) (e (.) Y) mod N1^2.
-  if (encryptPublic(N1, z2, wy) !== (By * modPow(Y, e, N1sq)) % N1sq) {
+  if (!paillierEquationHolds(N1, z2, wy, By, Y, e, options)) {
     throw equationFailed(PROOF, "equation 3");
   }
   // Step 4: s^z1 t^z3 = E S^e mod N-hat, s^z2 t^z4 = F T^e mod N-hat.
-  if (commit(aux, z1, z3) !== (E * modPow(S, e, aux.N)) % aux.N) {
+  if (!commitmentEquationHolds(aux, z1, z3, E, S, e, options)) {
     throw equationFailed(PROOF, "equation 4");
   }
-  if (commit(aux, z2, z4) !== (F * modPow(T, e, aux.N)) % aux.N) {
+  if (!commitmentEquationHolds(aux, z2, z4, F, T, e, options)) {
     throw equationFailed(PROOF, "equation 5");
   }
 }

@@ -5,13 +5,19 @@ import assert from "node:assert/strict";
 import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import { ProofError, type ProofErrorCode } from "../errors.ts";
-import { bitLength, mod, randomBelow, randomSigned } from "../math/mod.ts";
+import { bitLength, mod, randomBelow, randomSigned, randomUnit } from "../math/mod.ts";
 import { PaillierSecretKey } from "../paillier.ts";
 import { ELL, ELL_PRIME, EPSILON, Point, Q } from "../params.ts";
 import { generateRingPedersen } from "../ring_pedersen.ts";
 import * as piAffG from "./pi_aff_g.ts";
 import { HUGE, publicRp, rejects } from "../../testing/zk_helpers.ts";
 import { CHALLENGE_Q, maskBound } from "./_common.ts";
+import {
+  agreeBothPaths,
+  bothPaths,
+  expCounts,
+  recordingRandomizers,
+} from "../../testing/zk_paths.ts";
 
 const utf8 = new TextEncoder();
 const ctx = { sid: utf8.encode("pi-aff-g test session"), prover: 1 };
@@ -24,6 +30,14 @@ const N1 = proverKey.N;
 
 const aux = publicRp(0);
 const Nhat = aux.N;
+
+/**
+ * piAffG.verify by the public path and, with the verifier's key (the owner of N-hat, and of N0),
+ * by CRT: both must agree (testing/zk_paths.ts); throws what the public path throws.
+ */
+function verify(c: typeof ctx, st: piAffG.Statement, pr: piAffG.Proof): void {
+  bothPaths(() => piAffG.verify(c, st, pr), () => piAffG.verify(c, st, pr, { verifierKey }));
+}
 /** The verifier's ciphertext C = K_j = Enc_N0(k_j). */
 const [C] = verifierKey.encrypt(randomBelow(Q));
 
@@ -48,15 +62,15 @@ const OFF_CURVE_HEX = ["02" + "05".padStart(64, "0"), "03" + "ff".repeat(32)];
 const OFF_CURVE = new Point(1n, 1n, 1n);
 
 test("pi-aff-g proves and verifies honest MtA statements, edges of the ranges included", () => {
-  piAffG.verify(ctx, statement, proof);
+  verify(ctx, statement, proof);
   const l = 1n << BigInt(ELL);
   const lp = 1n << BigInt(ELL_PRIME);
   for (const [x, y] of [[l, -lp], [-l, lp], [1n, 0n]] as const) {
     const { statement: st, witness } = instance(x, y);
-    piAffG.verify(ctx, st, piAffG.prove(ctx, st, witness));
+    verify(ctx, st, piAffG.prove(ctx, st, witness));
   }
   const { sk: _sk, ...noCrt } = honest.witness;
-  piAffG.verify(ctx, statement, piAffG.prove(ctx, statement, noCrt));
+  verify(ctx, statement, piAffG.prove(ctx, statement, noCrt));
 });
 
 test("pi-aff-g prover refuses a secret key that is not the key of N1", () => {
@@ -73,24 +87,24 @@ test("pi-aff-g encode/decode round trip through JSON is exact and canonical", ()
   const back = piAffG.decode(wire);
   assert.equal(back.Bx.equals(proof.Bx), true);
   assert.deepEqual({ ...back, Bx: null }, { ...proof, Bx: null });
-  piAffG.verify(ctx, statement, back);
+  verify(ctx, statement, back);
 });
 
 test("pi-aff-g rejects a proof with any single field tampered", () => {
   for (const f of INT_FIELDS) {
-    rejects(`${f}+1`, () => piAffG.verify(ctx, statement, { ...proof, [f]: proof[f] + 1n }));
+    rejects(`${f}+1`, () => verify(ctx, statement, { ...proof, [f]: proof[f] + 1n }));
   }
-  rejects("Bx+G", () => piAffG.verify(ctx, statement, { ...proof, Bx: proof.Bx.add(Point.BASE) }));
-  rejects("E<->F", () => piAffG.verify(ctx, statement, { ...proof, E: proof.F, F: proof.E }));
-  rejects("w<->wy", () => piAffG.verify(ctx, statement, { ...proof, w: proof.wy, wy: proof.w }));
+  rejects("Bx+G", () => verify(ctx, statement, { ...proof, Bx: proof.Bx.add(Point.BASE) }));
+  rejects("E<->F", () => verify(ctx, statement, { ...proof, E: proof.F, F: proof.E }));
+  rejects("w<->wy", () => verify(ctx, statement, { ...proof, w: proof.wy, wy: proof.w }));
 });
 
 test("pi-aff-g binds the proof to the session id and the prover index", () => {
   const otherSid = { sid: utf8.encode("another session"), prover: 1 };
-  rejects("sid", () => piAffG.verify(otherSid, statement, proof), "verification-failed");
+  rejects("sid", () => verify(otherSid, statement, proof), "verification-failed");
   rejects(
     "prover",
-    () => piAffG.verify({ ...ctx, prover: 0 }, statement, proof),
+    () => verify({ ...ctx, prover: 0 }, statement, proof),
     "verification-failed",
   );
 });
@@ -100,19 +114,19 @@ test("pi-aff-g rejects the proof for another ciphertext, point, modulus or param
   const [C2] = verifierKey.encrypt(1n);
   const [Y2] = proverKey.encrypt(honest.witness.y);
   const D2 = verifierKey.publicKey.add(statement.D, C);
-  rejects("other C", () => piAffG.verify(ctx, { ...statement, C: C2 }, proof), VF);
-  rejects("other D", () => piAffG.verify(ctx, { ...statement, D: D2 }, proof), VF);
-  rejects("other Y", () => piAffG.verify(ctx, { ...statement, Y: Y2 }, proof), VF);
+  rejects("other C", () => verify(ctx, { ...statement, C: C2 }, proof), VF);
+  rejects("other D", () => verify(ctx, { ...statement, D: D2 }, proof), VF);
+  rejects("other Y", () => verify(ctx, { ...statement, Y: Y2 }, proof), VF);
   rejects(
     "other X",
-    () => piAffG.verify(ctx, { ...statement, X: statement.X.add(Point.BASE) }, proof),
+    () => verify(ctx, { ...statement, X: statement.X.add(Point.BASE) }, proof),
     VF,
   );
-  rejects("N0<->N1", () => piAffG.verify(ctx, { ...statement, N0: N1, N1: N0 }, proof));
-  rejects("other N1", () => piAffG.verify(ctx, { ...statement, N1: fixturePaillier(2).N }, proof));
-  rejects("other aux", () => piAffG.verify(ctx, { ...statement, aux: publicRp(2) }, proof));
+  rejects("N0<->N1", () => verify(ctx, { ...statement, N0: N1, N1: N0 }, proof));
+  rejects("other N1", () => verify(ctx, { ...statement, N1: fixturePaillier(2).N }, proof));
+  rejects("other aux", () => verify(ctx, { ...statement, aux: publicRp(2) }, proof));
   // The prover's own parameters instead of the verifier's.
-  rejects("prover's aux", () => piAffG.verify(ctx, { ...statement, aux: publicRp(1) }, proof));
+  rejects("prover's aux", () => verify(ctx, { ...statement, aux: publicRp(1) }, proof));
 });
 
 test("pi-aff-g challenge depends on the context, every statement value and the first message", () => {
@@ -147,11 +161,11 @@ test("pi-aff-g ranges are exact: z1 in +-2^(l+eps), z2 in +-2^(l'+eps), bound + 
   for (const z2 of [B2, -B2]) piAffG.validate(statement, { ...proof, z2 });
   for (const z1 of [B1 + 1n, -B1 - 1n]) {
     rejects("validate z1", () => piAffG.validate(statement, { ...proof, z1 }), "out-of-range");
-    rejects("verify z1", () => piAffG.verify(ctx, statement, { ...proof, z1 }), "out-of-range");
+    rejects("verify z1", () => verify(ctx, statement, { ...proof, z1 }), "out-of-range");
   }
   for (const z2 of [B2 + 1n, -B2 - 1n]) {
     rejects("validate z2", () => piAffG.validate(statement, { ...proof, z2 }), "out-of-range");
-    rejects("verify z2", () => piAffG.verify(ctx, statement, { ...proof, z2 }), "out-of-range");
+    rejects("verify z2", () => verify(ctx, statement, { ...proof, z2 }), "out-of-range");
   }
   // z2 at the z1 bound + 1 is inside its own, wider range.
   piAffG.validate(statement, { ...proof, z2: B1 + 1n });
@@ -162,7 +176,7 @@ test("pi-aff-g z3, z4 caps are the honest bound exactly: bound passes, bound + 1
   for (const f of ["z3", "z4"] as const) {
     for (const v of [B, -B]) piAffG.validate(statement, { ...proof, [f]: v });
     for (const v of [B + 1n, -B - 1n]) {
-      rejects(f, () => piAffG.verify(ctx, statement, { ...proof, [f]: v }), "out-of-range");
+      rejects(f, () => verify(ctx, statement, { ...proof, [f]: v }), "out-of-range");
     }
   }
 });
@@ -217,38 +231,38 @@ test("pi-aff-g rejects degenerate values in every proof field, in bounded time",
   };
   for (const f of INT_FIELDS) {
     for (const [v, code] of cases[f]) {
-      rejects(`${f}=${label(v)}`, () => piAffG.verify(ctx, statement, { ...proof, [f]: v }), code);
+      rejects(`${f}=${label(v)}`, () => verify(ctx, statement, { ...proof, [f]: v }), code);
     }
   }
   for (const P of [Point.ZERO, OFF_CURVE]) {
-    rejects("Bx", () => piAffG.verify(ctx, statement, { ...proof, Bx: P }), OUT);
+    rejects("Bx", () => verify(ctx, statement, { ...proof, Bx: P }), OUT);
   }
-  rejects("Bx=G", () => piAffG.verify(ctx, statement, { ...proof, Bx: Point.BASE }), VF);
+  rejects("Bx=G", () => verify(ctx, statement, { ...proof, Bx: Point.BASE }), VF);
 });
 
 test("pi-aff-g rejects degenerate statements: identity or off-curve X, non-units, bad moduli", () => {
   const OUT = "out-of-range";
   for (const X of [Point.ZERO, OFF_CURVE]) {
-    rejects("X", () => piAffG.verify(ctx, { ...statement, X }, proof), OUT);
+    rejects("X", () => verify(ctx, { ...statement, X }, proof), OUT);
   }
   const N0sq = N0 * N0;
   const N1sq = N1 * N1;
   for (const v of [0n, N0, N0sq, verifierKey.p, -1n, HUGE]) {
-    rejects("C", () => piAffG.verify(ctx, { ...statement, C: v }, proof), OUT);
-    rejects("D", () => piAffG.verify(ctx, { ...statement, D: v }, proof), OUT);
+    rejects("C", () => verify(ctx, { ...statement, C: v }, proof), OUT);
+    rejects("D", () => verify(ctx, { ...statement, D: v }, proof), OUT);
   }
   for (const Y of [0n, N1, N1sq, proverKey.p, HUGE]) {
-    rejects("Y", () => piAffG.verify(ctx, { ...statement, Y }, proof), OUT);
+    rejects("Y", () => verify(ctx, { ...statement, Y }, proof), OUT);
   }
   for (const a of [{ ...aux, s: 1n }, { ...aux, t: aux.s }, { ...aux, s: verifierKey.q }]) {
-    rejects("aux", () => piAffG.verify(ctx, { ...statement, aux: a }, proof), OUT);
+    rejects("aux", () => verify(ctx, { ...statement, aux: a }, proof), OUT);
   }
   for (const N of [N0 + 1n, N0 >> 2n, 0n, HUGE]) {
-    rejects("N0", () => piAffG.verify(ctx, { ...statement, N0: N }, proof), "bad-modulus");
-    rejects("N1", () => piAffG.verify(ctx, { ...statement, N1: N }, proof), "bad-modulus");
+    rejects("N0", () => verify(ctx, { ...statement, N0: N }, proof), "bad-modulus");
+    rejects("N1", () => verify(ctx, { ...statement, N1: N }, proof), "bad-modulus");
     rejects(
       "N-hat",
-      () => piAffG.verify(ctx, { ...statement, aux: { ...aux, N } }, proof),
+      () => verify(ctx, { ...statement, aux: { ...aux, N } }, proof),
       "bad-modulus",
     );
   }
@@ -290,20 +304,91 @@ test("pi-aff-g: a prover whose x or y lies outside its range produces a proof th
   for (const [x, y] of [[bigX, 5n], [-bigX, 5n], [5n, bigY], [5n, -bigY]] as const) {
     const { statement: st, witness } = instance(x, y);
     const bad = piAffG.prove(ctx, st, witness);
-    rejects(`x=${label(x)} y=${label(y)}`, () => piAffG.verify(ctx, st, bad), "out-of-range");
+    rejects(`x=${label(x)} y=${label(y)}`, () => verify(ctx, st, bad), "out-of-range");
   }
   // X = x G does not match the x inside D: the group equation fails.
   const st = { ...statement, X: statement.X.add(Point.BASE) };
   rejects(
     "X mismatch",
-    () => piAffG.verify(ctx, st, piAffG.prove(ctx, st, honest.witness)),
+    () => verify(ctx, st, piAffG.prove(ctx, st, honest.witness)),
     "verification-failed",
   );
   // Y encrypts another y than D: the N1 equation or the commitments fail.
   const [Y2, rhoY2] = proverKey.encrypt(honest.witness.y + 1n);
   const st2 = { ...statement, Y: Y2 };
   const pr2 = piAffG.prove(ctx, st2, { ...honest.witness, rhoY: rhoY2 });
-  rejects("Y mismatch", () => piAffG.verify(ctx, st2, pr2), "verification-failed");
+  rejects("Y mismatch", () => verify(ctx, st2, pr2), "verification-failed");
+});
+
+test("pi-aff-g by CRT: the verifier's own N0^2 and N-hat without public exponentiations, counted", () => {
+  const plain = expCounts(() => piAffG.verify(ctx, statement, proof));
+  const crt = expCounts(() => piAffG.verify(ctx, statement, proof, { verifierKey }));
+  assert.equal(plain.get("public:3072"), 6, "s^z1, t^z3, S^e, s^z2, t^z4, T^e modulo N-hat");
+  assert.equal(plain.get("public:6144"), 5, "C^z1, w^N0, D^e; w_y^N1, Y^e");
+  assert.equal(crt.get("public:3072"), undefined, "none modulo N-hat by CRT");
+  assert.equal(crt.get("secret:1536"), 12, "the six modulo p and modulo q");
+  assert.equal(crt.get("public:6144"), 2, "only the prover's N1^2: w_y^N1, Y^e");
+  assert.equal(crt.get("secret:3072"), 6, "C^z1, w^N0, D^e modulo p^2 and q^2");
+  // A verifier that is the owner of N1 does that equation by CRT instead.
+  const own1 = expCounts(() => piAffG.verify(ctx, statement, proof, { verifierKey: proverKey }));
+  assert.equal(own1.get("public:6144"), 3);
+  assert.equal(own1.get("secret:3072"), 4);
+});
+
+test("pi-aff-g by CRT agrees with the public path on random and edge inputs", () => {
+  const both = (st: piAffG.Statement, pr: piAffG.Proof, sk: PaillierSecretKey) =>
+    agreeBothPaths((o) => piAffG.verify(ctx, st, pr, o), sk);
+  const N0sq = N0 * N0;
+  const N1sq = N1 * N1;
+  const mask = bitLength(maskBound(Nhat)) - 1;
+  const random = () => ({
+    A: randomUnit(N0sq),
+    By: randomUnit(N1sq),
+    E: randomUnit(Nhat),
+    S: randomUnit(Nhat),
+    F: randomUnit(Nhat),
+    T: randomUnit(Nhat),
+    z1: randomSigned(ELL + EPSILON),
+    z2: randomSigned(ELL_PRIME + EPSILON),
+    z3: randomSigned(mask),
+    z4: randomSigned(mask),
+    w: randomUnit(N0),
+    wy: randomUnit(N1),
+  });
+  // The key that changes the path of a field's equation: N1's owner for B_y, w_y; else N0's.
+  const keyFor = (e: object) => "By" in e || "wy" in e ? proverKey : verifierKey;
+  const r = random();
+  for (const f of INT_FIELDS) both(statement, { ...proof, [f]: r[f] }, keyFor({ [f]: 0 }));
+  const edges: Partial<piAffG.Proof>[] = [
+    { z1: 0n },
+    { z2: 0n },
+    { z3: 0n, z4: 0n },
+    { S: 1n },
+    { T: Nhat - 1n },
+    { E: Nhat - 1n },
+    { w: 1n },
+    { w: N0 - 1n },
+    { wy: N1 - 1n },
+    { A: N0sq - 1n },
+    { By: N1sq - 1n },
+    { z3: maskBound(Nhat), z4: -maskBound(Nhat) },
+  ];
+  for (const e of edges) both(statement, { ...proof, ...e }, keyFor(e));
+  const l = 1n << BigInt(ELL);
+  const lp = 1n << BigInt(ELL_PRIME);
+  for (const [x, y] of [[l, -lp], [-l, lp], [1n, 0n]] as const) {
+    const { statement: st, witness } = instance(x, y);
+    const pr = piAffG.prove(ctx, st, witness);
+    piAffG.verify(ctx, st, pr, { verifierKey });
+    piAffG.verify(ctx, st, pr, { verifierKey: proverKey });
+  }
+});
+
+test("pi-aff-g prover takes the randomizers of A (N0) and B_y (N1, its own) from its source, once each", () => {
+  const { source, taken } = recordingRandomizers();
+  const pr = piAffG.prove(ctx, statement, honest.witness, undefined, { randomizers: source });
+  assert.deepEqual(taken.map((t) => [t.N, t.own]), [[N0, false], [N1, true]]);
+  verify(ctx, statement, pr);
 });
 
 test(
@@ -332,10 +417,10 @@ test(
     };
     const made = piAffG.prove(ctx, st, { x, y, rho, rhoY, sk: pKey });
     const pr = piAffG.decode(JSON.parse(JSON.stringify(piAffG.encode(made))));
-    piAffG.verify(ctx, st, pr);
+    verify(ctx, st, pr);
     rejects(
       "tampered",
-      () => piAffG.verify(ctx, st, { ...pr, z2: pr.z2 + 1n }),
+      () => verify(ctx, st, { ...pr, z2: pr.z2 + 1n }),
       "verification-failed",
     );
   },

@@ -14,16 +14,10 @@
  * @module
  */
 import { expectFields, parseHexInt, parseHexSigned, toHexInt, toHexSigned } from "../bytes.ts";
-import {
-  modPow,
-  randomSigned,
-  type RandomSource,
-  randomUnit,
-  webCryptoRandom,
-} from "../math/mod.ts";
+import { randomSigned, type RandomSource, webCryptoRandom } from "../math/mod.ts";
 import type { PaillierSecretKey } from "../paillier.ts";
 import { CIPHERTEXT_BYTES, ELL, EPSILON, MODULUS_BYTES } from "../params.ts";
-import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
+import { commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
 import {
   appendRingPedersen,
   assertAbsAtMost,
@@ -33,18 +27,24 @@ import {
   assertUnit,
   bitsCapBytes,
   CHALLENGE_Q,
+  commitmentEquationHolds,
   decodeProof,
-  encryptPublic,
-  encryptSecret,
+  encryptFresh,
   equationFailed,
   MASK_MAX_BYTES,
   maskBound,
   maskNonce,
+  paillierEquationHolds,
   type ProofContext,
+  type ProveOptions,
+  randomizersOf,
   sampleSigned,
   transcriptFor,
+  type VerifyOptions,
   Z1_BITS,
 } from "./_common.ts";
+
+export type { ProveOptions, VerifyOptions } from "./_common.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Pieces shared with pi_aff_g.ts and pi_log_star.ts.
@@ -117,6 +117,7 @@ export function challenge(
  * @param statement (N0, K) and the verifier's ring-Pedersen parameters.
  * @param witness (k, rho), optionally the secret key of N0 for CRT.
  * @param rng random source (default Web Crypto).
+ * @param options where the randomizer of A comes from (default: drawn from `rng`).
  * @returns the proof.
  * @throws {RangeError} when `witness.sk` is not the key of N0.
  */
@@ -125,18 +126,19 @@ export function prove(
   statement: Statement,
   witness: Witness,
   rng: RandomSource = webCryptoRandom,
+  options?: ProveOptions,
 ): Proof {
   const { N0, aux } = statement;
   const { k, rho, sk } = witness;
   if (sk && sk.N !== N0) throw new RangeError("pi-enc: the secret key is not the key of N0");
   // Step 1: alpha <- +-2^(l+eps), mu <- +-2^l N-hat, r <- Z*_N0, gamma <- +-2^(l+eps) N-hat.
+  // (r comes with r^N0 from the randomizer source: A = Enc_N0(alpha; r) = (1 + alpha N0) r^N0.)
   const alpha = randomSigned(Z1_BITS, rng);
   const mu = sampleSigned(aux.N << BigInt(ELL), rng);
-  const r = randomUnit(N0, rng);
+  const [A, r] = encryptFresh(N0, alpha, sk, randomizersOf(options), rng);
   const gamma = sampleSigned(aux.N << BigInt(Z1_BITS), rng);
   // Step 1: S = s^k t^mu, A = Enc_N0(alpha; r), C = s^alpha t^gamma.
   const S = commitSecret(aux, k, mu);
-  const A = encryptSecret(N0, alpha, r, sk);
   const C = commitSecret(aux, alpha, gamma);
   // Step 2: e from the transcript.
   const e = challenge(ctx, statement, { S, A, C });
@@ -166,20 +168,26 @@ export function validate(statement: Statement, proof: Proof): void {
 
 /**
  * Verifies a Pi-enc proof (Figure 14, step 4).
+ * @param options the verifier's own key: the equation modulo its N-hat (and N0^2, were N0 its
+ *   own) is then computed by CRT (`VerifyOptions`).
  * @throws {ProofError} on any failure: "bad-modulus", "out-of-range" or "verification-failed".
  */
-export function verify(ctx: ProofContext, statement: Statement, proof: Proof): void {
+export function verify(
+  ctx: ProofContext,
+  statement: Statement,
+  proof: Proof,
+  options?: VerifyOptions,
+): void {
   validate(statement, proof);
   const { N0, K, aux } = statement;
   const { S, A, C, z1, z2, z3 } = proof;
-  const N2 = N0 * N0;
   const e = challenge(ctx, statement, proof);
   // Step 4: A (+) (e (.) K) = Enc_N0(z1; z2) mod N0^2.
-  if ((A * modPow(K, e, N2)) % N2 !== encryptPublic(N0, z1, z2)) {
+  if (!paillierEquationHolds(N0, z1, z2, A, K, e, options)) {
     throw equationFailed(PROOF, "equation 1");
   }
   // Step 4: s^z1 t^z3 = C S^e mod N-hat.
-  if (commit(aux, z1, z3) !== (C * modPow(S, e, aux.N)) % aux.N) {
+  if (!commitmentEquationHolds(aux, z1, z3, C, S, e, options)) {
     throw equationFailed(PROOF, "equation 2");
   }
 }

@@ -24,17 +24,10 @@ import {
   toHexInt,
   toHexSigned,
 } from "../bytes.ts";
-import {
-  mod,
-  modPow,
-  randomSigned,
-  type RandomSource,
-  randomUnit,
-  webCryptoRandom,
-} from "../math/mod.ts";
+import { mod, randomSigned, type RandomSource, webCryptoRandom } from "../math/mod.ts";
 import type { PaillierSecretKey } from "../paillier.ts";
 import { CIPHERTEXT_BYTES, ELL, EPSILON, MODULUS_BYTES, type Point, Q } from "../params.ts";
-import { commit, commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
+import { commitSecret, type RingPedersenParams } from "../ring_pedersen.ts";
 import {
   appendPoint,
   appendRingPedersen,
@@ -46,18 +39,24 @@ import {
   assertValidPoint,
   bitsCapBytes,
   CHALLENGE_Q,
+  commitmentEquationHolds,
   decodeProof,
-  encryptPublic,
-  encryptSecret,
+  encryptFresh,
   equationFailed,
   MASK_MAX_BYTES,
   maskBound,
   maskNonce,
+  paillierEquationHolds,
   type ProofContext,
+  type ProveOptions,
+  randomizersOf,
   sampleSigned,
   transcriptFor,
+  type VerifyOptions,
   Z1_BITS,
 } from "./_common.ts";
+
+export type { ProveOptions, VerifyOptions } from "./_common.ts";
 
 const PROOF = "pi-log*";
 
@@ -139,6 +138,7 @@ export function challenge(
  * @param statement (N0, C, X, B) and the verifier's ring-Pedersen parameters.
  * @param witness (x, rho), optionally the secret key of N0 for CRT.
  * @param rng random source (default Web Crypto).
+ * @param options where the randomizer of A comes from (default: drawn from `rng`).
  * @returns the proof.
  * @throws {RangeError} when `witness.sk` is not the key of N0.
  */
@@ -147,6 +147,7 @@ export function prove(
   statement: Statement,
   witness: Witness,
   rng: RandomSource = webCryptoRandom,
+  options?: ProveOptions,
 ): Proof {
   const { N0, B, aux } = statement;
   const { x, rho, sk } = witness;
@@ -155,12 +156,12 @@ export function prove(
   // Y is a point with an encoding), mu <- +-2^l N-hat, r <- Z*_N0, gamma <- +-2^(l+eps) N-hat.
   let alpha = randomSigned(Z1_BITS, rng);
   while (mod(alpha, Q) === 0n) alpha = randomSigned(Z1_BITS, rng);
+  // (r comes with r^N0 from the randomizer source: A = Enc_N0(alpha; r) = (1 + alpha N0) r^N0.)
   const mu = sampleSigned(aux.N << BigInt(ELL), rng);
-  const r = randomUnit(N0, rng);
+  const [A, r] = encryptFresh(N0, alpha, sk, randomizersOf(options), rng);
   const gamma = sampleSigned(aux.N << BigInt(Z1_BITS), rng);
   // Step 1: S = s^x t^mu, A = Enc_N0(alpha; r), Y = alpha * B, D = s^alpha t^gamma.
   const S = commitSecret(aux, x, mu);
-  const A = encryptSecret(N0, alpha, r, sk);
   const Y = B.multiply(mod(alpha, Q));
   const D = commitSecret(aux, alpha, gamma);
   // Step 2: e from the transcript.
@@ -195,16 +196,22 @@ export function validate(statement: Statement, proof: Proof): void {
 
 /**
  * Verifies a Pi-log* proof (Figure 25, step 4).
+ * @param options the verifier's own key: the equation modulo its N-hat (and N0^2, were N0 its
+ *   own) is then computed by CRT (`VerifyOptions`).
  * @throws {ProofError} on any failure: "bad-modulus", "out-of-range" or "verification-failed".
  */
-export function verify(ctx: ProofContext, statement: Statement, proof: Proof): void {
+export function verify(
+  ctx: ProofContext,
+  statement: Statement,
+  proof: Proof,
+  options?: VerifyOptions,
+): void {
   validate(statement, proof);
   const { N0, C, X, B, aux } = statement;
   const { S, A, Y, D, z1, z2, z3 } = proof;
-  const N2 = N0 * N0;
   const e = challenge(ctx, statement, proof);
   // Step 4: Enc_N0(z1; z2) = A (+) (e (.) C) mod N0^2.
-  if (encryptPublic(N0, z1, z2) !== (A * modPow(C, e, N2)) % N2) {
+  if (!paillierEquationHolds(N0, z1, z2, A, C, e, options)) {
     throw equationFailed(PROOF, "equation 1");
   }
   // Step 4: z1 * B = Y + e * X.
@@ -212,7 +219,7 @@ export function verify(ctx: ProofContext, statement: Statement, proof: Proof): v
     throw equationFailed(PROOF, "equation 2");
   }
   // Step 4: s^z1 t^z3 = D S^e mod N-hat.
-  if (commit(aux, z1, z3) !== (D * modPow(S, e, aux.N)) % aux.N) {
+  if (!commitmentEquationHolds(aux, z1, z3, D, S, e, options)) {
     throw equationFailed(PROOF, "equation 3");
   }
 }

@@ -5,13 +5,19 @@ import assert from "node:assert/strict";
 import { fixturePaillier } from "../../testing/fixtures/keys.ts";
 import { platformSafePrime } from "../../platform/mod.ts";
 import { ProofError, type ProofErrorCode } from "../errors.ts";
-import { bitLength, mod, randomBelow, randomSigned } from "../math/mod.ts";
+import { bitLength, mod, randomBelow, randomSigned, randomUnit } from "../math/mod.ts";
 import { PaillierSecretKey } from "../paillier.ts";
 import { ELL, EPSILON, Point, Q } from "../params.ts";
 import { generateRingPedersen } from "../ring_pedersen.ts";
 import * as piLog from "./pi_log_star.ts";
 import { HUGE, publicRp, rejects } from "../../testing/zk_helpers.ts";
 import { CHALLENGE_Q, maskBound } from "./_common.ts";
+import {
+  agreeBothPaths,
+  bothPaths,
+  expCounts,
+  recordingRandomizers,
+} from "../../testing/zk_paths.ts";
 
 const utf8 = new TextEncoder();
 const ctx = { sid: utf8.encode("pi-log* test session"), prover: 1 };
@@ -21,6 +27,14 @@ const verifierKey = fixturePaillier(0);
 
 const aux = publicRp(0);
 const Nhat = aux.N;
+
+/**
+ * piLog.verify by the public path and, with the verifier's key (the owner of N-hat),
+ * by CRT: both must agree (testing/zk_paths.ts); throws what the public path throws.
+ */
+function verify(c: typeof ctx, st: piLog.Statement, pr: piLog.Proof): void {
+  bothPaths(() => piLog.verify(c, st, pr), () => piLog.verify(c, st, pr, { verifierKey }));
+}
 /** A generic base point, as Gamma in presigning round 3. */
 const Gamma = Point.BASE.multiply(randomBelow(Q - 1n) + 1n);
 
@@ -41,16 +55,16 @@ const OFF_CURVE_HEX = ["02" + "05".padStart(64, "0"), "03" + "ff".repeat(32)];
 const OFF_CURVE = new Point(1n, 1n, 1n);
 
 test("pi-log* proves and verifies honest statements for base G and a generic base", () => {
-  piLog.verify(ctx, statement, proof);
+  verify(ctx, statement, proof);
   const edge = 1n << BigInt(ELL);
   for (
     const [x, B] of [[randomSigned(ELL), Point.BASE], [edge, Gamma], [-edge, Point.BASE]] as const
   ) {
     const { statement: st, witness } = instance(x, B);
-    piLog.verify(ctx, st, piLog.prove(ctx, st, witness));
+    verify(ctx, st, piLog.prove(ctx, st, witness));
   }
   const noCrt = piLog.prove(ctx, statement, { x: honest.witness.x, rho: honest.witness.rho });
-  piLog.verify(ctx, statement, noCrt);
+  verify(ctx, statement, noCrt);
 });
 
 test("pi-log* prover refuses a secret key that is not the key of N0", () => {
@@ -67,23 +81,23 @@ test("pi-log* encode/decode round trip through JSON is exact and canonical", () 
   const back = piLog.decode(wire);
   assert.equal(back.Y.equals(proof.Y), true);
   assert.deepEqual({ ...back, Y: null }, { ...proof, Y: null });
-  piLog.verify(ctx, statement, back);
+  verify(ctx, statement, back);
 });
 
 test("pi-log* rejects a proof with any single field tampered", () => {
   for (const f of INT_FIELDS) {
-    rejects(`${f}+1`, () => piLog.verify(ctx, statement, { ...proof, [f]: proof[f] + 1n }));
+    rejects(`${f}+1`, () => verify(ctx, statement, { ...proof, [f]: proof[f] + 1n }));
   }
-  rejects("Y+G", () => piLog.verify(ctx, statement, { ...proof, Y: proof.Y.add(Point.BASE) }));
-  rejects("Y-neg", () => piLog.verify(ctx, statement, { ...proof, Y: proof.Y.negate() }));
+  rejects("Y+G", () => verify(ctx, statement, { ...proof, Y: proof.Y.add(Point.BASE) }));
+  rejects("Y-neg", () => verify(ctx, statement, { ...proof, Y: proof.Y.negate() }));
 });
 
 test("pi-log* binds the proof to the session id and the prover index", () => {
   const otherSid = { sid: utf8.encode("another session"), prover: 1 };
-  rejects("sid", () => piLog.verify(otherSid, statement, proof), "verification-failed");
+  rejects("sid", () => verify(otherSid, statement, proof), "verification-failed");
   rejects(
     "prover",
-    () => piLog.verify({ ...ctx, prover: 0 }, statement, proof),
+    () => verify({ ...ctx, prover: 0 }, statement, proof),
     "verification-failed",
   );
 });
@@ -91,18 +105,18 @@ test("pi-log* binds the proof to the session id and the prover index", () => {
 test("pi-log* rejects the proof for another ciphertext, point, base or parameters", () => {
   const [C2] = proverKey.encrypt(honest.witness.x);
   const VF = "verification-failed";
-  rejects("other C", () => piLog.verify(ctx, { ...statement, C: C2 }, proof), VF);
+  rejects("other C", () => verify(ctx, { ...statement, C: C2 }, proof), VF);
   rejects(
     "other X",
-    () => piLog.verify(ctx, { ...statement, X: statement.X.add(Point.BASE) }, proof),
+    () => verify(ctx, { ...statement, X: statement.X.add(Point.BASE) }, proof),
     VF,
   );
-  rejects("other B", () => piLog.verify(ctx, { ...statement, B: Point.BASE }, proof), VF);
+  rejects("other B", () => verify(ctx, { ...statement, B: Point.BASE }, proof), VF);
   // X = x G claimed with the base Gamma: the same x, the wrong base.
   const XG = Point.BASE.multiply(mod(honest.witness.x, Q));
-  rejects("X of G", () => piLog.verify(ctx, { ...statement, X: XG }, proof), VF);
-  rejects("other N0", () => piLog.verify(ctx, { ...statement, N0: fixturePaillier(2).N }, proof));
-  rejects("other aux", () => piLog.verify(ctx, { ...statement, aux: publicRp(2) }, proof));
+  rejects("X of G", () => verify(ctx, { ...statement, X: XG }, proof), VF);
+  rejects("other N0", () => verify(ctx, { ...statement, N0: fixturePaillier(2).N }, proof));
+  rejects("other aux", () => verify(ctx, { ...statement, aux: publicRp(2) }, proof));
 });
 
 test("pi-log* challenge depends on the context, every statement value and the first message", () => {
@@ -132,7 +146,7 @@ test("pi-log* z1 range is exact: +-2^(l+eps) passes, 2^(l+eps) + 1 is out of ran
   for (const z1 of [B, -B]) piLog.validate(statement, { ...proof, z1 });
   for (const z1 of [B + 1n, -B - 1n]) {
     rejects("validate z1", () => piLog.validate(statement, { ...proof, z1 }), "out-of-range");
-    rejects("verify z1", () => piLog.verify(ctx, statement, { ...proof, z1 }), "out-of-range");
+    rejects("verify z1", () => verify(ctx, statement, { ...proof, z1 }), "out-of-range");
   }
 });
 
@@ -140,7 +154,7 @@ test("pi-log* z3 cap is the honest bound exactly: bound passes, bound + 1 is out
   const B = maskBound(Nhat);
   for (const z3 of [B, -B]) piLog.validate(statement, { ...proof, z3 });
   for (const z3 of [B + 1n, -B - 1n]) {
-    rejects("z3", () => piLog.verify(ctx, statement, { ...proof, z3 }), "out-of-range");
+    rejects("z3", () => verify(ctx, statement, { ...proof, z3 }), "out-of-range");
   }
 });
 
@@ -186,33 +200,33 @@ test("pi-log* rejects degenerate values in every proof field, in bounded time", 
   };
   for (const f of INT_FIELDS) {
     for (const [v, code] of cases[f]) {
-      rejects(`${f}=${label(v)}`, () => piLog.verify(ctx, statement, { ...proof, [f]: v }), code);
+      rejects(`${f}=${label(v)}`, () => verify(ctx, statement, { ...proof, [f]: v }), code);
     }
   }
   for (const P of [Point.ZERO, OFF_CURVE]) {
-    rejects("Y", () => piLog.verify(ctx, statement, { ...proof, Y: P }), OUT);
+    rejects("Y", () => verify(ctx, statement, { ...proof, Y: P }), OUT);
   }
-  rejects("Y=G", () => piLog.verify(ctx, statement, { ...proof, Y: Point.BASE }), VF);
+  rejects("Y=G", () => verify(ctx, statement, { ...proof, Y: Point.BASE }), VF);
 });
 
 test("pi-log* rejects degenerate statements: identity or off-curve points, non-units, bad moduli", () => {
   const OUT = "out-of-range";
   for (const P of [Point.ZERO, OFF_CURVE]) {
-    rejects("X", () => piLog.verify(ctx, { ...statement, X: P }, proof), OUT);
-    rejects("B", () => piLog.verify(ctx, { ...statement, B: P }, proof), OUT);
+    rejects("X", () => verify(ctx, { ...statement, X: P }, proof), OUT);
+    rejects("B", () => verify(ctx, { ...statement, B: P }, proof), OUT);
   }
   const N0sq = N0 * N0;
   for (const C of [0n, N0, N0sq, proverKey.p, -1n, HUGE]) {
-    rejects("C", () => piLog.verify(ctx, { ...statement, C }, proof), OUT);
+    rejects("C", () => verify(ctx, { ...statement, C }, proof), OUT);
   }
   for (const a of [{ ...aux, s: 1n }, { ...aux, t: aux.s }, { ...aux, t: verifierKey.q }]) {
-    rejects("aux", () => piLog.verify(ctx, { ...statement, aux: a }, proof), OUT);
+    rejects("aux", () => verify(ctx, { ...statement, aux: a }, proof), OUT);
   }
   for (const N of [N0 + 1n, N0 >> 2n, 0n, HUGE]) {
-    rejects("N0", () => piLog.verify(ctx, { ...statement, N0: N }, proof), "bad-modulus");
+    rejects("N0", () => verify(ctx, { ...statement, N0: N }, proof), "bad-modulus");
     rejects(
       "N-hat",
-      () => piLog.verify(ctx, { ...statement, aux: { ...aux, N } }, proof),
+      () => verify(ctx, { ...statement, aux: { ...aux, N } }, proof),
       "bad-modulus",
     );
   }
@@ -252,15 +266,64 @@ test("pi-log* rejects a prover whose x lies outside +-2^(l+eps) or does not matc
   for (const x of [big, -big]) {
     const { statement: st, witness } = instance(x);
     const bad = piLog.prove(ctx, st, witness);
-    rejects("x out of range", () => piLog.verify(ctx, st, bad), "out-of-range");
+    rejects("x out of range", () => verify(ctx, st, bad), "out-of-range");
   }
   // C encrypts x but X = (x + 1) B: the group equation fails.
   const st = { ...statement, X: statement.X.add(Gamma) };
   rejects(
     "X mismatch",
-    () => piLog.verify(ctx, st, piLog.prove(ctx, st, honest.witness)),
+    () => verify(ctx, st, piLog.prove(ctx, st, honest.witness)),
     "verification-failed",
   );
+});
+
+test("pi-log* by CRT: the verifier's own N-hat (and N0) without public exponentiations, counted", () => {
+  const plain = expCounts(() => piLog.verify(ctx, statement, proof));
+  const crt = expCounts(() => piLog.verify(ctx, statement, proof, { verifierKey }));
+  assert.equal(plain.get("public:3072"), 3, "s^z1, t^z3, S^e modulo N-hat");
+  assert.equal(crt.get("public:3072"), undefined, "none modulo N-hat by CRT");
+  assert.equal(crt.get("secret:1536"), 6, "the same three modulo p and modulo q");
+  assert.equal(crt.get("public:6144"), plain.get("public:6144"), "N0 is the prover's: public");
+  const own0 = expCounts(() => piLog.verify(ctx, statement, proof, { verifierKey: proverKey }));
+  assert.equal(own0.get("public:6144"), undefined);
+  assert.equal(own0.get("secret:3072"), 4, "z2^N0 and C^e modulo p^2 and q^2");
+});
+
+test("pi-log* by CRT agrees with the public path on random and edge inputs", () => {
+  const N2 = N0 * N0;
+  const agree = (pr: piLog.Proof) => {
+    for (const sk of [verifierKey, proverKey]) {
+      agreeBothPaths((o) => piLog.verify(ctx, statement, pr, o), sk);
+    }
+  };
+  for (let k = 0; k < 2; k++) {
+    const r = {
+      S: randomUnit(Nhat),
+      A: randomUnit(N2),
+      D: randomUnit(Nhat),
+      z1: randomSigned(ELL + EPSILON),
+      z2: randomUnit(N0),
+      z3: randomSigned(bitLength(maskBound(Nhat)) - 1),
+    };
+    for (const f of INT_FIELDS) agree({ ...proof, [f]: r[f] });
+  }
+  const B = maskBound(Nhat);
+  const edges: Partial<piLog.Proof>[] = [{ z1: 0n }, { z3: 0n }, { S: 1n }, { S: Nhat - 1n }];
+  edges.push({ D: Nhat - 1n }, { z2: 1n }, { z2: N0 - 1n }, { A: N2 - 1n }, { z3: B }, { z3: -B });
+  for (const e of edges) agree({ ...proof, ...e });
+  for (const x of [1n, -1n, 1n << BigInt(ELL), -(1n << BigInt(ELL))]) {
+    const { statement: st, witness } = instance(x);
+    const pr = piLog.prove(ctx, st, witness);
+    piLog.verify(ctx, st, pr, { verifierKey });
+    piLog.verify(ctx, st, pr, { verifierKey: proverKey });
+  }
+});
+
+test("pi-log* prover takes the randomizer of A from the source it is given, once", () => {
+  const { source, taken } = recordingRandomizers();
+  const pr = piLog.prove(ctx, statement, honest.witness, undefined, { randomizers: source });
+  assert.deepEqual(taken.map((t) => [t.N, t.own]), [[N0, true]], "the prover's own key: CRT");
+  verify(ctx, statement, pr);
 });
 
 test(
@@ -282,10 +345,10 @@ test(
     const pr = piLog.decode(
       JSON.parse(JSON.stringify(piLog.encode(piLog.prove(ctx, st, { x, rho, sk: key })))),
     );
-    piLog.verify(ctx, st, pr);
+    verify(ctx, st, pr);
     rejects(
       "tampered",
-      () => piLog.verify(ctx, st, { ...pr, z1: pr.z1 + 1n }),
+      () => verify(ctx, st, { ...pr, z1: pr.z1 + 1n }),
       "verification-failed",
     );
   },
