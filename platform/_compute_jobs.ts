@@ -18,10 +18,24 @@
  * safe-prime search of Deno (its progress callback). A step thus stops within one
  * exponentiation (milliseconds, at most a few hundred on Deno's BigInt path), and the worker
  * stays up for the next job.
+ *
+ * **Randomizers made when idle.** Each worker keeps a `RandomizerRegistry` (core/paillier.ts,
+ * installed as its thread's randomizer source): the Paillier randomizers r^N of presigning for
+ * the moduli its jobs used, one's own N by CRT and the peers' N with their public keys. When it
+ * has no job, it makes one entry at a time (a macrotask each, so a job that arrives waits for at
+ * most one entry: one exponentiation modulo N^2) until every pool is at its target, then reports
+ * its counters (`randomizers`). This work is no job's: it passes no checkpoint and is not
+ * counted in the work counter. The entries stay in the worker's memory; nothing is serialised.
  * @module
  */
 import { getModPowBackends, type ModPowBackend, setModPowBackends } from "../core/math/modpow.ts";
 import { webCryptoRandom } from "../core/math/random.ts";
+import {
+  RandomizerRegistry,
+  type RandomizerRegistryOptions,
+  type RandomizerStats,
+  setRandomizerSource,
+} from "../core/paillier.ts";
 import {
   createDecoder,
   type EncodedError,
@@ -30,7 +44,7 @@ import {
 } from "../core/protocols/state_codec.ts";
 import type { Message, Transition } from "../core/protocols/types.ts";
 import { COMPUTE_PROTOCOLS } from "./_compute_protocols.ts";
-import { installPlatformBackends, platformSafePrime } from "./mod.ts";
+import { installPlatformBackends, platformSafePrime, sizeModPowCaches } from "./mod.ts";
 import { workerPort } from "./_worker_host.ts";
 
 /** The key under which an opaque state carries its encoded form. */
@@ -67,6 +81,8 @@ export interface EncodedTransition {
 /** Messages from a worker. */
 export type WorkerAnswer =
   | { readonly type: "ready" }
+  /** The randomizer pools are at their targets again (or were refilled as far as idle went). */
+  | { readonly type: "randomizers"; readonly stats: WorkerRandomizerStats }
   | {
     readonly type: "done";
     readonly id: number;
@@ -94,12 +110,23 @@ export interface WorkerInit {
   readonly cancel: SharedArrayBuffer;
   /** Int32 [1]: the pool's work counter, added to at every checkpoint (all workers). */
   readonly work: SharedArrayBuffer;
+  /** The targets of the worker's randomizer pools, or false for none (module doc). */
+  readonly randomizers?: RandomizerRegistryOptions | false;
+  /** Accounts the process serves: sizes the per-modulus caches (`sizeModPowCaches`). */
+  readonly accounts?: number;
 }
+
+/** A worker's randomizer counters (`RandomizerRegistry.stats`). */
+export type WorkerRandomizerStats = RandomizerStats & {
+  readonly moduli: number;
+  readonly missing: number;
+};
 
 /** Messages to a worker. */
 export type WorkerRequest =
   | WorkerInit
-  | { readonly type: "job"; readonly id: number; readonly job: ComputeJob };
+  | { readonly type: "job"; readonly id: number; readonly job: ComputeJob }
+  | { readonly type: "configure"; readonly accounts: number };
 
 /** Thrown at a checkpoint of a job the host cancelled (the worker answers with it). */
 export class JobCancelled extends Error {
@@ -112,14 +139,17 @@ const progress = {
   work: null as Int32Array | null,
   job: 0,
   ops: 0,
+  /** Making randomizers between jobs: no job's work. */
+  idle: false,
 };
 
 /**
  * The checkpoint of every exponentiation and prime candidate batch: counts one unit of work and
- * throws when the running job is cancelled.
+ * throws when the running job is cancelled. Randomizers made between jobs pass no checkpoint.
  * @throws {JobCancelled} when the host marked the running job cancelled.
  */
 export function checkpoint(): void {
+  if (progress.idle) return;
   progress.ops++;
   if (progress.work) Atomics.add(progress.work, 0, 1);
   if (progress.cancel && progress.job !== 0 && Atomics.load(progress.cancel, 0) === progress.job) {
@@ -209,16 +239,51 @@ export function serveComputeJobs(
   const port = workerPort();
   const run = createJobRunner();
   let chain: Promise<void> = Promise.resolve();
+  let registry: RandomizerRegistry | undefined;
+  /** Jobs received and not yet answered. */
+  let pending = 0;
+  let refillTimer: ReturnType<typeof setTimeout> | undefined;
+  let refilled = false;
+  const refillLater = () => {
+    if (!registry || refillTimer !== undefined || pending > 0) return;
+    refillTimer = setTimeout(refillOne, 0);
+  };
+  const refillOne = () => {
+    refillTimer = undefined;
+    if (!registry || pending > 0) return;
+    progress.idle = true;
+    try {
+      refilled = registry.refill(1) > 0 || refilled;
+    } finally {
+      progress.idle = false;
+    }
+    if (registry.missing > 0) {
+      refillLater();
+    } else if (refilled) {
+      refilled = false;
+      port.post({ type: "randomizers", stats: registry.stats() } satisfies WorkerAnswer);
+    }
+  };
   port.onMessage((raw) => {
     const m = raw as WorkerRequest;
     if (m.type === "init") {
       progress.cancel = new Int32Array(m.cancel);
       progress.work = new Int32Array(m.work);
+      if (m.accounts !== undefined) sizeModPowCaches(m.accounts);
+      if (m.randomizers !== false) {
+        registry = new RandomizerRegistry(m.randomizers ?? {});
+        setRandomizerSource(registry);
+      }
       onInit?.(m.data);
       port.post({ type: "ready" } satisfies WorkerAnswer);
       return;
     }
+    if (m.type === "configure") {
+      sizeModPowCaches(m.accounts);
+      return;
+    }
     if (m.type !== "job") return;
+    pending++;
     chain = chain.then(async () => {
       const t0 = performance.now();
       progress.job = m.id;
@@ -235,6 +300,8 @@ export function serveComputeJobs(
         port.post({ ...done, ok: false, error, busyMs, ops: progress.ops } satisfies WorkerAnswer);
       } finally {
         progress.job = 0;
+        pending--;
+        refillLater();
       }
     });
   });

@@ -8,13 +8,22 @@
  *   job still runs. `checkpoints: false` spins without (a job only termination stops).
  * - `count`: increments `counter[slot]` `n` times and answers.
  * - `crash`: throws from a timer (an uncaught error: the worker dies without an answer).
+ * - `cache-sizing`: the worker's `modPowCacheSizing()` (platform/mod.ts), as the pool's
+ *   `accounts` and `setAccounts` set it.
+ * - `take-randomizers`: takes `n` randomizers for the key (p, q) from the worker's randomizer
+ *   source (a presigning's takes, without the rest of its work); answers "registry" when that
+ *   source is a `RandomizerRegistry`, "none" when randomizers are computed on the spot.
  * - `workerData.crashOn`: a machine call (`{ protocol, round }`, round 0 for `start`) that
  *   crashes the worker instead of running.
  * @module
  */
 import { checkpoint, type ComputeJob, createJobRunner, serveComputeJobs } from "./_compute_jobs.ts";
+import { modPowCacheSizing } from "./mod.ts";
+import { webCryptoRandom } from "../core/math/random.ts";
+import { getRandomizerSource, PaillierSecretKey, RandomizerRegistry } from "../core/paillier.ts";
 
 let crashOn: { protocol: string; round: number } | undefined;
+let takeKey: PaillierSecretKey | undefined;
 const run = createJobRunner();
 
 function crash(): Promise<never> {
@@ -52,6 +61,16 @@ serveComputeJobs({
     return Atomics.load(view, slot);
   },
   crash,
+  "cache-sizing": () => modPowCacheSizing(),
+  "take-randomizers"(job) {
+    const { p, q, n } = job as unknown as { p: bigint; q: bigint; n: number };
+    // The key is made once per worker (its constructor exponentiates).
+    if (takeKey?.p !== p || takeKey.q !== q) takeKey = new PaillierSecretKey(p, q);
+    const sk = takeKey;
+    const source = getRandomizerSource();
+    for (let k = 0; k < n; k++) source.take(sk, webCryptoRandom);
+    return source instanceof RandomizerRegistry ? "registry" : "none";
+  },
   start: machineCall,
   step: machineCall,
 }, (data) => {

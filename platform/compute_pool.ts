@@ -20,6 +20,13 @@
  *   client costs no CPU beyond one exponentiation, and no worker restart.
  * - **Failure**: a worker that dies (uncaught error, exit, out of memory) fails the job it ran
  *   with {@link ComputeWorkerError} "crashed" and is replaced.
+ * - **Idle work**: each worker precomputes the Paillier randomizers of presigning for the moduli
+ *   its jobs used (`randomizers`, on by default; `_compute_jobs.ts`), one at a time when it has
+ *   no job, and reports its counters (event `randomizers`, `stats().randomizers`). A job that
+ *   arrives meanwhile waits for at most one of them.
+ * - **Caches sized to the accounts**: `accounts` (and later `setAccounts`) sizes every worker's
+ *   per-modulus exponentiation contexts (`sizeModPowCaches` of platform/mod.ts) as the main
+ *   thread's.
  *
  * @example
  * ```ts ignore
@@ -36,12 +43,14 @@ import { TransportError } from "../core/errors.ts";
 import { webCryptoRandom } from "../core/math/random.ts";
 import type { ComputeCall, StepCompute } from "../core/protocols/driver.ts";
 import { createDecoder, decodeError, encodeValue } from "../core/protocols/state_codec.ts";
+import type { RandomizerRegistryOptions } from "../core/paillier.ts";
 import type { Protocol, ProtocolState, Transition } from "../core/protocols/types.ts";
 import {
   type ComputeJob,
   ENCODED_STATE,
   type EncodedTransition,
   type WorkerAnswer,
+  type WorkerRandomizerStats,
   type WorkerRequest,
 } from "./_compute_jobs.ts";
 import { computeName } from "./_compute_protocols.ts";
@@ -102,7 +111,12 @@ export type ComputePoolEvent =
     readonly ops: number;
   }
   | { readonly type: "worker-ready"; readonly workers: number }
-  | { readonly type: "worker-stopped"; readonly reason: "cancelled" | "crashed" | "closed" };
+  | { readonly type: "worker-stopped"; readonly reason: "cancelled" | "crashed" | "closed" }
+  | {
+    /** A worker's randomizer pools are at their targets again: its counters. */
+    readonly type: "randomizers";
+    readonly stats: WorkerRandomizerStats;
+  };
 
 /** Options of {@link createComputePool}. */
 export interface ComputePoolOptions {
@@ -117,6 +131,16 @@ export interface ComputePoolOptions {
   readonly cancelGraceMs?: number;
   /** Milliseconds clock (default `performance.now`). */
   readonly clock?: () => number;
+  /**
+   * The targets of each worker's randomizer pools (core/paillier.ts `RandomizerRegistry`
+   * options), or false for none. Default: on, with the registry's defaults.
+   */
+  readonly randomizers?: RandomizerRegistryOptions | false;
+  /**
+   * Accounts the process serves: each worker sizes its per-modulus exponentiation caches for
+   * them (`sizeModPowCaches`). Default: the caches' minimum (64 moduli).
+   */
+  readonly accounts?: number;
 }
 
 /** Counters of the pool since it was made. */
@@ -143,6 +167,13 @@ export interface ComputePoolStats {
   readonly busyMs: number;
   /** The workers' work counter: checkpoints passed (exponentiations), all jobs. */
   readonly work: number;
+  /** The live workers' randomizer counters as last reported, summed. */
+  readonly randomizers: {
+    readonly ready: number;
+    readonly made: number;
+    readonly fromPool: number;
+    readonly inline: number;
+  };
 }
 
 /** Options of {@link ComputePool.stepper}: one session's jobs. */
@@ -175,6 +206,12 @@ export interface ComputePool {
   stepper(options?: StepperOptions): StepCompute;
   /** A safe prime of `bits` bits generated on a worker (the runtime's fastest generator). */
   safePrime(bits: number, options?: ComputeJobOptions): Promise<bigint>;
+  /**
+   * Sizes every worker's per-modulus caches for `accounts` accounts, now and for the workers
+   * started later (after keygen adds accounts).
+   * @throws {RangeError} for a count that is not an integer >= 0.
+   */
+  setAccounts(accounts: number): void;
   stats(): ComputePoolStats;
   /** Fails queued and running jobs with "unavailable" and stops every worker. */
   close(): Promise<void>;
@@ -198,6 +235,8 @@ interface Pending {
 
 interface Slot {
   link: WorkerLink;
+  /** The worker's randomizer counters as it last reported them. */
+  randomizers?: WorkerRandomizerStats;
   /** `stopping`: running a cancelled job until its next checkpoint. */
   state: "starting" | "idle" | "busy" | "stopping" | "gone";
   job?: Pending;
@@ -221,6 +260,8 @@ export function createComputePool(options: ComputePoolOptions = {}): ComputePool
   if (!Number.isSafeInteger(size) || size < 1) {
     throw new RangeError(`workers: expected an integer >= 1, got ${String(size)}`);
   }
+  let accounts = options.accounts;
+  if (accounts !== undefined) checkAccounts(accounts);
   const url = options.workerUrl ?? new URL("./compute_worker.ts", import.meta.url);
   const clock = options.clock ?? (() => performance.now());
   const emit = options.onEvent ?? (() => {});
@@ -270,8 +311,15 @@ export function createComputePool(options: ComputePoolOptions = {}): ComputePool
       message: (m) => onAnswer(slot, m as WorkerAnswer),
       failed: (reason) => onFailed(slot, reason),
     });
-    const init = { type: "init", data: options.workerData, cancel, work: work.buffer };
-    slot.link.post(init as WorkerRequest);
+    const init: WorkerRequest = {
+      type: "init",
+      data: options.workerData,
+      cancel,
+      work: work.buffer as SharedArrayBuffer,
+      randomizers: options.randomizers ?? {},
+      ...(accounts !== undefined ? { accounts } : {}),
+    };
+    slot.link.post(init);
   }
 
   function drop(slot: Slot, reason: "cancelled" | "crashed" | "closed"): void {
@@ -292,6 +340,11 @@ export function createComputePool(options: ComputePoolOptions = {}): ComputePool
       emit({ type: "worker-ready", workers: slots.filter((s) => s.state !== "starting").length });
       firstReady.resolve();
       pump();
+      return;
+    }
+    if (m.type === "randomizers") {
+      slot.randomizers = m.stats;
+      emit({ type: "randomizers", stats: m.stats });
       return;
     }
     const p = slot.job;
@@ -503,16 +556,41 @@ export function createComputePool(options: ComputePoolOptions = {}): ComputePool
       });
       return v as bigint;
     },
-    stats: () => ({
-      size,
-      live: slots.length,
-      busy: slots.filter((s) => s.state === "busy" || s.state === "stopping").length,
-      queued: queue.length,
-      ...counts,
-      work: Atomics.load(work, 0),
-    }),
+    setAccounts(n) {
+      checkAccounts(n);
+      accounts = n;
+      for (const slot of slots) {
+        if (slot.state !== "gone") slot.link.post({ type: "configure", accounts: n });
+      }
+    },
+    stats: () => {
+      const randomizers = { ready: 0, made: 0, fromPool: 0, inline: 0 };
+      for (const slot of slots) {
+        const r = slot.randomizers;
+        if (!r) continue;
+        randomizers.ready += r.ready;
+        randomizers.made += r.made;
+        randomizers.fromPool += r.fromPool;
+        randomizers.inline += r.inline;
+      }
+      return {
+        size,
+        live: slots.length,
+        busy: slots.filter((s) => s.state === "busy" || s.state === "stopping").length,
+        queued: queue.length,
+        ...counts,
+        work: Atomics.load(work, 0),
+        randomizers,
+      };
+    },
     close,
   };
+}
+
+function checkAccounts(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new RangeError(`accounts: expected an integer >= 0, got ${String(n)}`);
+  }
 }
 
 /** A state to post: the opaque form a worker returned, or a state made inline, encoded. */

@@ -172,7 +172,27 @@ export function sizeModPowCaches(accounts: number): void {
     throw new RangeError(`sizeModPowCaches: expected a count of accounts, got ${accounts}`);
   }
   accountsSized = accounts;
-  for (const b of sized) b.setCapacity(Math.max(64, MODULI_PER_ACCOUNT * accounts + 16));
+  for (const b of sized) b.setCapacity(cacheCapacity(accounts));
+}
+
+function cacheCapacity(accounts: number): number {
+  return Math.max(64, MODULI_PER_ACCOUNT * accounts + 16);
+}
+
+/**
+ * How this thread's caches are sized: the accounts of the last {@link sizeModPowCaches} (0 when
+ * never called) and the moduli a per-modulus cache keeps for them (the compute workers size
+ * theirs from the pool's `accounts`).
+ * @returns the accounts and the capacity.
+ * @example
+ * ```ts
+ * import { modPowCacheSizing, sizeModPowCaches } from "./mod.ts";
+ * sizeModPowCaches(10);
+ * console.assert(modPowCacheSizing().capacity === 136);
+ * ```
+ */
+export function modPowCacheSizing(): { readonly accounts: number; readonly capacity: number } {
+  return { accounts: accountsSized, capacity: cacheCapacity(accountsSized) };
 }
 
 /**

@@ -7,6 +7,7 @@
 import {
   type ComputePool,
   type ComputePoolEvent,
+  type ComputePoolOptions,
   createComputePool,
 } from "../platform/compute_pool.ts";
 
@@ -37,12 +38,15 @@ export interface WatchedPool {
 /**
  * Starts a pool of the test worker and waits for it to be ready.
  * @param workers its size.
- * @param options its `workerData` (crash hooks) and another listener of its events (metrics).
+ * @param options its `workerData` (crash hooks), another listener of its events (metrics), and
+ *   the pool's `randomizers` and `accounts` options.
  * @returns the pool and its events.
  */
 export async function watchedPool(
   workers: number,
-  options: { workerData?: unknown; onEvent?: (e: ComputePoolEvent) => void } = {},
+  options:
+    & { workerData?: unknown; onEvent?: (e: ComputePoolEvent) => void }
+    & Pick<ComputePoolOptions, "randomizers" | "accounts"> = {},
 ): Promise<WatchedPool> {
   const events: ComputePoolEvent[] = [];
   const waiters: { pred: (e: ComputePoolEvent) => boolean; resolve(e: ComputePoolEvent): void }[] =
@@ -51,6 +55,8 @@ export async function watchedPool(
     workers,
     workerUrl: TEST_WORKER,
     workerData: options.workerData,
+    randomizers: options.randomizers,
+    accounts: options.accounts,
     onEvent: (e) => {
       events.push(e);
       options.onEvent?.(e);
