@@ -34,7 +34,7 @@
  * @module
  */
 import { type PoolTarget, targetKey } from "../session/presignature_pool.ts";
-import { MAX_PRESIGN_BATCH } from "../session/party.ts";
+import { MAX_PRESIGN_BATCH } from "../session/inputs.ts";
 
 /** Settings of the background presigning. */
 export interface RefillOptions {

@@ -110,10 +110,37 @@ export class MetricsRegistry {
     read: () => number | readonly (readonly [readonly string[], number])[],
     labels: readonly string[] = [],
   ): void {
+    this.#read(name, help, "gauge", read, labels);
+  }
+
+  /**
+   * Defines a counter whose value is read at render time (a total kept elsewhere).
+   * @param name metric name (`..._total`).
+   * @param help HELP text.
+   * @param read the current value, or one value per label set (never decreasing).
+   * @param labels label names when `read` returns several series.
+   * @throws {RangeError} for a bad or repeated name.
+   */
+  counterFrom(
+    name: string,
+    help: string,
+    read: () => number | readonly (readonly [readonly string[], number])[],
+    labels: readonly string[] = [],
+  ): void {
+    this.#read(name, help, "counter", read, labels);
+  }
+
+  #read(
+    name: string,
+    help: string,
+    type: "gauge" | "counter",
+    read: () => number | readonly (readonly [readonly string[], number])[],
+    labels: readonly string[],
+  ): void {
     this.#name(name);
     this.#families.push({
       render: () => {
-        let out = header(name, help, "gauge");
+        let out = header(name, help, type);
         const v = read();
         if (typeof v === "number") return `${out}${name} ${v}\n`;
         for (const [vals, x] of v) out += `${name}${labelText(labels, vals)} ${x}\n`;

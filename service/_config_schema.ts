@@ -30,6 +30,7 @@ const SCHEMA: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
     auth: { t: "section" },
     rate_limit: { t: "section" },
     compute: { t: "section" },
+    presignatures: { t: "section" },
     audit: { t: "section" },
     logging: { t: "section" },
   },
@@ -67,6 +68,12 @@ const SCHEMA: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
     workers: int(0, 256),
     max_queue_wait_ms: int(0, 3_600_000),
     allow_variable_time_secrets: bool,
+  },
+  presignatures: {
+    max_per_target: int(1, 1024),
+    max_per_account: int(1, 65_536),
+    max_total: int(1, 1_000_000),
+    cpu_percent: int(1, 100),
   },
   audit: { file: str, fsync: bool },
   logging: {

@@ -32,6 +32,13 @@
  *   end. Sessions thus stop being admitted where they would only make every session late,
  *   whatever the bottleneck is.
  *
+ * - **Background work** (presigning, {@link BACKGROUND_KINDS}): admitted only when no
+ *   foreground session (signing, key generation, refresh) is running, and while fewer than
+ *   `backgroundShare` of the workers (at least one session) run background sessions; refused
+ *   otherwise with `overloaded` and the expected time for the foreground work to end. Its jobs
+ *   are queued after every foreground session's (priorities from 2^40), so a signing request
+ *   that arrives while presignatures are being made runs first.
+ *
  * The per-caller token bucket and the session counts of rate_limit.ts stay in front of this.
  * Deadlines are relative (time left) and the backlog is counted in worker time; the clock is
  * injected, so tests need no timers.
@@ -55,10 +62,26 @@
 import { RateLimited } from "./errors.ts";
 
 /** The kinds of protocol session the service runs. */
-export type SessionKind = "sign" | "keygen" | "refresh";
+export type SessionKind = "sign" | "keygen" | "refresh" | "presign" | "sign_message";
 
 /** The session kinds, for metrics. */
-export const SESSION_KINDS: readonly SessionKind[] = ["sign", "keygen", "refresh"];
+export const SESSION_KINDS: readonly SessionKind[] = [
+  "sign",
+  "keygen",
+  "refresh",
+  "presign",
+  "sign_message",
+];
+
+/**
+ * Background kinds: work done ahead for later requests (presignatures), admitted only when no
+ * other session runs and on at most a share of the workers, their jobs after every other
+ * session's (module doc, "Background work").
+ */
+export const BACKGROUND_KINDS: ReadonlySet<SessionKind> = new Set(["presign"]);
+
+/** Priorities of background sessions start here, after any foreground session's. */
+const BACKGROUND_PRIORITY = 2 ** 40;
 
 /**
  * Worker time per session on the service's side at start, ms, before this process has measured
@@ -69,8 +92,8 @@ export const SESSION_KINDS: readonly SessionKind[] = ["sign", "keygen", "refresh
  * end to end.
  */
 export const DEFAULT_COSTS_MS: Readonly<Record<"deno" | "node", Record<SessionKind, number>>> = {
-  deno: { sign: 900, keygen: 12_000, refresh: 10_000 },
-  node: { sign: 900, keygen: 12_000, refresh: 10_000 },
+  deno: { sign: 900, keygen: 12_000, refresh: 10_000, presign: 1_700, sign_message: 20 },
+  node: { sign: 900, keygen: 12_000, refresh: 10_000, presign: 1_700, sign_message: 20 },
 };
 
 /** Options of {@link createAdmission}. */
@@ -87,6 +110,8 @@ export interface AdmissionOptions {
   readonly maxConcurrent?: number;
   /** The adaptive limit's start (default: four per worker, at most `maxConcurrent`). */
   readonly initialLimit?: number;
+  /** Share of the workers background sessions may use, (0, 1] (default 0.5; at least one). */
+  readonly backgroundShare?: number;
   /** Milliseconds clock (default `performance.now`). */
   readonly clock?: () => number;
 }
@@ -162,6 +187,14 @@ export function createAdmission(options: AdmissionOptions): Admission {
     costs[k as SessionKind] = positive(v, `costMs.${k}`);
   }
   const clock = options.clock ?? (() => performance.now());
+  const share = options.backgroundShare ?? 0.5;
+  if (!(share > 0 && share <= 1)) {
+    throw new RangeError(
+      `backgroundShare: expected (0, 1], got ${String(options.backgroundShare)}`,
+    );
+  }
+  const maxBackground = Math.max(1, Math.floor(workers * share));
+  let admittedBackground = 0;
   const ceiling = positive(options.maxConcurrent ?? 16, "maxConcurrent");
   let limit = Math.min(ceiling, positive(options.initialLimit ?? 4 * workers, "initialLimit"));
   /** Running average of a session's wall time, ms (for the hint of the limit's refusals). */
@@ -170,16 +203,40 @@ export function createAdmission(options: AdmissionOptions): Admission {
   let admitted = 0;
   const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
+  /** Work still expected of the admitted sessions, ms (background work runs last: not counted). */
   const backlogMs = () => {
     let sum = 0;
-    for (const s of running) sum += Math.max(0, costs[s.kind] - s.spent);
+    for (const s of running) {
+      if (!BACKGROUND_KINDS.has(s.kind)) sum += Math.max(0, costs[s.kind] - s.spent);
+    }
     return sum;
   };
 
+  /** Refuses background work unless the foreground is idle and the share has room. */
+  function admitBackground(kind: SessionKind): void {
+    let background = 0;
+    for (const s of running) if (BACKGROUND_KINDS.has(s.kind)) background++;
+    const busy = running.size > background;
+    const foreground = backlogMs();
+    if (busy || background >= maxBackground) {
+      const retryAfterMs = Math.max(busy ? foreground / workers : costs[kind], 100);
+      throw new RateLimited(
+        "overloaded",
+        retryAfterMs,
+        busy
+          ? `the service presigns only when idle: retry in ${seconds(retryAfterMs)}`
+          : `the service presigns on at most ${maxBackground} of its workers; retry in ` +
+            seconds(retryAfterMs),
+      );
+    }
+  }
+
   function admit(kind: SessionKind, deadlineMs?: number): AdmissionTicket {
     if (!Object.hasOwn(costs, kind)) throw new TypeError(`unknown session kind ${String(kind)}`);
+    const background = BACKGROUND_KINDS.has(kind);
+    if (background) admitBackground(kind);
     const budget = Math.min(maxWaitMs, deadlineMs ?? Infinity);
-    const backlog = backlogMs();
+    const backlog = background ? 0 : backlogMs();
     const start = backlog / workers;
     const own = costs[kind];
     if (backlog > 0 && start + own > budget) {
@@ -193,7 +250,9 @@ export function createAdmission(options: AdmissionOptions): Admission {
           `retry in ${seconds(retryAfterMs)}`,
       );
     }
-    if (running.size >= Math.floor(limit)) {
+    let foregroundRunning = 0;
+    for (const s of running) if (!BACKGROUND_KINDS.has(s.kind)) foregroundRunning++;
+    if (!background && foregroundRunning >= Math.floor(limit)) {
       // A slot frees, on average, every wall time / sessions running.
       const retryAfterMs = Math.max(wallMs / Math.max(1, running.size), 100);
       throw new RateLimited(
@@ -208,7 +267,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
     const t0 = clock();
     let done = false;
     return {
-      priority: ++admitted,
+      priority: background ? BACKGROUND_PRIORITY + ++admittedBackground : ++admitted,
       kind,
       expectedStartMs: start,
       charge(busyMs) {
@@ -224,6 +283,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
         } else if (entry.spent > costs[kind]) {
           costs[kind] = costs[kind] * (1 - rate) + entry.spent * rate;
         }
+        if (background) return; // the concurrency limit follows the foreground only
         if (outcome === "late") {
           limit = Math.max(1, limit * 0.75);
         } else if (outcome === "ok") {

@@ -128,3 +128,37 @@ test("the concurrency limit follows the deadlines: refusals beyond it, up when s
   }
   assert.equal(a.limit(), 4, "never above the ceiling");
 });
+
+test("background work (presigning) runs only when no foreground session does, on its share of the workers, after them", () => {
+  const a = createAdmission({
+    workers: 4,
+    costMs: { sign: 1000, presign: 2000 },
+    backgroundShare: 0.5,
+  });
+  const p1 = a.admit("presign");
+  const p2 = a.admit("presign");
+  const full = refusal(() => a.admit("presign"));
+  assert.equal(full.code, "overloaded", "two of four workers at most");
+  assert.match(full.message, /at most 2 of its workers/);
+  assert.equal(a.backlogMs(), 0, "background work is not in the foreground's backlog");
+  const s = a.admit("sign");
+  assert.ok(s.priority < p1.priority && s.priority < p2.priority, "a signature's jobs go first");
+  p1.finish("ok");
+  const busy = refusal(() => a.admit("presign"));
+  assert.match(busy.message, /only when idle/);
+  assert.equal(busy.retryAfterMs, 1000 / 4, "the foreground backlog over the workers");
+  s.finish("ok");
+  a.admit("presign").finish("ok");
+  p2.finish("failed");
+  assert.equal(a.active(), 0);
+});
+
+test("background sessions do not take the foreground's concurrency slots", () => {
+  const a = createAdmission({ workers: 2, initialLimit: 1, maxConcurrent: 1, backgroundShare: 1 });
+  const p = a.admit("presign");
+  const s = a.admit("sign"); // admitted although one (background) session runs at the limit of 1
+  assert.throws(() => a.admit("sign"), RateLimited);
+  s.finish("ok");
+  p.finish("ok");
+  assert.throws(() => createAdmission({ workers: 2, backgroundShare: 0 }), RangeError);
+});

@@ -64,7 +64,7 @@ export interface ServiceComputeOptions {
  * @throws {ComputeWorkerError} "unavailable" when no worker starts.
  */
 export async function startServiceCompute(
-  config: Pick<ServiceConfig, "compute" | "mpc" | "rateLimit">,
+  config: Pick<ServiceConfig, "compute" | "mpc" | "rateLimit" | "presignatures">,
   options: ServiceComputeOptions = {},
 ): Promise<ServiceCompute> {
   const { logger } = options;
@@ -92,6 +92,7 @@ export async function startServiceCompute(
     costMs,
     maxWaitMs: config.compute.maxQueueWaitMs || config.mpc.roundTimeoutMs,
     maxConcurrent: config.rateLimit.maxConcurrentSessions,
+    backgroundShare: config.presignatures.cpuPercent / 100,
   });
   made.pool = pool;
   made.admission = admission;

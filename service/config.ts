@@ -169,6 +169,21 @@ export interface ServiceConfig {
      */
     allowVariableTimeSecrets: boolean;
   };
+  /**
+   * The presignature pool (session/presignature_pool.ts): bounds of the presignatures held
+   * unused (in memory; the used ones are in the journal), and the share of the compute workers
+   * presigning may use (service/admission.ts, background work).
+   */
+  presignatures: {
+    /** Per account, path and hash. */
+    maxPerTarget: number;
+    /** Per account. */
+    maxPerAccount: number;
+    /** In all. */
+    maxTotal: number;
+    /** Percent of the workers presigning sessions may use at once (at least one session). */
+    cpuPercent: number;
+  };
   /** Audit log (JSON lines). */
   audit: {
     /** `-` for standard output, else a file appended to. */
@@ -226,6 +241,7 @@ export function defaultServiceConfig(): ServiceConfig {
       maxSessionsPerCaller: 2,
     },
     compute: { workers: 0, maxQueueWaitMs: 0, allowVariableTimeSecrets: false },
+    presignatures: { maxPerTarget: 16, maxPerAccount: 64, maxTotal: 4096, cpuPercent: 50 },
     audit: { file: "-", fsync: false },
     logging: { level: "info", format: "json" },
     configFile: null,

@@ -31,6 +31,7 @@
  */
 import type { ComputePoolEvent, ComputePoolStats } from "../platform/compute_pool.ts";
 import { MetricsRegistry } from "../platform/prometheus.ts";
+import type { PoolStats } from "../session/presignature_pool.ts";
 import { type Admission, SESSION_KINDS, type SessionKind } from "./admission.ts";
 
 /** Why a request was refused before any work. */
@@ -55,6 +56,8 @@ export interface ServiceMetrics {
   rejected(reason: RejectionReason): void;
   /** Feeds the compute pool's events (`ComputePoolOptions.onEvent`). */
   poolEvent(e: ComputePoolEvent): void;
+  /** Reads the presignature pool's counters at render time. */
+  watchPresignatures(read: () => PoolStats): void;
   /** The `/metrics` page. */
   render(): string;
 }
@@ -68,6 +71,27 @@ const WAIT_BUCKETS = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
  */
 export function createServiceMetrics(sources: MetricsSources): ServiceMetrics {
   const m = new MetricsRegistry();
+  let presignatures: (() => PoolStats) | undefined;
+  m.gauge(
+    "sign_service_presignatures",
+    "Presignatures held unused (all accounts).",
+    () => presignatures?.().held ?? 0,
+  );
+  m.counterFrom(
+    "sign_service_presignatures_total",
+    "Presignatures by event: made (Presign), used (signed with), evicted (a pool bound), " +
+      "expired (their key epoch ended).",
+    () => {
+      const st = presignatures?.();
+      return [
+        [["made"], st?.added ?? 0],
+        [["used"], st?.taken ?? 0],
+        [["evicted"], st?.evicted ?? 0],
+        [["expired"], st?.expired ?? 0],
+      ];
+    },
+    ["event"],
+  );
   const sessions = m.counter(
     "sign_service_sessions_total",
     "Protocol sessions that ended, by kind and outcome (ok or the Connect code).",
@@ -149,6 +173,9 @@ export function createServiceMetrics(sources: MetricsSources): ServiceMetrics {
         if (e.times.busyMs > 0) busy.inc([], e.times.busyMs / 1000);
         jobs.inc([e.times.outcome]);
       } else if (e.type === "worker-stopped" && e.reason !== "closed") stops.inc([e.reason]);
+    },
+    watchPresignatures(read) {
+      presignatures = read;
     },
     render: () => m.render(),
   };

@@ -53,6 +53,8 @@ export const ROOM_OPERATIONS = {
   keygen: "keygen",
   resume: "keygen",
   refresh: "refresh",
+  presign: "sign",
+  sign_message: "sign",
 } as const satisfies Readonly<Record<string, Action>>;
 
 /** A session kind of {@link ROOM_OPERATIONS}. */

@@ -127,6 +127,8 @@ describe("the rooms table", () => {
       keygen: "keygen",
       resume: "keygen",
       refresh: "refresh",
+      presign: "sign",
+      sign_message: "sign",
     });
   });
 });
@@ -181,7 +183,7 @@ describe("OpenRoom and the session calls (rooms on, a gateway with room tokens o
       }
       await refusedWith(
         Code.InvalidArgument,
-        () => f.client.openRoom({ accountId: "alice", operation: "presign" }, bearer(f.ALICE)),
+        () => f.client.openRoom({ accountId: "alice", operation: "export" }, bearer(f.ALICE)),
       );
       const audited = f.audited();
       assert.deepEqual(audited.map((a) => a.outcome), ["denied", "denied", "denied", "invalid"]);

@@ -34,9 +34,13 @@ import {
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { concatBytes } from "@noble/hashes/utils.js";
 import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
+import { MAX_MESSAGE_BYTES } from "../session/inputs.ts";
 
-/** Largest request message accepted, in bytes (every request is small). */
-export const MAX_REQUEST_BYTES = 64 * 1024;
+/**
+ * Largest request message accepted, in bytes: a SignMessage of the largest message (128 KiB, as
+ * hex in JSON) with its other fields; every other request is far smaller.
+ */
+export const MAX_REQUEST_BYTES = 2 * MAX_MESSAGE_BYTES + 8 * 1024;
 
 /**
  * The routes of the sign API for `connectNodeAdapter` or a router.

@@ -48,6 +48,7 @@ import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
 import type { StepCompute } from "../core/protocols/driver.ts";
 import { InvalidKeyShare, KeyEpochError, ProtocolAbort, TransportError } from "../core/errors.ts";
 import type { PresignatureStore } from "../core/presignature_store.ts";
+import type { EcdsaSignature } from "../core/signature.ts";
 import type { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
 import {
   ethereumAddress,
@@ -55,11 +56,25 @@ import {
   parseAccountId,
   parseDerivationPath,
   parseDigest,
+  parseHash,
   parseIdentityKey,
+  parseMessage,
+  parsePresignatureId,
+  parsePresignCount,
   parseRoomId,
 } from "../session/inputs.ts";
+import { hashMessage } from "../core/signature.ts";
 import type { AccountStore, CrashHook } from "../session/lifecycle.ts";
-import { keygenAsParty, refreshAsParty, resumeAsParty, signAsParty } from "../session/party.ts";
+import {
+  keygenAsParty,
+  presignAsParty,
+  refreshAsParty,
+  resumeAsParty,
+  signAsParty,
+  signMessageAsParty,
+  storedCurrentEpoch,
+} from "../session/party.ts";
+import { PresignaturePool } from "../session/presignature_pool.ts";
 import type { PartyLifecycle } from "../session/party.ts";
 import type { GatewayClient } from "../transport/mod.ts";
 import type { ComputePool, JobTimes } from "../platform/compute_pool.ts";
@@ -130,8 +145,16 @@ export interface SignServiceDeps {
   readonly admission?: Admission;
   /** Counters of sessions and refusals (`/metrics`). */
   readonly metrics?: ServiceMetrics;
-  /** Holds the key locks of signing (an invalid partial signature locks the key). */
+  /**
+   * Holds the key locks of signing (an invalid partial signature locks the key), the used
+   * presignatures (durably: platform/presignature_journal.ts) and the unused ones.
+   */
   readonly presignatures: PresignatureStore;
+  /**
+   * The bounded pool over `presignatures` that Presign fills and SignMessage claims from
+   * (default: one over `presignatures` with the pool's default bounds).
+   */
+  readonly presignaturePool?: PresignaturePool;
   readonly roundTimeoutMs?: number;
   readonly handshakeTimeoutMs?: number;
   /** Whether the service is draining (answers UNAVAILABLE to new sessions). */
@@ -157,7 +180,9 @@ export interface AuditRecord {
     | "list_accounts"
     | "keygen"
     | "refresh"
-    | "open_room";
+    | "open_room"
+    | "presign"
+    | "sign_message";
   readonly account: string | null;
   readonly digest?: string;
   readonly path?: string;
@@ -295,10 +320,12 @@ export function classify(e: unknown): {
  */
 export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof SignService> {
   const clock = deps.clock ?? Date.now;
+  const pool = deps.presignaturePool ?? new PresignaturePool(deps.presignatures);
   const s: Rpc = {
     deps,
+    pool,
     locks: new AccountLocks(),
-    life: { promoteKeygen: true, crashPoint: deps.crashPoint, presignatures: deps.presignatures },
+    life: { promoteKeygen: true, crashPoint: deps.crashPoint, presignatures: pool },
   };
   const audited = <T>(ctx: HandlerContext, action: AuditRecord["action"], body: RpcBody<T>) =>
     runAudited(deps, clock, ctx, action, body);
@@ -310,6 +337,8 @@ export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof
     sign: (req, ctx) => audited(ctx, "sign", (c) => sign(s, req, c)),
     keygen: (req, ctx) => audited(ctx, "keygen", (c) => keygen(s, req, c)),
     refresh: (req, ctx) => audited(ctx, "refresh", (c) => refresh(s, req, c)),
+    presign: (req, ctx) => audited(ctx, "presign", (c) => presign(s, req, c)),
+    signMessage: (req, ctx) => audited(ctx, "sign_message", (c) => signMessage(s, req, c)),
   };
 }
 
@@ -322,6 +351,8 @@ type Answer<M extends keyof Impl> = Awaited<ReturnType<Impl[M]>>;
 /** What the RPC handlers share: the service's surroundings, the account locks, the lifecycle. */
 interface Rpc {
   readonly deps: SignServiceDeps;
+  /** The presignature pool (over `deps.presignatures`). */
+  readonly pool: PresignaturePool;
   readonly locks: AccountLocks;
   readonly life: PartyLifecycle;
 }
@@ -617,19 +648,12 @@ async function sign(s: Rpc, req: Req<"sign">, call: Call): Promise<Answer<"sign"
       deps.accounts,
       { accountId: id, digest, path },
       sessionOptions(deps, call.ctx, room, run),
-      deps.presignatures,
+      s.pool,
       s.life,
     );
     call.note({ sessionId: r.sessionId });
-    const sig = r.signature;
     return {
-      signature: {
-        r: sig.compact.slice(0, 64),
-        s: sig.compact.slice(64),
-        recoveryId: sig.recoveryId,
-        der: sig.der,
-        compact: sig.compact,
-      },
+      signature: signatureAnswer(r.signature),
       publicKey: pointHex(r.publicKey),
       sessionId: r.sessionId,
     };
@@ -724,4 +748,97 @@ async function refresh(s: Rpc, req: Req<"refresh">, call: Call): Promise<Answer<
       sessionId: r.sessionId,
     };
   });
+}
+
+/** The wire form of a signature. */
+function signatureAnswer(sig: EcdsaSignature) {
+  return {
+    r: sig.compact.slice(0, 64),
+    s: sig.compact.slice(64),
+    recoveryId: sig.recoveryId,
+    der: sig.der,
+    compact: sig.compact,
+  };
+}
+
+/**
+ * Presign: background work of the caller's client (admission: only when the service is idle,
+ * on its share of the workers, its jobs after every other session's).
+ */
+async function presign(s: Rpc, req: Req<"presign">, call: Call): Promise<Answer<"presign">> {
+  const { deps } = s;
+  const id = authorizedAccount(deps, call, req.accountId, "sign");
+  const path = arg(() => parseDerivationPath(req.derivationPath));
+  const hash = arg(() => parseHash(req.hash));
+  const count = arg(() => parsePresignCount(req.count));
+  const room = arg(() => parseRoomId(req.roomId));
+  call.note({ path: formatPath(path) });
+  account(deps, id);
+  useRoom(deps, call, id, "presign", room);
+  return await underLimits(s, call, "presign", () => s.locks.shared(id), async (run) => {
+    const r = await presignAsParty(
+      deps.accounts,
+      { accountId: id, path, hash, count },
+      sessionOptions(deps, call.ctx, room, run),
+      s.pool,
+      s.life,
+    );
+    call.note({ sessionId: r.sessionId });
+    return { presignatureIds: [...r.ids], epoch: r.epoch, sessionId: r.sessionId };
+  });
+}
+
+/** Refusal of a presignature the service does not hold for the request (the client signs in full). */
+const PRESIGNATURE_UNAVAILABLE = "presignature-unavailable";
+
+/**
+ * SignMessage: one round with a presignature both parties hold. The service claims the named
+ * presignature from its pool before anything else (FAILED_PRECONDITION
+ * "presignature-unavailable" when it holds none for this account, epoch, path and hash), and
+ * from then on consumes it whatever happens, so it is never used twice.
+ */
+async function signMessage(
+  s: Rpc,
+  req: Req<"signMessage">,
+  call: Call,
+): Promise<Answer<"signMessage">> {
+  const { deps } = s;
+  const id = authorizedAccount(deps, call, req.accountId, "sign");
+  const message = arg(() => parseMessage(req.message));
+  const hash = arg(() => parseHash(req.hash));
+  const path = arg(() => parseDerivationPath(req.derivationPath));
+  const presignatureId = arg(() => parsePresignatureId(req.presignatureId));
+  const room = arg(() => parseRoomId(req.roomId));
+  const digest = hashMessage(hash, message);
+  call.note({ digest: toHex(digest), path: formatPath(path) });
+  account(deps, id);
+  useRoom(deps, call, id, "sign_message", room);
+  const epoch = await storedCurrentEpoch(deps.accounts, id);
+  const target = { accountId: id, path, hash };
+  if (!s.pool.claim(presignatureId, target, epoch)) {
+    throw new ConnectError(
+      `${PRESIGNATURE_UNAVAILABLE}: the service holds no such presignature for account "${id}" ` +
+        "at this key epoch, path and hash; sign the digest instead",
+      Code.FailedPrecondition,
+    );
+  }
+  try {
+    return await underLimits(s, call, "sign_message", () => s.locks.shared(id), async (run) => {
+      const r = await signMessageAsParty(
+        deps.accounts,
+        { accountId: id, message, hash, path, presignatureId },
+        sessionOptions(deps, call.ctx, room, run),
+        s.pool,
+      );
+      call.note({ sessionId: r.sessionId });
+      return {
+        signature: signatureAnswer(r.signature),
+        publicKey: pointHex(r.publicKey),
+        sessionId: r.sessionId,
+        digest: toHex(digest),
+      };
+    });
+  } finally {
+    await s.pool.discard(presignatureId, target, epoch); // a no-op when it was used
+  }
 }

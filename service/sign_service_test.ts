@@ -35,7 +35,7 @@ import { generateIdentity } from "../transport/mod.ts";
 import { memoryServiceParts, recordedSurroundings } from "../testing/service_deps.ts";
 import { createAuthenticator, generateToken, hashToken } from "./auth.ts";
 import { createRateLimiter, createSessionLimiter } from "./rate_limit.ts";
-import { signServiceRoutes } from "./routes.ts";
+import { MAX_REQUEST_BYTES, signServiceRoutes } from "./routes.ts";
 import { createSignServiceImpl } from "./sign_service.ts";
 
 const ALICE = generateToken(); // caller "alice-app": accounts alice*, may create accounts
@@ -402,7 +402,7 @@ describe("sign service: hostile requests", () => {
   test("an oversized request is refused before it reaches the implementation", async () => {
     const f = fixture();
     await refused(
-      f.client.sign(signReq({ accountId: "a".repeat(100_000) }), bearer(ALICE)),
+      f.client.sign(signReq({ accountId: "a".repeat(MAX_REQUEST_BYTES + 10) }), bearer(ALICE)),
       Code.ResourceExhausted,
     );
     assert.equal(f.lines.length, 0);

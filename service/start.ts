@@ -21,6 +21,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Server as NetServer } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { openPresignatureJournal } from "../platform/presignature_journal.ts";
+import { PresignaturePool } from "../session/presignature_pool.ts";
 import { crashHookFrom } from "../platform/crash_hook.ts";
 import {
   detectRuntime,
@@ -144,6 +145,11 @@ export async function startSignService(
   const presignatures = await openPresignatureJournal({
     path: `${store.path}.presignatures.journal`,
   });
+  const presignaturePool = new PresignaturePool(presignatures, {
+    maxPerTarget: config.presignatures.maxPerTarget,
+    maxPerAccount: config.presignatures.maxPerAccount,
+    maxTotal: config.presignatures.maxTotal,
+  });
   const auth = createAuthenticator(
     parseCallersFile(options.callers ?? readFileSync(config.auth.tokensFile, "utf8")),
   );
@@ -153,6 +159,7 @@ export async function startSignService(
   });
   // Protocol compute on worker threads, admission control and metrics (service/compute.ts).
   const compute = await startServiceCompute(config, { logger });
+  compute.metrics.watchPresignatures(() => presignaturePool.stats());
   const sessions = createSessionLimiter({
     maxConcurrent: config.rateLimit.maxConcurrentSessions,
     maxPerCaller: config.rateLimit.maxSessionsPerCaller,
@@ -220,6 +227,7 @@ export async function startSignService(
     admission: compute.admission,
     metrics: compute.metrics,
     presignatures,
+    presignaturePool,
     roundTimeoutMs: config.mpc.roundTimeoutMs,
     handshakeTimeoutMs: config.mpc.roundTimeoutMs,
     draining: () => draining,

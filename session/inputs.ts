@@ -17,7 +17,8 @@ import { keccak_256 } from "@noble/hashes/sha3.js";
 import { expectString, fromHex, toHex } from "../core/bytes.ts";
 import { ACCOUNT_ID_PATTERN } from "../core/keyshare.ts";
 import { parsePath } from "../core/hd.ts";
-import type { Point } from "../core/params.ts";
+import { MAX_SID_BYTES, MIN_SID_BYTES, type Point } from "../core/params.ts";
+import { assertHashName, type HashName } from "../core/signature.ts";
 
 /** Longest request field read at all (each field's own bound is checked after). */
 const MAX_FIELD_CHARS = 1 << 20;
@@ -89,6 +90,55 @@ export function parseAccountId(v: unknown): string {
     );
   }
   return s;
+}
+
+/** Longest message `signMessage` accepts, bytes (an Ethereum transaction with its data fits). */
+export const MAX_MESSAGE_BYTES = 128 * 1024;
+
+/**
+ * A message to sign with a presignature: hex (upper or lower case, optional `0x`) of at most
+ * {@link MAX_MESSAGE_BYTES} bytes; empty is allowed.
+ * @throws {TypeError} / {SyntaxError} / {RangeError}.
+ */
+export function parseMessage(v: unknown): Uint8Array {
+  let s = expectString(v, "message", 2 * MAX_MESSAGE_BYTES + 2);
+  if (s.startsWith("0x") || s.startsWith("0X")) s = s.slice(2);
+  if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) {
+    throw new SyntaxError("message: expected an even number of hex digits");
+  }
+  if (s.length > 2 * MAX_MESSAGE_BYTES) {
+    throw new RangeError(`message: expected at most ${MAX_MESSAGE_BYTES} bytes`);
+  }
+  return fromHex(s.toLowerCase());
+}
+
+/** The hash a message is signed with (`keccak256`, `sha256`, `sha256d`). */
+export function parseHash(v: unknown): HashName {
+  return assertHashName(expectString(v, "hash", 16));
+}
+
+/** A presignature id: lowercase hex of a session id (16 to 1024 bytes). */
+export function parsePresignatureId(v: unknown): string {
+  const s = expectString(v, "presignature_id", 2 * MAX_SID_BYTES);
+  if (!/^(?:[0-9a-f]{2})+$/.test(s) || s.length < 2 * MIN_SID_BYTES) {
+    throw new SyntaxError(
+      `presignature_id: expected ${2 * MIN_SID_BYTES} to ${2 * MAX_SID_BYTES} lowercase hex digits`,
+    );
+  }
+  return s;
+}
+
+/** Most presignatures one presigning session makes. */
+export const MAX_PRESIGN_BATCH = 8;
+
+/** How many presignatures one Presign call makes: 1 to {@link MAX_PRESIGN_BATCH}. */
+export function parsePresignCount(v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > MAX_PRESIGN_BATCH) {
+    throw new RangeError(
+      `count: expected 1 to ${MAX_PRESIGN_BATCH} presignatures, got ${String(v)}`,
+    );
+  }
+  return v;
 }
 
 /** An Ed25519 identity public key, 32 bytes hex. */

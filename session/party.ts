@@ -45,6 +45,7 @@ import type { EcdsaSignature } from "../core/signature.ts";
 import { type GatewayClient, identityFromSecret, openSecureSession } from "../transport/mod.ts";
 import type { SecureSession } from "../transport/mod.ts";
 import { sessionContext, type SessionPurpose } from "./context.ts";
+import { parsePresignCount } from "./inputs.ts";
 import { type AccountStore, commitEpoch, type CrashHook, reconcile } from "./lifecycle.ts";
 
 /** What every networked session needs. */
@@ -388,8 +389,6 @@ export async function resumeAsParty(
   });
 }
 
-/** Most presignatures one presigning session makes. */
-export const MAX_PRESIGN_BATCH = 8;
 
 /** Result of a presigning session. */
 export interface PresignResult {
@@ -406,7 +405,7 @@ export interface PresignResult {
  * `pool`. Each is a full run of presigning (Figure 7) with its own session id.
  *
  * @param store this party's key store.
- * @param req account id, non-hardened path, hash, how many (1 to {@link MAX_PRESIGN_BATCH}).
+ * @param req account id, non-hardened path, hash, how many (1 to 8, `MAX_PRESIGN_BATCH`).
  * @param opts gateway, room, cancellation, timeouts, compute.
  * @param pool where the presignatures go (and where the key lock is read).
  * @param life lifecycle settings.
@@ -426,9 +425,7 @@ export async function presignAsParty(
   pool: PresignatureStore,
   life: PartyLifecycle,
 ): Promise<PresignResult> {
-  if (!Number.isSafeInteger(req.count) || req.count < 1 || req.count > MAX_PRESIGN_BATCH) {
-    throw new RangeError(`presign count: expected 1 to ${MAX_PRESIGN_BATCH}, got ${req.count}`);
-  }
+  parsePresignCount(req.count);
   const { identity, i, n, publicKey, chainCode } = await stored(store, req.accountId);
   const purpose: SessionPurpose = {
     op: "presign",

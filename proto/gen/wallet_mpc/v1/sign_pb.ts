@@ -25,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wallet_mpc/v1/sign.proto.
  */
 export const file_wallet_mpc_v1_sign: GenFile = /*@__PURE__*/
-  fileDesc("Chh3YWxsZXRfbXBjL3YxL3NpZ24ucHJvdG8SDXdhbGxldF9tcGMudjEiWwoLU2lnblJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZkaWdlc3QYAiABKAkSFwoPZGVyaXZhdGlvbl9wYXRoGAMgASgJEg8KB3Jvb21faWQYBCABKAkiVAoJU2lnbmF0dXJlEgkKAXIYASABKAkSCQoBcxgCIAEoCRITCgtyZWNvdmVyeV9pZBgDIAEoDRILCgNkZXIYBCABKAkSDwoHY29tcGFjdBgFIAEoCSJjCgxTaWduUmVzcG9uc2USKwoJc2lnbmF0dXJlGAEgASgLMhgud2FsbGV0X21wYy52MS5TaWduYXR1cmUSEgoKcHVibGljX2tleRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkIKE0dldFB1YmxpY0tleVJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYAiABKAkiVAoUR2V0UHVibGljS2V5UmVzcG9uc2USEgoKcHVibGljX2tleRgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSIVChNMaXN0QWNjb3VudHNSZXF1ZXN0IkIKB0FjY291bnQSEgoKYWNjb3VudF9pZBgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgJEg8KB2FkZHJlc3MYAyABKAkiQAoUTGlzdEFjY291bnRzUmVzcG9uc2USKAoIYWNjb3VudHMYASADKAsyFi53YWxsZXRfbXBjLnYxLkFjY291bnQiYQoNS2V5Z2VuUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg8KB3Jvb21faWQYAiABKAkSGwoTY2xpZW50X2lkZW50aXR5X2tleRgDIAEoCRIOCgZyZXN1bWUYBCABKAgiagoOS2V5Z2VuUmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgJEhwKFHNlcnZpY2VfaWRlbnRpdHlfa2V5GAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkiNQoOUmVmcmVzaFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIPCgdyb29tX2lkGAIgASgJIk0KD1JlZnJlc2hSZXNwb25zZRISCgphY2NvdW50X2lkGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSI4Cg9PcGVuUm9vbVJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIRCglvcGVyYXRpb24YAiABKAkiTgoQT3BlblJvb21SZXNwb25zZRIPCgdyb29tX2lkGAEgASgJEhUKDWdhdGV3YXlfdG9rZW4YAiABKAkSEgoKZXhwaXJlc19hdBgDIAEoAyIPCg1IZWFsdGhSZXF1ZXN0IlgKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRITCgtwYXJ0eV9pbmRleBgCIAEoDRIQCghhY2NvdW50cxgDIAEoDRIPCgd2ZXJzaW9uGAQgASgJMqUECgtTaWduU2VydmljZRJLCghPcGVuUm9vbRIeLndhbGxldF9tcGMudjEuT3BlblJvb21SZXF1ZXN0Gh8ud2FsbGV0X21wYy52MS5PcGVuUm9vbVJlc3BvbnNlEj8KBFNpZ24SGi53YWxsZXRfbXBjLnYxLlNpZ25SZXF1ZXN0Ghsud2FsbGV0X21wYy52MS5TaWduUmVzcG9uc2USVwoMR2V0UHVibGljS2V5EiIud2FsbGV0X21wYy52MS5HZXRQdWJsaWNLZXlSZXF1ZXN0GiMud2FsbGV0X21wYy52MS5HZXRQdWJsaWNLZXlSZXNwb25zZRJXCgxMaXN0QWNjb3VudHMSIi53YWxsZXRfbXBjLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaIy53YWxsZXRfbXBjLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlEkUKBktleWdlbhIcLndhbGxldF9tcGMudjEuS2V5Z2VuUmVxdWVzdBodLndhbGxldF9tcGMudjEuS2V5Z2VuUmVzcG9uc2USSAoHUmVmcmVzaBIdLndhbGxldF9tcGMudjEuUmVmcmVzaFJlcXVlc3QaHi53YWxsZXRfbXBjLnYxLlJlZnJlc2hSZXNwb25zZRJFCgZIZWFsdGgSHC53YWxsZXRfbXBjLnYxLkhlYWx0aFJlcXVlc3QaHS53YWxsZXRfbXBjLnYxLkhlYWx0aFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Chh3YWxsZXRfbXBjL3YxL3NpZ24ucHJvdG8SDXdhbGxldF9tcGMudjEiWwoLU2lnblJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZkaWdlc3QYAiABKAkSFwoPZGVyaXZhdGlvbl9wYXRoGAMgASgJEg8KB3Jvb21faWQYBCABKAkiVAoJU2lnbmF0dXJlEgkKAXIYASABKAkSCQoBcxgCIAEoCRITCgtyZWNvdmVyeV9pZBgDIAEoDRILCgNkZXIYBCABKAkSDwoHY29tcGFjdBgFIAEoCSJjCgxTaWduUmVzcG9uc2USKwoJc2lnbmF0dXJlGAEgASgLMhgud2FsbGV0X21wYy52MS5TaWduYXR1cmUSEgoKcHVibGljX2tleRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkIKE0dldFB1YmxpY0tleVJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYAiABKAkiVAoUR2V0UHVibGljS2V5UmVzcG9uc2USEgoKcHVibGljX2tleRgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSIVChNMaXN0QWNjb3VudHNSZXF1ZXN0IkIKB0FjY291bnQSEgoKYWNjb3VudF9pZBgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgJEg8KB2FkZHJlc3MYAyABKAkiQAoUTGlzdEFjY291bnRzUmVzcG9uc2USKAoIYWNjb3VudHMYASADKAsyFi53YWxsZXRfbXBjLnYxLkFjY291bnQiYQoNS2V5Z2VuUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg8KB3Jvb21faWQYAiABKAkSGwoTY2xpZW50X2lkZW50aXR5X2tleRgDIAEoCRIOCgZyZXN1bWUYBCABKAgiagoOS2V5Z2VuUmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgJEhwKFHNlcnZpY2VfaWRlbnRpdHlfa2V5GAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkiNQoOUmVmcmVzaFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIPCgdyb29tX2lkGAIgASgJIk0KD1JlZnJlc2hSZXNwb25zZRISCgphY2NvdW50X2lkGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSI4Cg9PcGVuUm9vbVJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIRCglvcGVyYXRpb24YAiABKAkiTgoQT3BlblJvb21SZXNwb25zZRIPCgdyb29tX2lkGAEgASgJEhUKDWdhdGV3YXlfdG9rZW4YAiABKAkSEgoKZXhwaXJlc19hdBgDIAEoAyIPCg1IZWFsdGhSZXF1ZXN0IlgKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRITCgtwYXJ0eV9pbmRleBgCIAEoDRIQCghhY2NvdW50cxgDIAEoDRIPCgd2ZXJzaW9uGAQgASgJImsKDlByZXNpZ25SZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSFwoPZGVyaXZhdGlvbl9wYXRoGAIgASgJEgwKBGhhc2gYAyABKAkSDQoFY291bnQYBCABKA0SDwoHcm9vbV9pZBgFIAEoCSJOCg9QcmVzaWduUmVzcG9uc2USGAoQcHJlc2lnbmF0dXJlX2lkcxgBIAMoCRINCgVlcG9jaBgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIooBChJTaWduTWVzc2FnZVJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEgwKBGhhc2gYAyABKAkSFwoPZGVyaXZhdGlvbl9wYXRoGAQgASgJEhcKD3ByZXNpZ25hdHVyZV9pZBgFIAEoCRIPCgdyb29tX2lkGAYgASgJInoKE1NpZ25NZXNzYWdlUmVzcG9uc2USKwoJc2lnbmF0dXJlGAEgASgLMhgud2FsbGV0X21wYy52MS5TaWduYXR1cmUSEgoKcHVibGljX2tleRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEg4KBmRpZ2VzdBgEIAEoCTLFBQoLU2lnblNlcnZpY2USSwoIT3BlblJvb20SHi53YWxsZXRfbXBjLnYxLk9wZW5Sb29tUmVxdWVzdBofLndhbGxldF9tcGMudjEuT3BlblJvb21SZXNwb25zZRI/CgRTaWduEhoud2FsbGV0X21wYy52MS5TaWduUmVxdWVzdBobLndhbGxldF9tcGMudjEuU2lnblJlc3BvbnNlElcKDEdldFB1YmxpY0tleRIiLndhbGxldF9tcGMudjEuR2V0UHVibGljS2V5UmVxdWVzdBojLndhbGxldF9tcGMudjEuR2V0UHVibGljS2V5UmVzcG9uc2USVwoMTGlzdEFjY291bnRzEiIud2FsbGV0X21wYy52MS5MaXN0QWNjb3VudHNSZXF1ZXN0GiMud2FsbGV0X21wYy52MS5MaXN0QWNjb3VudHNSZXNwb25zZRJFCgZLZXlnZW4SHC53YWxsZXRfbXBjLnYxLktleWdlblJlcXVlc3QaHS53YWxsZXRfbXBjLnYxLktleWdlblJlc3BvbnNlEkgKB1JlZnJlc2gSHS53YWxsZXRfbXBjLnYxLlJlZnJlc2hSZXF1ZXN0Gh4ud2FsbGV0X21wYy52MS5SZWZyZXNoUmVzcG9uc2USRQoGSGVhbHRoEhwud2FsbGV0X21wYy52MS5IZWFsdGhSZXF1ZXN0Gh0ud2FsbGV0X21wYy52MS5IZWFsdGhSZXNwb25zZRJICgdQcmVzaWduEh0ud2FsbGV0X21wYy52MS5QcmVzaWduUmVxdWVzdBoeLndhbGxldF9tcGMudjEuUHJlc2lnblJlc3BvbnNlElQKC1NpZ25NZXNzYWdlEiEud2FsbGV0X21wYy52MS5TaWduTWVzc2FnZVJlcXVlc3QaIi53YWxsZXRfbXBjLnYxLlNpZ25NZXNzYWdlUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * A signing request.
@@ -541,6 +541,178 @@ export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
   messageDesc(file_wallet_mpc_v1_sign, 15);
 
 /**
+ * Presigning ahead of messages.
+ *
+ * @generated from message wallet_mpc.v1.PresignRequest
+ */
+export type PresignRequest = Message<"wallet_mpc.v1.PresignRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * Non-hardened derivation path the presignatures are bound to (empty: the account's key).
+   *
+   * @generated from field: string derivation_path = 2;
+   */
+  derivationPath: string;
+
+  /**
+   * The hash the messages will be signed with: "keccak256", "sha256" or "sha256d".
+   *
+   * @generated from field: string hash = 3;
+   */
+  hash: string;
+
+  /**
+   * How many presignatures, 1 to 8.
+   *
+   * @generated from field: uint32 count = 4;
+   */
+  count: number;
+
+  /**
+   * The session's room (from OpenRoom, operation "presign").
+   *
+   * @generated from field: string room_id = 5;
+   */
+  roomId: string;
+};
+
+/**
+ * Describes the message wallet_mpc.v1.PresignRequest.
+ * Use `create(PresignRequestSchema)` to create a new message.
+ */
+export const PresignRequestSchema: GenMessage<PresignRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_mpc_v1_sign, 16);
+
+/**
+ * The presignatures made.
+ *
+ * @generated from message wallet_mpc.v1.PresignResponse
+ */
+export type PresignResponse = Message<"wallet_mpc.v1.PresignResponse"> & {
+  /**
+   * Their ids (hex), equal on both sides, in the order they were made.
+   *
+   * @generated from field: repeated string presignature_ids = 1;
+   */
+  presignatureIds: string[];
+
+  /**
+   * The key epoch they are bound to (64 hex digits).
+   *
+   * @generated from field: string epoch = 2;
+   */
+  epoch: string;
+
+  /**
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message wallet_mpc.v1.PresignResponse.
+ * Use `create(PresignResponseSchema)` to create a new message.
+ */
+export const PresignResponseSchema: GenMessage<PresignResponse> = /*@__PURE__*/
+  messageDesc(file_wallet_mpc_v1_sign, 17);
+
+/**
+ * Signing a message with a presignature.
+ *
+ * @generated from message wallet_mpc.v1.SignMessageRequest
+ */
+export type SignMessageRequest = Message<"wallet_mpc.v1.SignMessageRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The message, hex (at most 128 KiB): each party hashes it with `hash`.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * "keccak256", "sha256" or "sha256d"; must be the presignature's.
+   *
+   * @generated from field: string hash = 3;
+   */
+  hash: string;
+
+  /**
+   * Non-hardened derivation path; must be the presignature's.
+   *
+   * @generated from field: string derivation_path = 4;
+   */
+  derivationPath: string;
+
+  /**
+   * The presignature both parties use (hex id from Presign).
+   *
+   * @generated from field: string presignature_id = 5;
+   */
+  presignatureId: string;
+
+  /**
+   * The session's room (from OpenRoom, operation "sign_message").
+   *
+   * @generated from field: string room_id = 6;
+   */
+  roomId: string;
+};
+
+/**
+ * Describes the message wallet_mpc.v1.SignMessageRequest.
+ * Use `create(SignMessageRequestSchema)` to create a new message.
+ */
+export const SignMessageRequestSchema: GenMessage<SignMessageRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_mpc_v1_sign, 18);
+
+/**
+ * The result of SignMessage.
+ *
+ * @generated from message wallet_mpc.v1.SignMessageResponse
+ */
+export type SignMessageResponse = Message<"wallet_mpc.v1.SignMessageResponse"> & {
+  /**
+   * @generated from field: wallet_mpc.v1.Signature signature = 1;
+   */
+  signature?: Signature | undefined;
+
+  /**
+   * The (derived) public key that verifies the signature, compressed SEC1 hex.
+   *
+   * @generated from field: string public_key = 2;
+   */
+  publicKey: string;
+
+  /**
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+
+  /**
+   * The 32-byte digest that was signed (the message under `hash`), hex.
+   *
+   * @generated from field: string digest = 4;
+   */
+  digest: string;
+};
+
+/**
+ * Describes the message wallet_mpc.v1.SignMessageResponse.
+ * Use `create(SignMessageResponseSchema)` to create a new message.
+ */
+export const SignMessageResponseSchema: GenMessage<SignMessageResponse> = /*@__PURE__*/
+  messageDesc(file_wallet_mpc_v1_sign, 19);
+
+/**
  * The server-side party.
  *
  * @generated from service wallet_mpc.v1.SignService
@@ -621,6 +793,32 @@ export const SignService: GenService<{
     methodKind: "unary";
     input: typeof HealthRequestSchema;
     output: typeof HealthResponseSchema;
+  },
+  /**
+   * Makes presignatures for later messages of an account (bound to its key epoch, a derivation
+   * path and a hash), both parties keeping them in their pools; run by the client in the
+   * background. The service presigns only when it has nothing else to do: otherwise
+   * RESOURCE_EXHAUSTED with a retry hint.
+   *
+   * @generated from rpc wallet_mpc.v1.SignService.Presign
+   */
+  presign: {
+    methodKind: "unary";
+    input: typeof PresignRequestSchema;
+    output: typeof PresignResponseSchema;
+  },
+  /**
+   * Signs a MESSAGE (hashed by each party with the named hash) in one round with a presignature
+   * both parties hold. FAILED_PRECONDITION "presignature-unavailable" before any session when the
+   * service does not hold it for that account, epoch, path and hash: the client then signs the
+   * message's digest with Sign.
+   *
+   * @generated from rpc wallet_mpc.v1.SignService.SignMessage
+   */
+  signMessage: {
+    methodKind: "unary";
+    input: typeof SignMessageRequestSchema;
+    output: typeof SignMessageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_wallet_mpc_v1_sign, 0);
