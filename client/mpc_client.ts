@@ -57,28 +57,42 @@ import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
 import type { ProgressEvent } from "../core/protocols/driver.ts";
 import { toHex } from "../core/bytes.ts";
 import { MemoryPresignatureStore, type PresignatureStore } from "../core/presignature_store.ts";
-import type { RecoveryId } from "../core/signature.ts";
+import { hashMessage, type HashName, type RecoveryId } from "../core/signature.ts";
+import { ProtocolAbort } from "../core/errors.ts";
 import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
 import {
   ethereumAddress,
   formatPath,
+  MAX_MESSAGE_BYTES,
   newRoomId,
   parseAccountId,
   parseDerivationPath,
   parseDigest,
+  parseHash,
   parseRoomId,
 } from "../session/inputs.ts";
 import { type AccountStore, type CrashHook, promoteEpoch } from "../session/lifecycle.ts";
 import {
   keygenAsParty,
   type PartyLifecycle,
+  presignAsParty,
   refreshAsParty,
   resumeAsParty,
   signAsParty,
+  signMessageAsParty,
+  type SignResult,
+  storedCurrentEpoch,
 } from "../session/party.ts";
+import { type PoolLimits, type PoolStats, PresignaturePool } from "../session/presignature_pool.ts";
+import {
+  createPresignatureRefiller,
+  type PresignatureRefiller,
+  type RefillOptions,
+  type RefillStats,
+} from "./presignature_refill.ts";
 import { createGatewayClient, type GatewayClient, generateIdentity } from "../transport/mod.ts";
 import { type CallEndpoints, gatewayFailure, serviceFailure } from "./_call_errors.ts";
-import { createCallQueue } from "./_call_queue.ts";
+import { createCallQueue, retryHintMs } from "./_call_queue.ts";
 
 /**
  * Where the client keeps its key shares: committed accounts (`ids`, `get`) and the epoch
@@ -121,8 +135,19 @@ export interface MpcClientConfig {
   readonly roundTimeoutMs?: number;
   readonly handshakeTimeoutMs?: number;
   readonly onProgress?: (e: ProgressEvent | { type: "status"; message: string }) => void;
-  /** Key locks of signing (default: in memory). */
+  /**
+   * Presignatures, their used set and the key locks of signing (default: in memory; a
+   * persistent store must keep the used set durably: core/presignature_store.ts).
+   */
   readonly presignatures?: PresignatureStore;
+  /**
+   * Background presigning for `signMessage` (presignature_refill.ts): each (account, path, hash)
+   * `signMessage` was called with, or `warmPresignatures` named, is kept between `lowWater` and
+   * `size` presignatures (default 4 / 2, in sessions of `batch` 2, on at most `cpuShare` 0.5 of
+   * the time, never while a signing call runs), within the pool's bounds. `false`: no background
+   * presigning (every `signMessage` signs in full). `close()` stops it.
+   */
+  readonly presignaturePool?: false | (RefillOptions & PoolLimits);
   /** Test hook at the named crash points of the key lifecycle (docs/key-lifecycle.md). */
   readonly crashPoint?: CrashHook;
   /**
@@ -157,6 +182,29 @@ export interface TxSignature {
   readonly sessionId: string;
 }
 
+/** A signature as `signMessage` returns it. */
+export interface MessageSignature extends TxSignature {
+  /** Whether it was made in one round with a presignature (else full signing of the digest). */
+  readonly pooled: boolean;
+}
+
+/** Options of `signMessage`. */
+export interface SignMessageOptions extends CallOptions {
+  /** The account id. */
+  readonly account: string;
+  /** The hash each party applies to the message (`keccak256` for Ethereum). */
+  readonly hash: HashName;
+}
+
+/** Counters of the client's presignatures. */
+export interface PresignatureStats {
+  readonly pool: PoolStats;
+  readonly refill: RefillStats | undefined;
+  /** Messages signed in one round with a presignature / in full (the pool was empty). */
+  readonly pooled: number;
+  readonly full: number;
+}
+
 /** Options of one call. */
 export interface CallOptions {
   /** Non-hardened derivation path (`m/0/1`); default the account's root key. */
@@ -171,6 +219,23 @@ export interface CallOptions {
 
 /** The client party. */
 export interface MpcClient {
+  /**
+   * Signs a MESSAGE (bytes, or a string as UTF-8), hashed by both parties with `options.hash`: in
+   * one round with a presignature of the pool when there is one for the account's key epoch,
+   * the path and the hash, else in full (the digest through `Sign`); never fails for an empty
+   * pool. The presignature rules hold: the message is hashed inside, the path was bound when the
+   * presignature was made, a presignature is used once and never across a refresh.
+   */
+  signMessage(message: Uint8Array | string, options: SignMessageOptions): Promise<MessageSignature>;
+  /**
+   * Keeps presignatures ready for an account, path and hash (as `signMessage` does after its
+   * first call) and resolves when the pool is full.
+   */
+  warmPresignatures(target: { account: string; hash: HashName; path?: string }): Promise<void>;
+  /** Counters of the presignature pool and its background refill. */
+  presignatureStats(): PresignatureStats;
+  /** Stops the background presigning (resolves when its running session ended). */
+  close(): Promise<void>;
   /** Signs a 32-byte transaction hash (hex, optional 0x) with an account's key. */
   signTx(
     txHash: string | Uint8Array,
@@ -212,8 +277,21 @@ export class MpcClientError extends Error {
   }
 }
 
+/**
+ * Whether a failed one-round signing may fall back to full signing: the service does not hold
+ * the presignature, or this party's copy is gone (used, purged by a refresh) or bound otherwise.
+ */
+function presignatureUnavailable(e: unknown): boolean {
+  if (e instanceof ConnectError) {
+    return e.code === Code.FailedPrecondition &&
+      e.rawMessage.includes("presignature-unavailable:");
+  }
+  if (e instanceof ProtocolAbort) return e.code === "presignature-used";
+  return e instanceof RangeError && e.message.startsWith("presignature:");
+}
+
 /** A session kind the service opens rooms for (the service's `ROOM_OPERATIONS`). */
-type RoomOperation = "sign" | "keygen" | "resume" | "refresh";
+type RoomOperation = "sign" | "keygen" | "resume" | "refresh" | "presign" | "sign_message";
 
 /** The room of one session and the gateway client presenting its token. */
 interface SessionRoom {
@@ -277,7 +355,14 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
   const headers = { authorization: `Bearer ${config.token}` };
   /** Whether to ask the service for rooms (false once it answered that it opens none). */
   let askForRooms = true;
-  const store = config.presignatures ?? new MemoryPresignatureStore();
+  const poolOptions = config.presignaturePool === false ? undefined : config.presignaturePool ?? {};
+  const pool = new PresignaturePool(config.presignatures ?? new MemoryPresignatureStore(), {
+    maxPerTarget: poolOptions?.maxPerTarget,
+    maxPerAccount: poolOptions?.maxPerAccount,
+    maxTotal: poolOptions?.maxTotal,
+  });
+  const store: PresignatureStore = pool;
+  const counts = { pooled: 0, full: 0 };
   const progress = config.onProgress;
 
   const life: PartyLifecycle = {
@@ -465,6 +550,135 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
     return { publicKey };
   }
 
+  /**
+   * Full signing of a digest (presigning and signing in one session), inside a call's budget.
+   */
+  async function signFull(
+    accountId: string,
+    digest: Uint8Array,
+    path: number[],
+    { signal, timeoutMs }: { signal: AbortSignal; timeoutMs?: number },
+  ): Promise<TxSignature> {
+    await committed(accountId, signal);
+    const t0 = performance.now();
+    const at = await sessionRoom("sign", accountId, signal, timeoutMs);
+    // The session gets what is left of the call's deadline.
+    const left = timeoutMs === undefined
+      ? undefined
+      : Math.max(1, timeoutMs - (performance.now() - t0));
+    progress?.({ type: "status", message: `signing in room ${at.room}` });
+    const [mine, theirs] = await together(
+      signal,
+      (s) => party(signAsParty(keyStore, { accountId, digest, path }, opts(at, s), store, life), s),
+      (s) =>
+        rpc(
+          service.sign(
+            { accountId, digest: toHex(digest), derivationPath: formatPath(path), roomId: at.room },
+            { signal: s, headers, timeoutMs: left },
+          ),
+          signal,
+        ).catch(at.failed),
+    );
+    return agreed(mine, theirs, digest);
+  }
+
+  /** One round with presignature `id`, inside a call's budget. */
+  async function signPooled(
+    target: { accountId: string; path: number[]; hash: HashName },
+    message: Uint8Array,
+    id: string,
+    { signal, timeoutMs }: { signal: AbortSignal; timeoutMs?: number },
+  ): Promise<TxSignature> {
+    const { accountId, path, hash } = target;
+    const at = await sessionRoom("sign_message", accountId, signal, timeoutMs);
+    const [mine, theirs] = await together(
+      signal,
+      (s) =>
+        party(
+          signMessageAsParty(
+            keyStore,
+            { accountId, message, hash, path, presignatureId: id },
+            opts(at, s),
+            store,
+          ),
+          s,
+        ),
+      (s) =>
+        rpc(
+          service.signMessage({
+            accountId,
+            message: toHex(message),
+            hash,
+            derivationPath: formatPath(path),
+            presignatureId: id,
+            roomId: at.room,
+          }, { signal: s, headers, timeoutMs }),
+          signal,
+        ).catch(at.failed),
+    );
+    return agreed(mine, theirs, hashMessage(hash, message));
+  }
+
+  /** The client's signature, once the service reported the same signature and session. */
+  function agreed(
+    mine: SignResult,
+    theirs: { signature?: { der: string }; sessionId: string },
+    digest: Uint8Array,
+  ): TxSignature {
+    const sig = mine.signature;
+    if (theirs.signature?.der !== sig.der || theirs.sessionId !== mine.sessionId) {
+      throw new MpcClientError("mismatch", "the service reported another signature or session");
+    }
+    return {
+      r: sig.compact.slice(0, 64),
+      s: sig.compact.slice(64),
+      recoveryId: sig.recoveryId,
+      v: 27 + sig.recoveryId,
+      der: sig.der,
+      compact: sig.compact,
+      publicKey: toHex(mine.publicKey.toBytes(true)),
+      digest: toHex(digest),
+      sessionId: mine.sessionId,
+    };
+  }
+
+  /** The background presigning (undefined when off). */
+  const refiller: PresignatureRefiller | undefined = poolOptions === undefined
+    ? undefined
+    : createPresignatureRefiller({
+      count: async (t) => pool.count(t, await storedCurrentEpoch(keyStore, t.accountId)),
+      presign: (t, count, signal) =>
+        calls.run({ signal }, async (b) => {
+          await committed(t.accountId, b.signal);
+          const at = await sessionRoom("presign", t.accountId, b.signal);
+          await together(
+            b.signal,
+            (s) =>
+              party(
+                presignAsParty(keyStore, { ...t, count }, opts(at, s), store, life),
+                s,
+              ),
+            (s) =>
+              rpc(
+                service.presign({
+                  accountId: t.accountId,
+                  derivationPath: formatPath(t.path),
+                  hash: t.hash,
+                  count,
+                  roomId: at.room,
+                }, { signal: s, headers }),
+                b.signal,
+              ).catch(at.failed),
+          );
+        }),
+      retryHintMs,
+      onError: (e) =>
+        progress?.({
+          type: "status",
+          message: `background presigning failed: ${(e as Error)?.message ?? String(e)}`,
+        }),
+    }, poolOptions);
+
   return {
     service,
 
@@ -474,52 +688,67 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
         : parseDigest(txHash);
       const path = parseDerivationPath(options.path ?? "");
       const budget = { signal: options.signal, timeoutMs: options.timeoutMs };
-      const [mine, theirs] = await calls.run(budget, async ({ signal, timeoutMs }) => {
-        await committed(accountId, signal);
-        const t0 = performance.now();
-        const at = await sessionRoom("sign", accountId, signal, timeoutMs);
-        // The session gets what is left of the call's deadline.
-        const left = timeoutMs === undefined
-          ? undefined
-          : Math.max(1, timeoutMs - (performance.now() - t0));
-        progress?.({ type: "status", message: `signing in room ${at.room}` });
-        return await together(
-          signal,
-          (s) =>
-            party(
-              signAsParty(keyStore, { accountId, digest, path }, opts(at, s), store, life),
-              s,
-            ),
-          (s) =>
-            rpc(
-              service.sign(
-                {
-                  accountId,
-                  digest: toHex(digest),
-                  derivationPath: formatPath(path),
-                  roomId: at.room,
-                },
-                { signal: s, headers, timeoutMs: left },
-              ),
-              signal,
-            ).catch(at.failed),
-        );
-      });
-      const sig = mine.signature;
-      if (theirs.signature?.der !== sig.der || theirs.sessionId !== mine.sessionId) {
-        throw new MpcClientError("mismatch", "the service reported another signature or session");
+      return await calls.run(budget, (b) => signFull(accountId, digest, path, b));
+    },
+
+    async signMessage(message, options) {
+      const bytes = typeof message === "string"
+        ? new TextEncoder().encode(message)
+        : message instanceof Uint8Array
+        ? Uint8Array.from(message)
+        : (() => {
+          throw new TypeError("message: expected bytes or a string");
+        })();
+      if (bytes.length > MAX_MESSAGE_BYTES) {
+        throw new RangeError(`message: expected at most ${MAX_MESSAGE_BYTES} bytes`);
       }
-      return {
-        r: sig.compact.slice(0, 64),
-        s: sig.compact.slice(64),
-        recoveryId: sig.recoveryId,
-        v: 27 + sig.recoveryId,
-        der: sig.der,
-        compact: sig.compact,
-        publicKey: toHex(mine.publicKey.toBytes(true)),
-        digest: toHex(digest),
-        sessionId: mine.sessionId,
-      };
+      const accountId = parseAccountId(options?.account);
+      const hash = parseHash(options.hash);
+      const path = parseDerivationPath(options.path ?? "");
+      const target = { accountId, path, hash };
+      refiller?.add(target);
+      const release = refiller?.yieldToSigning();
+      const budget = { signal: options.signal, timeoutMs: options.timeoutMs };
+      try {
+        return await calls.run(budget, async (b) => {
+          await committed(accountId, b.signal);
+          const epoch = await storedCurrentEpoch(keyStore, accountId);
+          const id = pool.pick(target, epoch);
+          if (id !== undefined) {
+            try {
+              const sig = await signPooled(target, bytes, id, b);
+              counts.pooled++;
+              return { ...sig, pooled: true };
+            } catch (e) {
+              if (!presignatureUnavailable(e)) throw e;
+              progress?.({ type: "status", message: "presignature unavailable: signing in full" });
+            } finally {
+              await pool.discard(id, target, epoch); // used or not, never offered again
+            }
+          }
+          const sig = await signFull(accountId, hashMessage(hash, bytes), path, b);
+          counts.full++;
+          return { ...sig, pooled: false };
+        });
+      } finally {
+        release?.();
+      }
+    },
+
+    async warmPresignatures(t) {
+      if (!refiller) throw new MpcClientError("config", "background presigning is off");
+      const accountId = parseAccountId(t.account);
+      await account(accountId);
+      refiller.add({ accountId, path: parseDerivationPath(t.path ?? ""), hash: parseHash(t.hash) });
+      await refiller.idle();
+    },
+
+    presignatureStats() {
+      return { pool: pool.stats(), refill: refiller?.stats(), ...counts };
+    },
+
+    async close() {
+      await refiller?.close();
     },
 
     async getPublicKey(accountId, options = {}) {

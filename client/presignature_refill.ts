@@ -104,6 +104,14 @@ function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** Resolves when `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
 function settings(o: RefillOptions) {
   const size = o.size ?? 4;
   if (!Number.isSafeInteger(size) || size < 1 || size > 1024) {
@@ -182,7 +190,8 @@ export function createPresignatureRefiller(
         if (signing === 0) {
           for (const w of idleWaiters.splice(0)) w();
         }
-        await sleep(60_000, AbortSignal.any([wake.signal, stopped.signal]));
+        // No timer: an idle refiller keeps no process alive; a kick or close wakes it.
+        await aborted(AbortSignal.any([wake.signal, stopped.signal]));
         continue;
       }
       const [target, count] = job;

@@ -13,6 +13,7 @@ import { MemoryPresignatureStore } from "../core/presignature_store.ts";
 import { createGatewayHandler } from "../gateway/handler.ts";
 import { MemoryKeyStore } from "../keystore/memory_key_store.ts";
 import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
+import { PresignaturePool } from "../session/presignature_pool.ts";
 import { createAuditLog } from "../service/audit.ts";
 import { createAuthenticator, generateToken, hashToken } from "../service/auth.ts";
 import { createRateLimiter, createSessionLimiter } from "../service/rate_limit.ts";
@@ -105,6 +106,8 @@ export function roomService(o: RoomServiceOptions) {
   ]);
   const rate = createRateLimiter({ perMinute: 60, burst: o.burst ?? 50, clock: () => 0 });
   const sessions = createSessionLimiter({ maxConcurrent: 4, maxPerCaller: 2 });
+  const presignatures = new MemoryPresignatureStore();
+  const presignaturePool = new PresignaturePool(presignatures);
   const lines: string[] = [];
   const audit = createAuditLog({ write: (l) => void lines.push(l) });
   const deps: SignServiceDeps = {
@@ -121,7 +124,8 @@ export function roomService(o: RoomServiceOptions) {
       return on() ? rooms : undefined;
     },
     generatePrimes: fixturePrimes(4),
-    presignatures: new MemoryPresignatureStore(),
+    presignatures,
+    presignaturePool,
     roundTimeoutMs: 30_000,
     handshakeTimeoutMs: 30_000,
   };
@@ -135,6 +139,9 @@ export function roomService(o: RoomServiceOptions) {
     client: createClient(SignService, transport),
     rooms,
     sessions,
+    /** The service's presignature pool and the store under it. */
+    presignaturePool,
+    presignatures,
     lines,
     audited: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
     serviceRequests,
