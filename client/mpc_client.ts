@@ -34,11 +34,25 @@
  * `wallet-mpc/client` resolves to `native.ts`, which does (README "Packages").
  *
  * @example
- * ```ts ignore
- * import { newMpcClient } from "./mpc_client.ts";
- * const client = newMpcClient({ serviceUrl, gatewayUrl, token, keyStore });
- * const sig = await client.signTx("0x" + "ab".repeat(32), "alice");
- * console.log(sig.r, sig.s, sig.v, sig.der);
+ * ```ts
+ * import { type ClientKeyStore, newMpcClient } from "./mpc_client.ts";
+ * // Needs a running service and gateway: a function, type-checked, not run here.
+ * export async function pay(keyStore: ClientKeyStore, token: string, tx: Uint8Array) {
+ *   const client = newMpcClient({
+ *     serviceUrl: "http://127.0.0.1:50052",
+ *     gatewayUrl: "http://127.0.0.1:8080",
+ *     token,
+ *     keyStore,
+ *   });
+ *   try {
+ *     const digest = await client.signTx("0x" + "ab".repeat(32), "alice"); // full signing
+ *     // One round with a presignature once the pool holds one (made in the background):
+ *     const sig = await client.signMessage(tx, { account: "alice", hash: "keccak256" });
+ *     return [digest.der, sig.r, sig.s, sig.v, sig.pooled];
+ *   } finally {
+ *     await client.close(); // stops the background presigning
+ *   }
+ * }
  * ```
  * @module
  */
@@ -55,7 +69,7 @@ import { currentEpoch, discard } from "../core/account_records.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
 import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
 import type { ProgressEvent } from "../core/protocols/driver.ts";
-import { toHex } from "../core/bytes.ts";
+import { encodePoint, toHex } from "../core/bytes.ts";
 import { MemoryPresignatureStore, type PresignatureStore } from "../core/presignature_store.ts";
 import { hashMessage, type HashName, type RecoveryId } from "../core/signature.ts";
 import { ProtocolAbort } from "../core/errors.ts";
@@ -537,7 +551,7 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       }
       throw e;
     }
-    const publicKey = toHex(ks.publicKey.toBytes(true));
+    const publicKey = encodePoint(ks.publicKey);
     if (
       theirs.serviceIdentityKey !== toHex(rec.identity.publicKeys[serviceIndex]) ||
       theirs.sessionId !== mine.sessionId || theirs.publicKey !== publicKey
@@ -636,7 +650,7 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       v: 27 + sig.recoveryId,
       der: sig.der,
       compact: sig.compact,
-      publicKey: toHex(mine.publicKey.toBytes(true)),
+      publicKey: encodePoint(mine.publicKey),
       digest: toHex(digest),
       sessionId: mine.sessionId,
     };
@@ -820,7 +834,7 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       // The service's identity was learned in the handshake through the untrusted gateway:
       // promote the share only if the service, over its own channel, confirms the same session.
       const learned = toHex(mine.entry.identity!.publicKeys[info.partyIndex]);
-      const publicKey = toHex(mine.entry.keyShare.publicKey.toBytes(true));
+      const publicKey = encodePoint(mine.entry.keyShare.publicKey);
       if (
         theirs.serviceIdentityKey !== learned || theirs.sessionId !== mine.sessionId ||
         theirs.publicKey !== publicKey
@@ -854,7 +868,7 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       if (theirs.sessionId !== mine.sessionId) {
         throw new MpcClientError("mismatch", "the service confirmed another refresh session");
       }
-      return { publicKey: toHex(mine.entry.keyShare.publicKey.toBytes(true)) };
+      return { publicKey: encodePoint(mine.entry.keyShare.publicKey) };
     },
   };
 }

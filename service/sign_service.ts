@@ -41,7 +41,7 @@
  * @module
  */
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { toHex } from "../core/bytes.ts";
+import { encodePoint, toHex } from "../core/bytes.ts";
 import { deriveShift } from "../core/hd.ts";
 import type { AccountEntry } from "../core/keyshare.ts";
 import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
@@ -80,7 +80,7 @@ import type { GatewayClient } from "../transport/mod.ts";
 import type { ComputePool, JobTimes } from "../platform/compute_pool.ts";
 import { AccountLocks } from "./_account_locks.ts";
 import type { Admission, AdmissionTicket, SessionKind } from "./admission.ts";
-import type { AuditOutcome } from "./audit.ts";
+import type { AuditRecord as AuditLine } from "./audit.ts";
 import type { RejectionReason, ServiceMetrics } from "./metrics.ts";
 import {
   parseRoomOperation,
@@ -171,29 +171,28 @@ export interface PrimeOptions {
   readonly onSettled?: (t: JobTimes) => void;
 }
 
-/** One audit line. Only these fields are ever written. */
-export interface AuditRecord {
-  readonly caller: string | null;
-  readonly action:
-    | "sign"
-    | "get_public_key"
-    | "list_accounts"
-    | "keygen"
-    | "refresh"
-    | "open_room"
-    | "presign"
-    | "sign_message";
-  readonly account: string | null;
-  readonly digest?: string;
-  readonly path?: string;
-  readonly sessionId?: string;
-  /** Pairs a session's write-ahead `started` record with its end (or `interrupted`). */
-  readonly callId?: string;
-  readonly outcome: AuditOutcome;
-  readonly errorCode?: string;
-  readonly blame?: readonly number[];
-  readonly durationMs: number;
-}
+/** What an audit line of the sign API records. */
+export type AuditAction =
+  | "sign"
+  | "get_public_key"
+  | "list_accounts"
+  | "keygen"
+  | "refresh"
+  | "open_room"
+  | "presign"
+  | "sign_message";
+
+/**
+ * One audit line of the sign API (audit.ts's record, its caller an id, its action one of the
+ * API's, its digest hex). Only these fields are ever written.
+ */
+export type AuditRecord =
+  & Omit<AuditLine, "caller" | "action" | "digest">
+  & {
+    readonly caller: string | null;
+    readonly action: AuditAction;
+    readonly digest?: string;
+  };
 
 /** A request value that failed decoding: INVALID_ARGUMENT with the decoder's message. */
 function arg<T>(f: () => T): T {
@@ -313,9 +312,14 @@ export function classify(e: unknown): {
  * @param deps the service's key store, auth, limits, audit log, gateway and prime generator.
  * @returns a Connect service implementation (`router.service(SignService, impl)`).
  * @example
- * ```ts ignore
- * const impl = createSignServiceImpl(deps);
- * const routes = (router: ConnectRouter) => router.service(SignService, impl);
+ * ```ts
+ * import type { ConnectRouter } from "@connectrpc/connect";
+ * import { SignService } from "../proto/gen/wallet_mpc/v1/sign_pb.ts";
+ * import { createSignServiceImpl, type SignServiceDeps } from "./sign_service.ts";
+ * export function routesOf(deps: SignServiceDeps) {
+ *   const impl = createSignServiceImpl(deps);
+ *   return (router: ConnectRouter) => router.service(SignService, impl);
+ * }
  * ```
  */
 export function createSignServiceImpl(deps: SignServiceDeps): ServiceImpl<typeof SignService> {
@@ -564,11 +568,6 @@ function sessionOptions(
   };
 }
 
-/** A public key in compressed SEC1 hex. */
-function pointHex(X: { toBytes(compressed: boolean): Uint8Array }): string {
-  return toHex(X.toBytes(true));
-}
-
 function health(deps: SignServiceDeps): Answer<"health"> {
   const serving = !deps.draining?.();
   return {
@@ -587,7 +586,7 @@ function listAccounts(deps: SignServiceDeps, call: Call): Promise<Answer<"listAc
       return [];
     }
     const X = account(deps, id).keyShare.publicKey;
-    return [{ accountId: id, publicKey: pointHex(X), address: ethereumAddress(X) }];
+    return [{ accountId: id, publicKey: encodePoint(X), address: ethereumAddress(X) }];
   });
   return Promise.resolve({ accounts });
 }
@@ -603,7 +602,7 @@ function getPublicKey(
   const share = account(deps, id).keyShare;
   const X = deriveShift(share.publicKey, share.chainCode, path).childPublicKey;
   return Promise.resolve({
-    publicKey: pointHex(X),
+    publicKey: encodePoint(X),
     address: ethereumAddress(X),
     derivationPath: formatPath(path),
   });
@@ -654,7 +653,7 @@ async function sign(s: Rpc, req: Req<"sign">, call: Call): Promise<Answer<"sign"
     call.note({ sessionId: r.sessionId });
     return {
       signature: signatureAnswer(r.signature),
-      publicKey: pointHex(r.publicKey),
+      publicKey: encodePoint(r.publicKey),
       sessionId: r.sessionId,
     };
   });
@@ -701,7 +700,7 @@ async function keygen(s: Rpc, req: Req<"keygen">, call: Call): Promise<Answer<"k
       call.note({ sessionId: r.sessionId });
       return {
         accountId: id,
-        publicKey: pointHex(r.entry.keyShare.publicKey),
+        publicKey: encodePoint(r.entry.keyShare.publicKey),
         serviceIdentityKey: toHex(r.entry.identity!.publicKeys[deps.partyIndex]),
         sessionId: r.sessionId,
       };
@@ -720,7 +719,7 @@ async function keygen(s: Rpc, req: Req<"keygen">, call: Call): Promise<Answer<"k
     const own = r.entry.identity!.publicKeys[deps.partyIndex];
     return {
       accountId: id,
-      publicKey: pointHex(r.entry.keyShare.publicKey),
+      publicKey: encodePoint(r.entry.keyShare.publicKey),
       serviceIdentityKey: toHex(own),
       sessionId: r.sessionId,
     };
@@ -744,7 +743,7 @@ async function refresh(s: Rpc, req: Req<"refresh">, call: Call): Promise<Answer<
     call.note({ sessionId: r.sessionId });
     return {
       accountId: id,
-      publicKey: pointHex(r.entry.keyShare.publicKey),
+      publicKey: encodePoint(r.entry.keyShare.publicKey),
       sessionId: r.sessionId,
     };
   });
@@ -833,7 +832,7 @@ async function signMessage(
       call.note({ sessionId: r.sessionId });
       return {
         signature: signatureAnswer(r.signature),
-        publicKey: pointHex(r.publicKey),
+        publicKey: encodePoint(r.publicKey),
         sessionId: r.sessionId,
         digest: toHex(digest),
       };

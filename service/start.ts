@@ -7,10 +7,14 @@
  * memory, instead of from files.
  *
  * @example
- * ```ts ignore
- * const svc = await startSignService({ config, logger, store });
- * console.log(svc.ports.grpc_port, svc.ports.web_port);
- * await svc.stop();
+ * ```ts
+ * import { startSignService, type StartSignServiceOptions } from "./start.ts";
+ * // Needs a key store, callers and a gateway: a function, type-checked, not run here.
+ * export async function serveOnce(options: StartSignServiceOptions) {
+ *   const svc = await startSignService(options);
+ *   console.log(svc.ports.grpc_port, svc.ports.web_port);
+ *   await svc.stop();
+ * }
  * ```
  * @module
  */

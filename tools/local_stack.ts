@@ -16,10 +16,16 @@
  * of its first start again (clients hold the URLs), retried, bounded, while a port is taken.
  *
  * @example
- * ```ts ignore
- * const stack = await startLocalStack({ runtime: "deno", accounts: ["demo"] });
- * const client = newMpcClient(stack.clientConfig(await stack.clientKeyStore()));
- * await stack.stop();
+ * ```ts
+ * import { newMpcClient } from "../client/mpc_client.ts";
+ * import { startLocalStack } from "./local_stack.ts";
+ * // Starts processes and generates keys (~20 s): a function, type-checked, not run here.
+ * export async function demo() {
+ *   const stack = await startLocalStack({ runtime: "deno", accounts: ["demo"] });
+ *   const client = newMpcClient(stack.clientConfig(await stack.clientKeyStore()));
+ *   await client.close();
+ *   await stack.stop();
+ * }
  * ```
  * @module
  */
@@ -48,6 +54,7 @@ import {
   startGateway,
   waitForOutput,
 } from "../testing/processes.ts";
+import { bounded } from "../testing/waits.ts";
 
 /** Options of `startLocalStack`. */
 export interface LocalStackOptions {
@@ -110,13 +117,8 @@ export interface LocalStack {
 
 function waitExit(p: ChildProcess, ms: number): Promise<number | null> {
   if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`process ${p.pid} did not exit in ${ms} ms`)), ms);
-    p.once("exit", (code) => {
-      clearTimeout(t);
-      resolve(code);
-    });
-  });
+  const exited = new Promise<number | null>((resolve) => p.once("exit", (code) => resolve(code)));
+  return bounded(ms, `the exit of process ${p.pid}`, exited);
 }
 
 /**
