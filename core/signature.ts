@@ -154,9 +154,16 @@ export interface EcdsaSignature {
 
 /**
  * Verifies (r, s) on a 32-byte digest with @noble/curves (prehash off: the digest is the
- * message hash; low-S required) and checks that public-key recovery with `recoveryId` gives
- * `publicKey` back.
- * @returns whether both hold.
+ * message hash; low-S required) and, when `recoveryId` is given, that it is the recovery id of
+ * (r, s): public-key recovery with it gives `publicKey` back.
+ *
+ * Both in one double scalar multiplication: noble's `verify` of the 65-byte "recovered" form
+ * computes T = u1 G + u2 P, checks x(T) = r mod q and that `recoveryId` is T's (parity of y,
+ * x >= q). T is exactly the point that recovery with that id reconstructs (s T = m G + r P), so
+ * this holds iff recovery gives P back. (A separate recovery cost a second double
+ * multiplication: half of the signing round's compute.) The key is passed uncompressed, so
+ * decoding it takes no square root.
+ * @returns whether it verifies (and the recovery id is right).
  */
 export function verifySignature(
   publicKey: Point,
@@ -167,13 +174,18 @@ export function verifySignature(
 ): boolean {
   try {
     const compact = encodeCompact(r, s);
-    const pk = publicKey.toBytes(true);
-    if (!secp256k1.verify(compact, digest, pk, { prehash: false, lowS: true })) return false;
-    if (recoveryId === undefined) return true;
-    const recovered = secp256k1.Signature.fromBytes(compact, "compact")
-      .addRecoveryBit(recoveryId)
-      .recoverPublicKey(digest);
-    return recovered.equals(publicKey);
+    const pk = publicKey.toBytes(false);
+    if (recoveryId === undefined) {
+      return secp256k1.verify(compact, digest, pk, { prehash: false, lowS: true });
+    }
+    const recovered = new Uint8Array(65);
+    recovered[0] = recoveryId;
+    recovered.set(compact, 1);
+    return secp256k1.verify(recovered, digest, pk, {
+      prehash: false,
+      lowS: true,
+      format: "recovered",
+    });
   } catch {
     return false;
   }
@@ -182,7 +194,8 @@ export function verifySignature(
 /**
  * Builds the emitted signature from the nonce point R and the combined s: r = x(R) mod q,
  * low-S normalisation, recovery id from R (flipped with s), DER and compact encodings, then a
- * verification by @noble/curves and a public-key recovery check.
+ * verification by @noble/curves that also checks the recovery id (`verifySignature`: the
+ * signature verifies and recovery with the id gives the key back; one double multiplication).
  * @param args.R the nonce point (the presignature's R).
  * @param args.s the combined s = sum of the partial signatures, mod q.
  * @param args.digest the 32-byte message digest.

@@ -167,3 +167,37 @@ test("verifySignature refuses high-S, a wrong recovery id and malformed input wi
   assert.equal(verifySignature(publicKey, new Uint8Array(5), sig.r, sig.s), false);
   assert.equal(verifySignature(publicKey, digest, 0n, sig.s), false);
 });
+
+test("verifySignature with a recovery id is noble's public-key recovery: the same answer for every id, valid or tampered", () => {
+  /** The separate check it replaces: noble's verify, then recovery with the id gives the key. */
+  const twoChecks = (P: Point, d: Uint8Array, r: bigint, s: bigint, id: RecoveryId) => {
+    try {
+      const compact = encodeCompact(r, s);
+      if (!secp256k1.verify(compact, d, P.toBytes(true), { prehash: false, lowS: true })) {
+        return false;
+      }
+      const back = secp256k1.Signature.fromBytes(compact).addRecoveryBit(id).recoverPublicKey(d);
+      return back.equals(P);
+    } catch {
+      return false;
+    }
+  };
+  for (let t = 0; t < 6; t++) {
+    const digest = hashMessage("sha256", utf8.encode(`recovery ${t}`));
+    const { R, s, publicKey } = protocolStyle(rnd(), rnd(), digest);
+    const sig = finalizeSignature({ R, s, digest, publicKey })!;
+    const variants: [Point, Uint8Array, bigint, bigint][] = [
+      [publicKey, digest, sig.r, sig.s],
+      [publicKey, digest, sig.r, Q - sig.s], // high S
+      [publicKey, digest, sig.r, sig.s + 1n],
+      [publicKey.negate(), digest, sig.r, sig.s],
+      [publicKey, hashMessage("sha256", utf8.encode("other")), sig.r, sig.s],
+    ];
+    for (const [P, d, r, sv] of variants) {
+      for (const id of [0, 1, 2, 3] as const) {
+        assert.equal(verifySignature(P, d, r, sv, id), twoChecks(P, d, r, sv, id), `${t} ${id}`);
+      }
+    }
+    assert.ok(verifySignature(publicKey, digest, sig.r, sig.s, sig.recoveryId));
+  }
+});

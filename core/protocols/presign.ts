@@ -295,6 +295,11 @@ function peers(s: { i: number; n: number }): number[] {
   return out;
 }
 
+/** The same point with Z = 1. */
+function affine(P: Point): Point {
+  return Point.fromAffine(P.toAffine());
+}
+
 function sumPoints(points: readonly Point[]): Point {
   return points.reduce((a, b) => a.add(b), Point.ZERO);
 }
@@ -745,8 +750,10 @@ function step4(state: State4, inbox: readonly Message[]): Transition<PresignStat
     i,
     n,
     binding: setup.binding,
-    publicKey: setup.publicKey,
-    R,
+    // Both in affine form (Z = 1): the signing round reads x(R), y(R) and encodes the key
+    // without a field inversion (noble's toAffine is not cached).
+    publicKey: affine(setup.publicKey),
+    R: affine(R),
     k: state.sec.k,
     chi: state.chii,
     Gamma: state.Gamma,

@@ -117,6 +117,10 @@ test("presign for 2 parties over the memory network gives one R = k^-1 G and sha
       hash: "sha256",
     });
     assert.ok(p.publicKey.equals(shares[0].publicKey));
+    // In affine form (Z = 1): the signing round reads x(R), y(R) and the key's encoding without
+    // a field inversion.
+    assert.equal(p.R.Z, 1n);
+    assert.equal(p.publicKey.Z, 1n);
   }
 });
 

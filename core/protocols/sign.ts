@@ -379,7 +379,6 @@ export async function signMessageWithPresignature(
     throw new RangeError("presignature: the store returned another presignature");
   }
   assertBinding(presignature, expected);
-  const sid = presignatureSignSid(presignature.id);
   try {
     return await runProtocol(
       signWithPresignatureProtocol,
@@ -388,6 +387,7 @@ export async function signMessageWithPresignature(
       options,
     );
   } catch (e) {
+    const sid = presignatureSignSid(presignature.id);
     await lockOnBadShare(store, request.keyId, sid, e, options.clock ?? Date.now);
     throw e;
   }
