@@ -6,7 +6,8 @@
  * - **Full signing**: `signTx` of N random digests, one after another: p50 / p95.
  * - **Pooled signing**: `signMessage` of N messages (keccak256), each after
  *   `warmPresignatures` refilled both pools, so that each one can take a presignature: p50 /
- *   p95 and the share that was pooled (`pooled` of the answer).
+ *   p95, the share that was pooled (`pooled` of the answer), and its phases as the client sees
+ *   them (OpenRoom, the secure session's handshake, the round, the service's answer).
  * - **Presigning rate**: `warmPresignatures` of a known count (pools of that size, sessions of
  *   `--batch`), timed against the CPU the service process used (user + system of every thread,
  *   `/proc`), from the start of the warm-up until the service is idle again (its compute
@@ -155,6 +156,12 @@ interface StackRun {
   readonly full: Latencies;
   readonly pooled: Latencies;
   readonly pooledCount: number;
+  /**
+   * Per pooled call, ms: OpenRoom answered; then until the client's party starts its round (the
+   * secure session's handshake, the presignature taken); the round (its share out, the
+   * service's in, the signature); the end (the service's answer to SignMessage compared).
+   */
+  readonly pooledPhases: number[][];
   readonly presign: {
     readonly count: number;
     readonly wallMs: number;
@@ -186,10 +193,26 @@ async function runStack(runtime: Runtime, parties: Parties): Promise<StackRun> {
   say(`starting the ${runtime} gateway and service`);
   const stack = await startLocalStack({ runtime, preset: parties, serviceEnv: SERVICE_ENV });
   const clients: MpcClient[] = [];
+  /**
+   * When the last OpenRoom answer came and the client's party last started and finished a round
+   * (performance.now()).
+   */
+  const marks = { room: NaN, started: NaN, finished: NaN };
+  const fetchMarked: typeof fetch = async (input, init) => {
+    const res = await fetch(input, init);
+    const url = input instanceof Request ? input.url : String(input);
+    if (url.endsWith("/OpenRoom")) marks.room = performance.now();
+    return res;
+  };
   const client = (pool: MpcClientConfig["presignaturePool"]) => {
     const c = newMpcClient({
       ...stack.clientConfig(new MemoryKeyStore(parties[0])),
       presignaturePool: pool,
+      fetch: fetchMarked,
+      onProgress: (e) => {
+        if (e.type === "round-started") marks.started = performance.now();
+        if (e.type === "round-finished") marks.finished = performance.now();
+      },
     });
     clients.push(c);
     return c;
@@ -207,14 +230,26 @@ async function runStack(runtime: Runtime, parties: Parties): Promise<StackRun> {
     say(`${runtime}: pooled signing (signMessage after warmPresignatures)`);
     const target = { account: ACCOUNT, hash: "keccak256", path: "" } as const;
     let pooledCount = 0;
+    const phases: number[][] = [];
     const pooled = await timed(
       stack,
       `${runtime} signMessage`,
       () => signer.warmPresignatures(target),
       async (k) => {
         const message = new TextEncoder().encode(`pool bench ${k} ${Date.now()}`);
+        marks.room = marks.started = marks.finished = NaN;
+        const start = performance.now();
         const sig = await signer.signMessage(message, { ...target, signal: timeout() });
-        if (k >= WARMUP && sig.pooled) pooledCount++;
+        const end = performance.now();
+        if (k >= WARMUP && sig.pooled) {
+          pooledCount++;
+          phases.push([
+            marks.room - start,
+            marks.started - marks.room,
+            marks.finished - marks.started,
+            end - marks.finished,
+          ]);
+        }
       },
     );
     await signer.close();
@@ -250,6 +285,7 @@ async function runStack(runtime: Runtime, parties: Parties): Promise<StackRun> {
       full,
       pooled,
       pooledCount,
+      pooledPhases: phases,
       presign: {
         count: PRESIGN,
         wallMs,
@@ -295,6 +331,22 @@ function report(runs: StackRun[], loads: { start: string; end: string }): string
         `${summary(r.pooled.otherCores).mean.toFixed(2)} | ` +
         `${met ? "met" : `not met (${(pooled.p50 / TARGET_POOLED_P50_MS).toFixed(1)}x)`} |`,
     );
+  }
+  emit();
+  emit(
+    "Pooled signMessage by phase, as the client sees it (p50 of each column on its own): " +
+      "OpenRoom = from the call until the service's room is in; handshake = until the client's " +
+      "party starts its round (the secure session's handshake through the gateway, the " +
+      "presignature taken); round = " +
+      "its share out, the service's in, the signature made and verified; answer = until the " +
+      "service's SignMessage answer is in and compared.",
+  );
+  emit();
+  emit("| client | gateway + service | OpenRoom | handshake | round | answer |");
+  emit("|---|---|---:|---:|---:|---:|");
+  for (const r of runs) {
+    const col = (k: number) => ms(summary(r.pooledPhases.map((x) => x[k])).p50);
+    emit(`| ${OWN} | ${r.runtime} | ${col(0)} | ${col(1)} | ${col(2)} | ${col(3)} |`);
   }
   const notIdle = runs.reduce((a, r) => a + r.full.notIdle + r.pooled.notIdle, 0);
   if (notIdle > 0) {
