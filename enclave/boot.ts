@@ -1,23 +1,31 @@
 /**
  * The enclave's boot program (Deno, `--unstable-vsock`): receives the provisioning messages,
- * decrypts the age key with KMS for an attested recipient, age-decrypts the key shares into the
- * enclave's memory, forgets the credentials and the age key, and runs the sign-service in this
- * process behind vsock bridges (docs/enclave.md).
+ * decrypts the age key (and the gateway's issuer secret, when sent) with KMS for an attested
+ * recipient, age-decrypts the key shares into the enclave's memory, forgets the credentials and
+ * the age key, and runs the sign-service in this process behind vsock bridges
+ * (docs/enclave.md).
  *
  * 1. forwarders: TCP `127.0.0.1:<kms port>` -> vsock (parent, 5000) for KMS through the parent's
- *    `vsock-proxy` (TLS end to end: the parent sees ciphertext), and TCP at the gateway URL's
- *    loopback address -> vsock (parent, 8080) for the service's gateway egress;
+ *    `vsock-proxy` (TLS end to end: the parent sees ciphertext), and TCP `127.0.0.1:<gateway
+ *    URL's port>` -> vsock (parent, 8080) for the service's gateway egress
+ *    ({@link gatewayEgressOf});
  * 2. provisioning (framing.ts): AWS credentials (7100), the KMS ciphertext of the age identity
- *    (7101), the age-encrypted key share file (7102; empty: no accounts yet);
- * 3. KMS `Decrypt` with `Recipient` (kms_recipient.ts) for the pinned key; the answer's
- *    `CiphertextForRecipient` is opened here, an answer with a `Plaintext` refused; the age
- *    identity must have the pinned recipient when one is set;
+ *    (7101), optionally the KMS ciphertext of the gateway's issuer secret (7104; refused at once
+ *    when `gateway.url` is not https), the age-encrypted key share file (7102; empty: no
+ *    accounts yet);
+ * 3. KMS `Decrypt` with `Recipient` (kms_recipient.ts) for the pinned key, once per
+ *    ciphertext; each answer's `CiphertextForRecipient` is opened here, an answer with a
+ *    `Plaintext` refused; the age identity must have the pinned recipient when one is set, the
+ *    issuer secret 32 to 4096 visible ASCII characters (issuer_secret.ts);
  * 4. the key share file is decrypted and written again to the state folder (tmpfs) encrypted
  *    to a session key made now and to the age key's recipient; credentials, the KMS client, the
  *    age identity and the provisioning bytes are dropped (buffers zeroed);
  * 5. the key store opens on that file with a file-system hook that sends every new version to
- *    the parent (vsock 7103, share_upload.ts) before it takes effect, and the sign-service starts
- *    on it (`startSignService`);
+ *    the parent (vsock 7103, share_upload.ts) before it takes effect; the gateway is asked once
+ *    whether it accepts the issuer secret, which reaches the service's configuration as the
+ *    service's own environment variable would (`loadServiceConfig`, in memory: never a file or
+ *    a log line); the sign-service starts (`startSignService`), opening the session rooms when it
+ *    holds the secret;
  * 6. ingress: vsock 50051 / 50052 -> the service's gRPC (h2c) and web ports on loopback.
  *
  * Any failure logs one line `{"msg":"enclave boot failed","step":...,"error":...}` (no secret:
@@ -61,6 +69,12 @@ import {
 } from "./channel.ts";
 import { receiveProvisioning, SHARE_UPLOAD_PORT } from "./framing.ts";
 import { flagTable, intFlag, settingsOrExit, stopOnSignals } from "./_program.ts";
+import {
+  checkIssuerSecretWithGateway,
+  ISSUER_SECRET_VARIABLE,
+  issuerSecretFromPlaintext,
+  requireTlsGateway,
+} from "./issuer_secret.ts";
 import { decryptForRecipient } from "./kms_recipient.ts";
 import { createNsmClient, type Nsm, NSM_RESPONSE_MAX_BYTES, openNsmDevice } from "./nsm.ts";
 import { createShareUploader, uploadingFs } from "./share_upload.ts";
@@ -212,6 +226,55 @@ function listenAddressOf(url: string): { host: string; port: number } {
   return { host: host === "localhost" ? "127.0.0.1" : host, port };
 }
 
+/** Where the enclave's gateway forwarder listens, from the service's `gateway.url`. */
+export interface GatewayEgress {
+  /** The port on 127.0.0.1 (the URL's). */
+  readonly port: number;
+  /** `https://`: TLS end to end to the gateway, through the parent. */
+  readonly tls: boolean;
+  /** A host name the image's `/etc/hosts` must map to 127.0.0.1 (null: an address, or localhost). */
+  readonly hostName: string | null;
+}
+
+/**
+ * The gateway forwarder of a `gateway.url` (the enclave reaches the gateway only through it,
+ * vsock to the parent): `http://127.0.0.1:<port>` (or localhost), or
+ * `https://<name>:<port>` with a host name the image maps to 127.0.0.1 (or 127.0.0.1,
+ * localhost), whose certificate the service checks: TLS end to end, the parent relays
+ * ciphertext. Plain http only to loopback names, since that link is readable by the parent.
+ * @param url the service's `gateway.url`.
+ * @returns the forwarder's port, TLS or not, the host name to map.
+ * @throws {RangeError} any other URL, saying what is accepted.
+ * @example
+ * ```ts
+ * import { gatewayEgressOf } from "./boot.ts";
+ * const g = gatewayEgressOf("https://gateway.example:8443");
+ * console.assert(g.port === 8443 && g.tls && g.hostName === "gateway.example");
+ * ```
+ */
+export function gatewayEgressOf(url: string): GatewayEgress {
+  const accepted = "http://127.0.0.1:<port>, or https://<host name>:<port> that the image " +
+    "maps to 127.0.0.1 (the enclave reaches the gateway through a forwarder to the parent)";
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new RangeError(`gateway.url: expected ${accepted}`);
+  }
+  const tls = u.protocol === "https:";
+  const host = u.hostname;
+  const loopback = host === "127.0.0.1" || host === "localhost";
+  const address = /^[0-9.]+$/.test(host) || host.startsWith("[");
+  if ((u.protocol !== "http:" && !tls) || (!tls && !loopback) || (!loopback && address)) {
+    throw new RangeError(`gateway.url: expected ${accepted}, got ${u.protocol}//${u.host}`);
+  }
+  return {
+    port: Number(u.port || (tls ? 443 : 80)),
+    tls,
+    hostName: loopback ? null : host,
+  };
+}
+
 /** The test NSM of test mode: one request per connection (raw CBOR, then half-close). */
 function channelNsm(channels: Channels, cid: number, port: number): Nsm {
   return createNsmClient(async (request) => {
@@ -260,7 +323,9 @@ export async function bootEnclave(s: BootSettings, logger: Logger): Promise<Runn
     // session key in the state folder (module doc, step 4).
     const keyFile = `${s.stateDir}/service_key_shares.age`;
     const sessionFile = `${s.stateDir}/session.age`;
-    const config = await step("service-config", () =>
+    // The file is read once: the configuration checked now is the one the service gets.
+    const texts = new Map<string, Promise<string>>();
+    const loadConfig = (env: Readonly<Record<string, string>>) =>
       loadServiceConfig({
         argv: [
           s.serviceConfig,
@@ -269,18 +334,14 @@ export async function bootEnclave(s: BootSettings, logger: Logger): Promise<Runn
           "--set",
           `key_store.age_identity_file=${sessionFile}`,
         ],
-        env: {},
-        readFile: (p) => readFile(p, "utf8"),
-      }));
-    const gateway = await step("service-config", () => {
-      const g = listenAddressOf(config.gateway.url);
-      if (g.host !== "127.0.0.1") {
-        throw new RangeError(
-          `gateway.url: expected a loopback URL (the enclave reaches the gateway through vsock ${s.egressPort}), got host ${g.host}`,
-        );
-      }
-      return g;
-    });
+        env,
+        readFile: (p) => {
+          if (!texts.has(p)) texts.set(p, readFile(p, "utf8"));
+          return texts.get(p)!;
+        },
+      });
+    const config = await step("service-config", () => loadConfig({}));
+    const gateway = await step("service-config", () => gatewayEgressOf(config.gateway.url));
 
     await step("forwarders", () => {
       const kms = listenAddressOf(s.kmsEndpoint);
@@ -291,7 +352,7 @@ export async function bootEnclave(s: BootSettings, logger: Logger): Promise<Runn
           bridgeError("kms"),
         ),
         forward(
-          Deno.listen({ hostname: gateway.host, port: gateway.port }),
+          Deno.listen({ hostname: "127.0.0.1", port: gateway.port }),
           () => channels.connect(s.parentCid, s.egressPort),
           bridgeError("gateway egress"),
         ),
@@ -306,9 +367,20 @@ export async function bootEnclave(s: BootSettings, logger: Logger): Promise<Runn
         onMessage: (slot, bytes) =>
           logger.log("info", "provisioning message", { kind: slot.kind, port: slot.port, bytes }),
       }));
+    if (!p.issuerSecret) {
+      logger.log("info", "no issuer secret provisioned", {
+        rooms:
+          "chosen by the clients, no room tokens (a gateway without anonymous rooms refuses them)",
+      });
+    }
 
     let identity: string;
+    let issuerSecret = "";
     try {
+      if (p.issuerSecret) {
+        // Before any KMS call: the service would send the secret where the parent reads it.
+        await step("issuer-secret", () => requireTlsGateway(config.gateway.url));
+      }
       const credentials = await step("credentials", () => {
         const c = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(p.credentials));
         if (typeof c?.accessKeyId !== "string" || typeof c?.secretAccessKey !== "string") {
@@ -333,33 +405,44 @@ export async function bootEnclave(s: BootSettings, logger: Logger): Promise<Runn
         }
         return channelNsm(channels, s.parentCid, Number(s.nsm.slice("channel:".length)));
       });
-      let plain: Uint8Array;
+      const decrypt = (ciphertext: Uint8Array) =>
+        decryptForRecipient({
+          nsm,
+          keyId: s.kmsKeyId,
+          ciphertext,
+          decrypt: (input) => kms.send(new DecryptCommand(input)),
+        });
+      let plain: Uint8Array | undefined;
+      let issuerPlain: Uint8Array | undefined;
       try {
-        plain = await step("kms-decrypt", () =>
-          decryptForRecipient({
-            nsm,
-            keyId: s.kmsKeyId,
-            ciphertext: p.ageKey,
-            decrypt: (input) => kms.send(new DecryptCommand(input)),
-          }));
-      } finally {
-        kms.destroy();
-        nsm.close();
-      }
-      identity = await step("age-key", async () => {
         try {
-          const id = parseAgeIdentityFile(new TextDecoder().decode(plain));
+          plain = await step("kms-decrypt", () => decrypt(p.ageKey));
+          const blob = p.issuerSecret;
+          if (blob) issuerPlain = await step("issuer-secret-decrypt", () => decrypt(blob));
+        } finally {
+          kms.destroy();
+          nsm.close();
+        }
+        const agePlain = plain;
+        identity = await step("age-key", async () => {
+          const id = parseAgeIdentityFile(new TextDecoder().decode(agePlain));
           if (s.ageRecipient !== "" && (await ageRecipientOf(id)) !== s.ageRecipient) {
             throw new RangeError("the decrypted age identity is not the pinned recipient's");
           }
           return id;
-        } finally {
-          plain.fill(0);
+        });
+        const secretPlain = issuerPlain;
+        if (secretPlain) {
+          issuerSecret = await step("issuer-secret", () => issuerSecretFromPlaintext(secretPlain));
         }
-      });
+      } finally {
+        plain?.fill(0);
+        issuerPlain?.fill(0);
+      }
     } finally {
       p.credentials.fill(0);
       p.ageKey.fill(0);
+      p.issuerSecret?.fill(0);
     }
 
     // Step 4: the shares, decrypted and written again for this session; the age key goes.
@@ -400,7 +483,27 @@ export async function bootEnclave(s: BootSettings, logger: Logger): Promise<Runn
           })),
       }));
 
-    const service = await step("service", () => startSignService({ config, logger, store }));
+    // The issuer secret reaches the service as its own environment variable would, in memory.
+    let serviceConfig = config;
+    if (issuerSecret !== "") {
+      const secret = issuerSecret;
+      issuerSecret = ""; // the string cannot be zeroed: only this reference is dropped
+      const checked = await step("issuer-secret", async () => {
+        const answer = await checkIssuerSecretWithGateway({ url: config.gateway.url, secret });
+        serviceConfig = await loadConfig({ [ISSUER_SECRET_VARIABLE]: secret });
+        return answer;
+      });
+      // "unreachable": the gateway did not answer the check; the service's requests will tell.
+      logger.log(checked === "accepted" ? "info" : "warn", "issuer secret provisioned", {
+        rooms: "opened by the service, with room tokens",
+        gateway_check: checked,
+      });
+    }
+
+    const service = await step(
+      "service",
+      () => startSignService({ config: serviceConfig, logger, store }),
+    );
     const grpcPort = service.ports.grpc_port ?? service.ports.port;
     const webPort = service.ports.web_port ?? service.ports.port;
     await step("ingress", () => {

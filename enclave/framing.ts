@@ -1,9 +1,9 @@
 /**
- * Length-framed messages between the parent and the enclave: the three provisioning messages
- * (one each, in order, on their own vsock ports) and the share-file upload of the enclave with
- * the parent's answer. Every read is bounded in size and time, and every way a message can be
- * wrong is a {@link FramingError} with a `code`; the boot program ends on any of them
- * (threat model: "bad framing ends the boot cleanly").
+ * Length-framed messages between the parent and the enclave: the provisioning messages (one
+ * each, in order, on their own vsock ports; one of them optional) and the share-file upload of
+ * the enclave with the parent's answer. Every read is bounded in size and time, and every way a
+ * message can be wrong is a {@link FramingError} with a `code`; the boot program ends on any of
+ * them (threat model: "bad framing ends the boot cleanly").
  *
  * ## Frame
  *
@@ -22,10 +22,15 @@
  * |---|---|---|---|
  * | 7100 | `credentials` | JSON `{ accessKeyId, secretAccessKey, sessionToken? }` | 16 KiB |
  * | 7101 | `age-key` | KMS ciphertext of the age identity (`CiphertextBlob`) | 16 KiB |
+ * | 7104 | `issuer-secret` | optional: KMS ciphertext of the gateway's issuer secret | 16 KiB |
  * | 7102 | `shares` | the age-encrypted key share file (empty: no file yet) | 64 MiB |
  *
  * The parent sends them in this order, each after the previous one was acknowledged; a
- * connection on a later port first is `wrong-order`, a second one on a port `duplicate`.
+ * connection on a later port first is `wrong-order`, a second one on a port `duplicate`. The
+ * optional message (the issuer secret, port 7104) is either sent in its turn, not empty, or not
+ * at all: a connection on the port after it (7102) skips it, and it is `wrong-order` after
+ * that. So a parent that predates it provisions as before, and a parent that sends it to an
+ * enclave image that predates it is refused at once (nothing listens on 7104).
  *
  * @example
  * ```ts
@@ -46,6 +51,7 @@ export const FRAME_KINDS = [
   "shares",
   "share-upload",
   "upload-result",
+  "issuer-secret",
 ] as const;
 /** A kind of frame. */
 export type FrameKind = (typeof FRAME_KINDS)[number];
@@ -100,18 +106,26 @@ export const MAX_PAYLOAD_BYTES: Readonly<Record<FrameKind, number>> = {
   shares: MAX_FILE_BYTES,
   "share-upload": MAX_FILE_BYTES,
   "upload-result": 16 * 1024,
+  // KMS Encrypt takes at most 4096 plaintext bytes; its ciphertext is a little larger.
+  "issuer-secret": 16 * 1024,
 };
 
 /** One provisioning message: its port and kind. */
 export interface ProvisioningSlot {
   readonly port: number;
-  readonly kind: "credentials" | "age-key" | "shares";
+  readonly kind: "credentials" | "age-key" | "issuer-secret" | "shares";
+  /** The parent may leave it out (then the next message skips it); never empty when sent. */
+  readonly optional?: boolean;
 }
+
+/** The enclave's port of the optional issuer-secret message. */
+export const ISSUER_SECRET_PORT = 7104;
 
 /** The provisioning messages, in the order they must arrive. */
 export const PROVISIONING: readonly ProvisioningSlot[] = [
   { port: 7100, kind: "credentials" },
   { port: 7101, kind: "age-key" },
+  { port: ISSUER_SECRET_PORT, kind: "issuer-secret", optional: true },
   { port: 7102, kind: "shares" },
 ];
 /** The parent's port for share-file uploads of the enclave (vsock, on the parent's CID). */
@@ -301,11 +315,27 @@ export async function sendFrame(
   }
 }
 
-/** The three provisioning payloads. */
+/** The provisioning payloads. */
 export interface Provisioning {
   readonly credentials: Uint8Array;
   readonly ageKey: Uint8Array;
+  /** The KMS ciphertext of the gateway's issuer secret; absent: the parent sent none. */
+  readonly issuerSecret?: Uint8Array;
   readonly shares: Uint8Array;
+}
+
+/** The payload of a slot in a {@link Provisioning}. */
+function payloadOf(p: Provisioning, kind: ProvisioningSlot["kind"]): Uint8Array | undefined {
+  switch (kind) {
+    case "credentials":
+      return p.credentials;
+    case "age-key":
+      return p.ageKey;
+    case "issuer-secret":
+      return p.issuerSecret;
+    case "shares":
+      return p.shares;
+  }
 }
 
 /** Options of {@link receiveProvisioning}. */
@@ -321,12 +351,14 @@ export interface ReceiveOptions {
 }
 
 /**
- * Receives the three provisioning messages: listens on the three ports, takes one connection
- * on each, in order, reads its frame (bounded) and acknowledges it; then closes the listeners.
- * A connection on a port out of turn fails the whole sequence (`wrong-order` before its turn,
- * `duplicate` after), as does any frame error: nothing received is returned then.
+ * Receives the provisioning messages: listens on every port, takes one connection on each, in
+ * order, reads its frame (bounded) and acknowledges it; then closes the listeners. The optional
+ * message is skipped when the next one's connection comes first. A connection on a port out of
+ * turn fails the whole sequence (`wrong-order` before its turn or after it was skipped,
+ * `duplicate` after), as does any frame error or an empty optional message (`malformed`):
+ * nothing received is returned then.
  * @param options listen, timeouts.
- * @returns the three payloads.
+ * @returns the payloads (`issuerSecret` only when it was sent).
  * @throws {FramingError} on the first fault; every listener and connection is closed.
  */
 export function receiveProvisioning(options: ReceiveOptions): Promise<Provisioning> {
@@ -334,8 +366,9 @@ export function receiveProvisioning(options: ReceiveOptions): Promise<Provisioni
   const totalMs = options.timeoutMs ?? 300_000;
   const listeners: Deno.Listener[] = [];
   const conns = new Set<Deno.Conn>();
-  const got: Uint8Array[] = [];
-  const state = PROVISIONING.map(() => "waiting" as "waiting" | "reading" | "done");
+  const got: (Uint8Array | undefined)[] = [];
+  const state = PROVISIONING.map(() => "waiting" as "waiting" | "reading" | "done" | "skipped");
+  const slotName = (s: ProvisioningSlot) => `${s.kind} (port ${s.port})`;
   let finished = false;
 
   return new Promise<Provisioning>((resolve, reject) => {
@@ -347,7 +380,17 @@ export function receiveProvisioning(options: ReceiveOptions): Promise<Provisioni
       if (e !== undefined) {
         for (const g of got) g?.fill(0);
         reject(e);
-      } else resolve({ credentials: got[0], ageKey: got[1], shares: got[2] });
+      } else {
+        const at = (kind: ProvisioningSlot["kind"]) =>
+          got[PROVISIONING.findIndex((s) => s.kind === kind)];
+        const issuerSecret = at("issuer-secret");
+        resolve({
+          credentials: at("credentials")!,
+          ageKey: at("age-key")!,
+          ...(issuerSecret ? { issuerSecret } : {}),
+          shares: at("shares")!,
+        });
+      }
     };
     const timer = setTimeout(
       () => end(new FramingError("timeout", `provisioning: not complete in ${totalMs} ms`)),
@@ -356,28 +399,46 @@ export function receiveProvisioning(options: ReceiveOptions): Promise<Provisioni
 
     const handle = async (i: number, conn: Deno.Conn) => {
       const slot = PROVISIONING[i];
-      const what = `${slot.kind} (port ${slot.port})`;
+      const what = slotName(slot);
+      if (state[i] === "skipped") {
+        const next = PROVISIONING.slice(i + 1).find((s) => !s.optional)!;
+        throw new FramingError(
+          "wrong-order",
+          `${what}: arrived after ${slotName(next)}; it is sent before it or not at all`,
+        );
+      }
       if (state[i] !== "waiting") {
         throw new FramingError("duplicate", `${what}: a second connection`);
       }
-      const expected = state.findIndex((s) => s !== "done");
+      const expected = state.findIndex((s) => s === "waiting" || s === "reading");
       if (expected !== i) {
-        throw new FramingError(
-          "wrong-order",
-          `${what}: arrived before ${PROVISIONING[expected].kind} (port ${
-            PROVISIONING[expected].port
-          }) was received`,
+        // Optional messages still waiting before this one are skipped; any other is missing.
+        const missing = PROVISIONING.findIndex((s, k) =>
+          k >= expected && k < i && (!s.optional || state[k] !== "waiting")
         );
+        if (missing >= 0) {
+          throw new FramingError(
+            "wrong-order",
+            `${what}: arrived before ${slotName(PROVISIONING[missing])} was received`,
+          );
+        }
+        for (let k = expected; k < i; k++) state[k] = "skipped";
       }
       state[i] = "reading";
       const payload = await readFrame(conn, { kind: slot.kind, timeoutMs: messageMs, what });
+      if (slot.optional && payload.length === 0) {
+        throw new FramingError(
+          "malformed",
+          `${what}: an empty message (a parent with nothing to send leaves it out)`,
+        );
+      }
       got[i] = payload;
       state[i] = "done";
       await writeAll(conn, new Uint8Array([ACK]));
       conn.close();
       conns.delete(conn);
       options.onMessage?.(slot, payload.length);
-      if (state.every((s) => s === "done")) end();
+      if (state.every((s) => s === "done" || s === "skipped")) end();
     };
 
     try {
@@ -412,25 +473,32 @@ export interface SendOptions {
 }
 
 /**
- * Sends the three provisioning messages in order, each after the previous one was
- * acknowledged.
+ * Sends the provisioning messages in order, each after the previous one was acknowledged; the
+ * optional one only when its payload is given.
  * @param p the payloads.
  * @param options connect, timeouts.
- * @throws {FramingError} `refused` or `timeout`, naming the message.
+ * @throws {FramingError} `refused` or `timeout`, naming the message; `oversized` before
+ *   anything is sent, `malformed` for an empty optional payload.
  */
 export async function sendProvisioning(p: Provisioning, options: SendOptions): Promise<void> {
-  const payloads = [p.credentials, p.ageKey, p.shares];
+  const sent = PROVISIONING.flatMap((slot) => {
+    const payload = payloadOf(p, slot.kind);
+    return payload === undefined && slot.optional ? [] : [{ slot, payload: payload! }];
+  });
   // Sizes first: nothing is sent when one message could not be.
-  for (const [i, slot] of PROVISIONING.entries()) {
-    if (payloads[i].length > MAX_PAYLOAD_BYTES[slot.kind]) {
+  for (const { slot, payload } of sent) {
+    if (payload.length > MAX_PAYLOAD_BYTES[slot.kind]) {
       throw new FramingError(
         "oversized",
-        `${slot.kind}: ${payloads[i].length} bytes, at most ${MAX_PAYLOAD_BYTES[slot.kind]}`,
+        `${slot.kind}: ${payload.length} bytes, at most ${MAX_PAYLOAD_BYTES[slot.kind]}`,
       );
+    }
+    if (slot.optional && payload.length === 0) {
+      throw new FramingError("malformed", `${slot.kind}: empty (leave it out instead)`);
     }
   }
   const connectMs = options.connectTimeoutMs ?? 60_000;
-  for (const [i, slot] of PROVISIONING.entries()) {
+  for (const [i, { slot, payload }] of sent.entries()) {
     let conn: Deno.Conn | undefined;
     const until = Date.now() + (i === 0 ? connectMs : 0);
     for (;;) {
@@ -439,16 +507,19 @@ export async function sendProvisioning(p: Provisioning, options: SendOptions): P
         break;
       } catch (e) {
         if (Date.now() >= until) {
+          const older = slot.optional
+            ? "; an enclave image that predates this optional message does not listen on it"
+            : "";
           throw new FramingError(
             "refused",
             `${slot.kind} (port ${slot.port}): cannot connect to the enclave (${
               (e as Error)?.name
-            })`,
+            })${older}`,
           );
         }
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    await sendFrame(conn, slot.kind, payloads[i], options.timeoutMs);
+    await sendFrame(conn, slot.kind, payload, options.timeoutMs);
   }
 }

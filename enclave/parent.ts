@@ -10,7 +10,9 @@
  *    listeners (`--ingress host:port=vsock-port`) -> the enclave's vsock ports (ingress);
  * 4. new key share files from the enclave (vsock 7103, share_upload.ts) stored as new S3
  *    versions (never over the last good one);
- * 5. the provisioning messages (framing.ts), in order, once the enclave listens.
+ * 5. the provisioning messages (framing.ts), in order, once the enclave listens; the KMS
+ *    ciphertext of the gateway's issuer secret (`--issuer-secret-file`, port 7104) only when
+ *    one is given (without it the enclave's service opens no rooms).
  * It logs `parent ready` with the bound ingress ports and runs until SIGTERM.
  *
  * `publish --file <path>`: stores a key share file as the next version (the first one, made
@@ -37,7 +39,13 @@ import {
   PARENT_CID,
   parseChannelMode,
 } from "./channel.ts";
-import { PROVISIONING, sendProvisioning, SHARE_UPLOAD_PORT } from "./framing.ts";
+import {
+  ISSUER_SECRET_PORT,
+  MAX_PAYLOAD_BYTES,
+  PROVISIONING,
+  sendProvisioning,
+  SHARE_UPLOAD_PORT,
+} from "./framing.ts";
 import { createImdsCredentials } from "./imds.ts";
 import { createShareBucket, type ShareBucket } from "./share_bucket.ts";
 import { serveShareUploads } from "./share_upload.ts";
@@ -78,6 +86,12 @@ const PARENT_FLAGS = flagTable("PARENT", {
     help: "how long to wait for the enclave's first provisioning port",
     default: "120000",
   },
+  "issuer-secret-file": {
+    arg: "path",
+    help: "run: the KMS ciphertext (binary) of the gateway's issuer secret, sent to the enclave " +
+      "(port 7104); none: the enclave's service opens no rooms",
+    default: "",
+  },
   file: { arg: "path", help: "publish: the age-encrypted key share file", default: "" },
 }, {
   title: "enclave parent: IMDSv2 credentials, S3, provisioning and bridges of the enclave",
@@ -108,6 +122,7 @@ export interface ParentSettings {
   readonly keep: number;
   readonly allowEmpty: boolean;
   readonly connectTimeoutMs: number;
+  readonly issuerSecretFile: string;
   readonly file: string;
 }
 
@@ -172,8 +187,40 @@ export function parentSettings(
     keep: intFlag("keep", get("keep")),
     allowEmpty: allow === "yes",
     connectTimeoutMs: intFlag("connect-timeout-ms", get("connect-timeout-ms")),
+    issuerSecretFile: get("issuer-secret-file"),
     file: get("file"),
   };
+}
+
+/**
+ * Checks the contents of `--issuer-secret-file`: a KMS ciphertext (`aws kms encrypt ... --query
+ * CiphertextBlob --output text | base64 -d`), not empty, within the frame's bound, and not text:
+ * a file of visible characters only is the base64 text of a ciphertext or, worse, the secret in
+ * the clear, which must never be on the parent. Nothing of the bytes goes into a message.
+ * @param bytes the file's bytes.
+ * @returns the same bytes.
+ * @throws {RangeError} saying what was expected.
+ * @example
+ * ```ts
+ * import { issuerSecretCiphertext } from "./parent.ts";
+ * const blob = new Uint8Array([1, 2, 2, 0, 0x78, 0x9c, 0xfe, 0x01]);
+ * console.assert(issuerSecretCiphertext(blob) === blob);
+ * ```
+ */
+export function issuerSecretCiphertext(bytes: Uint8Array): Uint8Array {
+  const max = MAX_PAYLOAD_BYTES["issuer-secret"];
+  if (bytes.length === 0 || bytes.length > max) {
+    throw new RangeError(
+      `--issuer-secret-file: expected a KMS ciphertext of 1 to ${max} bytes, got ${bytes.length}`,
+    );
+  }
+  if (bytes.every((b) => (b >= 0x20 && b <= 0x7e) || b === 0x0a || b === 0x0d || b === 0x09)) {
+    throw new RangeError(
+      "--issuer-secret-file: the file is text, expected the binary KMS ciphertext (decode the " +
+        "base64 of `aws kms encrypt` with base64 -d; the secret itself never goes on the parent)",
+    );
+  }
+  return bytes;
 }
 
 /** The S3 side of the parent, from its settings. */
@@ -221,6 +268,9 @@ export async function runParent(s: ParentSettings, logger: Logger): Promise<Runn
       message: (e as Error)?.message,
     });
   try {
+    const issuerSecret = s.issuerSecretFile === ""
+      ? undefined
+      : issuerSecretCiphertext(new Uint8Array(await readFile(s.issuerSecretFile)));
     const ageKey = await bucket.ageKeyCiphertext();
     const current = await bucket.current();
     if (!current && !s.allowEmpty) {
@@ -262,10 +312,17 @@ export async function runParent(s: ParentSettings, logger: Logger): Promise<Runn
     }));
     logger.log("info", "provisioning the enclave", {
       enclave_cid: s.enclaveCid,
-      ports: PROVISIONING.map((p) => p.port).join(","),
+      ports: PROVISIONING.filter((p) => issuerSecret || p.port !== ISSUER_SECRET_PORT)
+        .map((p) => p.port).join(","),
+      issuer_secret: issuerSecret ? "sent (KMS ciphertext)" : "none",
     });
     await sendProvisioning(
-      { credentials, ageKey, shares: current?.file ?? new Uint8Array(0) },
+      {
+        credentials,
+        ageKey,
+        ...(issuerSecret ? { issuerSecret } : {}),
+        shares: current?.file ?? new Uint8Array(0),
+      },
       {
         connect: (port) => channels.connect(s.enclaveCid, port),
         connectTimeoutMs: s.connectTimeoutMs,

@@ -10,7 +10,10 @@
 # Settings (environment): WALLET_MPC_REGION, WALLET_MPC_BUCKET (required), WALLET_MPC_PREFIX,
 # WALLET_MPC_EIF (default dist/enclave/wallet-mpc.eif), WALLET_MPC_ENCLAVE_CID (16),
 # WALLET_MPC_ENCLAVE_CPUS (2), WALLET_MPC_ENCLAVE_MEMORY_MIB (4096), WALLET_MPC_GATEWAY
-# (host:port of the sign-gateway, default 127.0.0.1:8080), WALLET_MPC_DEBUG=1 (debug mode:
+# (host:port of the sign-gateway, default 127.0.0.1:8080; its TLS port when the image's
+# gateway.url is https), WALLET_MPC_PARENT_ISSUER_SECRET_FILE (the KMS ciphertext of the
+# gateway's issuer secret, read by the parent itself; docs/enclave.md "Room tokens in the
+# enclave"), WALLET_MPC_DEBUG=1 (debug mode:
 # console readable, PCRs all zero, so KMS refuses it under the PCR0 policy), DENO (the deno
 # binary, default node_modules/.bin/deno). State (pids, enclave id) in /run/wallet-mpc-enclave.
 set -euo pipefail

@@ -10,13 +10,15 @@
  * would fail its `settings` or `service-config` step, or its service start for a bad callers
  * file, is never built: the KMS key id, region and age recipient must be set; the channel must be
  * vsock and the NSM the device (no test mode); `gateway.url` must be the egress forwarder
- * (`http://127.0.0.1:<port>`); the service listens on loopback without TLS; no gateway token
+ * (`http://127.0.0.1:<port>`, or `https://<host name>:<port>` whose name the image's
+ * `/etc/hosts` maps to 127.0.0.1: TLS end to end to the gateway, needed when the enclave is
+ * given the gateway's issuer secret); the service listens on loopback without TLS; no gateway token
  * (the image is not secret: anyone with the EIF reads every file in it); at least one caller.
  * Nothing here is secret: a key id, a region, a public age recipient, token hashes.
  * @module
  */
 
-import { BOOT_USAGE, bootSettings } from "../boot.ts";
+import { BOOT_USAGE, bootSettings, type GatewayEgress, gatewayEgressOf } from "../boot.ts";
 import { loadServiceConfig } from "../../service/config.ts";
 import { parseCallersFile } from "../../service/auth.ts";
 import type { CpioEntry } from "./cpio.ts";
@@ -87,7 +89,7 @@ export interface EnclaveConfig {
   env: string[];
   /** Files under the root filesystem (paths relative to it). */
   files: CpioEntry[];
-  /** Host names the image's /etc/hosts maps to 127.0.0.1 (the KMS endpoint's). */
+  /** Host names the image's /etc/hosts maps to 127.0.0.1 (the KMS endpoint's, an https gateway's). */
   loopbackHosts: string[];
   /** What was baked, for the build's summary. */
   summary: {
@@ -196,20 +198,25 @@ export async function prepareEnclaveConfig(input: EnclaveConfigInput): Promise<E
     return fail(`service configuration: ${(e as Error).message}`);
   }
   const forwarder = `http://127.0.0.1:<port> (the boot program's egress forwarder to vsock ` +
-    `${s.egressPort}, e.g. http://127.0.0.1:8080)`;
-  let g: URL;
+    `${s.egressPort}, e.g. http://127.0.0.1:8080), or https://<host name>:<port> (TLS end to ` +
+    `end through the same forwarder; the name is mapped to 127.0.0.1 in the image)`;
+  let egress: GatewayEgress;
   try {
-    g = new URL(config.gateway.url);
+    egress = gatewayEgressOf(config.gateway.url);
   } catch {
-    return fail(`service configuration: gateway.url must be ${forwarder}`);
+    return fail(
+      `service configuration: gateway.url must be ${forwarder}, got ${config.gateway.url}`,
+    );
   }
-  const gPort = Number(g.port || 80);
+  const g = new URL(config.gateway.url);
+  // Over https the gateway's certificate names it: a name, never a loopback address.
   if (
-    g.protocol !== "http:" || !["127.0.0.1", "localhost"].includes(g.hostname) ||
-    (g.pathname !== "/" && g.pathname !== "") || g.search !== ""
+    (egress.tls && egress.hostName === null) || (g.pathname !== "/" && g.pathname !== "") ||
+    g.search !== ""
   ) {
     fail(`service configuration: gateway.url must be ${forwarder}, got ${config.gateway.url}`);
   }
+  const gPort = egress.port;
   if ([kmsPort, config.server.port, config.server.webPort].includes(gPort)) {
     fail(
       `service configuration: gateway.url port ${gPort} is taken by the KMS forwarder or the service`,
@@ -256,7 +263,7 @@ export async function prepareEnclaveConfig(input: EnclaveConfigInput): Promise<E
       { type: "file", path: rel(configPath), mode: 0o644, data: input.serviceConfig },
       { type: "file", path: rel(callersPath), mode: 0o644, data: input.callers },
     ],
-    loopbackHosts: [kmsUrl.hostname],
+    loopbackHosts: [kmsUrl.hostname, ...(egress.hostName ? [egress.hostName] : [])],
     summary: {
       kmsKeyId: s.kmsKeyId,
       region: s.region,

@@ -53,6 +53,14 @@ test("a valid configuration: sorted /env lines, the two files under /app/config,
   assert.equal(c.summary.callers, 1);
 });
 
+test("an https gateway: its host name is mapped to loopback, the forwarder carries TLS end to end", async () => {
+  const c = await prepareEnclaveConfig(
+    testConfigInput({ serviceConfig: text(serviceYaml("https://gateway.example:8443")) }),
+  );
+  assert.deepEqual(c.loopbackHosts, ["kms.eu-west-1.amazonaws.com", "gateway.example"]);
+  assert.equal(c.summary.gatewayUrl, "https://gateway.example:8443");
+});
+
 test("a build that would not boot is refused with a clear message", async () => {
   const settings = testConfigInput().settings;
   const without = (name: string) =>
@@ -75,7 +83,14 @@ test("a build that would not boot is refused with a clear message", async () => 
   );
   // The gateway must be the boot program's egress forwarder.
   for (
-    const url of ["http://gateway.internal:8080", "https://127.0.0.1:8080", "http://10.0.0.1:8080"]
+    const url of [
+      "http://gateway.internal:8080",
+      "https://127.0.0.1:8080",
+      "https://localhost:8443",
+      "http://10.0.0.1:8080",
+      "https://10.0.0.1:8443",
+      "https://[::1]:8443",
+    ]
   ) {
     await refused(
       { serviceConfig: text(serviceYaml(url)) },
@@ -84,6 +99,11 @@ test("a build that would not boot is refused with a clear message", async () => 
   }
   await refused(
     { serviceConfig: text(serviceYaml("http://127.0.0.1:443")) },
+    /taken by the KMS forwarder/,
+  );
+  // https takes the KMS forwarder's port 443 unless the URL names another one.
+  await refused(
+    { serviceConfig: text(serviceYaml("https://gateway.example")) },
     /taken by the KMS forwarder/,
   );
   await refused(

@@ -8,7 +8,8 @@
  * `Plaintext`. Refusals answer `AccessDeniedException`, as KMS does.
  *
  * `mode = "plaintext"` turns it into what a host answering KMS itself (or moto) would send: the
- * plaintext, for the test that the enclave refuses such an answer.
+ * plaintext, for the test that the enclave refuses such an answer; `plaintextFor` does that for
+ * one ciphertext only (the second Decrypt of a boot, the issuer secret's).
  * @module
  */
 import { Buffer } from "node:buffer";
@@ -33,6 +34,8 @@ export interface KmsStandIn {
   readonly port: number;
   /** `enforce` (default) or `plaintext` (module doc). */
   mode: "enforce" | "plaintext";
+  /** A `CiphertextBlob` answered as in `plaintext` mode whatever the mode (null: none). */
+  plaintextFor: Uint8Array | null;
   /** Decrypts answered with CiphertextForRecipient. */
   readonly sealed: number;
   /** The refusals' messages, in order. */
@@ -58,7 +61,10 @@ export function startKmsStandIn(o: KmsStandInOptions): Promise<KmsStandIn> {
     refusals.push(message);
     return json(400, { __type: "AccessDeniedException", message });
   };
-  const state = { mode: "enforce" as "enforce" | "plaintext" };
+  const state = {
+    mode: "enforce" as "enforce" | "plaintext",
+    plaintextFor: null as Uint8Array | null,
+  };
   const toMoto = (req: Request, body: string) =>
     fetch(`${o.moto}/`, {
       method: "POST",
@@ -77,7 +83,9 @@ export function startKmsStandIn(o: KmsStandInOptions): Promise<KmsStandIn> {
       return json(400, { __type: "UnsupportedOperationException", message: `${target}` });
     }
     const input = JSON.parse(await req.text());
-    if (state.mode === "plaintext") {
+    const forBlob = state.plaintextFor &&
+      input.CiphertextBlob === Buffer.from(state.plaintextFor).toString("base64");
+    if (state.mode === "plaintext" || forBlob) {
       delete input.Recipient;
       const r = await toMoto(req, JSON.stringify(input));
       return new Response(await r.text(), { status: r.status, headers: r.headers });
@@ -135,6 +143,12 @@ export function startKmsStandIn(o: KmsStandInOptions): Promise<KmsStandIn> {
           },
           set mode(m) {
             state.mode = m;
+          },
+          get plaintextFor() {
+            return state.plaintextFor;
+          },
+          set plaintextFor(b) {
+            state.plaintextFor = b;
           },
           get sealed() {
             return sealed;

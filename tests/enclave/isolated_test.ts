@@ -8,7 +8,15 @@
  * is a forwarder from the parent's vsock 5000 to the stand-in.
  *
  * - the parent boots the enclave; a 2-of-2 sign goes through the ingress bridge (real gRPC over
- *   h2c) and the gateway egress; openssl verifies the signature; no log holds a secret;
+ *   h2c) and the gateway egress; openssl verifies the signature; no log holds a secret; with no
+ *   issuer secret provisioned the service opens no rooms, and the boot says so once;
+ * - with the gateway's issuer secret (its KMS ciphertext sent by the parent on 7104) the
+ *   enclave's service opens the rooms: OpenRoom answers a room and a token the gateway takes,
+ *   and a sign goes through a gateway with access on and no anonymous rooms, reached over TLS
+ *   (the test CA) through the parent, whose relayed bytes hold neither the secret nor a token;
+ * - an issuer secret is refused with the boot's failure line when the gateway URL is http
+ *   (before any KMS call), when it is too short, when the gateway refuses it, and when KMS's
+ *   answer for it carries a Plaintext;
  * - the enclave has no route to anything but its channels;
  * - a wrong PCR0 is refused by KMS and the service never starts; an answer carrying a Plaintext
  *   (a host answering for KMS) is refused;
@@ -22,7 +30,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -30,6 +38,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { CreateKeyCommand, EncryptCommand, KMSClient } from "@aws-sdk/client-kms";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { encodeAccountRecords, fromEntry } from "../../core/account_records.ts";
+import { toHex } from "../../core/bytes.ts";
 import { encryptKeyShareFileBytes, generateAgeIdentity } from "../../keystore/key_store.ts";
 import { MemoryKeyStore } from "../../keystore/memory_key_store.ts";
 import { newMpcClient } from "../../client/mpc_client.ts";
@@ -46,7 +55,7 @@ import { DENO, type GatewayProcess, ROOT, startGateway } from "../../testing/pro
 import { fixturePrimes, secretsOf } from "../../testing/accounts.ts";
 import { ACCOUNT, e2eAccounts, randomDigest } from "../e2e/e2e_helpers.ts";
 import { opensslVerify } from "../../testing/openssl.ts";
-import { makeTestCa } from "../../testing/tls_ca.ts";
+import { makeTestCa, type TestCa } from "../../testing/tls_ca.ts";
 import { isolationMissing, type LoggedProcess, makeNetns, run, spawnLogged } from "./_harness.ts";
 
 const skip = process.env.WALLET_MPC_ENCLAVE !== "1"
@@ -61,6 +70,45 @@ const NSM_PORT = 9000;
 const GOOD_PCR0 = new Uint8Array(48).fill(0x5a);
 const WRONG_PCR0 = new Uint8Array(48).fill(0x5b);
 const BOOT_MS = 120_000;
+/** The enclave's gateway URL with room tokens: TLS to the gateway through the forwarder. */
+const TLS_GATEWAY_URL = "https://localhost:8443";
+
+const randomHex = (bytes: number) => toHex(crypto.getRandomValues(new Uint8Array(bytes)));
+
+/** What a relay saw of one connection: the first bytes each way and all of it. */
+interface Relayed {
+  readonly connections: { first: number[] }[];
+  readonly bytes: Uint8Array[];
+}
+
+/** `conn`, with every byte written to it or read from it recorded in `seen`. */
+function recording(conn: Deno.Conn, seen: Relayed): Deno.Conn {
+  const c = { first: [] as number[] };
+  seen.connections.push(c);
+  const note = (b: Uint8Array) => {
+    if (b.length > 0 && c.first.length < 2) c.first.push(b[0]);
+    seen.bytes.push(b.slice());
+  };
+  return new Proxy(conn, {
+    get(target, key) {
+      if (key === "write") {
+        return (b: Uint8Array) => {
+          note(b);
+          return target.write(b);
+        };
+      }
+      if (key === "read") {
+        return async (b: Uint8Array) => {
+          const n = await target.read(b);
+          if (n) note(b.subarray(0, n));
+          return n;
+        };
+      }
+      const v = Reflect.get(target, key);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
 
 describe("the enclave in a network namespace", { skip }, () => {
   let dir: string;
@@ -77,6 +125,16 @@ describe("the enclave in a network namespace", { skip }, () => {
   let token: string;
   let serviceConfig: string;
   let caFile: string;
+  let tls: TestCa;
+  // Room tokens: a gateway with access on and no anonymous rooms, its issuer secret, and the
+  // KMS ciphertexts the parent sends (the secret, one too short, one the gateway refuses).
+  let roomGateway: GatewayProcess;
+  let issuerSecret: string;
+  let issuerFiles: { good: string; short: string; wrong: string };
+  let tlsServiceConfig: string;
+  /** The parent's egress port to the room gateway (a relay that records, then TLS). */
+  let relayPort: number;
+  const relayed: Relayed = { connections: [], bytes: [] };
   const forwarders: Forwarder[] = [];
   const listeners: Deno.Listener[] = [];
   let clientKeys: MemoryKeyStore;
@@ -90,7 +148,7 @@ describe("the enclave in a network namespace", { skip }, () => {
     sock = join(dir, "vsock");
     Deno.mkdirSync(sock);
     moto = await startMoto();
-    const tls = makeTestCa(dir);
+    tls = makeTestCa(dir);
     caFile = tls.caFile;
     nsm = await createFakeNsm({ pcrs: new Map([[0, GOOD_PCR0]]) });
     kms = await startKmsStandIn({
@@ -132,6 +190,20 @@ describe("the enclave in a network namespace", { skip }, () => {
         Plaintext: new TextEncoder().encode(`# the enclave's age key\n${persistent.identity}\n`),
       }),
     )).CiphertextBlob!;
+    issuerSecret = randomHex(32);
+    const sealTo = async (name: string, plain: string) => {
+      const blob = (await kmsAdmin.send(
+        new EncryptCommand({ KeyId: keyArn, Plaintext: new TextEncoder().encode(plain) }),
+      )).CiphertextBlob!;
+      writeFileSync(join(dir, name), blob);
+      return join(dir, name);
+    };
+    const wrongSecret = randomHex(32);
+    issuerFiles = {
+      good: await sealTo("issuer-secret.kms", `${issuerSecret}\n`), // as `echo` writes it
+      short: await sealTo("issuer-secret-short.kms", "an-issuer-secret-too-short"),
+      wrong: await sealTo("issuer-secret-wrong.kms", wrongSecret),
+    };
     kmsAdmin.destroy();
     const s3 = new S3Client({
       region: REGION,
@@ -149,7 +221,13 @@ describe("the enclave in a network namespace", { skip }, () => {
     // published as the first version with the parent's own command.
     const [client, service] = await e2eAccounts();
     clientKeys = new MemoryKeyStore(client);
-    secrets = [...service.values()].flatMap(secretsOf).concat(persistent.identity, imdsSecret);
+    secrets = [...service.values()].flatMap(secretsOf).concat(
+      persistent.identity,
+      imdsSecret,
+      issuerSecret,
+      wrongSecret,
+      "an-issuer-secret-too-short",
+    );
     const file = join(dir, "service_key_shares.age");
     writeFileSync(
       file,
@@ -175,6 +253,28 @@ describe("the enclave in a network namespace", { skip }, () => {
     assert.equal(await publish.exited, 0, publish.output());
 
     gateway = await startGateway("deno");
+    const tokenSecret = randomHex(32);
+    secrets.push(tokenSecret);
+    roomGateway = await startGateway("deno", ["--set", "access.allow_anonymous=false"], {
+      WALLET_MPC_GATEWAY_ACCESS_ENABLED: "true",
+      WALLET_MPC_GATEWAY_TOKEN_SECRET: tokenSecret,
+      WALLET_MPC_GATEWAY_ISSUER_SECRET: issuerSecret,
+    });
+    // TLS in front of it (a load balancer's part; the certificate of the test CA), and before
+    // that a relay recording what the parent's egress carries.
+    const front = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: tls.cert, key: tls.key });
+    forwarders.push(
+      forward(front, () => Deno.connect({ hostname: "127.0.0.1", port: roomGateway.port })),
+    );
+    const relay = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    relayPort = relay.addr.port;
+    forwarders.push(
+      forward(
+        relay,
+        async () =>
+          recording(await Deno.connect({ hostname: "127.0.0.1", port: front.addr.port }), relayed),
+      ),
+    );
     token = generateToken();
     const callers = join(dir, "callers.yaml");
     writeFileSync(
@@ -191,6 +291,14 @@ describe("the enclave in a network namespace", { skip }, () => {
         "logging: { format: json }",
       ].join("\n") + "\n",
     );
+    tlsServiceConfig = join(dir, "sign-service-tls.yaml");
+    writeFileSync(
+      tlsServiceConfig,
+      readFileSync(serviceConfig, "utf8").replace(
+        "gateway: { url: http://127.0.0.1:8080 }",
+        `gateway: { url: ${TLS_GATEWAY_URL} }`,
+      ),
+    );
     netns = makeNetns(`wmpc-${process.pid}`);
   });
 
@@ -201,6 +309,7 @@ describe("the enclave in a network namespace", { skip }, () => {
     await imds?.shutdown();
     await kms?.stop();
     await gateway?.stop().catch(() => {});
+    await roomGateway?.stop().catch(() => {});
     await moto?.stop();
     netns?.remove();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -221,8 +330,22 @@ describe("the enclave in a network namespace", { skip }, () => {
     ];
   }
 
-  /** Starts the enclave in the namespace and the parent outside. */
-  function boot() {
+  /** What a boot differs in: the service's configuration, the issuer secret, the egress. */
+  interface BootOptions {
+    /** The service configuration file (default the http one, no room tokens). */
+    readonly config?: string;
+    /** The KMS ciphertext of the issuer secret the parent sends (default none). */
+    readonly issuerFile?: string;
+    /** The port the parent's egress connects to (default the gateway without access). */
+    readonly egressTo?: number;
+  }
+
+  /**
+   * Starts the enclave in the namespace and the parent outside, after stopping what an earlier
+   * test left running (a failed assertion skips its stop; the namespace's ports must be free).
+   */
+  async function boot(o: BootOptions = {}) {
+    for (const p of running.splice(0)) await p.stop("SIGKILL");
     boots++;
     const t0 = performance.now();
     const enclave = spawnLogged("ip", [
@@ -248,10 +371,10 @@ describe("the enclave in a network namespace", { skip }, () => {
       "--age-recipient",
       persistent.recipient,
       "--service-config",
-      serviceConfig,
+      o.config ?? serviceConfig,
       "--state-dir",
       join(dir, `state-${boots}`),
-    ], { NODE_EXTRA_CA_CERTS: caFile });
+    ], { NODE_EXTRA_CA_CERTS: caFile, DENO_CERT: caFile });
     const parent = spawnLogged(DENO, [
       "run",
       "-A",
@@ -267,14 +390,15 @@ describe("the enclave in a network namespace", { skip }, () => {
       "--ingress",
       "127.0.0.1:0=50052",
       "--egress",
-      `8080=127.0.0.1:${gateway.port}`,
+      `8080=127.0.0.1:${o.egressTo ?? gateway.port}`,
+      ...(o.issuerFile ? ["--issuer-secret-file", o.issuerFile] : []),
     ]);
     running.push(enclave, parent);
     return { enclave, parent, t0 };
   }
 
-  async function bootReady() {
-    const b = boot();
+  async function bootReady(o: BootOptions = {}) {
+    const b = await boot(o);
     const ready = await b.enclave.waitFor(
       "the enclave to be ready",
       (l) => l.msg === "enclave ready",
@@ -297,21 +421,21 @@ describe("the enclave in a network namespace", { skip }, () => {
     for (const p of ps) await p.stop("SIGTERM");
   }
 
-  function client(grpcPort: number) {
+  function client(grpcPort: number, gatewayUrl = gateway.url) {
     return newMpcClient({
       rpcTransport: createGrpcTransport({
         baseUrl: `http://127.0.0.1:${grpcPort}`,
       }),
-      gatewayUrl: gateway.url,
+      gatewayUrl,
       token,
       keyStore: clientKeys,
       generatePrimes: fixturePrimes(6),
     });
   }
 
-  async function signAndVerify(grpcPort: number) {
+  async function signAndVerify(grpcPort: number, gatewayUrl = gateway.url) {
     const digest = randomDigest();
-    const sig = await client(grpcPort).signTx(digest, ACCOUNT, { path: "m/0/7" });
+    const sig = await client(grpcPort, gatewayUrl).signTx(digest, ACCOUNT, { path: "m/0/7" });
     assert.equal(opensslVerify(sig.publicKey, digest, sig.der), true, "openssl verifies");
     return sig;
   }
@@ -321,6 +445,24 @@ describe("the enclave in a network namespace", { skip }, () => {
       const text = p.output();
       for (const s of secrets) assert.ok(!text.includes(s), "a secret appears in a log");
     }
+  }
+
+  /** The enclave's `enclave boot failed` line, after it exited 1 without serving. */
+  async function bootFailure(b: Awaited<ReturnType<typeof boot>>) {
+    const ready = await b.enclave.waitFor(
+      "the boot to end",
+      (l) => l.msg === "enclave ready",
+      BOOT_MS,
+    )
+      .then(() => true, () => false); // fails as soon as the enclave exits
+    assert.equal(ready, false, `the enclave booted: ${b.enclave.output()}`);
+    assert.equal(await b.enclave.exited, 1, b.enclave.output());
+    const failed = b.enclave.lines.find((l) => l.msg === "enclave boot failed");
+    assert.ok(failed, b.enclave.output());
+    assert.ok(!b.enclave.lines.some((l) => l.msg === "listening"), "the service never listened");
+    await stop(b.parent);
+    assertNoSecrets(b.enclave, b.parent);
+    return failed;
   }
 
   test("the parent boots the enclave; a 2-of-2 sign through ingress and egress verifies", async () => {
@@ -337,8 +479,107 @@ describe("the enclave in a network namespace", { skip }, () => {
     });
     assert.match((await web.service.health({})).status, /serving/);
     assert.equal(kms.sealed, 1, "one attested decrypt");
+    // No issuer secret sent: the clients pick the rooms, and the boot says so once.
+    const said = b.enclave.lines.filter((l) => l.msg === "no issuer secret provisioned");
+    assert.equal(said.length, 1);
+    assert.equal(b.enclave.lines.find((l) => l.msg === "session rooms")?.room_tokens, false);
+    assert.ok(!b.enclave.lines.some((l) => l.msg === "provisioning message" && l.port === 7104));
     await stop(b.enclave, b.parent);
     assertNoSecrets(b.enclave, b.parent);
+  });
+
+  test("with the issuer secret the enclave's service opens the rooms: a sign through a gateway without anonymous rooms, TLS through the parent", async () => {
+    const room = (id: string) => `${roomGateway.url}/rooms/${id}/issue_unique_idx`;
+    const anonymous = await fetch(room("ab".repeat(16)), { method: "POST" });
+    await anonymous.body?.cancel();
+    assert.equal(anonymous.status, 401, "the gateway refuses a request without a token");
+    const sealed = kms.sealed;
+    const b = await bootReady({
+      config: tlsServiceConfig,
+      issuerFile: issuerFiles.good,
+      egressTo: relayPort,
+    });
+    assert.equal(kms.sealed - sealed, 2, "two attested decrypts: the age key, the issuer secret");
+    assert.ok(b.enclave.lines.some((l) => l.msg === "provisioning message" && l.port === 7104));
+    assert.ok(!b.enclave.lines.some((l) => l.msg === "no issuer secret provisioned"));
+    const provisioned = b.enclave.lines.find((l) => l.msg === "issuer secret provisioned");
+    assert.equal(provisioned?.gateway_check, "accepted", "the gateway took the secret at boot");
+    assert.equal(b.enclave.lines.find((l) => l.msg === "session rooms")?.room_tokens, true);
+    assert.equal(
+      b.parent.lines.find((l) => l.msg === "provisioning the enclave")?.ports,
+      "7100,7101,7104,7102",
+    );
+
+    // OpenRoom: a room and a token that the gateway takes for that room.
+    const c = client(b.grpc, roomGateway.url);
+    const opened = await c.service.openRoom(
+      { accountId: ACCOUNT, operation: "sign" },
+      { headers: { authorization: `Bearer ${token}` } },
+    );
+    assert.match(opened.roomId, /^[0-9a-f]{32}$/);
+    assert.ok(Number(opened.expiresAt) > Date.now() / 1000, "the token has not expired");
+    const withToken = await fetch(room(opened.roomId), {
+      method: "POST",
+      headers: { authorization: `Bearer ${opened.gatewayToken}` },
+    });
+    await withToken.body?.cancel();
+    assert.equal(withToken.status, 200, "the room token opens its room");
+
+    // The client library's sign: OpenRoom, then the session in that room with its token.
+    await signAndVerify(b.grpc, roomGateway.url);
+    await b.enclave.waitFor(
+      "the sign's audit line",
+      (l) => l.action === "sign" && l.outcome === "ok",
+    );
+    const opens = b.enclave.lines.filter((l) => l.action === "open_room" && l.outcome === "ok");
+    assert.ok(opens.length >= 2, "the sign ran in a room the service opened");
+    await stop(b.enclave, b.parent);
+    assertNoSecrets(b.enclave, b.parent);
+
+    // The parent relayed the enclave's gateway traffic as TLS: no secret, no token in clear.
+    assert.ok(relayed.connections.length > 0, "the gateway traffic went through the parent");
+    for (const conn of relayed.connections) {
+      assert.equal(conn.first[0], 0x16, "each connection opens with a TLS handshake record");
+    }
+    const seen = new TextDecoder("latin1").decode(
+      Uint8Array.from(relayed.bytes.flatMap((b) => [...b])),
+    );
+    assert.ok(!seen.includes(issuerSecret), "the issuer secret crossed the parent in clear");
+    assert.ok(!seen.includes(opened.gatewayToken), "a room token crossed the parent in clear");
+    assert.ok(!/authorization|bearer/i.test(seen), "an HTTP header crossed the parent in clear");
+  });
+
+  test("an issuer secret with an http gateway URL is refused before any KMS call", async () => {
+    const sealed = kms.sealed;
+    const failed = await bootFailure(await boot({ issuerFile: issuerFiles.good }));
+    assert.equal(failed.step, "issuer-secret");
+    assert.equal(failed.code, "cleartext-gateway");
+    assert.match(String(failed.message), /parent .* would read the secret/);
+    assert.equal(kms.sealed, sealed, "no KMS decrypt");
+  });
+
+  test("a short issuer secret, and one the gateway refuses, end the boot with a typed line", async () => {
+    const viaTls = { config: tlsServiceConfig, egressTo: relayPort };
+    let failed = await bootFailure(await boot({ ...viaTls, issuerFile: issuerFiles.short }));
+    assert.equal(failed.step, "issuer-secret");
+    assert.equal(failed.code, "malformed");
+    failed = await bootFailure(await boot({ ...viaTls, issuerFile: issuerFiles.wrong }));
+    assert.equal(failed.step, "issuer-secret");
+    assert.equal(failed.code, "rejected");
+    assert.match(String(failed.message), /gateway refused the issuer secret \(403/);
+  });
+
+  test("a Plaintext answer for the issuer secret (a host answering for KMS) is refused", async () => {
+    kms.plaintextFor = new Uint8Array(readFileSync(issuerFiles.good));
+    try {
+      const failed = await bootFailure(
+        await boot({ config: tlsServiceConfig, issuerFile: issuerFiles.good, egressTo: relayPort }),
+      );
+      assert.equal(failed.step, "issuer-secret-decrypt");
+      assert.equal(failed.code, "plaintext-answer");
+    } finally {
+      kms.plaintextFor = null;
+    }
   });
 
   test("the enclave has no route to anything but its channels", () => {
@@ -371,7 +612,7 @@ describe("the enclave in a network namespace", { skip }, () => {
     const good = nsm;
     nsm = { ...(await createFakeNsm({ pcrs: new Map([[0, WRONG_PCR0]]) })) };
     try {
-      const b = boot();
+      const b = await boot();
       assert.equal(await b.enclave.exited, 1, b.enclave.output());
       const failed = b.enclave.lines.find((l) => l.msg === "enclave boot failed");
       assert.equal(failed?.step, "kms-decrypt");
@@ -388,7 +629,7 @@ describe("the enclave in a network namespace", { skip }, () => {
   test("a Decrypt answer carrying a Plaintext (a host answering for KMS) is refused", async () => {
     kms.mode = "plaintext";
     try {
-      const b = boot();
+      const b = await boot();
       assert.equal(await b.enclave.exited, 1, b.enclave.output());
       const failed = b.enclave.lines.find((l) => l.msg === "enclave boot failed");
       assert.equal(failed?.step, "kms-decrypt");
