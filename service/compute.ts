@@ -53,6 +53,8 @@ export interface ServiceComputeOptions {
   /** The worker module (tests: one with crash hooks). */
   readonly workerUrl?: URL;
   readonly workerData?: unknown;
+  /** Accounts the service holds: sizes the workers' per-modulus caches (`setAccounts` later). */
+  readonly accounts?: number;
 }
 
 /**
@@ -78,6 +80,7 @@ export async function startServiceCompute(
     workers: config.compute.workers === 0 ? undefined : config.compute.workers,
     workerUrl: options.workerUrl,
     workerData: options.workerData,
+    accounts: options.accounts,
     onEvent: (e) => {
       metrics.poolEvent(e);
       if (e.type === "worker-stopped" && e.reason === "crashed") {

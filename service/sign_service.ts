@@ -155,6 +155,8 @@ export interface SignServiceDeps {
    * (default: one over `presignatures` with the pool's default bounds).
    */
   readonly presignaturePool?: PresignaturePool;
+  /** Called after a key generation added an account (the service sizes its caches). */
+  readonly onAccountsChanged?: () => void;
   readonly roundTimeoutMs?: number;
   readonly handshakeTimeoutMs?: number;
   /** Whether the service is draining (answers UNAVAILABLE to new sessions). */
@@ -715,6 +717,7 @@ async function keygen(s: Rpc, req: Req<"keygen">, call: Call): Promise<Answer<"k
       opts,
       s.life,
     );
+    deps.onAccountsChanged?.();
     call.note({ sessionId: r.sessionId });
     const own = r.entry.identity!.publicKeys[deps.partyIndex];
     return {

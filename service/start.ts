@@ -162,7 +162,10 @@ export async function startSignService(
     burst: config.rateLimit.burst,
   });
   // Protocol compute on worker threads, admission control and metrics (service/compute.ts).
-  const compute = await startServiceCompute(config, { logger });
+  const compute = await startServiceCompute(config, {
+    logger,
+    accounts: Math.max(1, store.accounts().length),
+  });
   compute.metrics.watchPresignatures(() => presignaturePool.stats());
   const sessions = createSessionLimiter({
     maxConcurrent: config.rateLimit.maxConcurrentSessions,
@@ -232,6 +235,12 @@ export async function startSignService(
     metrics: compute.metrics,
     presignatures,
     presignaturePool,
+    onAccountsChanged: () => {
+      // The per-modulus caches of this thread and of the workers follow the accounts held.
+      const n = Math.max(1, store.accounts().length);
+      sizeModPowCaches(n);
+      compute.pool.setAccounts(n);
+    },
     roundTimeoutMs: config.mpc.roundTimeoutMs,
     handshakeTimeoutMs: config.mpc.roundTimeoutMs,
     draining: () => draining,
