@@ -720,13 +720,13 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       const hash = parseHash(options.hash);
       const path = parseDerivationPath(options.path ?? "");
       const target = { accountId, path, hash };
-      refiller?.add(target);
       const release = refiller?.yieldToSigning();
       const budget = { signal: options.signal, timeoutMs: options.timeoutMs };
       try {
         return await calls.run(budget, async (b) => {
           await committed(accountId, b.signal);
           const epoch = await storedCurrentEpoch(keyStore, accountId);
+          refiller?.add(target); // an account held and committed: keep a pool for it
           const id = pool.pick(target, epoch);
           if (id !== undefined) {
             try {

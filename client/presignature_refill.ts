@@ -172,7 +172,14 @@ export function createPresignatureRefiller(
   /** The next target to fill and how many to make, or undefined when all are full. */
   async function next(): Promise<[PoolTarget, number] | undefined> {
     for (const [key, t] of targets) {
-      const have = await deps.count(t);
+      let have: number;
+      try {
+        have = await deps.count(t);
+      } catch (e) {
+        // An account that cannot be read (gone, uncommitted): skipped, the others go on.
+        deps.onError?.(e, t);
+        continue;
+      }
       if (have < o.lowWater) filling.add(key);
       if (have >= o.size) filling.delete(key);
       if (filling.has(key)) return [t, Math.min(o.batch, o.size - have)];
@@ -184,7 +191,7 @@ export function createPresignatureRefiller(
     let backoff = 0;
     while (!stopped.signal.aborted) {
       if (wake.signal.aborted) wake = new AbortController();
-      const job = signing > 0 ? undefined : await next().catch(() => undefined);
+      const job = signing > 0 ? undefined : await next();
       if (!job) {
         if (wake.signal.aborted) continue; // kicked while looking: look again
         if (signing === 0) {

@@ -120,3 +120,18 @@ test("bad settings are refused", () => {
     assert.throws(() => createPresignatureRefiller(f.deps, o), RangeError, JSON.stringify(o));
   }
 });
+
+test("a target whose count cannot be read is skipped; the others are filled", async () => {
+  const errors: unknown[] = [];
+  const f = fake({ onError: (e) => errors.push(e) });
+  const count = f.deps.count;
+  f.deps.count = (t) =>
+    t.accountId === "alice" ? Promise.reject(new Error("no such account")) : count(t);
+  const r = createPresignatureRefiller(f.deps, { size: 2, lowWater: 1, batch: 2 });
+  r.add(A);
+  r.add(B);
+  await r.idle();
+  assert.deepEqual(f.sessions, [["bob", 2]]);
+  assert.ok(errors.length >= 1);
+  await r.close();
+});
