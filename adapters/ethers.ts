@@ -6,6 +6,14 @@
  * sign-service. `v` follows ethers' rules (`signature.ts`): 27 / 28 in message signatures,
  * `yParity` in typed transactions, EIP-155 in legacy ones. ethers is a peer dependency.
  *
+ * Transactions, messages and typed data go to the client as the PREIMAGE of their digest
+ * (`Transaction.unsignedSerialized`; the EIP-191 prefix, the message's byte length and the
+ * message; `TypedDataEncoder.encode`, i.e. `0x1901 || hashDomain || hashStruct`) through
+ * `MpcClient.signMessage` with hash keccak256: one round with a presignature when the client's
+ * pool holds one, else in full (`signature.ts`, "Messages, not digests"). The digest ethers
+ * computes (`unsignedHash`, `hashMessage`, `TypedDataEncoder.hash`) must be the preimage's and
+ * the one the client signed, else `DigestMismatchError`. `signDigest` signs a raw digest, in full.
+ *
  * @example
  * ```ts
  * import { JsonRpcProvider, parseEther } from "ethers";
@@ -23,13 +31,17 @@
  */
 import {
   AbstractSigner,
+  concat,
   copyRequest,
   getAddress,
+  getBytes,
   hashMessage,
+  MessagePrefix,
   type Provider,
   resolveAddress,
   resolveProperties,
   Signature,
+  toUtf8Bytes,
   Transaction,
   type TransactionLike,
   type TransactionRequest,
@@ -37,8 +49,14 @@ import {
   TypedDataEncoder,
   type TypedDataField,
 } from "ethers";
-import { type MpcAccountOptions, type MpcSignature, signDigest } from "./signature.ts";
+import {
+  type MpcAccountOptions,
+  type MpcSignature,
+  signDigest,
+  signKeccakPreimage,
+} from "./signature.ts";
 
+export { DigestMismatchError } from "./signature.ts";
 export type { Hex, MpcAccountOptions, MpcSignature } from "./signature.ts";
 
 /** Options of {@link MpcEthersSigner}. */
@@ -105,9 +123,9 @@ export class MpcEthersSigner extends AbstractSigner {
     return signDigest(this.#account, digest);
   }
 
-  async #sign(digest: string): Promise<Signature> {
-    const sig = await this.signDigest(digest);
-    return Signature.from({ r: sig.r, s: sig.s, yParity: sig.yParity });
+  /** Signs keccak256(preimage), which must be `digest` (`signature.ts`). */
+  #signPreimage(preimage: Uint8Array, digest: string): Promise<MpcSignature> {
+    return signKeccakPreimage(this.#account, preimage, digest);
   }
 
   /**
@@ -135,7 +153,8 @@ export class MpcEthersSigner extends AbstractSigner {
     }
     delete req.from;
     const btx = Transaction.from(req as TransactionLike<string>);
-    btx.signature = await this.#sign(btx.unsignedHash);
+    const sig = await this.#signPreimage(getBytes(btx.unsignedSerialized), btx.unsignedHash);
+    btx.signature = Signature.from({ r: sig.r, s: sig.s, yParity: sig.yParity });
     return btx.serialized;
   }
 
@@ -145,7 +164,11 @@ export class MpcEthersSigner extends AbstractSigner {
    * @returns r || s || v, 65 bytes hex, v 27 or 28.
    */
   override async signMessage(message: string | Uint8Array): Promise<string> {
-    return (await this.signDigest(hashMessage(message))).serialized;
+    const bytes = typeof message === "string" ? toUtf8Bytes(message) : getBytes(message);
+    const preimage = getBytes(
+      concat([toUtf8Bytes(MessagePrefix), toUtf8Bytes(String(bytes.length)), bytes]),
+    );
+    return (await this.#signPreimage(preimage, hashMessage(message))).serialized;
   }
 
   /**
@@ -165,7 +188,8 @@ export class MpcEthersSigner extends AbstractSigner {
       if (address == null) throw new Error(`cannot resolve the ENS name ${name}`);
       return address;
     });
+    const preimage = TypedDataEncoder.encode(populated.domain, types, populated.value);
     const digest = TypedDataEncoder.hash(populated.domain, types, populated.value);
-    return (await this.signDigest(digest)).serialized;
+    return (await this.#signPreimage(getBytes(preimage), digest)).serialized;
   }
 }

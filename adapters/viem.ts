@@ -7,6 +7,15 @@
  * and fees, signs locally and sends `eth_sendRawTransaction`. `v` follows viem's rules
  * (`signature.ts`). viem is a peer dependency.
  *
+ * Transactions, messages and typed data go to the client as the PREIMAGE of their digest (the
+ * serializer's output for the signable transaction; `toPrefixedMessage`; `0x1901 ||
+ * hashDomain || hashStruct` for EIP-712, `0x1901 || hashDomain` when the primary type is the
+ * domain) through `MpcClient.signMessage` with hash keccak256: one round with a presignature
+ * when the client's pool holds one, else in full (`signature.ts`, "Messages, not digests"). The
+ * digest viem computes (`keccak256` of the serialized transaction, `hashMessage`,
+ * `hashTypedData`) must be the preimage's and the one the client signed, else
+ * `DigestMismatchError`. `sign({ hash })` and `signDigest` sign a raw digest, in full.
+ *
  * @example
  * ```ts
  * import { type Address, createWalletClient, type Hash, http, parseEther } from "viem";
@@ -24,23 +33,36 @@
  */
 import {
   type Address,
+  concat,
   getAddress,
+  getTypesForEIP712Domain,
+  hashDomain,
   hashMessage,
+  hashStruct,
   hashTypedData,
   type Hex,
+  hexToBytes,
   keccak256,
   type LocalAccount,
   serializeSignature,
   serializeTransaction,
   type SignableMessage,
+  toPrefixedMessage,
   type TransactionSerializable,
   type TypedData,
   type TypedDataDefinition,
+  type TypedDataDomain,
 } from "viem";
 import { toAccount } from "viem/accounts";
 import { Point } from "../core/params.ts";
-import { type MpcAccountOptions, type MpcSignature, signDigest } from "./signature.ts";
+import {
+  type MpcAccountOptions,
+  type MpcSignature,
+  signDigest,
+  signKeccakPreimage,
+} from "./signature.ts";
 
+export { DigestMismatchError } from "./signature.ts";
 export type { MpcAccountOptions, MpcSignature } from "./signature.ts";
 
 /** A viem local account signing with an MPC account, and its raw-digest signer. */
@@ -53,6 +75,34 @@ export type MpcViemAccount = LocalAccount<"wallet-mpc"> & {
 
 function viemSignature(sig: MpcSignature) {
   return { r: sig.r, s: sig.s, yParity: sig.yParity, v: BigInt(sig.v) };
+}
+
+/** A struct type as viem's EIP-712 functions take it. */
+type StructTypes = Record<string, readonly { name: string; type: string }[]>;
+
+/**
+ * The EIP-712 preimage viem's `hashTypedData` hashes: `0x1901 || hashDomain || hashStruct`, or
+ * without the struct when the primary type is `EIP712Domain` (viem's rule). Call it after
+ * `hashTypedData`, which validates the data.
+ */
+function typedDataPreimage(typedData: {
+  domain?: TypedDataDomain;
+  types: Record<string, unknown>;
+  primaryType: string;
+  message?: Record<string, unknown>;
+}): Hex {
+  const domain = typedData.domain ?? {};
+  const types = {
+    EIP712Domain: getTypesForEIP712Domain({ domain }),
+    ...typedData.types,
+  } as StructTypes;
+  const parts: Hex[] = ["0x1901", hashDomain({ domain, types })];
+  if (typedData.primaryType !== "EIP712Domain") {
+    parts.push(
+      hashStruct({ data: typedData.message ?? {}, primaryType: typedData.primaryType, types }),
+    );
+  }
+  return concat(parts);
 }
 
 /**
@@ -70,27 +120,35 @@ export async function toMpcAccount(options: MpcAccountOptions): Promise<MpcViemA
   const compressed = await ref.client.getPublicKey(ref.accountId, { path: ref.path });
   const publicKey = `0x${Point.fromHex(compressed.replace(/^0x/, "")).toHex(false)}` as Hex;
   const sign = (digest: Hex | Uint8Array) => signDigest(ref, digest);
+  /** Signs keccak256(preimage), which must be `digest` (`signature.ts`). */
+  const signPreimage = async (preimage: Hex, digest: Hex) =>
+    viemSignature(await signKeccakPreimage(ref, hexToBytes(preimage), digest));
   const account = toAccount({
     address,
     async sign({ hash }: { hash: Hex }) {
       return serializeSignature(viemSignature(await sign(hash)));
     },
     async signMessage({ message }: { message: SignableMessage }) {
-      return serializeSignature(viemSignature(await sign(hashMessage(message))));
+      return serializeSignature(
+        await signPreimage(toPrefixedMessage(message), hashMessage(message)),
+      );
     },
     async signTypedData<
       const typedData extends TypedData | Record<string, unknown>,
       primaryType extends keyof typedData | "EIP712Domain" = keyof typedData,
     >(typedData: TypedDataDefinition<typedData, primaryType>) {
-      return serializeSignature(viemSignature(await sign(hashTypedData(typedData))));
+      const digest = hashTypedData(typedData); // validates the data first
+      const preimage = typedDataPreimage(typedData as Parameters<typeof typedDataPreimage>[0]);
+      return serializeSignature(await signPreimage(preimage, digest));
     },
     async signTransaction(transaction, { serializer = serializeTransaction } = {}) {
       // As viem's own signTransaction: an EIP-4844 transaction is signed without its sidecars.
       const signable = transaction.type === "eip4844"
         ? { ...transaction, sidecars: false }
         : transaction;
-      const hash = keccak256(await serializer(signable as TransactionSerializable));
-      return await serializer(transaction, viemSignature(await sign(hash)));
+      const preimage = await serializer(signable as TransactionSerializable);
+      const signature = await signPreimage(preimage, keccak256(preimage));
+      return await serializer(transaction, signature);
     },
   });
   return { ...account, source: "wallet-mpc", publicKey, signDigest: sign };
