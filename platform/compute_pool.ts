@@ -29,12 +29,22 @@
  *   thread's.
  *
  * @example
- * ```ts ignore
- * const pool = createComputePool({ workers: 2 });
- * await pool.ready();
- * const compute = pool.stepper({ priority: 1, label: "sign" });
- * const sig = await runProtocol(fullSignProtocol, input, transport, { compute, signal });
- * await pool.close();
+ * ```ts
+ * import { type ComputePool, createComputePool } from "./compute_pool.ts";
+ * import { fullSignProtocol, runProtocol, type Transport } from "../core/protocols/mod.ts";
+ * import type { FullSignInput } from "../core/protocols/sign.ts";
+ * // Workers need read access (a doc test has none): functions, type-checked, not run here.
+ * export async function startPool(): Promise<ComputePool> {
+ *   const pool = createComputePool({ workers: 2 }); // once per process; pool.close() at exit
+ *   await pool.ready();
+ *   return pool;
+ * }
+ * // The session admitted n-th: its start / step calls run on the workers, older sessions first.
+ * export function sign(pool: ComputePool, n: number, input: FullSignInput, transport: Transport) {
+ *   const compute = pool.stepper({ priority: n, label: "sign" });
+ *   const signal = AbortSignal.timeout(60_000); // cancels the queued or running step too
+ *   return runProtocol(fullSignProtocol, input, transport, { compute, signal });
+ * }
  * ```
  * @module
  */

@@ -792,9 +792,15 @@ export function stepPresign(
  * Its output is this party's `Presignature`; store it with a `PresignatureStore` and use it at
  * most once (sign.ts `signMessageWithPresignature`).
  * @example
- * ```ts ignore
- * const input = { share, sid, keyId, epoch, hash: "sha256" } as const;
- * const pre = await runProtocol(presignProtocol, input, transport);
+ * ```ts
+ * import { presignProtocol } from "./presign.ts";
+ * import { runProtocol, type Transport } from "./driver.ts";
+ * import type { KeyShare } from "./types.ts";
+ * // Needs the peer and seconds of Paillier work: a function, type-checked, not run here.
+ * export function presign(share: KeyShare, sid: Uint8Array, epoch: string, transport: Transport) {
+ *   const input = { share, sid, keyId: "alice", epoch, hash: "sha256" } as const;
+ *   return runProtocol(presignProtocol, input, transport); // this party's Presignature
+ * }
  * ```
  */
 export const presignProtocol: Protocol<PresignInput, PresignState, Presignature> = {
@@ -814,9 +820,22 @@ export const presignProtocol: Protocol<PresignInput, PresignState, Presignature>
  * @throws {ProtocolAbort} "key-locked", or an abort of the protocol with blame;
  *   {TransportError} on timeout or cancellation.
  * @example
- * ```ts ignore
- * const input = { share, sid, keyId, epoch, hash: "sha256" } as const;
- * const id = await generatePresignature(input, transport, { store });
+ * ```ts
+ * import { generatePresignature } from "./presign.ts";
+ * import type { Transport } from "./driver.ts";
+ * import type { KeyShare } from "./types.ts";
+ * import type { PresignatureStore } from "../presignature_store.ts";
+ * // Needs the peer and seconds of Paillier work: a function, type-checked, not run here.
+ * export function refill(
+ *   share: KeyShare,
+ *   sid: Uint8Array, // fresh, agreed with the peer
+ *   epoch: string, // the key's current epoch, from the key store
+ *   transport: Transport,
+ *   store: PresignatureStore,
+ * ): Promise<string> {
+ *   const input = { share, sid, keyId: "alice", epoch, hash: "sha256" } as const;
+ *   return generatePresignature(input, transport, { store }); // for signMessageWithPresignature
+ * }
  * ```
  */
 export async function generatePresignature(

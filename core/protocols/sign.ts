@@ -307,9 +307,23 @@ async function lockOnBadShare(
  *   the protocol, "bad-signature-share" naming the culprits (the key is then locked in `store`);
  *   {TypeError} for a digest that is not 32 bytes.
  * @example
- * ```ts ignore
- * const sig = await signDigest({ share, sid, keyId, digest: txHash }, transport, { store });
- * console.log(sig.r, sig.s, sig.recoveryId, sig.der, sig.compact);
+ * ```ts
+ * import { signDigest } from "./sign.ts";
+ * import type { Transport } from "./driver.ts";
+ * import type { KeyShare } from "./types.ts";
+ * import type { PresignatureStore } from "../presignature_store.ts";
+ * // Needs the peer and seconds of Paillier work: a function, type-checked, not run here.
+ * export async function signTx(
+ *   share: KeyShare,
+ *   sid: Uint8Array, // fresh, agreed with the peer
+ *   txHash: Uint8Array,
+ *   transport: Transport,
+ *   store: PresignatureStore, // holds the key lock
+ * ) {
+ *   const input = { share, sid, keyId: "alice", digest: txHash };
+ *   const sig = await signDigest(input, transport, { store });
+ *   return [sig.r, sig.s, sig.recoveryId, sig.der, sig.compact];
+ * }
  * ```
  */
 export async function signDigest(
@@ -351,9 +365,26 @@ export interface PresignatureSignRequest {
  *   "bad-signature-share" (the key is then locked); {RangeError} when the presignature is bound
  *   to another key, key epoch, path or hash.
  * @example
- * ```ts ignore
- * const request = { presignatureId: id, keyId, epoch, hdPath: [], hash: "sha256", message };
- * const sig = await signMessageWithPresignature(request, transport, { store });
+ * ```ts
+ * import { signMessageWithPresignature } from "./sign.ts";
+ * import { createMemoryNetwork } from "./memory_transport.ts";
+ * import { MemoryPresignatureStore } from "../presignature_store.ts";
+ * import { hashMessage, verifySignature } from "../signature.ts";
+ * // One presignature per party, from presigning (presign.ts); here dealt by a test fixture.
+ * import { dealPresignatures } from "../../testing/fixtures/protocol_fixtures.ts";
+ * const presignatures = dealPresignatures(2, { keyId: "alice", hash: "sha256" });
+ * const message = new TextEncoder().encode("pay bob 1 coin");
+ * const net = createMemoryNetwork(2);
+ * const [sig] = await Promise.all(presignatures.map(async (p, i) => {
+ *   const store = new MemoryPresignatureStore();
+ *   await store.put(p);
+ *   const { keyId, epoch } = p.binding;
+ *   const request = { presignatureId: p.id, keyId, epoch: epoch!, hdPath: [], message };
+ *   return signMessageWithPresignature({ ...request, hash: "sha256" }, net[i], { store });
+ * }));
+ * const digest = hashMessage("sha256", message);
+ * const { publicKey } = presignatures[0];
+ * console.assert(verifySignature(publicKey, digest, sig.r, sig.s, sig.recoveryId));
  * ```
  */
 export async function signMessageWithPresignature(

@@ -11,9 +11,16 @@
  * in the project's other range proofs.
  *
  * @example
- * ```ts ignore
- * const proof = piFac.prove(ctx, { N0: sk.N, aux: verifierAux }, { p: sk.p, q: sk.q });
- * piFac.verify(ctx, { N0: sk.N, aux: verifierAux }, piFac.decode(piFac.encode(proof)));
+ * ```ts
+ * import * as piFac from "./pi_fac.ts";
+ * // The prover's Paillier key and the verifier's ring-Pedersen parameters: test fixtures here.
+ * import { fixturePaillier, fixtureRingPedersen } from "../../testing/fixtures/keys.ts";
+ * const sk = fixturePaillier(1);
+ * const { N, s, t } = fixtureRingPedersen(0); // the verifier's, never the prover's own
+ * const ctx = { sid: new Uint8Array(32).fill(7), prover: 1 };
+ * const statement = { N0: sk.N, aux: { N, s, t } };
+ * const proof = piFac.prove(ctx, statement, { p: sk.p, q: sk.q });
+ * piFac.verify(ctx, statement, piFac.decode(JSON.parse(JSON.stringify(piFac.encode(proof)))));
  * ```
  * @module
  */

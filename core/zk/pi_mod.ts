@@ -9,9 +9,17 @@
  * an N-th root z_i of y_i. Used in auxiliary-info generation and key refresh.
  *
  * @example
- * ```ts ignore
- * const proof = piMod.prove(ctx, { N: sk.N }, { p: sk.p, q: sk.q });
- * piMod.verify(ctx, { N: sk.N }, piMod.decode(piMod.encode(proof)));
+ * ```ts
+ * import * as piMod from "./pi_mod.ts";
+ * import type { ProofContext } from "./mod.ts";
+ * import type { PaillierSecretKey } from "../paillier.ts";
+ * // 128 repetitions over a 3072-bit modulus take seconds: functions, type-checked, not run here.
+ * export function proveBlum(ctx: ProofContext, sk: PaillierSecretKey): piMod.EncodedProof {
+ *   return piMod.encode(piMod.prove(ctx, { N: sk.N }, { p: sk.p, q: sk.q }));
+ * }
+ * export function checkBlum(ctx: ProofContext, N: bigint, received: unknown): void {
+ *   piMod.verify(ctx, { N }, piMod.decode(received)); // throws a ProofError when it fails
+ * }
  * ```
  * @module
  */

@@ -9,10 +9,19 @@
  * Used in auxiliary-info generation and key refresh.
  *
  * @example
- * ```ts ignore
- * const rp = generateRingPedersen(p, q);
- * const proof = piPrm.prove(ctx, rp, rp);
- * piPrm.verify(ctx, { N: rp.N, s: rp.s, t: rp.t }, piPrm.decode(piPrm.encode(proof)));
+ * ```ts
+ * import * as piPrm from "./pi_prm.ts";
+ * import type { ProofContext } from "./mod.ts";
+ * import { generateRingPedersen, type RingPedersenParams } from "../ring_pedersen.ts";
+ * // 128 repetitions over a 3072-bit modulus take seconds: functions, type-checked, not run here.
+ * export function publishRingPedersen(ctx: ProofContext, p: bigint, q: bigint) {
+ *   const rp = generateRingPedersen(p, q); // (N, s, t) and the witness (lambda, phi)
+ *   const proof = piPrm.prove(ctx, rp, rp);
+ *   return { N: rp.N, s: rp.s, t: rp.t, proof: piPrm.encode(proof) };
+ * }
+ * export function checkRingPedersen(ctx: ProofContext, rp: RingPedersenParams, proof: unknown) {
+ *   piPrm.verify(ctx, rp, piPrm.decode(proof)); // throws a ProofError when it fails
+ * }
  * ```
  * @module
  */
