@@ -2,11 +2,20 @@
  * Harness of the sign API's routes in process: the real implementation (`createSignServiceImpl`
  * with the real authenticator, limiters and audit formatting, an account of dealt fixture
  * shares) behind the real routes, over Connect and gRPC-web (the fetch handler) and gRPC (the
- * routes' universal handler, whose trailers carry the status). The gateway answers every request
- * 403 at once, so a valid Sign or Keygen fails fast instead of waiting for a peer.
+ * routes' universal handler, whose trailers carry the status). The gateway answers every session
+ * request 403 at once, so a valid Sign, Keygen, Presign or SignMessage fails fast instead of
+ * waiting for a peer.
+ *
+ * Session rooms: with them on, the service opens rooms (OpenRoom) with a real room token issuer
+ * talking to a sign-gateway with access control in process, and every session call must name a
+ * room opened for it; with them off, OpenRoom answers FAILED_PRECONDITION and the calls name any
+ * room. Presignatures: before each SignMessage input the service's pool holds one dealt
+ * presignature of the account (key epoch, root path, keccak256) under the id the seeds name, in a
+ * fresh store, so an input reaches the claim and the session, not only the refusal.
  *
  * Input layout: byte 0 picks the method, byte 1 the protocol and content type (values 5 and up
- * send the body without gRPC framing), byte 2 the credential; the rest is the message body.
+ * send the body without gRPC framing), byte 2 the credential (low 4 bits) and whether session
+ * rooms are on (bit 4); the rest is the message body.
  * @module
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
@@ -14,26 +23,38 @@ import { create, type DescMessage, toBinary, toJsonString } from "@bufbuild/prot
 import { createConnectRouter } from "@connectrpc/connect";
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { trailerFlag, trailerParse } from "@connectrpc/connect/protocol-grpc-web";
+import { toHex } from "../../core/bytes.ts";
 import type { AccountEntry } from "../../core/keyshare.ts";
-import { MemoryPresignatureStore } from "../../core/presignature_store.ts";
+import { Q } from "../../core/params.ts";
+import { MemoryPresignatureStore, type PresignatureStore } from "../../core/presignature_store.ts";
+import { createGatewayHandler } from "../../gateway/handler.ts";
 import { MemoryKeyStore } from "../../keystore/memory_key_store.ts";
 import {
   GetPublicKeyRequestSchema,
   HealthRequestSchema,
   KeygenRequestSchema,
   ListAccountsRequestSchema,
+  OpenRoomRequestSchema,
+  PresignRequestSchema,
   RefreshRequestSchema,
+  SignMessageRequestSchema,
   SignRequestSchema,
 } from "../../proto/gen/wallet_mpc/v1/sign_pb.ts";
 import { createAuditLog } from "../../service/audit.ts";
 import { createAuthenticator, generateToken, hashToken } from "../../service/auth.ts";
 import { createRateLimiter, createSessionLimiter } from "../../service/rate_limit.ts";
+import { SessionRooms } from "../../service/rooms.ts";
 import { createSignServiceFetchHandler, signServiceRoutes } from "../../service/routes.ts";
 import { createSignServiceImpl } from "../../service/sign_service.ts";
-import { dealKeyShares } from "../../testing/fixtures/protocol_fixtures.ts";
+import { storedCurrentEpoch } from "../../session/party.ts";
+import { PresignaturePool } from "../../session/presignature_pool.ts";
+import { dealKeyShares, dealPresignatures } from "../../testing/fixtures/protocol_fixtures.ts";
 import { fixturePaillier } from "../../testing/fixtures/keys.ts";
-import { createGatewayClient } from "../../transport/mod.ts";
+import { createGatewayClient, createRoomTokenIssuer } from "../../transport/mod.ts";
 import { type Harness, OracleFailure } from "../_engine.ts";
+
+/** The id of the presignature the service holds before each input (SignMessage's seeds). */
+const PRESIGNATURE_ID = "5a".repeat(32);
 
 const METHODS: [string, DescMessage, Record<string, unknown>][] = [
   ["Sign", SignRequestSchema, {
@@ -55,7 +76,26 @@ const METHODS: [string, DescMessage, Record<string, unknown>][] = [
     roomId: "ffeeddccbbaa99887766554433221100",
   }],
   ["Health", HealthRequestSchema, {}],
+  ["OpenRoom", OpenRoomRequestSchema, { accountId: "alice", operation: "sign_message" }],
+  ["Presign", PresignRequestSchema, {
+    accountId: "alice",
+    derivationPath: "m/0/7",
+    hash: "keccak256",
+    count: 2,
+    roomId: "0123456789abcdef0123456789abcdee",
+  }],
+  ["SignMessage", SignMessageRequestSchema, {
+    accountId: "alice",
+    message: toHex(new TextEncoder().encode("transfer 1 wei")),
+    hash: "keccak256",
+    derivationPath: "",
+    presignatureId: PRESIGNATURE_ID,
+    roomId: "0123456789abcdef0123456789abcded",
+  }],
 ];
+
+/** Byte 2's bit that turns the session rooms on. */
+const ROOMS_ON = 0x10;
 
 const PROTOCOLS = [
   { type: "application/proto", framed: false, grpc: false },
@@ -92,8 +132,20 @@ export const rpcRoutes: Harness = {
   seconds: 20,
   timeoutMs: 5000,
   maxBytes: 4096,
-  dictionary: ["alice", "0x", "m/", "accountId", '"digest"', "roomId"],
-  setup() {
+  dictionary: [
+    "alice",
+    "0x",
+    "m/",
+    "accountId",
+    '"digest"',
+    "roomId",
+    "keccak256",
+    "sha256d",
+    "presignatureId",
+    "sign_message",
+    "presign",
+  ],
+  async setup() {
     const token = generateToken();
     const shares = dealKeyShares(2);
     const secrets = [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)];
@@ -108,6 +160,35 @@ export const rpcRoutes: Harness = {
     ]);
     const lines: string[] = [];
     const audit = createAuditLog({ write: (l) => void lines.push(l) });
+    // Session rooms: a real issuer asking a gateway with access control (in process).
+    const issuerSecret = toHex(crypto.getRandomValues(new Uint8Array(32)));
+    const roomGateway = createGatewayHandler({
+      timers: false,
+      access: {
+        enabled: true,
+        tokenSecret: toHex(crypto.getRandomValues(new Uint8Array(32))),
+        issuerSecret,
+        allowAnonymous: false,
+        tokenTtlS: 3600,
+      },
+    });
+    const rooms = new SessionRooms({
+      issuer: createRoomTokenIssuer({
+        url: "http://gateway.test",
+        secret: issuerSecret,
+        fetch: (input, init) => roomGateway(new Request(input, init)),
+      }),
+    });
+    let roomsOn = false;
+    // Presignatures: a store swapped for a fresh one before each input (module doc).
+    let presignatureStore = new MemoryPresignatureStore();
+    const store = new Proxy({} as PresignatureStore, {
+      get(_, key) {
+        const v = Reflect.get(presignatureStore, key);
+        return typeof v === "function" ? v.bind(presignatureStore) : v;
+      },
+    });
+    const presignaturePool = new PresignaturePool(store);
     const refuse = () =>
       Promise.resolve(new Response('{"error":"forbidden","message":"no"}', { status: 403 }));
     let k = 0;
@@ -131,14 +212,26 @@ export const rpcRoutes: Harness = {
         fetch: refuse,
         retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
       }),
+      get rooms() {
+        return roomsOn ? rooms : undefined;
+      },
       generatePrimes: () => {
         const key = fixturePaillier(k++ % 2);
         return Promise.resolve({ p: key.p, q: key.q });
       },
-      presignatures: new MemoryPresignatureStore(),
+      presignatures: store,
+      presignaturePool,
       roundTimeoutMs: 2000,
       handshakeTimeoutMs: 2000,
     });
+    // The service's share of a presignature of alice's key at its epoch (root path, keccak256).
+    const x = (shares[0].x + shares[1].x) % Q;
+    const binding = { keyId: "alice", epoch: await storedCurrentEpoch(stored, "alice") };
+    const held = async () => {
+      presignatureStore = new MemoryPresignatureStore();
+      const p = dealPresignatures(2, { x, ...binding, hash: "keccak256" })[1];
+      await presignaturePool.put({ ...p, id: PRESIGNATURE_ID });
+    };
     const rate = createRateLimiter({ perMinute: 1e9, burst: 1e9 });
     const sessions = createSessionLimiter({ maxConcurrent: 64, maxPerCaller: 64 });
     const fetchHandler = createSignServiceFetchHandler(impl);
@@ -153,6 +246,7 @@ export const rpcRoutes: Harness = {
           ? new TextEncoder().encode(toJsonString(schema, msg))
           : toBinary(schema, msg);
         seeds.push(Uint8Array.of(m, proto, 1, ...body));
+        if (m >= METHODS.length - 3) seeds.push(Uint8Array.of(m, proto, ROOMS_ON | 1, ...body));
       });
     });
 
@@ -160,7 +254,8 @@ export const rpcRoutes: Harness = {
       const [method] = METHODS[input[0] % METHODS.length];
       const p = PROTOCOLS[input[1] % PROTOCOLS.length];
       const framed = p.framed && input[1] < PROTOCOLS.length;
-      const credential = credentials[input[2] % credentials.length];
+      const credential = credentials[(input[2] & 0x0f) % credentials.length];
+      roomsOn = (input[2] & ROOMS_ON) !== 0;
       const raw = input.subarray(3);
       const body = framed ? encodeEnvelope(0, raw) : Uint8Array.from(raw);
       const headers = new Headers({ "content-type": p.type });
@@ -208,6 +303,8 @@ export const rpcRoutes: Harness = {
       allowed: () => false,
       async run(input) {
         if (input.length < 3) return "short";
+        const method = METHODS[input[0] % METHODS.length][0];
+        if (method === "SignMessage") await held();
         const before = lines.length;
         const { code, status } = await call(input);
         if (SERVER_FAULT_CODES.has(code) || SERVER_FAULT_STATUS.has(code) || status === 500) {
@@ -220,7 +317,7 @@ export const rpcRoutes: Harness = {
           throw new OracleFailure("the token is in the audit log");
         }
         lines.length = 0;
-        return `${METHODS[input[0] % METHODS.length][0]} ${code}`;
+        return `${method} ${code}`;
       },
     };
   },
