@@ -579,7 +579,7 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
     // The session gets what is left of the call's deadline.
     const left = timeoutMs === undefined
       ? undefined
-      : Math.max(1, timeoutMs - (performance.now() - t0));
+      : Math.max(1, Math.floor(timeoutMs - (performance.now() - t0))); // whole ms (Connect)
     progress?.({ type: "status", message: `signing in room ${at.room}` });
     const [mine, theirs] = await together(
       signal,

@@ -122,6 +122,27 @@ describe("signMessage", () => {
     }
   });
 
+  test("a call's deadline reaches the service as whole milliseconds (signTx and signMessage)", async () => {
+    // Connect refuses a fractional timeout header; the time left of a deadline is computed
+    // from clock readings, so it must be rounded before it is sent.
+    const f = roomService({ accounts });
+    const client = clientOf(f, { presignaturePool: false });
+    try {
+      const digest = crypto.getRandomValues(new Uint8Array(32));
+      const a = await client.signTx(digest, "alice", { timeoutMs: 60_000 });
+      assert.ok(verifies(a, digest));
+      const m = new TextEncoder().encode("deadline");
+      const b = await client.signMessage(m, {
+        account: "alice",
+        hash: "sha256",
+        timeoutMs: 60_000,
+      });
+      assert.ok(verifies(b, sha256(m)));
+    } finally {
+      await f.close();
+    }
+  });
+
   test("bad calls are refused before any request", async () => {
     const f = roomService({ accounts });
     const client = clientOf(f, { presignaturePool: false });
