@@ -7,8 +7,9 @@
  *   at most `batch` presignatures. Nothing runs while a signing call is in flight (`busy`), and
  *   a signing call that starts during a presigning session aborts it (`yieldToSigning`): the
  *   presignatures it finished stay in the pools, the rest is dropped by both parties.
- * - **How much.** After a session that took `t` ms the refiller waits `t * (1 / cpuShare - 1)`,
- *   so presigning uses at most about `cpuShare` of the time (the client computes inline).
+ * - **How much.** After a session that took `t` ms the next one starts no earlier than
+ *   `t * (1 / cpuShare - 1)` later, so presigning uses at most about `cpuShare` of the time (the
+ *   client computes inline); a pool full after a session owes nothing.
  * - **Failures.** A refusal with a retry hint (the service is busy: it presigns only when idle)
  *   waits for the hint; any other failure waits 1 s, doubling to 60 s, and is reported to
  *   `onError`. The refiller never throws.
@@ -189,6 +190,8 @@ export function createPresignatureRefiller(
 
   async function loop(): Promise<void> {
     let backoff = 0;
+    /** When the next session may start (the CPU share of the last one). */
+    let notBefore = -Infinity;
     while (!stopped.signal.aborted) {
       if (wake.signal.aborted) wake = new AbortController();
       const job = signing > 0 ? undefined : await next();
@@ -200,6 +203,13 @@ export function createPresignatureRefiller(
         // No timer: an idle refiller keeps no process alive; a kick or close wakes it.
         await aborted(AbortSignal.any([wake.signal, stopped.signal]));
         continue;
+      }
+      // The CPU share: the pause owed by the last session is taken before the next one, so a
+      // pool that is full after it waits for nothing.
+      const owed = notBefore - now();
+      if (owed > 0) {
+        await sleep(owed, stopped.signal);
+        continue; // look again: a signing call may have started, the pools changed
       }
       const [target, count] = job;
       running = new AbortController();
@@ -224,8 +234,7 @@ export function createPresignatureRefiller(
         running = undefined;
       }
       const spent = now() - started;
-      const pause = spent * (1 / o.cpuShare - 1);
-      if (pause > 0) await sleep(pause, stopped.signal);
+      notBefore = now() + spent * (1 / o.cpuShare - 1);
     }
   }
 
