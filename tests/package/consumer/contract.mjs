@@ -27,3 +27,4 @@ console.log(JSON.stringify({
   secretConstantTime: backends.secret.constantTime,
 }));
 provider.destroy();
+await client.close(); // stops the background presigning the signer started

@@ -46,3 +46,4 @@ console.log(JSON.stringify({
   typedData,
   typedSignature,
 }));
+await client.close(); // stops the background presigning the account started
