@@ -143,6 +143,12 @@ export interface Admission {
    * @throws {RateLimited} `overloaded`, with the wait after which a retry may be admitted.
    */
   admit(kind: SessionKind, deadlineMs?: number): AdmissionTicket;
+  /**
+   * Refuses now what `admit` would refuse now, admitting nothing: the first call of a session
+   * (OpenRoom) is refused before it costs a room and a gateway token.
+   * @throws {RateLimited} `overloaded`, as `admit`.
+   */
+  probe(kind: SessionKind, deadlineMs?: number): void;
   /** The current expected worker time of one session of `kind`, ms. */
   cost(kind: SessionKind): number;
   /** Expected worker time the admitted sessions still need, ms. */
@@ -231,7 +237,8 @@ export function createAdmission(options: AdmissionOptions): Admission {
     }
   }
 
-  function admit(kind: SessionKind, deadlineMs?: number): AdmissionTicket {
+  /** Refuses what `admit` would refuse; returns the expected start otherwise. */
+  function check(kind: SessionKind, deadlineMs?: number): number {
     if (!Object.hasOwn(costs, kind)) throw new TypeError(`unknown session kind ${String(kind)}`);
     const background = BACKGROUND_KINDS.has(kind);
     if (background) admitBackground(kind);
@@ -262,6 +269,13 @@ export function createAdmission(options: AdmissionOptions): Admission {
           `retry in ${seconds(retryAfterMs)}`,
       );
     }
+    return start;
+  }
+
+  function admit(kind: SessionKind, deadlineMs?: number): AdmissionTicket {
+    const start = check(kind, deadlineMs);
+    const background = BACKGROUND_KINDS.has(kind);
+    const budget = Math.min(maxWaitMs, deadlineMs ?? Infinity);
     const entry: Admitted = { kind, spent: 0 };
     running.add(entry);
     const t0 = clock();
@@ -298,6 +312,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
 
   return {
     admit,
+    probe: (kind, deadlineMs) => void check(kind, deadlineMs),
     cost: (kind) => costs[kind],
     backlogMs,
     expectedStartMs: () => backlogMs() / workers,

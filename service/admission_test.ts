@@ -162,3 +162,21 @@ test("background sessions do not take the foreground's concurrency slots", () =>
   p.finish("ok");
   assert.throws(() => createAdmission({ workers: 2, backgroundShare: 0 }), RangeError);
 });
+
+test("probe refuses what admit would refuse, and admits nothing", () => {
+  const a = createAdmission({
+    workers: 1,
+    costMs: { sign: 2000, presign: 1000 },
+    initialLimit: 16,
+  });
+  a.probe("sign", 1000); // empty: admitted whatever the deadline
+  assert.equal(a.active(), 0, "a probe admits nothing");
+  const s = a.admit("sign");
+  const e = refusal(() => a.probe("sign", 3000));
+  assert.equal(e.code, "overloaded");
+  assert.ok(e.retryAfterMs >= 1000);
+  assert.throws(() => a.probe("presign"), RateLimited, "background work waits for the idle");
+  a.probe("sign", 10_000);
+  assert.equal(a.active(), 1);
+  s.finish("ok");
+});

@@ -18,6 +18,7 @@ import { fixtureAccounts, type PartyAccounts } from "../testing/accounts.ts";
 import { ROOM_GATEWAY_URL, type RoomService, roomService } from "../testing/room_service.ts";
 import { createGatewayClient } from "../transport/mod.ts";
 import { ROOM_OPERATIONS, type RoomTokenSource, SessionRooms } from "./rooms.ts";
+import { createAdmission } from "./admission.ts";
 
 /** A token source that counts its calls and answers `expiresAt` = now + ttl. */
 function countingIssuer(now: () => number) {
@@ -190,6 +191,28 @@ describe("OpenRoom and the session calls (rooms on, a gateway with room tokens o
       assert.deepEqual(audited.slice(0, 3).map((a) => a.account), ["bob", "bob", "bob"]);
       assertNothingOpened(f);
     } finally {
+      await f.close();
+    }
+  });
+
+  test("OpenRoom of an overloaded service: RESOURCE_EXHAUSTED with a hint, before any room or token", async () => {
+    const admission = createAdmission({ workers: 1, costMs: { sign: 20_000 }, initialLimit: 16 });
+    const f = roomService({ accounts, admission });
+    const held = admission.admit("sign"); // 20 s of work ahead
+    try {
+      const e = await refusedWith(
+        Code.ResourceExhausted,
+        () =>
+          f.client.openRoom({ accountId: "alice", operation: "sign" }, {
+            ...bearer(f.ALICE),
+            timeoutMs: 5_000,
+          }),
+      );
+      assert.ok(Number(e.metadata.get("retry-after-ms")) > 0, "a retry hint");
+      assertNothingOpened(f);
+      assert.equal(admission.active(), 1, "nothing admitted by the refusal");
+    } finally {
+      held.finish("ok");
       await f.close();
     }
   });

@@ -617,6 +617,16 @@ const NO_ROOMS = "this service opens no rooms (no gateway.issuer_secret): pick a
  * OpenRoom: a fresh room for one session of the caller on an account, authorised as that
  * session is (rooms.ts).
  */
+/** The admission kind of the session a room is opened for. */
+const ROOM_KINDS: Readonly<Record<RoomOperation, SessionKind>> = {
+  sign: "sign",
+  keygen: "keygen",
+  resume: "keygen",
+  refresh: "refresh",
+  presign: "presign",
+  sign_message: "sign_message",
+};
+
 async function openRoom(
   deps: SignServiceDeps,
   req: Req<"openRoom">,
@@ -626,6 +636,9 @@ async function openRoom(
   const op = arg(() => parseRoomOperation(req.operation));
   const id = authorizedAccount(deps, call, req.accountId, ROOM_OPERATIONS[op]);
   notDraining(deps);
+  // Refused now what its session call would be refused: an overloaded service answers the
+  // first call of a session, before it costs a room and a gateway token.
+  deps.admission?.probe(ROOM_KINDS[op], call.ctx.timeoutMs());
   try {
     const r = await deps.rooms.open(call.caller.id, id, op);
     return { roomId: r.roomId, gatewayToken: r.gatewayToken, expiresAt: BigInt(r.expiresAt) };

@@ -50,6 +50,8 @@ export interface RoomServiceOptions {
   readonly burst?: number;
   /** The rooms' clock, ms (default `Date.now`). */
   readonly clock?: () => number;
+  /** Admission control of the service (default none). */
+  readonly admission?: SignServiceDeps["admission"];
 }
 
 /**
@@ -126,6 +128,7 @@ export function roomService(o: RoomServiceOptions) {
     generatePrimes: fixturePrimes(4),
     presignatures,
     presignaturePool,
+    admission: o.admission,
     roundTimeoutMs: 30_000,
     handshakeTimeoutMs: 30_000,
   };
