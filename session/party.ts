@@ -389,7 +389,6 @@ export async function resumeAsParty(
   });
 }
 
-
 /** Result of a presigning session. */
 export interface PresignResult {
   /** The new presignatures' ids (equal for both parties), in the order they were made. */
