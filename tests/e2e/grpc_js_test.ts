@@ -163,7 +163,7 @@ describe(`grpc-js against the ${RUNTIME} service's gRPC port (h2c)`, () => {
     const e = await grpcStatus(call(client!, "OpenRoom", req));
     assert.equal(e.code, grpc.status.UNAUTHENTICATED);
     const bad = await grpcStatus(
-      call(client!, "OpenRoom", { ...req, operation: "presign" }, stack!.token),
+      call(client!, "OpenRoom", { ...req, operation: "export" }, stack!.token),
     );
     assert.equal(bad.code, grpc.status.INVALID_ARGUMENT);
     const r = await call(client!, "OpenRoom", req, stack!.token);
