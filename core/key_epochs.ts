@@ -93,11 +93,11 @@ const DOMAIN = new TextEncoder().encode("wallet-mpc/key-epoch/v1");
  * @example
  * ```ts
  * import { epochDigest } from "./key_epochs.ts";
- * // Both parties' shares of one key; here dealt by a test fixture.
- * import { dealKeyShares } from "../testing/fixtures/protocol_fixtures.ts";
- * const [clientShare, serviceShare] = dealKeyShares(2);
- * console.assert(epochDigest(clientShare) === epochDigest(serviceShare));
- * console.assert(/^[0-9a-f]{64}$/.test(epochDigest(clientShare)));
+ * import type { KeyShare } from "./protocols/types.ts";
+ * // Both parties' shares of one key name the same epoch.
+ * export function sameEpoch(clientShare: KeyShare, serviceShare: KeyShare): boolean {
+ *   return epochDigest(clientShare) === epochDigest(serviceShare); // 64 lowercase hex digits
+ * }
  * ```
  */
 export function epochDigest(share: KeyShare): string {

@@ -24,18 +24,19 @@
  * @example
  * ```ts
  * import { MemoryPresignatureStore } from "./presignature_store.ts";
- * // A presignature from presigning (core/protocols/presign.ts); here one dealt by a test fixture.
- * import { dealPresignatures } from "../testing/fixtures/protocol_fixtures.ts";
- * const [presignature] = dealPresignatures(2, { keyId: "alice" });
- * const { keyId, epoch } = presignature.binding;
- * const request = { keyId, epoch: epoch!, hdPath: [], hash: "sha256" } as const;
- * const store = new MemoryPresignatureStore();
- * await store.put(presignature);
- * const p = await store.take(presignature.id, request);
- * console.assert(p.R.equals(presignature.R));
  * import { ProtocolAbort } from "./errors.ts";
- * const again = await store.take(presignature.id, request).catch((e: unknown) => e);
- * console.assert(again instanceof ProtocolAbort && again.code === "presignature-used");
+ * import type { Presignature } from "./protocols/presign.ts";
+ * // A presignature made by presigning (core/protocols/presign.ts) for the sha256 fast path.
+ * export async function useOnce(presignature: Presignature) {
+ *   const { keyId, epoch } = presignature.binding;
+ *   const request = { keyId, epoch: epoch!, hdPath: [], hash: "sha256" } as const;
+ *   const store = new MemoryPresignatureStore();
+ *   await store.put(presignature);
+ *   const p = await store.take(presignature.id, request); // consumed: the id is used now
+ *   const again = await store.take(presignature.id, request).catch((e: unknown) => e);
+ *   console.assert(again instanceof ProtocolAbort && again.code === "presignature-used");
+ *   return p;
+ * }
  * ```
  * @module
  */

@@ -17,21 +17,22 @@
  * import { tmpdir } from "node:os";
  * import { join } from "node:path";
  * import { generateAgeIdentity, openKeyStore } from "../keystore/key_store.ts";
+ * import type { PaillierPrimes } from "../core/protocols/aux_info.ts";
  * import { addOfflineAccounts, describeAccounts, generateOfflineAccounts } from "./offline.ts";
- * // generatePaillierPrimes (core/protocols/aux_info.ts) makes fresh safe primes, seconds each;
- * // here the test fixture's pre-generated ones.
- * import { fixturePrimes } from "../testing/accounts.ts";
- * const dir = mkdtempSync(join(tmpdir(), "keygen-"));
- * const stores = await Promise.all(["client", "service"].map(async (party, partyIndex) => {
- *   const { identity } = await generateAgeIdentity();
- *   const path = join(dir, `${party}_key_shares.age`);
- *   return openKeyStore({ path, decryptor: { identity }, partyIndex, allowMissing: true });
- * }));
- * const generatePrimes = fixturePrimes();
- * const [client, service] = await generateOfflineAccounts(["demo"], { generatePrimes });
- * await addOfflineAccounts(stores, [client, service]);
- * console.log(describeAccounts(client)); // [{ account: "demo", publicKey, address }]
- * rmSync(dir, { recursive: true });
+ * // generatePrimes: generatePaillierPrimes (core/protocols/aux_info.ts), fresh 1536-bit safe
+ * // primes (seconds each), or the platform's faster one (platform/mod.ts).
+ * export async function makeDemo(generatePrimes: () => Promise<PaillierPrimes>) {
+ *   const dir = mkdtempSync(join(tmpdir(), "keygen-"));
+ *   const stores = await Promise.all(["client", "service"].map(async (party, partyIndex) => {
+ *     const { identity } = await generateAgeIdentity();
+ *     const path = join(dir, `${party}_key_shares.age`);
+ *     return openKeyStore({ path, decryptor: { identity }, partyIndex, allowMissing: true });
+ *   }));
+ *   const [client, service] = await generateOfflineAccounts(["demo"], { generatePrimes });
+ *   await addOfflineAccounts(stores, [client, service]);
+ *   console.log(describeAccounts(client)); // [{ account: "demo", publicKey, address }]
+ *   rmSync(dir, { recursive: true });
+ * }
  * ```
  * @module
  */

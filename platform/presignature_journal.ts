@@ -56,23 +56,24 @@
  * import { tmpdir } from "node:os";
  * import { join } from "node:path";
  * import { openPresignatureJournal } from "./presignature_journal.ts";
- * // A presignature from presigning; here one dealt by a test fixture.
- * import { dealPresignatures } from "../testing/fixtures/protocol_fixtures.ts";
- * const [presignature] = dealPresignatures(2, { keyId: "alice" });
- * const { keyId, epoch } = presignature.binding;
- * const dir = mkdtempSync(join(tmpdir(), "journal-"));
- * const path = join(dir, "presignatures.journal");
- * const store = await openPresignatureJournal({ path });
- * await store.put(presignature);
- * const request = { keyId, epoch: epoch!, hdPath: [], hash: "sha256" } as const;
- * const p = await store.take(presignature.id, request);
- * console.assert(p.id === presignature.id);
- * await store.close();
- * // the id is on disk now: after a restart, put / take of it are refused "presignature-used"
- * const again = await openPresignatureJournal({ path });
- * console.assert(await again.isUsed(presignature.id));
- * await again.close();
- * rmSync(dir, { recursive: true });
+ * import type { Presignature } from "../core/protocols/presign.ts";
+ * // A presignature made by presigning (core/protocols/presign.ts) for the sha256 fast path.
+ * export async function useOnceAcrossRestarts(presignature: Presignature) {
+ *   const { keyId, epoch } = presignature.binding;
+ *   const dir = mkdtempSync(join(tmpdir(), "journal-"));
+ *   const path = join(dir, "presignatures.journal");
+ *   const store = await openPresignatureJournal({ path });
+ *   await store.put(presignature);
+ *   const request = { keyId, epoch: epoch!, hdPath: [], hash: "sha256" } as const;
+ *   const p = await store.take(presignature.id, request);
+ *   await store.close();
+ *   // the id is on disk now: after a restart, put / take of it are refused "presignature-used"
+ *   const again = await openPresignatureJournal({ path });
+ *   console.assert(await again.isUsed(presignature.id));
+ *   await again.close();
+ *   rmSync(dir, { recursive: true });
+ *   return p;
+ * }
  * ```
  * @module
  */

@@ -4,7 +4,9 @@
  * nothing but tests/ imports tests/, and a private `_x.ts` file is imported only from its own
  * top-level folder (fuzz/ excepted: its harnesses drive private decoders). Imports are read with
  * the TypeScript compiler's own pre-processor (`ts.preProcessFile`: static, re-export and dynamic
- * imports; comments and strings are not imports, so doc examples do not count).
+ * imports; comments and strings are not imports). Doc examples (```ts blocks in JSDoc) are
+ * checked too, as code of their file: `deno check --doc` compiles them and JSR publishes them, so
+ * an example in core/ that imports testing/ would teach a consumer an import they do not have.
  * @module
  */
 import { test } from "node:test";
@@ -46,6 +48,12 @@ const PROGRAMS: Record<string, readonly string[]> = {
   bench: [...LIBRARIES, "testing", "tools"],
   tests: [...LIBRARIES, "testing", "tools", "enclave", "fuzz", "examples"],
 };
+
+/**
+ * What a folder's doc examples may import besides its own imports: the peer they run against.
+ * transport/'s examples open real sessions through an in-process sign-gateway (its handler).
+ */
+const EXAMPLE_PEERS: Record<string, readonly string[]> = { transport: ["gateway"] };
 
 /** Whether a file is a test or a test helper (may import any library folder and testing/). */
 function isTestFile(rel: string): boolean {
@@ -93,14 +101,37 @@ export function importsOf(path: string, source: string): string[] {
     .map((s) => relative(ROOT, normalize(join(dirname(path), s))).split(sep).join("/"));
 }
 
+/** The repository-relative targets of the relative imports in a file's doc examples. */
+export function exampleImportsOf(path: string, source: string): string[] {
+  const out: string[] = [];
+  for (const m of source.matchAll(/^\s*\*\s?```ts\b[^\n]*\n([\s\S]*?)^\s*\*\s?```/gm)) {
+    const code = m[1].split("\n").map((l) => l.replace(/^\s*\*\s?/, "")).join("\n");
+    out.push(...importsOf(path, code));
+  }
+  return out;
+}
+
 /** Every import that breaks the rule: "from -> to". */
 export function violations(files: readonly string[]): string[] {
   const bad: string[] = [];
   for (const path of files) {
     const rel = relative(ROOT, path).split(sep).join("/");
-    for (const to of importsOf(path, readFileSync(path, "utf8"))) {
-      if (!allowed(rel, to, isTestFile(rel))) bad.push(`${rel} -> ${to}`);
-      else if (!privateAllowed(rel, to)) bad.push(`${rel} -> ${to} (private to its folder)`);
+    const source = readFileSync(path, "utf8");
+    const test = isTestFile(rel);
+    const top = rel.split("/")[0];
+    const found = [
+      ...importsOf(path, source).map((to) => [to, ""]),
+      // A test file's examples may import what the test may; anyone else's as its code, plus
+      // the peer it talks to (EXAMPLE_PEERS).
+      ...exampleImportsOf(path, source)
+        .filter((to) => !(EXAMPLE_PEERS[top] ?? []).includes(to.split("/")[0]))
+        .map((to) => [to, " (doc example)"]),
+    ];
+    for (const [to, where] of found) {
+      if (!allowed(rel, to, test)) bad.push(`${rel} -> ${to}${where}`);
+      else if (!privateAllowed(rel, to)) {
+        bad.push(`${rel} -> ${to} (private to its folder)${where}`);
+      }
     }
   }
   return [...new Set(bad)];
@@ -137,6 +168,21 @@ test("the rule catches a planted wrong-way import (client -> service, core -> pl
   }
   assert.equal(privateAllowed("gateway/hub_test.ts", "gateway/_test_util.ts"), true);
   assert.equal(privateAllowed("bench/e2e/compute_main.ts", "bench/_harness.ts"), true);
-  // And the comment of a doc example is not an import.
+  // A comment is not an import, but a doc example's imports are checked as its file's.
   assert.deepEqual(importsOf(join(ROOT, "core/x.ts"), '/**\n * import "../tests/a.ts";\n */'), []);
+  const example = [
+    "/**",
+    " * @example",
+    " * ```ts",
+    ' * import { fixturePaillier } from "../testing/fixtures/keys.ts";',
+    " * ```",
+    " */",
+  ].join("\n");
+  const [fromExample] = exampleImportsOf(join(ROOT, "core/x.ts"), example);
+  assert.equal(fromExample, "testing/fixtures/keys.ts");
+  assert.equal(
+    allowed("core/x.ts", fromExample, false),
+    false,
+    "core/ examples import no testing/",
+  );
 });

@@ -368,23 +368,24 @@ export interface PresignatureSignRequest {
  * ```ts
  * import { signMessageWithPresignature } from "./sign.ts";
  * import { createMemoryNetwork } from "./memory_transport.ts";
+ * import type { Presignature } from "./presign.ts";
  * import { MemoryPresignatureStore } from "../presignature_store.ts";
  * import { hashMessage, verifySignature } from "../signature.ts";
- * // One presignature per party, from presigning (presign.ts); here dealt by a test fixture.
- * import { dealPresignatures } from "../../testing/fixtures/protocol_fixtures.ts";
- * const presignatures = dealPresignatures(2, { keyId: "alice", hash: "sha256" });
- * const message = new TextEncoder().encode("pay bob 1 coin");
- * const net = createMemoryNetwork(2);
- * const [sig] = await Promise.all(presignatures.map(async (p, i) => {
- *   const store = new MemoryPresignatureStore();
- *   await store.put(p);
- *   const { keyId, epoch } = p.binding;
- *   const request = { presignatureId: p.id, keyId, epoch: epoch!, hdPath: [], message };
- *   return signMessageWithPresignature({ ...request, hash: "sha256" }, net[i], { store });
- * }));
- * const digest = hashMessage("sha256", message);
- * const { publicKey } = presignatures[0];
- * console.assert(verifySignature(publicKey, digest, sig.r, sig.s, sig.recoveryId));
+ * // Each party's presignature of one presigning run (presign.ts), made for sha256.
+ * export async function signBoth(presignatures: readonly Presignature[], message: Uint8Array) {
+ *   const net = createMemoryNetwork(presignatures.length);
+ *   const [sig] = await Promise.all(presignatures.map(async (p, i) => {
+ *     const store = new MemoryPresignatureStore();
+ *     await store.put(p);
+ *     const { keyId, epoch } = p.binding;
+ *     const request = { presignatureId: p.id, keyId, epoch: epoch!, hdPath: [], message };
+ *     return signMessageWithPresignature({ ...request, hash: "sha256" }, net[i], { store });
+ *   }));
+ *   const digest = hashMessage("sha256", message);
+ *   const { publicKey } = presignatures[0];
+ *   console.assert(verifySignature(publicKey, digest, sig.r, sig.s, sig.recoveryId));
+ *   return sig;
+ * }
  * ```
  */
 export async function signMessageWithPresignature(

@@ -13,24 +13,28 @@
  * ```ts
  * import * as piAffG from "./pi_aff_g.ts";
  * import { randomBelow, randomSigned, randomUnit } from "../math/mod.ts";
+ * import type { PaillierSecretKey } from "../paillier.ts";
  * import { ELL_PRIME, Point, Q } from "../params.ts";
- * // Paillier keys and the verifier's ring-Pedersen parameters: test fixtures here.
- * import { fixturePaillier, fixtureRingPedersen } from "../../testing/fixtures/keys.ts";
- * const verifierKey = fixturePaillier(0); // N0, also the N-hat of its ring-Pedersen parameters
- * const sk = fixturePaillier(1); // the prover's key, N1
- * const { N, s, t } = fixtureRingPedersen(0);
- * const ctx = { sid: new Uint8Array(32).fill(7), prover: 1 };
- * const [C] = verifierKey.encrypt(randomBelow(Q)); // the verifier's K_j
- * // The prover: D = x (.) C (+) Enc_N0(y; rho), Y = Enc_N1(y; rho_y), X = x G.
- * const pk0 = verifierKey.publicKey;
- * const [x, y, rho] = [randomBelow(Q), randomSigned(ELL_PRIME), randomUnit(pk0.N)];
- * const D = pk0.add(pk0.mul(C, x), pk0.encryptWithNonce(y, rho));
- * const [Y, rhoY] = sk.encrypt(y);
- * const X = Point.BASE.multiply(x);
- * const statement = { N0: pk0.N, N1: sk.N, C, D, Y, X, aux: { N, s, t } };
- * const proof = piAffG.prove(ctx, statement, { x, y, rho, rhoY, sk });
- * // The verifier, by CRT with its own key (the public path, without it, gives the same answer):
- * piAffG.verify(ctx, statement, piAffG.decode(piAffG.encode(proof)), { verifierKey });
+ * import type { RingPedersenParams } from "../ring_pedersen.ts";
+ * // The verifier's Paillier key (N0) and ring-Pedersen parameters, the prover's key (N1).
+ * export function proveAndVerify(
+ *   verifierKey: PaillierSecretKey,
+ *   aux: RingPedersenParams,
+ *   sk: PaillierSecretKey,
+ * ) {
+ *   const ctx = { sid: new Uint8Array(32).fill(7), prover: 1 };
+ *   const [C] = verifierKey.encrypt(randomBelow(Q)); // the verifier's K_j
+ *   // The prover: D = x (.) C (+) Enc_N0(y; rho), Y = Enc_N1(y; rho_y), X = x G.
+ *   const pk0 = verifierKey.publicKey;
+ *   const [x, y, rho] = [randomBelow(Q), randomSigned(ELL_PRIME), randomUnit(pk0.N)];
+ *   const D = pk0.add(pk0.mul(C, x), pk0.encryptWithNonce(y, rho));
+ *   const [Y, rhoY] = sk.encrypt(y);
+ *   const X = Point.BASE.multiply(x);
+ *   const statement = { N0: pk0.N, N1: sk.N, C, D, Y, X, aux };
+ *   const proof = piAffG.prove(ctx, statement, { x, y, rho, rhoY, sk });
+ *   // The verifier, by CRT with its own key (the public path gives the same answer):
+ *   piAffG.verify(ctx, statement, piAffG.decode(piAffG.encode(proof)), { verifierKey });
+ * }
  * ```
  * @module
  */

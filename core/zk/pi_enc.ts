@@ -10,17 +10,19 @@
  * ```ts
  * import * as piEnc from "./pi_enc.ts";
  * import { randomSigned } from "../math/mod.ts";
+ * import type { PaillierSecretKey } from "../paillier.ts";
  * import { ELL } from "../params.ts";
- * // The prover's Paillier key and the verifier's ring-Pedersen parameters: test fixtures here.
- * import { fixturePaillier, fixtureRingPedersen } from "../../testing/fixtures/keys.ts";
- * const sk = fixturePaillier(1);
- * const { N, s, t } = fixtureRingPedersen(0);
- * const ctx = { sid: new Uint8Array(32).fill(7), prover: 1 };
- * const k = randomSigned(ELL);
- * const [K, rho] = sk.encrypt(k);
- * const statement = { N0: sk.N, K, aux: { N, s, t } };
- * const proof = piEnc.prove(ctx, statement, { k, rho, sk });
- * piEnc.verify(ctx, statement, piEnc.decode(JSON.parse(JSON.stringify(piEnc.encode(proof)))));
+ * import type { RingPedersenParams } from "../ring_pedersen.ts";
+ * // The prover's Paillier key and the verifier's ring-Pedersen parameters (from aux info).
+ * export function proveAndVerify(sk: PaillierSecretKey, aux: RingPedersenParams) {
+ *   const ctx = { sid: new Uint8Array(32).fill(7), prover: 1 };
+ *   const k = randomSigned(ELL);
+ *   const [K, rho] = sk.encrypt(k);
+ *   const statement = { N0: sk.N, K, aux };
+ *   const proof = piEnc.prove(ctx, statement, { k, rho, sk });
+ *   const wire = JSON.parse(JSON.stringify(piEnc.encode(proof)));
+ *   piEnc.verify(ctx, statement, piEnc.decode(wire)); // throws ProofError when it fails
+ * }
  * ```
  * @module
  */

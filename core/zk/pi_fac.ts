@@ -13,14 +13,16 @@
  * @example
  * ```ts
  * import * as piFac from "./pi_fac.ts";
- * // The prover's Paillier key and the verifier's ring-Pedersen parameters: test fixtures here.
- * import { fixturePaillier, fixtureRingPedersen } from "../../testing/fixtures/keys.ts";
- * const sk = fixturePaillier(1);
- * const { N, s, t } = fixtureRingPedersen(0); // the verifier's, never the prover's own
- * const ctx = { sid: new Uint8Array(32).fill(7), prover: 1 };
- * const statement = { N0: sk.N, aux: { N, s, t } };
- * const proof = piFac.prove(ctx, statement, { p: sk.p, q: sk.q });
- * piFac.verify(ctx, statement, piFac.decode(JSON.parse(JSON.stringify(piFac.encode(proof)))));
+ * import type { PaillierSecretKey } from "../paillier.ts";
+ * import type { RingPedersenParams } from "../ring_pedersen.ts";
+ * // The prover's Paillier key; the VERIFIER's ring-Pedersen parameters, never the prover's own.
+ * export function proveAndVerify(sk: PaillierSecretKey, aux: RingPedersenParams) {
+ *   const ctx = { sid: new Uint8Array(32).fill(7), prover: 1 };
+ *   const statement = { N0: sk.N, aux };
+ *   const proof = piFac.prove(ctx, statement, { p: sk.p, q: sk.q });
+ *   const wire = JSON.parse(JSON.stringify(piFac.encode(proof)));
+ *   piFac.verify(ctx, statement, piFac.decode(wire)); // throws ProofError when it fails
+ * }
  * ```
  * @module
  */

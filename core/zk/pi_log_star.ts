@@ -12,18 +12,19 @@
  * ```ts
  * import * as piLogStar from "./pi_log_star.ts";
  * import { randomBelow } from "../math/mod.ts";
+ * import type { PaillierSecretKey } from "../paillier.ts";
  * import { Point, Q } from "../params.ts";
- * // The prover's Paillier key and the verifier's ring-Pedersen parameters: test fixtures here.
- * import { fixturePaillier, fixtureRingPedersen } from "../../testing/fixtures/keys.ts";
- * const sk = fixturePaillier(1);
- * const { N, s, t } = fixtureRingPedersen(0);
- * const ctx = { sid: new Uint8Array(32).fill(7), prover: 1 };
- * const x = randomBelow(Q);
- * const [C, rho] = sk.encrypt(x);
- * const B = Point.BASE;
- * const statement = { N0: sk.N, C, X: B.multiply(x), B, aux: { N, s, t } };
- * const proof = piLogStar.prove(ctx, statement, { x, rho, sk });
- * piLogStar.verify(ctx, statement, piLogStar.decode(piLogStar.encode(proof)));
+ * import type { RingPedersenParams } from "../ring_pedersen.ts";
+ * // The prover's Paillier key and the verifier's ring-Pedersen parameters (from aux info).
+ * export function proveAndVerify(sk: PaillierSecretKey, aux: RingPedersenParams) {
+ *   const ctx = { sid: new Uint8Array(32).fill(7), prover: 1 };
+ *   const x = randomBelow(Q);
+ *   const [C, rho] = sk.encrypt(x);
+ *   const B = Point.BASE;
+ *   const statement = { N0: sk.N, C, X: B.multiply(x), B, aux };
+ *   const proof = piLogStar.prove(ctx, statement, { x, rho, sk });
+ *   piLogStar.verify(ctx, statement, piLogStar.decode(piLogStar.encode(proof)));
+ * }
  * ```
  * @module
  */
