@@ -422,12 +422,15 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
   /**
    * Makes sure the account is committed locally: a key generation interrupted after this
    * client stored its pending share is finished with the service first (resume).
+   * @returns the digest of the committed epoch.
    */
-  async function committed(id: string, signal?: AbortSignal): Promise<void> {
+  async function committed(id: string, signal?: AbortSignal): Promise<string> {
     const rec = await keyStore.record(parseAccountId(id));
     if (!rec) throw new MpcClientError("unknown-account", `no local share for account "${id}"`);
-    if (currentEpoch(rec)) return;
+    const current = currentEpoch(rec);
+    if (current) return current.digest;
     await resume(id, signal);
+    return await storedCurrentEpoch(keyStore, id);
   }
 
   /**
@@ -724,8 +727,7 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
       const budget = { signal: options.signal, timeoutMs: options.timeoutMs };
       try {
         return await calls.run(budget, async (b) => {
-          await committed(accountId, b.signal);
-          const epoch = await storedCurrentEpoch(keyStore, accountId);
+          const epoch = await committed(accountId, b.signal);
           refiller?.add(target); // an account held and committed: keep a pool for it
           const id = pool.pick(target, epoch);
           if (id !== undefined) {

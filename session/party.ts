@@ -133,7 +133,7 @@ async function stored(store: AccountStore, accountId: string) {
   const rec = await store.record(accountId);
   const identity = pinned(rec, accountId);
   const { i, n, publicKey, chainCode } = rec!.epochs[0].keyShare;
-  return { identity, i, n, publicKey, chainCode };
+  return { identity, i, n, publicKey, chainCode, rec: rec! };
 }
 
 /** The key lifecycle settings of a party (session/lifecycle.ts). */
@@ -474,7 +474,11 @@ export async function presignAsParty(
  * @throws {KeyEpochError} "unknown-epoch" for an account not stored, "uncommitted" without one.
  */
 export async function storedCurrentEpoch(store: AccountStore, accountId: string): Promise<string> {
-  const rec = await store.record(accountId);
+  return committedDigest(await store.record(accountId), accountId);
+}
+
+/** The digest of a record's committed epoch (`storedCurrentEpoch` of a record read already). */
+function committedDigest(rec: AccountRecord | undefined, accountId: string): string {
   if (!rec) throw new KeyEpochError("unknown-epoch", `account "${accountId}" is not stored`);
   const cur = currentEpoch(rec);
   if (!cur) {
@@ -516,8 +520,8 @@ export async function signMessageAsParty(
   opts: SessionOptions,
   pool: PresignatureStore,
 ): Promise<SignResult> {
-  const { identity, i, n, publicKey, chainCode } = await stored(store, req.accountId);
-  const epoch = await storedCurrentEpoch(store, req.accountId);
+  const { identity, i, n, publicKey, chainCode, rec } = await stored(store, req.accountId);
+  const epoch = committedDigest(rec, req.accountId); // one read of the store
   const purpose: SessionPurpose = {
     op: "sign-message",
     accountId: req.accountId,
