@@ -705,7 +705,12 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
         : parseDigest(txHash);
       const path = parseDerivationPath(options.path ?? "");
       const budget = { signal: options.signal, timeoutMs: options.timeoutMs };
-      return await calls.run(budget, (b) => signFull(accountId, digest, path, b));
+      const release = refiller?.yieldToSigning(); // background presigning waits for it
+      try {
+        return await calls.run(budget, (b) => signFull(accountId, digest, path, b));
+      } finally {
+        release?.();
+      }
     },
 
     async signMessage(message, options) {

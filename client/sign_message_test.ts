@@ -17,6 +17,7 @@ import { MemoryKeyStore } from "../keystore/memory_key_store.ts";
 import { fixtureAccounts, type PartyAccounts } from "../testing/accounts.ts";
 import { ROOM_GATEWAY_URL, type RoomService, roomService } from "../testing/room_service.ts";
 import { storedCurrentEpoch } from "../session/party.ts";
+import { bounded, WAIT_MS } from "../testing/waits.ts";
 import { newMpcClient } from "./mpc_client.ts";
 import type { MpcClientConfig } from "./mpc_client.ts";
 
@@ -70,6 +71,33 @@ describe("signMessage", () => {
       await client.warmPresignatures(target);
       assert.equal(client.presignatureStats().pool.held, 2);
       assert.equal(client.presignatureStats().pooled, 2);
+    } finally {
+      await client.close();
+      await f.close();
+    }
+  });
+
+  test("a signTx during background presigning aborts the presigning session and signs", async () => {
+    const f = roomService({ accounts });
+    const client = clientOf(f, { presignaturePool: { size: 8, lowWater: 8, batch: 8 } });
+    try {
+      const warming = client.warmPresignatures({ account: "alice", hash: "keccak256" });
+      // A session of 8 presignatures takes seconds: wait until it has started.
+      await bounded(
+        WAIT_MS,
+        "the background presigning session to start",
+        (async () => {
+          while ((client.presignatureStats().refill?.sessions ?? 0) < 1) {
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        })(),
+      );
+      const digest = crypto.getRandomValues(new Uint8Array(32));
+      const sig = await client.signTx(digest, "alice");
+      assert.ok(verifies(sig, digest));
+      assert.ok((client.presignatureStats().refill?.yielded ?? 0) >= 1, "the presigning yielded");
+      await client.close();
+      await warming;
     } finally {
       await client.close();
       await f.close();
