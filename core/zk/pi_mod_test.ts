@@ -322,9 +322,15 @@ function bitforgeModulus(): { N: bigint; primes: bigint[] } {
 function forgeBitforgeMod(bf: { N: bigint; primes: bigint[] }): { proof: Proof; valid: number } {
   const { primes } = bf;
   const st = { N: bf.N };
+  // The attacker grinds w until every challenge y_i is a unit: a y_i sharing one of the ~20-bit
+  // primes (about 0.1% of the challenge sets) would make its z_i a non-unit, refused earlier and
+  // for another reason than the fourth roots this test is about.
   let w: bigint;
-  do w = randomUnit(bf.N); while (jacobi(w, bf.N) !== -1);
-  const ys = challenge(ctx, st, w);
+  let ys: bigint[];
+  do {
+    do w = randomUnit(bf.N); while (jacobi(w, bf.N) !== -1);
+    ys = challenge(ctx, st, w);
+  } while (ys.some((y) => gcd(y, bf.N) !== 1n));
   const phi = primes.reduce((x, r) => x * (r - 1n), 1n);
   const d = modInv(bf.N, phi);
   const symW = primes.map((r) => legendre(w, r));
