@@ -19,6 +19,7 @@ import {
   openPresignatureJournal,
   type PresignatureJournal,
 } from "./presignature_journal.ts";
+import { bounded, WAIT_MS } from "../testing/waits.ts";
 
 const KEY = "account-journal";
 const request: PresignatureRequest = {
@@ -135,6 +136,8 @@ test("take returns only once the used id is fsync'd", async () => {
     let release!: () => void;
     let syncs = 0;
     const gate = new Promise<void>((r) => (release = r));
+    let synced!: () => void;
+    const syncCalled = new Promise<void>((r) => (synced = r));
     // A file system whose journal fsync waits for the test.
     const fs: JournalFs = {
       open: (async (file: string, flags?: string, mode?: number) => {
@@ -142,7 +145,9 @@ test("take returns only once the used id is fsync'd", async () => {
         if (flags !== "a+") return fh;
         return new Proxy(fh, {
           get(target, prop) {
-            if (prop === "sync") return () => (syncs++, gate.then(() => target.sync()));
+            if (prop === "sync") {
+              return () => (syncs++, synced(), gate.then(() => target.sync()));
+            }
             const v = Reflect.get(target, prop);
             return typeof v === "function" ? v.bind(target) : v;
           },
@@ -155,7 +160,10 @@ test("take returns only once the used id is fsync'd", async () => {
         await s.put(p);
         let returned = false;
         const taking = s.take(p.id, request).then((x) => (returned = true, x));
-        for (let t = 0; syncs === 0 && t < 200; t++) await new Promise((r) => setTimeout(r, 5));
+        // Waits for the event (a fixed number of short sleeps failed on a loaded machine when
+        // the write before the fsync took longer than they did), then gives a take that would
+        // not wait for the fsync time to return.
+        await bounded(WAIT_MS, "take's fsync of the journal", syncCalled);
         await new Promise((r) => setTimeout(r, 50));
         assert.equal(syncs, 1, "take fsyncs the journal");
         assert.equal(returned, false, "take must not return before the fsync completes");
@@ -473,9 +481,22 @@ test("a journal is open once per process; after close it opens again", async () 
   const { path, done } = await tempJournal();
   try {
     const s = await openPresignatureJournal({ path });
-    const t0 = Date.now();
-    await assert.rejects(openPresignatureJournal({ path }), isJournalError("in-use"));
-    assert.ok(Date.now() - t0 < 1000, "refused at once, without waiting for the lock file");
+    // Refused at once by the in-process check, not after waiting for the lock file: with a lock
+    // timeout beyond the wait bound, a wait for the lock would fail the bounded wait, and the
+    // message names this process (the lock timeout's names another one). No clock comparison:
+    // a loaded machine can stall any fixed time.
+    await assert.rejects(
+      bounded(
+        WAIT_MS,
+        "the refusal of a second open",
+        openPresignatureJournal({ path, lockTimeoutMs: 3 * WAIT_MS }),
+      ),
+      (e: unknown) => {
+        isJournalError("in-use")(e);
+        assert.match((e as Error).message, /already open in this process/);
+        return true;
+      },
+    );
     await assert.rejects(
       openPresignatureJournal({ path: path + "/../" + "presignatures.journal" }),
       isJournalError("in-use"),
