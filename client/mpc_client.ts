@@ -736,15 +736,19 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
           refiller?.add(target); // an account held and committed: keep a pool for it
           const id = pool.pick(target, epoch);
           if (id !== undefined) {
+            let kept = false;
             try {
               const sig = await signPooled(target, bytes, id, b);
               counts.pooled++;
               return { ...sig, pooled: true };
             } catch (e) {
+              // Refused for load before any session (the retry after the hint names it
+              // again): listed again if this party never took it.
+              if (retryHintMs(e) !== undefined) kept = await pool.release(id);
               if (!presignatureUnavailable(e)) throw e;
               progress?.({ type: "status", message: "presignature unavailable: signing in full" });
             } finally {
-              await pool.discard(id, target, epoch); // used or not, never offered again
+              if (!kept) await pool.discard(id, target, epoch); // used or not, never offered again
             }
           }
           const sig = await signFull(accountId, hashMessage(hash, bytes), path, b);

@@ -150,6 +150,35 @@ describe("signMessage", () => {
     }
   });
 
+  test("a signMessage refused for load keeps the presignature on both sides for the next call", async () => {
+    const f = roomService({ accounts });
+    const client = clientOf(f, { presignaturePool: { size: 1, lowWater: 1, batch: 1 } });
+    try {
+      const target = { account: "alice", hash: "keccak256", path: "m/1" } as const;
+      await client.warmPresignatures(target);
+      await client.close(); // no refill from here on
+      const poolTarget = { accountId: "alice", path: [1], hash: "keccak256" } as const;
+      const epoch = await storedCurrentEpoch(new MemoryKeyStore(accounts[1]), "alice");
+      assert.equal(f.presignaturePool.count(poolTarget, epoch), 1);
+      // The caller's two sessions are taken: refused with a retry hint (maxRetries 0 here).
+      const held = [f.sessions.acquire("alice-app"), f.sessions.acquire("alice-app")];
+      await assert.rejects(client.signMessage("later", target), (e: Error & { code?: unknown }) => {
+        assert.match(e.message, /resource_exhausted/);
+        return true;
+      });
+      assert.equal(client.presignatureStats().pool.held, 1, "the client's copy is kept");
+      assert.equal(f.presignaturePool.count(poolTarget, epoch), 1, "the service's copy is kept");
+      assert.equal(client.presignatureStats().pool.taken, 0);
+      for (const release of held) release();
+      const sig = await client.signMessage("later", target);
+      assert.equal(sig.pooled, true, "the kept presignature signs in one round");
+      assert.ok(verifies(sig, keccak_256(new TextEncoder().encode("later"))));
+      assert.equal(f.presignaturePool.count(poolTarget, epoch), 0);
+    } finally {
+      await f.close();
+    }
+  });
+
   test("a call's deadline reaches the service as whole milliseconds (signTx and signMessage)", async () => {
     // Connect refuses a fractional timeout header; the time left of a deadline is computed
     // from clock readings, so it must be rounded before it is sent.

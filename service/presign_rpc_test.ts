@@ -72,6 +72,7 @@ function fixture() {
   const clientPool = new PresignaturePool(clientRaw);
   return {
     service,
+    sessions,
     servicePool,
     serviceRaw,
     clientStore,
@@ -173,6 +174,51 @@ test("Presign fills both pools; SignMessage signs a message in one round", async
   );
   assert.match(e.message, /presignature-unavailable/);
   assert.equal(f.gatewayCalls.length, calls, "no session started");
+});
+
+test("a SignMessage refused for load before its session keeps the presignature for the retry", async () => {
+  const f = fixture();
+  const { mine } = await presign(f, 1);
+  const id = mine.ids[0];
+  const message = new TextEncoder().encode("retried");
+  const request = (room: string) => ({
+    accountId: "alice",
+    message: toHex(message),
+    hash: "keccak256",
+    derivationPath: "m/0/7",
+    presignatureId: id,
+    roomId: room,
+  });
+  // The caller's two sessions are taken: the call is refused with a retry hint, no session.
+  const held = [f.sessions.acquire("app"), f.sessions.acquire("app")];
+  const calls = f.gatewayCalls.length;
+  const e = await refused(
+    f.service.signMessage(request(newRoomId()), bearer),
+    Code.ResourceExhausted,
+  );
+  assert.ok(e.metadata.get("retry-after"), "a retry hint");
+  assert.equal(f.gatewayCalls.length, calls, "no session started");
+  assert.equal(f.servicePool.count(TARGET, mine.epoch), 1, "listed again");
+  assert.equal(await f.serviceRaw.isUsed(id), false);
+  for (const release of held) release();
+
+  // The retry names it again and signs in one round; then it is consumed.
+  const epoch = await storedCurrentEpoch(f.clientStore, "alice");
+  assert.equal(f.clientPool.pick(TARGET, epoch), id);
+  const room = newRoomId();
+  const [mySig, answer] = await Promise.all([
+    signMessageAsParty(
+      f.clientStore,
+      { ...TARGET, message, presignatureId: id },
+      { gateway: f.clientGateway, room, ...TIMEOUTS },
+      f.clientPool,
+    ),
+    f.service.signMessage(request(room), bearer),
+  ]);
+  assert.equal(answer.signature?.der, mySig.signature.der);
+  assert.ok(await f.serviceRaw.isUsed(id));
+  assert.equal(f.servicePool.count(TARGET, epoch), 0);
+  assert.equal(await f.servicePool.release(id), false, "a used presignature is never listed again");
 });
 
 test("a presignature held for another path or hash is unavailable, and stays held", async () => {

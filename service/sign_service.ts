@@ -810,7 +810,8 @@ const PRESIGNATURE_UNAVAILABLE = "presignature-unavailable";
  * SignMessage: one round with a presignature both parties hold. The service claims the named
  * presignature from its pool before anything else (FAILED_PRECONDITION
  * "presignature-unavailable" when it holds none for this account, epoch, path and hash), and
- * from then on consumes it whatever happens, so it is never used twice.
+ * from then on consumes it whatever happens once the session starts, so it is never used
+ * twice; a call refused before its session (load, rate, draining) lists it again.
  */
 async function signMessage(
   s: Rpc,
@@ -837,8 +838,10 @@ async function signMessage(
       Code.FailedPrecondition,
     );
   }
+  let started = false;
   try {
     return await underLimits(s, call, "sign_message", () => s.locks.shared(id), async (run) => {
+      started = true;
       const r = await signMessageAsParty(
         deps.accounts,
         { accountId: id, message, hash, path, presignatureId },
@@ -854,6 +857,10 @@ async function signMessage(
       };
     });
   } finally {
-    await s.pool.discard(presignatureId, target, epoch); // a no-op when it was used
+    // Refused before its session (load, rate, draining): kept for the client's retry, which
+    // names it again. Otherwise consumed, a no-op when it was used.
+    if (started || !(await s.pool.release(presignatureId))) {
+      await s.pool.discard(presignatureId, target, epoch);
+    }
   }
 }

@@ -16,6 +16,10 @@
  *   signature leaves.
  * - **Claiming.** The party that did not pick (the service) `claim`s the id its peer names:
  *   listed for that target and epoch, or refused, before any session starts.
+ * - **Releasing.** A picked or claimed entry whose session never started (refused for load
+ *   before it ran) goes back to the inventory with `release`, as the newest entry, as long as
+ *   the store never gave it out and its epoch is still current; otherwise it is dropped. No
+ *   partial signature can have left for it: that needs `take`, which marks it used.
  *
  * The pool is itself a `PresignatureStore` (every call goes to the wrapped store, the
  * inventory follows), so the sessions, the key locks and the epoch purges of the key
@@ -97,6 +101,8 @@ export class PresignaturePool implements PresignatureStore {
   readonly #store: PresignatureStore;
   /** Insertion order is age order: the first entry of a Map is the oldest. */
   readonly #entries = new Map<string, Entry>();
+  /** Entries picked or claimed and not yet taken, discarded or released. */
+  readonly #out = new Map<string, Entry>();
   readonly #maxPerTarget: number;
   readonly #maxPerAccount: number;
   readonly #maxTotal: number;
@@ -163,6 +169,7 @@ export class PresignaturePool implements PresignatureStore {
     for (const e of this.#entries.values()) {
       if (e.target === key) {
         this.#entries.delete(e.id);
+        this.#out.set(e.id, e);
         return e.id;
       }
     }
@@ -178,7 +185,29 @@ export class PresignaturePool implements PresignatureStore {
     const e = this.#entries.get(id);
     if (!e || e.target !== targetKey(target)) return false;
     this.#entries.delete(id);
+    this.#out.set(id, e);
     return true;
+  }
+
+  /**
+   * Lists a picked or claimed entry again, as the newest of its target, when its session never
+   * started: only if the store has not given it out (`take`), it was not discarded and its key
+   * epoch was not purged meanwhile.
+   * @returns whether it is listed again.
+   */
+  async release(id: string): Promise<boolean> {
+    const e = this.#out.get(id);
+    if (!e) return false;
+    const used = await this.#store.isUsed(id);
+    // Taken, discarded or purged while the store answered: #out no longer holds it.
+    if (this.#out.get(id) !== e) return false;
+    this.#out.delete(id);
+    if (used) return false; // taken from the store directly, not through the pool
+    this.#entries.set(id, e);
+    await this.#bound((x) => x.target === e.target, this.#maxPerTarget);
+    await this.#bound((x) => x.accountId === e.accountId, this.#maxPerAccount);
+    await this.#bound(() => true, this.#maxTotal);
+    return this.#entries.has(id);
   }
 
   /**
@@ -187,6 +216,7 @@ export class PresignaturePool implements PresignatureStore {
    */
   async discard(id: string, target: PoolTarget, epoch: string): Promise<void> {
     this.#entries.delete(id);
+    this.#out.delete(id);
     try {
       await this.#store.take(id, {
         keyId: target.accountId,
@@ -215,6 +245,7 @@ export class PresignaturePool implements PresignatureStore {
 
   async take(id: string, expected: PresignatureRequest): Promise<Presignature> {
     this.#entries.delete(id);
+    this.#out.delete(id);
     const p = await this.#store.take(id, expected);
     this.#taken++;
     return p;
@@ -250,6 +281,9 @@ export class PresignaturePool implements PresignatureStore {
         this.#entries.delete(e.id);
         this.#expired++;
       }
+    }
+    for (const e of [...this.#out.values()]) {
+      if (e.accountId === accountId && e.epoch !== epoch) this.#out.delete(e.id);
     }
   }
 

@@ -227,6 +227,33 @@ describe("pool bounds", () => {
     assert.equal(pool.claim(y.id, target([5]), EPOCH), false, "claimed once");
   });
 
+  test("release lists a picked or claimed entry again, unless taken, discarded or purged", async () => {
+    const pool = new PresignaturePool(new MemoryPresignatureStore());
+    const [a, b, c, d] = [deal([]), deal([]), deal([]), deal([])];
+    for (const x of [a, b, c, d]) await pool.put(x);
+    const t = target([]);
+    // Picked, refused before any session, listed again (as the newest).
+    assert.equal(pool.pick(t, EPOCH), a.id);
+    assert.equal(await pool.release(a.id), true);
+    assert.equal(pool.count(t, EPOCH), 4);
+    assert.equal(await pool.release(a.id), false, "released once");
+    // Claimed, then taken: never listed again.
+    assert.equal(pool.claim(b.id, t, EPOCH), true);
+    await pool.take(b.id, { keyId: "k", epoch: EPOCH, hdPath: [], hash: "sha256" });
+    assert.equal(await pool.release(b.id), false);
+    // Picked, then discarded: never listed again.
+    assert.equal(pool.pick(t, EPOCH), c.id);
+    await pool.discard(c.id, t, EPOCH);
+    assert.equal(await pool.release(c.id), false);
+    // Picked, then the key's epoch changed: dropped.
+    assert.equal(pool.pick(t, EPOCH), d.id);
+    await pool.purgeOtherEpochs("k", "ab".repeat(32));
+    assert.equal(await pool.release(d.id), false);
+    assert.equal(pool.count(), 0);
+    // An id the pool never gave out.
+    assert.equal(await pool.release("00".repeat(32)), false);
+  });
+
   test("bad bounds are refused", () => {
     for (const v of [0, -1, 1.5, NaN]) {
       assert.throws(
