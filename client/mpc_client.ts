@@ -304,6 +304,38 @@ function presignatureUnavailable(e: unknown): boolean {
   return e instanceof RangeError && e.message.startsWith("presignature:");
 }
 
+/** Retries of a key change the service refused because a session of the account was running. */
+const BUSY_RETRIES = 7;
+
+/**
+ * Whether the service refused a session because another session of the account runs there
+ * (`ABORTED` "account-busy:", before any session: docs/service.md, Errors).
+ */
+function accountBusy(e: unknown): boolean {
+  return e instanceof ConnectError && e.code === Code.Aborted &&
+    e.rawMessage.includes("account-busy:");
+}
+
+/** Waits `ms`, or rejects with the signal's reason when it aborts first. */
+function pauseFor(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", stop);
+    };
+    const stop = () => {
+      done();
+      reject(signal!.reason);
+    };
+    const t = setTimeout(() => {
+      done();
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", stop, { once: true });
+  });
+}
+
 /** A session kind the service opens rooms for (the service's `ROOM_OPERATIONS`). */
 type RoomOperation = "sign" | "keygen" | "resume" | "refresh" | "presign" | "sign_message";
 
@@ -863,23 +895,47 @@ export function newMpcClient(config: MpcClientConfig): MpcClient {
     async refresh(accountId, options = {}) {
       await committed(accountId, options.signal);
       const p = await primes();
-      const at = await sessionRoom("refresh", accountId, options.signal);
-      const [mine, theirs] = await together(
-        options.signal,
-        (signal) =>
-          party(
-            refreshAsParty(keyStore, { accountId, primes: p }, opts(at, signal), life),
-            signal,
-          ),
-        (signal) =>
-          rpc(service.refresh({ accountId, roomId: at.room }, { signal, headers })).catch(
-            at.failed,
-          ),
-      );
-      if (theirs.sessionId !== mine.sessionId) {
-        throw new MpcClientError("mismatch", "the service confirmed another refresh session");
+      // The service refuses a key change while any session of the account runs there: the
+      // background presigning stops first, and a refusal for a session still ending is retried.
+      const resume = await refiller?.pause();
+      try {
+        for (let attempt = 0;; attempt++) {
+          try {
+            return await refreshOnce(accountId, p, options.signal);
+          } catch (e) {
+            if (!accountBusy(e) || attempt >= BUSY_RETRIES) throw e;
+            progress?.({ type: "status", message: "account busy on the service: retrying" });
+            await pauseFor(Math.min(1_000, 50 * 2 ** attempt), options.signal);
+          }
+        }
+      } finally {
+        resume?.();
       }
-      return { publicKey: encodePoint(mine.entry.keyShare.publicKey) };
     },
   };
+
+  /** One refresh session (the retries are the caller's). */
+  async function refreshOnce(
+    accountId: string,
+    p: Awaited<ReturnType<typeof primes>>,
+    signal?: AbortSignal,
+  ): Promise<{ publicKey: string }> {
+    const at = await sessionRoom("refresh", accountId, signal);
+    const [mine, theirs] = await together(
+      signal,
+      (signal) =>
+        party(
+          refreshAsParty(keyStore, { accountId, primes: p }, opts(at, signal), life),
+          signal,
+        ),
+      (signal) =>
+        rpc(service.refresh({ accountId, roomId: at.room }, { signal, headers })).catch(
+          at.failed,
+        ),
+    );
+    if (theirs.sessionId !== mine.sessionId) {
+      throw new MpcClientError("mismatch", "the service confirmed another refresh session");
+    }
+    return { publicKey: encodePoint(mine.entry.keyShare.publicKey) };
+  }
 }

@@ -85,6 +85,12 @@ export interface PresignatureRefiller {
   kick(): void;
   /** A signing call starts: aborts the running session and holds the next until `release`. */
   yieldToSigning(): () => void;
+  /**
+   * A key change (refresh) of the client starts: as `yieldToSigning`, and resolves once the
+   * running session has ended on this side (the service refuses a key change while a session
+   * of the account runs there).
+   */
+  pause(): Promise<() => void>;
   /** Resolves when every target is at its size and nothing runs (tests, warm-up). */
   idle(): Promise<void>;
   stats(): RefillStats;
@@ -164,6 +170,8 @@ export function createPresignatureRefiller(
   const stopped = new AbortController();
   let wake = new AbortController();
   let running: AbortController | undefined;
+  /** The running session, settled (never rejects). */
+  let session: Promise<unknown> | undefined;
   let signing = 0;
   let idleWaiters: (() => void)[] = [];
   const counters = { sessions: 0, made: 0, failures: 0, yielded: 0 };
@@ -216,7 +224,9 @@ export function createPresignatureRefiller(
       const started = now();
       counters.sessions++;
       try {
-        await deps.presign(target, count, AbortSignal.any([running.signal, stopped.signal]));
+        const p = deps.presign(target, count, AbortSignal.any([running.signal, stopped.signal]));
+        session = p.catch(() => undefined);
+        await p;
         counters.made += count;
         backoff = 0;
       } catch (e) {
@@ -232,6 +242,7 @@ export function createPresignatureRefiller(
         continue;
       } finally {
         running = undefined;
+        session = undefined;
       }
       const spent = now() - started;
       notBefore = now() + spent * (1 / o.cpuShare - 1);
@@ -239,6 +250,18 @@ export function createPresignatureRefiller(
   }
 
   const done = loop();
+
+  function yieldToSigning(): () => void {
+    signing++;
+    running?.abort(new DOMException("a signing call started", "AbortError"));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      signing--;
+      kick();
+    };
+  }
 
   return {
     add(target) {
@@ -253,16 +276,11 @@ export function createPresignatureRefiller(
       kick();
     },
     kick,
-    yieldToSigning() {
-      signing++;
-      running?.abort(new DOMException("a signing call started", "AbortError"));
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        signing--;
-        kick();
-      };
+    yieldToSigning,
+    async pause() {
+      const release = yieldToSigning();
+      await session;
+      return release;
     },
     idle() {
       return new Promise<void>((resolve) => {

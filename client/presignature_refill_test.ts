@@ -83,6 +83,51 @@ test("a signing call aborts the running session and holds the next until it ends
   await r.close();
 });
 
+test("a key change pauses: the running session is aborted and has ended when pause resolves", async () => {
+  let started!: () => void;
+  const running = new Promise<void>((r) => (started = r));
+  let sessions = 0;
+  let ended = false;
+  let finish!: () => void;
+  const f = fake({
+    presign: (_t, _n, signal) => {
+      sessions++;
+      started();
+      // The session ends only when the test says so, after its abort (a session winding down).
+      return new Promise((_, reject) =>
+        signal.addEventListener("abort", () => {
+          finish = () => {
+            ended = true;
+            reject(signal.reason);
+          };
+        }, { once: true })
+      );
+    },
+  });
+  const r = createPresignatureRefiller(f.deps, { size: 2, lowWater: 1, batch: 2 });
+  r.add(A);
+  await running;
+  let paused = false;
+  const pausing = r.pause().then((release) => {
+    paused = true;
+    return release;
+  });
+  for (let k = 0; k < 20; k++) await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(paused, false, "not before the running session has ended");
+  finish();
+  const release = await pausing;
+  assert.ok(ended);
+  for (let k = 0; k < 20; k++) await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(sessions, 1, "nothing starts while paused");
+  release();
+  while (sessions < 2) await new Promise((resolve) => setTimeout(resolve, 0));
+  // The next session is aborted in the same way (the abort reaches it synchronously).
+  const second = r.pause();
+  finish();
+  (await second)();
+  await r.close();
+});
+
 test("presigning keeps to its CPU share", async () => {
   const f = fake();
   const r = createPresignatureRefiller(f.deps, { size: 2, lowWater: 1, batch: 1, cpuShare: 0.25 });

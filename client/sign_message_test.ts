@@ -14,7 +14,7 @@ import { keccak_256 } from "@noble/hashes/sha3.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { fromHex, toHex } from "../core/bytes.ts";
 import { MemoryKeyStore } from "../keystore/memory_key_store.ts";
-import { fixtureAccounts, type PartyAccounts } from "../testing/accounts.ts";
+import { fixtureAccounts, fixturePrimes, type PartyAccounts } from "../testing/accounts.ts";
 import { ROOM_GATEWAY_URL, type RoomService, roomService } from "../testing/room_service.ts";
 import { storedCurrentEpoch } from "../session/party.ts";
 import { bounded, WAIT_MS } from "../testing/waits.ts";
@@ -43,6 +43,19 @@ function verifies(sig: { compact: string; publicKey: string }, digest: Uint8Arra
   return secp256k1.verify(fromHex(sig.compact), digest, fromHex(sig.publicKey), {
     prehash: false,
   });
+}
+
+/** Resolves once the service has started a session of `action` (its write-ahead audit record). */
+async function sessionStarted(f: RoomService, action: string): Promise<void> {
+  await bounded(
+    WAIT_MS,
+    `the service's ${action} session to start`,
+    (async () => {
+      while (!f.audited().some((a) => a.action === action && a.outcome === "started")) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })(),
+  );
 }
 
 const trail = (f: RoomService) =>
@@ -100,6 +113,47 @@ describe("signMessage", () => {
       await warming;
     } finally {
       await client.close();
+      await f.close();
+    }
+  });
+
+  test("a refresh during background presigning stops it first, then refreshes", async () => {
+    const f = roomService({ accounts });
+    const client = clientOf(f, {
+      presignaturePool: { size: 8, lowWater: 8, batch: 8 },
+      generatePrimes: fixturePrimes(6),
+    });
+    try {
+      const publicKey = await client.getPublicKey("alice");
+      const warming = client.warmPresignatures({ account: "alice", hash: "keccak256" });
+      // The service's presigning session holds the account (a key change is refused meanwhile).
+      await sessionStarted(f, "presign");
+      const refreshed = await client.refresh("alice");
+      assert.equal(refreshed.publicKey, publicKey);
+      assert.ok((client.presignatureStats().refill?.yielded ?? 0) >= 1, "the presigning yielded");
+      assert.ok(trail(f).includes("refresh ok"));
+      await client.close();
+      await warming;
+    } finally {
+      await client.close();
+      await f.close();
+    }
+  });
+
+  test("a refresh while a signature of the account runs on the service waits for it", async () => {
+    const f = roomService({ accounts });
+    const client = clientOf(f, { presignaturePool: false, generatePrimes: fixturePrimes(6) });
+    try {
+      const digest = crypto.getRandomValues(new Uint8Array(32));
+      const signing = client.signTx(digest, "alice");
+      await sessionStarted(f, "sign");
+      // Refused as account-busy while the signature runs, retried until it has ended.
+      const refreshed = await client.refresh("alice");
+      const sig = await signing;
+      assert.ok(verifies(sig, digest));
+      assert.equal(refreshed.publicKey, sig.publicKey);
+      assert.ok(trail(f).includes("refresh ok"));
+    } finally {
       await f.close();
     }
   });
