@@ -20,10 +20,13 @@
  * of `/env`, the service configuration (`--service-config FILE`, at `/app/config/sign-service.yaml`)
  * and the callers file (`--callers FILE`, at the path its `auth.tokens_file` names). All three
  * are required and validated with the boot program's own parsers; a build that would not boot is
- * refused with the reason. `--unconfigured` builds without them (an image to test the tool only).
+ * refused with the reason. `--gateway-ca FILE` (optional, https gateway only) bakes the private CA
+ * certificates the gateway's certificate chains to. `--unconfigured` builds without them (an
+ * image to test the tool only).
  *
  * Usage: deno task enclave:build --settings FILE | --kms-key-id ARN --region R --age-recipient A
- *   --service-config FILE --callers FILE [--setting NAME=VALUE]... [--entry enclave/boot.ts]
+ *   --service-config FILE --callers FILE [--gateway-ca FILE] [--setting NAME=VALUE]...
+ *   [--entry enclave/boot.ts]
  *   [--out dist/enclave/wallet-mpc.eif]
  *   [--blobs DIR | --kernel F --cmdline-file F --init F --nsm-ko F] [--rootfs-dir DIR]
  *   [--kms-region REGION]... [--deno-binary F] [--deno-flag FLAG]... [--unconfigured] [--json]
@@ -231,6 +234,7 @@ const CONFIG_FLAGS = [
   "age-recipient",
   "service-config",
   "callers",
+  "gateway-ca",
 ] as const;
 
 function parseArgs(argv: readonly string[]) {
@@ -307,10 +311,12 @@ export async function configFromArgs(
   for (const f of ["kms-key-id", "region", "age-recipient"]) {
     if (one(f) !== undefined) settings[variableName(f)] = one(f)!;
   }
+  const ca = one("gateway-ca");
   return await prepareEnclaveConfig({
     settings,
     serviceConfig: read("service-config"),
     callers: read("callers"),
+    ...(ca === undefined ? {} : { gatewayCa: readAt("gateway-ca", ca) }),
   });
 }
 
@@ -380,7 +386,10 @@ async function main(argv: readonly string[]): Promise<void> {
         config.env.join(" ")
       }; ${config.summary.serviceConfig} ` +
         `(gateway ${config.summary.gatewayUrl}); ${config.summary.callersFile} ` +
-        `(${config.summary.callers} callers)`,
+        `(${config.summary.callers} callers)` +
+        (config.summary.gatewayCa.length
+          ? `; gateway CA ${config.summary.gatewayCa.join(" | ")}`
+          : ""),
     );
   }
 }

@@ -14,7 +14,11 @@
  * `/etc/hosts` maps to 127.0.0.1: TLS end to end to the gateway, needed when the enclave is
  * given the gateway's issuer secret); the service listens on loopback without TLS; no gateway token
  * (the image is not secret: anyone with the EIF reads every file in it); at least one caller.
- * Nothing here is secret: a key id, a region, a public age recipient, token hashes.
+ * An https gateway whose certificate comes from a private CA: the CA certificates (PEM, `--gateway-ca`)
+ * are baked at `/app/config/gateway-ca.pem` and named by `DENO_CERT` in `/env` (Deno adds them
+ * to its built-in roots); they must parse as CA certificates valid now, and only an https gateway
+ * takes them. The parent cannot change them: they are measured like the rest.
+ * Nothing here is secret: a key id, a region, a public age recipient, token hashes, CA certificates.
  * @module
  */
 
@@ -22,11 +26,14 @@ import { BOOT_USAGE, bootSettings, type GatewayEgress, gatewayEgressOf } from ".
 import { loadServiceConfig } from "../../service/config.ts";
 import { parseCallersFile } from "../../service/auth.ts";
 import type { CpioEntry } from "./cpio.ts";
+import { X509Certificate } from "node:crypto";
 
 /** The prefix of the boot program's variables. */
 export const BOOT_ENV_PREFIX = "WALLET_MPC_ENCLAVE_";
 /** Where baked files may go in the image. */
 export const CONFIG_DIR = "/app/config/";
+/** Where the gateway's private CA certificates go in the image (named by `DENO_CERT`). */
+export const GATEWAY_CA_PATH = "/app/config/gateway-ca.pem";
 
 /** A refused build configuration; the message says what to fix. */
 export class EnclaveConfigError extends Error {
@@ -81,6 +88,10 @@ export interface EnclaveConfigInput {
   serviceConfig: Uint8Array;
   /** The callers file (YAML/JSON), as given. */
   callers: Uint8Array;
+  /** CA certificates (PEM) for an https gateway whose certificate a private CA issued. */
+  gatewayCa?: Uint8Array;
+  /** The build's clock, for the CA certificates' validity (default now). */
+  now?: Date;
 }
 
 /** The validated configuration, ready for the customer ramdisk. */
@@ -100,7 +111,41 @@ export interface EnclaveConfig {
     serviceConfig: string;
     callersFile: string;
     callers: number;
+    /** Subjects of the baked gateway CA certificates (none: Deno's built-in roots only). */
+    gatewayCa: string[];
   };
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----/g;
+
+/**
+ * The CA certificates of a PEM file: one or more CERTIFICATE blocks and nothing else, each a CA
+ * certificate valid at `now`.
+ * @returns their subjects
+ */
+function gatewayCaSubjects(pem: string, now: Date): string[] {
+  const blocks = pem.match(PEM_CERT) ?? [];
+  const rest = pem.replace(PEM_CERT, "").trim();
+  if (blocks.length === 0 || rest !== "") {
+    fail("gateway CA: expected PEM CERTIFICATE blocks only (no keys, no other text)");
+  }
+  return blocks.map((b, k) => {
+    let c: X509Certificate;
+    try {
+      c = new X509Certificate(b);
+    } catch (e) {
+      return fail(`gateway CA: certificate ${k + 1} does not parse: ${(e as Error).message}`);
+    }
+    if (!c.ca) fail(`gateway CA: certificate ${k + 1} (${c.subject}) is not a CA certificate`);
+    if (now < new Date(c.validFrom) || now > new Date(c.validTo)) {
+      fail(
+        `gateway CA: certificate ${
+          k + 1
+        } (${c.subject}) is not valid now (${c.validFrom} to ${c.validTo})`,
+      );
+    }
+    return c.subject.replace(/\n/g, ", ");
+  });
 }
 
 const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
@@ -255,13 +300,38 @@ export async function prepareEnclaveConfig(input: EnclaveConfigInput): Promise<E
   }
   if (callers.length === 0) fail("callers file: no callers (nobody could use the service)");
 
+  let gatewayCa: string[] = [];
+  if (input.gatewayCa !== undefined) {
+    if (!egress.tls) {
+      fail("gateway CA: only for an https gateway (gateway.url is http: the forwarder, no TLS)");
+    }
+    if ([configPath, callersPath].includes(GATEWAY_CA_PATH)) {
+      fail(`gateway CA: ${GATEWAY_CA_PATH} is taken by the service configuration or callers file`);
+    }
+    gatewayCa = gatewayCaSubjects(
+      utf8(input.gatewayCa, "the gateway CA file"),
+      input.now ?? new Date(),
+    );
+  }
+
   const rel = (p: string) => p.replace(/^\/+/, "");
   const names = Object.keys(env).sort();
   return {
-    env: names.map((n) => `${n}=${env[n]}`),
+    env: [
+      ...names.map((n) => `${n}=${env[n]}`),
+      ...(gatewayCa.length ? [`DENO_CERT=${GATEWAY_CA_PATH}`] : []),
+    ],
     files: [
       { type: "file", path: rel(configPath), mode: 0o644, data: input.serviceConfig },
       { type: "file", path: rel(callersPath), mode: 0o644, data: input.callers },
+      ...(gatewayCa.length
+        ? [{
+          type: "file" as const,
+          path: rel(GATEWAY_CA_PATH),
+          mode: 0o644,
+          data: input.gatewayCa!,
+        }]
+        : []),
     ],
     loopbackHosts: [kmsUrl.hostname, ...(egress.hostName ? [egress.hostName] : [])],
     summary: {
@@ -272,6 +342,7 @@ export async function prepareEnclaveConfig(input: EnclaveConfigInput): Promise<E
       serviceConfig: configPath,
       callersFile: callersPath,
       callers: callers.length,
+      gatewayCa,
     },
   };
 }

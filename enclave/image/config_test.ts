@@ -1,6 +1,6 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readCpio } from "./cpio.ts";
@@ -8,11 +8,13 @@ import { readEif, SECTION } from "./eif.ts";
 import { buildEnclaveImage, configFromArgs, defaultDenoBinary, placeholderBlobs } from "./build.ts";
 import {
   EnclaveConfigError,
+  GATEWAY_CA_PATH,
   parseSettingsFile,
   prepareEnclaveConfig,
   variableName,
 } from "./config.ts";
 import { callersYaml, serviceYaml, TEST_RECIPIENT, testConfigInput } from "./_test_config.ts";
+import { makeTestCa } from "../../testing/tls_ca.ts";
 
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 const text = (s: string) => new TextEncoder().encode(s);
@@ -172,6 +174,42 @@ test("enclave:build's command line: every part required unless --unconfigured; f
   }
 });
 
+test("a private gateway CA: baked beside the configuration and named by DENO_CERT; refused when it could not serve", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "enclave-ca-"));
+  try {
+    const pki = makeTestCa(dir);
+    const ca = readFileSync(pki.caFile);
+    const https = text(serviceYaml("https://gateway.example:8443"));
+    const c = await prepareEnclaveConfig(
+      testConfigInput({ serviceConfig: https, gatewayCa: new Uint8Array(ca) }),
+    );
+    assert.equal(c.env.at(-1), `DENO_CERT=${GATEWAY_CA_PATH}`);
+    const baked = c.files.find((f) => f.path === GATEWAY_CA_PATH.slice(1));
+    assert.ok(baked?.type === "file" && decode(baked.data) === decode(ca));
+    assert.deepEqual(c.summary.gatewayCa, ["CN=wallet-mpc test CA"]);
+    // Without one: Deno's built-in roots only.
+    const none = await prepareEnclaveConfig(testConfigInput({ serviceConfig: https }));
+    assert.ok(!none.env.some((l) => l.startsWith("DENO_CERT=")));
+    assert.deepEqual(none.summary.gatewayCa, []);
+
+    const withCa = (
+      gatewayCa: string,
+      message: RegExp,
+      over: Parameters<typeof testConfigInput>[0] = {},
+    ) => refused({ serviceConfig: https, gatewayCa: text(gatewayCa), ...over }, message);
+    await refused({ gatewayCa: new Uint8Array(ca) }, /gateway CA: only for an https gateway/);
+    await withCa(pki.cert, /certificate 1 \(CN=localhost\) is not a CA certificate/);
+    await withCa(decode(ca) + pki.key, /PEM CERTIFICATE blocks only/);
+    await withCa("", /PEM CERTIFICATE blocks only/);
+    const body = decode(ca).split("\n");
+    body[2] = "A".repeat(body[2].length); // the DER's structure broken
+    await withCa(body.join("\n"), /certificate 1 does not parse/);
+    await withCa(decode(ca), /is not valid now/, { now: new Date(Date.now() + 5 * 86_400_000) });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // Builds with a tiny entry (the bundle is not what these tests are about).
 const work = isDeno ? mkdtempSync(join(tmpdir(), "enclave-config-build-")) : "";
 after(() => work && rmSync(work, { recursive: true, force: true }));
@@ -210,6 +248,28 @@ test("the customer ramdisk holds the settings in /env and the files under rootfs
   assert.equal(file("rootfs/app/config/sign-service.yaml"), serviceYaml());
   assert.equal(file("rootfs/app/config/callers.yaml"), callersYaml());
   assert.match(file("rootfs/etc/hosts"), /^127\.0\.0\.1\tkms\.eu-west-1\.amazonaws\.com$/m);
+});
+
+test("a baked gateway CA is in the customer ramdisk and measured", { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "enclave-ca-build-"));
+  try {
+    const ca = new Uint8Array(readFileSync(makeTestCa(dir).caFile));
+    const serviceConfig = text(serviceYaml("https://gateway.example:8443"));
+    const without = await build({ serviceConfig });
+    const r = await build({ serviceConfig, gatewayCa: ca });
+    const customer = readCpio(
+      readEif(r.eif).sections.filter((x) => x.type === SECTION.ramdisk)[1].data,
+    );
+    const file = (p: string) => customer.find((x) => x.path === p);
+    const env = file("env");
+    assert.ok(env?.type === "file" && decode(env.data).includes(`DENO_CERT=${GATEWAY_CA_PATH}\n`));
+    const baked = file("rootfs" + GATEWAY_CA_PATH);
+    assert.ok(baked?.type === "file" && decode(baked.data) === decode(ca));
+    assert.notEqual(r.pcrs.pcr2, without.pcrs.pcr2, "PCR2 measures the CA");
+    assert.notEqual(r.pcrs.pcr0, without.pcrs.pcr0, "PCR0 measures the CA");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test(
