@@ -96,15 +96,7 @@ describe("signMessage", () => {
     try {
       const warming = client.warmPresignatures({ account: "alice", hash: "keccak256" });
       // A session of 8 presignatures takes seconds: wait until it has started.
-      await bounded(
-        WAIT_MS,
-        "the background presigning session to start",
-        (async () => {
-          while ((client.presignatureStats().refill?.sessions ?? 0) < 1) {
-            await new Promise((r) => setTimeout(r, 10));
-          }
-        })(),
-      );
+      await sessionStarted(f, "presign");
       const digest = crypto.getRandomValues(new Uint8Array(32));
       const sig = await client.signTx(digest, "alice");
       assert.ok(verifies(sig, digest));

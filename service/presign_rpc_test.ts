@@ -104,6 +104,32 @@ async function presign(f: Fixture, count: number) {
   return { mine, theirs };
 }
 
+/** Both parties sign `message` (keccak256, m/0/7) in one round with presignature `id`. */
+async function signBoth(f: Fixture, id: string, message: Uint8Array) {
+  const room = newRoomId();
+  return await Promise.all([
+    signMessageAsParty(
+      f.clientStore,
+      { ...TARGET, message, presignatureId: id },
+      { gateway: f.clientGateway, room, ...TIMEOUTS },
+      f.clientPool,
+    ),
+    f.service.signMessage(signRequest(id, message, room), bearer),
+  ]);
+}
+
+/** The SignMessage request of {@link signBoth}. */
+function signRequest(id: string, message: Uint8Array, room: string) {
+  return {
+    accountId: "alice",
+    message: toHex(message),
+    hash: "keccak256",
+    derivationPath: "m/0/7",
+    presignatureId: id,
+    roomId: room,
+  };
+}
+
 async function refused(p: Promise<unknown>, code: Code): Promise<ConnectError> {
   try {
     await p;
@@ -126,23 +152,7 @@ test("Presign fills both pools; SignMessage signs a message in one round", async
   const epoch = await storedCurrentEpoch(f.clientStore, "alice");
   const id = f.clientPool.pick(TARGET, epoch)!;
   const message = new TextEncoder().encode("\x19Ethereum Signed Message:\n5hello");
-  const room = newRoomId();
-  const [mySig, answer] = await Promise.all([
-    signMessageAsParty(
-      f.clientStore,
-      { ...TARGET, message, presignatureId: id },
-      { gateway: f.clientGateway, room, ...TIMEOUTS },
-      f.clientPool,
-    ),
-    f.service.signMessage({
-      accountId: "alice",
-      message: toHex(message),
-      hash: "keccak256",
-      derivationPath: "m/0/7",
-      presignatureId: id,
-      roomId: room,
-    }, bearer),
-  ]);
+  const [mySig, answer] = await signBoth(f, id, message);
   const digest = hashMessage("keccak256", message);
   assert.equal(answer.digest, toHex(digest));
   assert.equal(answer.signature?.der, mySig.signature.der);
@@ -162,14 +172,7 @@ test("Presign fills both pools; SignMessage signs a message in one round", async
   // The same presignature again: the service no longer holds it, refused before any session.
   const calls = f.gatewayCalls.length;
   const e = await refused(
-    f.service.signMessage({
-      accountId: "alice",
-      message: toHex(message),
-      hash: "keccak256",
-      derivationPath: "m/0/7",
-      presignatureId: id,
-      roomId: newRoomId(),
-    }, bearer),
+    f.service.signMessage(signRequest(id, message, newRoomId()), bearer),
     Code.FailedPrecondition,
   );
   assert.match(e.message, /presignature-unavailable/);
@@ -181,19 +184,11 @@ test("a SignMessage refused for load before its session keeps the presignature f
   const { mine } = await presign(f, 1);
   const id = mine.ids[0];
   const message = new TextEncoder().encode("retried");
-  const request = (room: string) => ({
-    accountId: "alice",
-    message: toHex(message),
-    hash: "keccak256",
-    derivationPath: "m/0/7",
-    presignatureId: id,
-    roomId: room,
-  });
   // The caller's two sessions are taken: the call is refused with a retry hint, no session.
   const held = [f.sessions.acquire("app"), f.sessions.acquire("app")];
   const calls = f.gatewayCalls.length;
   const e = await refused(
-    f.service.signMessage(request(newRoomId()), bearer),
+    f.service.signMessage(signRequest(id, message, newRoomId()), bearer),
     Code.ResourceExhausted,
   );
   assert.ok(e.metadata.get("retry-after"), "a retry hint");
@@ -205,16 +200,7 @@ test("a SignMessage refused for load before its session keeps the presignature f
   // The retry names it again and signs in one round; then it is consumed.
   const epoch = await storedCurrentEpoch(f.clientStore, "alice");
   assert.equal(f.clientPool.pick(TARGET, epoch), id);
-  const room = newRoomId();
-  const [mySig, answer] = await Promise.all([
-    signMessageAsParty(
-      f.clientStore,
-      { ...TARGET, message, presignatureId: id },
-      { gateway: f.clientGateway, room, ...TIMEOUTS },
-      f.clientPool,
-    ),
-    f.service.signMessage(request(room), bearer),
-  ]);
+  const [mySig, answer] = await signBoth(f, id, message);
   assert.equal(answer.signature?.der, mySig.signature.der);
   assert.ok(await f.serviceRaw.isUsed(id));
   assert.equal(f.servicePool.count(TARGET, epoch), 0);
