@@ -7,7 +7,7 @@
  * @module
  */
 
-import { parse as parseYaml } from "yaml";
+import { parseYamlBounded } from "../platform/yaml.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../platform/logger.ts";
 import { AddressSet } from "../platform/net_address.ts";
 import { applyOverrides as applyPathOverrides } from "../platform/settings_layers.ts";
@@ -525,7 +525,7 @@ function byteLength(s: string): number {
 export function parseConfig(text: string, overrides: Record<string, unknown> = {}): GatewayConfig {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = parseYamlBounded(text);
   } catch (e) {
     throw new SyntaxError(`config: not valid YAML: ${(e as Error).message}`, { cause: e });
   }

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { parse as parseYaml } from "yaml";
+import { parseYamlBounded } from "../platform/yaml.ts";
 import { formatHelp, parseArgs } from "../platform/cli_args.ts";
 import {
   type EnvAlias,
@@ -55,7 +55,7 @@ function value(path: string, raw: string): unknown {
   }
   if (VERBATIM.has(path)) return raw;
   try {
-    return parseYaml(raw);
+    return parseYamlBounded(raw);
   } catch {
     return raw;
   }

@@ -41,7 +41,7 @@
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
-import { parse as parseYaml } from "yaml";
+import { parseYamlBounded } from "../platform/yaml.ts";
 import { fromHex, toHex } from "../core/bytes.ts";
 import { AuthError, ConfigError, type ConfigErrorCode } from "./errors.ts";
 
@@ -212,7 +212,7 @@ function checkCaller(v: unknown, index: number): CallerConfig {
 export function parseCallersFile(text: string): CallerConfig[] {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = parseYamlBounded(text);
   } catch {
     throw configError("file", "not valid YAML or JSON", "unparsable");
   }

@@ -6,6 +6,7 @@
  * @module
  */
 import { Document, isMap, isSeq, parseDocument, YAMLMap, YAMLSeq } from "yaml";
+import { assertYamlDepth } from "../platform/yaml.ts";
 import { parseCallersFile } from "./auth.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -51,10 +52,18 @@ export function withCaller(path: string, text: string | null, entry: CallerEntry
     if (!(e instanceof ConfigError)) throw e;
     throw new RangeError(`--id / --accounts: ${e.message.replace(/^.*?callers\[0\][^:]*: /, "")}`);
   }
-  const doc = text === null ? new Document() : parseDocument(text);
-  if (doc.errors.length > 0) {
-    throw new ConfigError("unparsable", "--out", `${path}: not valid YAML; nothing written`);
+  const unparsable = () =>
+    new ConfigError("unparsable", "--out", `${path}: not valid YAML; nothing written`);
+  let doc = new Document();
+  if (text !== null) {
+    try {
+      assertYamlDepth(text);
+    } catch {
+      throw unparsable();
+    }
+    doc = parseDocument(text);
   }
+  if (doc.errors.length > 0) throw unparsable();
   if (doc.contents !== null) {
     // Refuse to edit what the service would refuse to read.
     let callers;

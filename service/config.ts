@@ -47,7 +47,7 @@
  * @module
  */
 
-import { parse as parseYaml } from "yaml";
+import { parseYamlBounded } from "../platform/yaml.ts";
 import { applySection, describe, isRecord, ruleOf, showPath } from "./_config_schema.ts";
 import {
   DEFAULT_PASSPHRASE_ENV,
@@ -511,7 +511,7 @@ export function parseServiceConfig(
 ): ServiceConfig {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = parseYamlBounded(text);
   } catch (e) {
     // The parser's message quotes the offending line (maybe a token): keep its first line only.
     const first = (e instanceof Error ? e.message : "").split("\n")[0].slice(0, 200);

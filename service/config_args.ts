@@ -14,7 +14,7 @@
  * @module
  */
 
-import { parse as parseYaml } from "yaml";
+import { parseYamlBounded } from "../platform/yaml.ts";
 import {
   type FlagSpec,
   formatHelp,
@@ -82,7 +82,7 @@ function overrideValue(path: string, raw: string, source: string): unknown {
       if (t.startsWith("[")) {
         let v: unknown;
         try {
-          v = parseYaml(t);
+          v = parseYamlBounded(t);
         } catch {
           throw new ConfigError("unparsable", path, `expected a list [a, b] from ${source}`);
         }
