@@ -281,4 +281,6 @@ async function main(): Promise<number> {
   return bad ? 1 : 0;
 }
 
-process.exitCode = await main();
+// Exit at once: a worker terminated while stuck in a hung input may keep running until it
+// unwinds (a hang found by the campaign kept CI's process alive for minutes after the report).
+process.exit(await main());
