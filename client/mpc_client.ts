@@ -274,7 +274,11 @@ export interface MpcClient {
   listAccounts(): Promise<string[]>;
   /** Distributed key generation with the service for a new account; stores the share. */
   keygen(accountId: string, options?: { signal?: AbortSignal }): Promise<{ publicKey: string }>;
-  /** Key refresh with the service; stores the refreshed share. */
+  /**
+   * Key refresh with the service; stores the refreshed share. Background presigning stops
+   * first (its presignatures end with the old epoch), and a refusal because another session of
+   * the account still runs on the service (`ABORTED` `account-busy`) is retried with a backoff.
+   */
   refresh(accountId: string, options?: { signal?: AbortSignal }): Promise<{ publicKey: string }>;
   /** The service client itself (health, listAccounts on the service, ...). */
   readonly service: Client<typeof SignService>;
