@@ -19,7 +19,7 @@ import { verifySignature } from "../core/signature.ts";
 import { dealKeyShares, freshSid } from "../testing/fixtures/protocol_fixtures.ts";
 import { fixturePaillier } from "../testing/fixtures/keys.ts";
 import { TEST_WORKER, watchedPool } from "../testing/compute.ts";
-import { bounded } from "../testing/waits.ts";
+import { bounded, WAIT_MS } from "../testing/waits.ts";
 import {
   type ComputePool,
   type ComputePoolEvent,
@@ -38,6 +38,17 @@ function counter() {
     view: new Int32Array(sab),
     release: () => Atomics.store(new Int32Array(sab), 2, 1),
   };
+}
+
+/** Resolves once slot 0 of the counter has counted (bounded by WAIT_MS). */
+function counting(view: Int32Array, what: string): Promise<void> {
+  return bounded(
+    WAIT_MS,
+    `${what} to count`,
+    (async () => {
+      while (Atomics.load(view, 0) === 0) await new Promise((r) => setTimeout(r, 1));
+    })(),
+  );
 }
 
 const pools: ComputePool[] = [];
@@ -120,7 +131,8 @@ describe("compute pool", () => {
       });
       await next("an event", (e) => e.type === "started" && e.label === "departed", since);
       await pool.run({ kind: "count", counter: c.sab, slot: 1, n: 1 }, { label: "other" });
-      assert.ok(Atomics.load(c.view, 0) > 0, "the spinning job runs");
+      // Started is posted before the spinning begins: a loaded machine may not have run it yet.
+      await counting(c.view, "the spinning job");
       ac.abort(new Error("client gone"));
       const e = await running.then(() => undefined, (e: unknown) => e);
       assert.ok(e instanceof TransportError && e.code === "aborted", String(e));
@@ -222,7 +234,7 @@ describe("compute pool", () => {
           signal: ac.signal,
         },
       );
-      while (Atomics.load(c.view, 0) === 0) await new Promise((r) => setTimeout(r, 0));
+      await counting(c.view, "the stuck job");
       ac.abort();
       await assert.rejects(stuck, (e: unknown) => e instanceof TransportError);
       await gone;
